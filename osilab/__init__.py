@@ -1,0 +1,38 @@
+"""osilab: see how networks really work, on real traffic.
+
+Read a capture, see every packet as its layers (OSI and TCP/IP side by side), follow
+its streams, and replay it through models of an AWS Network Load Balancer (L4) and an
+Application Load Balancer (L7) to see what each can and cannot route on.
+
+>>> import osilab
+>>> cap = osilab.read("captures/alb/alb.pcapng")      # doctest: +SKIP
+>>> pkt = next(iter(cap))                               # doctest: +SKIP
+>>> pkt.names()                                         # doctest: +SKIP
+['eth', 'ip', 'tcp']
+"""
+
+from osilab.capture import Capture, Layer, Packet, read
+from osilab.errors import (
+    CaptureError,
+    ConfigError,
+    DecodeError,
+    LabError,
+    OsilabError,
+    RuleError,
+    UsageError,
+)
+
+__all__ = [
+    "read",
+    "Capture",
+    "Packet",
+    "Layer",
+    "OsilabError",
+    "CaptureError",
+    "DecodeError",
+    "ConfigError",
+    "RuleError",
+    "LabError",
+    "UsageError",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,93 @@
+"""The ``osilab`` command line: one sub-command per module in :mod:`osilab.commands`.
+
+Each command module exposes ``HELP`` (one line), ``EXAMPLE`` (a shell example shown in
+``--help``), ``add_arguments(parser)`` and ``run(args) -> int``. This file only wires
+them together and keeps one promise for all of them: a user never sees a Python
+traceback. An :class:`~osilab.errors.OsilabError` becomes one clear line on stderr;
+anything else is reported as a bug with the command that triggered it.
+
+Exit codes: 0 when something could be read (even if some packets were damaged),
+1 when nothing could be read or the input was refused, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from osilab.errors import OsilabError
+
+__all__ = ["main", "COMMANDS"]
+
+#: The sub-commands, in the order ``osilab --help`` lists them: name -> module.
+COMMANDS: dict[str, str] = {
+    "tour": "osilab.commands.tour",
+    "layers": "osilab.commands.layers",
+    "summary": "osilab.commands.summary",
+    "flows": "osilab.commands.flows",
+    "follow": "osilab.commands.follow",
+    "http": "osilab.commands.http",
+    "tls": "osilab.commands.tls",
+    "route": "osilab.commands.route",
+    "compare": "osilab.commands.compare",
+    "journey": "osilab.commands.journey",
+    "lab": "osilab.commands.lab",
+}
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="osilab",
+        description="See how networks really work, on real packet captures.",
+        epilog="Run 'osilab COMMAND --help' for a command's options and an example.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # not written yet: leave it out of the menu
+                continue
+            raise
+        command = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=module.HELP,
+            epilog=f"example:\n  {module.EXAMPLE}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``osilab`` command; returns the process exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except OsilabError as exc:
+        print(f"osilab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("osilab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the promise: never a traceback
+        print(
+            f"osilab: internal error in '{args.command}': {type(exc).__name__}: {exc}\n"
+            "This is a bug in osilab; please report it with the command you ran.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Shared output helpers for commands: JSON Lines and plain text tables."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+__all__ = ["write_jsonl", "print_table"]
+
+
+def write_jsonl(objects: Iterable[dict[str, Any]], out: TextIO | None = None) -> int:
+    """Write one compact JSON object per line; returns how many were written."""
+    out = out or sys.stdout
+    count = 0
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+    for obj in objects:
+        out.write(dumps(obj))
+        out.write("\n")
+        count += 1
+    return count
+
+
+def print_table(
+    headers: Sequence[str], rows: Iterable[Sequence[object]], out: TextIO | None = None
+) -> int:
+    """Print rows under headers, columns padded to the widest cell; returns the row count."""
+    out = out or sys.stdout
+    materialised = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in materialised:
+        for i, cell in enumerate(row):
+            if i < len(widths):
+                widths[i] = max(widths[i], len(cell))
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False))
+    out.write(line.rstrip() + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for row in materialised:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() + "\n")
+    return len(materialised)

@@ -1,0 +1,170 @@
+"""Layer taxonomies: where each protocol sits in the OSI, TCP/IP and 5-layer models.
+
+Three models describe the same packets:
+
+* **OSI** (ISO/IEC 7498-1): seven layers, from Physical (1) to Application (7).
+* **TCP/IP** (RFC 1122 §1.1.3): four layers: Link, Internet, Transport, Application.
+  RFC 1122 has no physical layer and folds OSI 5-7 into Application.
+* **The 5-layer textbook model** (Kurose & Ross; Tanenbaum): Physical, Link, Network,
+  Transport, Application.
+
+Each layer has a *PDU name*, the word for "one unit of data at this layer": a *frame* at
+the link layer, a *packet* at the network layer, a *segment* (TCP) or *datagram* (UDP) at
+the transport layer and a *message* at the application layer.
+
+The models are idealisations and real protocols do not always fit. This module says so
+where it happens, in :attr:`ProtocolPlace.note`:
+
+* **ARP** resolves layer-3 addresses into layer-2 addresses. It rides directly in an
+  Ethernet frame (no IP header), so it is usually drawn at layer 2 and a half.
+* **TLS** is above TCP and below HTTP. OSI would call its record layer *presentation*
+  (6) and its handshake *session* (5); TCP/IP simply calls it application.
+* **ICMP** is carried inside IP but is part of the network layer's own machinery (3).
+
+This module is pure data: it knows nothing of bytes or files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+__all__ = [
+    "LayerName",
+    "OSI",
+    "TCPIP",
+    "FIVE_LAYER",
+    "ProtocolPlace",
+    "PROTOCOLS",
+    "place",
+    "osi_name",
+    "tcpip_to_osi",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerName:
+    """One layer of a model: its number, its name and the name of its PDU."""
+
+    number: int
+    name: str
+    pdu: str
+
+
+#: The seven OSI layers (ISO/IEC 7498-1), bottom to top.
+OSI: tuple[LayerName, ...] = (
+    LayerName(1, "Physical", "bit"),
+    LayerName(2, "Data link", "frame"),
+    LayerName(3, "Network", "packet"),
+    LayerName(4, "Transport", "segment / datagram"),
+    LayerName(5, "Session", "data"),
+    LayerName(6, "Presentation", "data"),
+    LayerName(7, "Application", "message"),
+)
+
+#: The four TCP/IP layers of RFC 1122, bottom to top, with the OSI layers each covers.
+TCPIP: tuple[LayerName, ...] = (
+    LayerName(1, "Link", "frame"),
+    LayerName(2, "Internet", "packet"),
+    LayerName(3, "Transport", "segment / datagram"),
+    LayerName(4, "Application", "message"),
+)
+
+#: The textbook five-layer model, bottom to top.
+FIVE_LAYER: tuple[LayerName, ...] = (
+    LayerName(1, "Physical", "bit"),
+    LayerName(2, "Link", "frame"),
+    LayerName(3, "Network", "packet"),
+    LayerName(4, "Transport", "segment / datagram"),
+    LayerName(5, "Application", "message"),
+)
+
+#: Which OSI layers each TCP/IP layer covers (RFC 1122 has no physical layer).
+tcpip_to_osi: MappingProxyType[str, tuple[int, ...]] = MappingProxyType(
+    {
+        "link": (1, 2),
+        "internet": (3,),
+        "transport": (4,),
+        "application": (5, 6, 7),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolPlace:
+    """Where one protocol sits.
+
+    Attributes:
+        name: osilab's layer name (Wireshark's short name where there is one).
+        title: the protocol's full name.
+        osi: the OSI layer number osilab files it under.
+        tcpip: the TCP/IP layer, ``"link"``, ``"internet"``, ``"transport"`` or ``"application"``.
+        pdu: what one unit of this protocol is called.
+        note: where the protocol fits no single layer, the honest explanation.
+    """
+
+    name: str
+    title: str
+    osi: int
+    tcpip: str
+    pdu: str
+    note: str = ""
+
+
+_P = ProtocolPlace
+
+#: Every protocol osilab dissects, by layer name.
+PROTOCOLS: MappingProxyType[str, ProtocolPlace] = MappingProxyType(
+    {
+        p.name: p
+        for p in (
+            _P("eth", "Ethernet II", 2, "link", "frame"),
+            _P("vlan", "IEEE 802.1Q VLAN tag", 2, "link", "frame",
+               "A 4-byte tag inside the Ethernet header; QinQ stacks two of them."),
+            _P("sll", "Linux cooked capture (SLL/SLL2)", 2, "link", "frame",
+               "Not a real wire format: Linux writes it when capturing on 'any' interface."),
+            _P("null", "BSD loopback (null)", 2, "link", "frame",
+               "Not a real wire format: a 4-byte address family on the loopback interface."),
+            _P("arp", "Address Resolution Protocol", 2, "link", "packet",
+               "ARP maps IP (layer 3) addresses to MAC (layer 2) addresses and rides directly "
+               "in Ethernet: it is neither purely layer 2 nor layer 3 (often called 2.5)."),
+            _P("ip", "Internet Protocol version 4", 3, "internet", "packet"),
+            _P("ipv6", "Internet Protocol version 6", 3, "internet", "packet"),
+            _P("icmp", "Internet Control Message Protocol", 3, "internet", "message",
+               "Carried inside IP, yet part of the network layer's own control plane."),
+            _P("icmpv6", "ICMP for IPv6", 3, "internet", "message",
+               "Also carries IPv6 Neighbor Discovery, IPv6's replacement for ARP."),
+            _P("tcp", "Transmission Control Protocol", 4, "transport", "segment"),
+            _P("udp", "User Datagram Protocol", 4, "transport", "datagram"),
+            _P("dns", "Domain Name System", 7, "application", "message"),
+            _P("tls", "Transport Layer Security", 6, "application", "record",
+               "TLS sits between TCP and the application: OSI would split it into session "
+               "(handshake, layer 5) and presentation (encryption, layer 6); TCP/IP calls it "
+               "application. osilab files it under 6."),
+            _P("http", "Hypertext Transfer Protocol", 7, "application", "message"),
+            _P("http2", "HTTP/2", 7, "application", "frame",
+               "HTTP/2 has its own framing layer (streams multiplexed on one connection), "
+               "something OSI would call session (5)."),
+            _P("resp", "Redis serialization protocol", 7, "application", "message"),
+            _P("pgsql", "PostgreSQL frontend/backend protocol", 7, "application", "message"),
+            _P("proxy", "PROXY protocol", 5, "application", "header",
+               "A header a proxy prepends to a TCP stream to pass on the client's addresses: "
+               "session-like information (5) carried as the first bytes of the payload."),
+            _P("data", "Undecoded payload", 7, "application", "data",
+               "Bytes osilab does not recognise; shown as data rather than hidden."),
+        )
+    }
+)
+
+
+def place(name: str) -> ProtocolPlace:
+    """Where the protocol ``name`` sits; unknown names are filed as application data."""
+    found = PROTOCOLS.get(name)
+    if found is None:
+        return ProtocolPlace(name, name, 7, "application", "data", "Not in osilab's vocabulary.")
+    return found
+
+
+def osi_name(number: int) -> str:
+    """The name of OSI layer ``number`` (1-7)."""
+    return OSI[number - 1].name

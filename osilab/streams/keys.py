@@ -1,0 +1,64 @@
+"""Flow identity: endpoints and the bidirectional 5-tuple.
+
+A *flow* is every packet that shares one protocol and one pair of endpoints, in both
+directions. osilab orients each flow: the **client** is the side that sent the first
+SYN (or, when the start was not captured, the side with the ephemeral port), the
+**server** the other. ``str(flow)`` is the form the CLI prints and accepts:
+``198.51.100.7:51514-203.0.113.10:80`` (IPv6 addresses in brackets).
+
+This module knows nothing of packets or files: it is pure data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Endpoint", "FlowKey"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Endpoint:
+    """One side of a conversation: an IP address (text form) and a port."""
+
+    ip: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        """Read ``"198.51.100.7:51514"`` or ``"[2001:db8::1]:443"`` back into an Endpoint."""
+        if text.startswith("["):
+            host, _, port = text[1:].partition("]:")
+        else:
+            host, _, port = text.rpartition(":")
+        return cls(host, int(port))
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FlowKey:
+    """A flow, oriented client -> server. ``proto`` is ``"tcp"`` or ``"udp"``."""
+
+    proto: str
+    client: Endpoint
+    server: Endpoint
+
+    def __str__(self) -> str:
+        return f"{self.client}-{self.server}"
+
+    @classmethod
+    def parse(cls, text: str, proto: str = "tcp") -> FlowKey:
+        """Read the CLI form ``client-server`` back into a FlowKey."""
+        # The separator is the "-" that follows a port number.
+        for i, ch in enumerate(text):
+            if ch == "-" and i > 0 and text[i - 1].isdigit() and (
+                text[i + 1 : i + 2] == "[" or text[i + 1 : i + 2].isdigit()
+            ):
+                left, right = text[:i], text[i + 1 :]
+                if ":" in left and ":" in right:
+                    try:
+                        return cls(proto, Endpoint.parse(left), Endpoint.parse(right))
+                    except ValueError:
+                        continue
+        raise ValueError(f"not a flow (expected CLIENT:PORT-SERVER:PORT): {text!r}")
