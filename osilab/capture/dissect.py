@@ -664,7 +664,7 @@ LINKTYPES: MappingProxyType[int, str] = MappingProxyType({
 
 #: EtherType -> dissector (IEEE registry).
 ETHERTYPES: MappingProxyType[int, str] = MappingProxyType({
-    0x0800: "ip", 0x0806: "arp", 0x86DD: "ipv6", 0x8100: "vlan", 0x88A8: "vlan", 0x9100: "vlan",
+    0x0800: "ip", 0x0806: "arp", 0x8035: "arp", 0x86DD: "ipv6", 0x8100: "vlan", 0x88A8: "vlan", 0x9100: "vlan",
 })
 
 #: IP protocol number -> dissector (IANA "Assigned Internet Protocol Numbers").

@@ -195,7 +195,7 @@ class Capture:
 
     def __iter__(self) -> Iterator[Packet]:
         names = {}
-        for no, time, linktype, data, wire, iface, problem, file_offset in self._records():
+        for no, time, linktype, data, wire, iface, problem, _file_offset in self._records():
             if iface not in names:
                 names[iface] = self.interfaces[iface].name if iface < len(self.interfaces) else None
             pkt = Packet(no, time, data, linktype, wire_length=wire, interface=iface,

@@ -1,0 +1,545 @@
+"""A sans-IO model of an AWS Application Load Balancer (layer 7).
+
+Theory of operation
+-------------------
+An ALB is a proxy: "the load balancer maintains two connections", one with the client
+and one with the target [ALB-UG application-load-balancers.md]. The client's TCP
+handshake ends at the ALB; the ALB cannot choose anything until the request's headers
+have arrived, often several segments after the SYN. Then, **per request**:
+
+1. The **listener** is the one on the port the client connected to.
+2. **Desync mitigation** (``routing.http.desync_mitigation_mode``, default
+   ``defensive``) may block a request whose head is ambiguous or malformed
+   (``lb-reference.md`` §1.8): the ALB answers 400 itself.
+3. The **rules** run in ascending priority; the first whose conditions all match wins;
+   otherwise the default rule (:mod:`osilab.balancers.rules`).
+4. The winning **action**: ``redirect`` (the ALB answers 301/302 with a Location built
+   from ``#{protocol}``, ``#{host}``, ``#{port}``, ``#{path}``, ``#{query}``),
+   ``fixed-response`` (the ALB answers by itself), or ``forward`` to one target group
+   or to several by weight (sticky by the ``AWSALBTG`` cookie when group stickiness is
+   on).
+5. Inside the target group: an ``AWSALB`` stickiness cookie that decodes to a healthy
+   registered target wins; otherwise the group's **algorithm** picks:
+   ``round_robin`` (osilab: deterministic, starting at the first registered target and
+   advancing one per pick), ``least_outstanding_requests`` (fewest requests forwarded
+   whose response has not been seen complete; ties to the first registered) or
+   ``weighted_random`` (seeded, so reproducible).
+6. The request goes to the target with **X-Forwarded-For** (append/preserve/remove),
+   **X-Forwarded-Proto**, **X-Forwarded-Port** and **X-Amzn-Trace-Id** added.
+
+The model is fed :class:`~osilab.protocols.messages.HttpRequest` (one decision each, at
+``headers_complete_packet``) and :class:`~osilab.protocols.messages.HttpResponse` (to
+count outstanding requests). It opens no socket and reads no clock: times are the
+capture's. The stickiness cookies are opaque tokens (a keyed MAC over the group and
+target) that this model alone can decode, as only AWS can decode its encrypted ones.
+
+Desync mitigation: the table of ``lb-reference.md`` §1.8 is implemented here
+(:func:`desync_action`) because ``osilab.protocols.desync`` did not exist yet when this
+was written; the request's verdict comes from the HTTP parser.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any
+
+from osilab.balancers import explain
+from osilab.balancers.config import Action, BalancerConfig, Listener, TargetGroup, load_config
+from osilab.balancers.decision import Decision, DecisionList
+from osilab.balancers.hashing import stable_hash
+from osilab.balancers.rules import evaluate_rules
+from osilab.errors import ConfigError
+from osilab.protocols.messages import HttpRequest, HttpResponse
+from osilab.streams.keys import FlowKey
+
+__all__ = [
+    "ApplicationLoadBalancer",
+    "desync_action",
+    "encode_cookie",
+    "decode_cookie",
+    "trace_id",
+    "redirect_location",
+]
+
+#: ``routing.http.desync_mitigation_mode`` x desync class -> what the ALB does
+#: (lb-reference.md §1.8, from [ALB-UG application-load-balancers.md]).
+DESYNC_TABLE = {
+    "monitor": {"Compliant": "allow", "Acceptable": "allow", "Ambiguous": "allow", "Severe": "allow"},
+    "defensive": {"Compliant": "allow", "Acceptable": "allow", "Ambiguous": "allow-close", "Severe": "block"},
+    "strictest": {"Compliant": "allow", "Acceptable": "block", "Ambiguous": "block", "Severe": "block"},
+}
+
+#: Cookie lifetime AWS sets: a fixed 7 days, renewed on every request [ALB-UG sticky-sessions.md].
+COOKIE_EXPIRY_SECONDS = 7 * 24 * 3600
+
+
+def desync_action(mode: str, klass: str) -> str:
+    """``"allow"``, ``"allow-close"`` (forward, then close both connections) or ``"block"`` (400).
+
+    >>> desync_action("defensive", "Severe"), desync_action("strictest", "Acceptable")
+    ('block', 'block')
+    """
+    try:
+        return DESYNC_TABLE[mode][klass]
+    except KeyError:
+        raise ConfigError(f"unknown desync mode/class {mode!r}/{klass!r}") from None
+
+
+def _mac(data: bytes, seed: int) -> bytes:
+    return hmac.new(seed.to_bytes(8, "big") + b"osilab-alb-cookie", data, hashlib.sha256).digest()[:10]
+
+
+def encode_cookie(target_group: str, target: str | None, seed: int = 0) -> str:
+    """An opaque stickiness cookie value naming a target group (and target).
+
+    AWS encrypts its ``AWSALB``/``AWSALBTG`` values; osilab signs instead, so the value
+    is just as useless to a client and this model can still decode it.
+    """
+    payload = f"{target_group}\x00{target or ''}".encode()
+    return base64.urlsafe_b64encode(_mac(payload, seed) + payload).decode().rstrip("=")
+
+
+def decode_cookie(value: str, seed: int = 0) -> tuple[str, str | None] | None:
+    """``(target_group, target)`` from a value made by :func:`encode_cookie`, or ``None``
+    when the value is not one (tampered, truncated, from another balancer)."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, TypeError):
+        return None
+    mac, payload = raw[:10], raw[10:]
+    if len(mac) < 10 or not hmac.compare_digest(mac, _mac(payload, seed)):
+        return None
+    group, _, target = payload.decode(errors="replace").partition("\x00")
+    return group, target or None
+
+
+def trace_id(time: float, key: str, seed: int = 0) -> str:
+    """An ``X-Amzn-Trace-Id`` root: ``1-<8 hex epoch seconds>-<24 hex>`` (deterministic here).
+
+    >>> trace_id(1700000000.5, "flow#0")[:11]
+    '1-6553f100-'
+    """
+    unique = hashlib.blake2b(key.encode(), digest_size=12, key=seed.to_bytes(8, "big")).hexdigest()
+    return f"1-{int(time) & 0xFFFFFFFF:08x}-{unique}"
+
+
+def _cookies(request: HttpRequest) -> dict[str, str]:
+    jar: dict[str, str] = {}
+    for name, value in request.headers:
+        if name.lower() != "cookie":
+            continue
+        for part in value.split(";"):
+            key, sep, val = part.strip().partition("=")
+            if sep and key not in jar:
+                jar[key] = val
+    return jar
+
+
+def _host_without_port(host: str) -> str:
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def redirect_location(
+    redirect: Any, *, listener_protocol: str, listener_port: int, request: HttpRequest
+) -> str:
+    """The ``Location`` of a redirect action, placeholders substituted.
+
+    ``#{protocol}`` is the listener's protocol, ``#{host}`` the request's host (without
+    port), ``#{port}`` the listener port, ``#{path}`` the path **without its leading
+    slash** (AWS writes ``"/#{path}"``), ``#{query}`` the query without ``?``. A default
+    port (80 for HTTP, 443 for HTTPS) is left out of the URL.
+    """
+    values = {
+        "#{protocol}": listener_protocol,
+        "#{host}": _host_without_port(request.host or ""),
+        "#{port}": str(listener_port),
+        "#{path}": request.path.lstrip("/"),
+        "#{query}": request.query,
+    }
+
+    def fill(template: str) -> str:
+        for placeholder, value in values.items():
+            template = template.replace(placeholder, value)
+        return template
+
+    protocol = fill(redirect.protocol).lower()
+    host = fill(redirect.host)
+    port = fill(redirect.port)
+    path = fill(redirect.path)
+    query = fill(redirect.query)
+    default = {"http": "80", "https": "443"}.get(protocol)
+    authority = host if port == default else f"{host}:{port}"
+    return f"{protocol}://{authority}{path}" + (f"?{query}" if query else "")
+
+
+@dataclass(slots=True)
+class _GroupState:
+    group: TargetGroup
+    healthy: list[str]
+    pending: list[Any]
+    next_index: int = 0
+    rng: random.Random | None = None
+
+
+class ApplicationLoadBalancer:
+    """An AWS ALB, fed HTTP requests and responses.
+
+    >>> from osilab.streams.keys import Endpoint, FlowKey
+    >>> alb = ApplicationLoadBalancer({"Type": "application",
+    ...     "TargetGroups": [{"Name": "web", "Targets": ["192.0.2.11:80", "192.0.2.12:80"]}],
+    ...     "Listeners": [{"Protocol": "HTTP", "Port": 80,
+    ...                    "DefaultActions": [{"Type": "forward", "TargetGroupName": "web"}]}]})
+    >>> flow = FlowKey("tcp", Endpoint("198.51.100.7", 51514), Endpoint("203.0.113.20", 80))
+    >>> req = HttpRequest(flow, 0, "GET", "/", "HTTP/1.1", (("Host", "shop.example"),), 4, 4, 1.0)
+    >>> alb.request(req).target
+    '192.0.2.11:80'
+    """
+
+    kind = "alb"
+
+    def __init__(self, config: BalancerConfig | dict[str, Any] | str, *, seed: int | None = None) -> None:
+        self.config = load_config(config)
+        if self.config.is_network:
+            raise ConfigError("ApplicationLoadBalancer needs a configuration with Type 'application'")
+        self.seed = self.config.seed if seed is None else seed
+        self._groups: dict[str, _GroupState] = {}
+        for group in self.config.target_groups:
+            rng = random.Random(stable_hash(group.name.encode(), self.seed, purpose=b"weighted-random"))
+            self._groups[group.name] = _GroupState(group, list(group.targets), list(group.health_changes), rng=rng)
+        self._group_rng = random.Random(stable_hash(b"forward-weights", self.seed, purpose=b"weighted-tg"))
+        self.outstanding: dict[str, int] = {t: 0 for g in self.config.target_groups for t in g.targets}
+        self._in_flight: dict[tuple[str, int], str] = {}
+        self._decisions: list[Decision] = []
+        self._first_time: float | None = None
+        self._syn: dict[FlowKey, int] = {}
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def decisions(self) -> DecisionList:
+        targets = [t for g in self.config.target_groups for t in g.targets]
+        return DecisionList(self._decisions, targets=targets)
+
+    # ------------------------------------------------------------------ connection facts
+
+    def connection_opened(self, flow: FlowKey, packet: int) -> None:
+        """The client's SYN for ``flow`` was packet ``packet`` (optional; used in the why)."""
+        self._syn.setdefault(flow, packet)
+
+    def connection_closed(self, flow: FlowKey) -> None:
+        """The client's connection ended (its requests without a response stop counting)."""
+        self._syn.pop(flow, None)
+        for key in [k for k in self._in_flight if k[0] == str(flow)]:
+            target = self._in_flight.pop(key)
+            self.outstanding[target] -= 1
+
+    # ------------------------------------------------------------------ feeding
+
+    def feed(self, message: HttpRequest | HttpResponse) -> Decision | None:
+        """Feed a request (returns its decision) or a response (returns ``None``)."""
+        if isinstance(message, HttpRequest):
+            return self.request(message)
+        if isinstance(message, HttpResponse):
+            self.response(message)
+            return None
+        raise ConfigError(f"an ALB is fed HttpRequest or HttpResponse, not {type(message).__name__}")
+
+    def feed_all(self, messages: Iterable[HttpRequest | HttpResponse]) -> DecisionList:
+        """Feed many messages in order; returns all decisions so far."""
+        for message in messages:
+            self.feed(message)
+        return self.decisions
+
+    def response(self, response: HttpResponse) -> None:
+        """A complete response: its request is no longer outstanding at its target."""
+        key = (str(response.flow), response.stream_id if response.stream_id is not None else response.index)
+        target = self._in_flight.pop(key, None)
+        if target is not None:
+            self.outstanding[target] -= 1
+
+    def request(self, request: HttpRequest) -> Decision:
+        """Decide one request: the whole of steps 1-6 above."""
+        if self._first_time is None:
+            self._first_time = request.time
+        self._apply_health(request.time)
+        port = request.flow.server.port
+        listener = self.config.listener(port, "tcp")
+        base = {
+            "unit": "request",
+            "flow": request.flow,
+            "request": request,
+            "decided_at": request.headers_complete_packet,
+            "time": request.time,
+            "first_packet": request.first_packet,
+        }
+        if listener is None:
+            return self._record(
+                Decision(
+                    **base,
+                    target_group=None,
+                    target=None,
+                    seen=("tcp.dstport",),
+                    why=f"no listener on port {port}: the ALB would never have accepted this connection",
+                    action="not-routable",
+                )
+            )
+        listener_name = f"{listener.protocol}:{listener.port}"
+        base["listener"] = listener_name
+
+        close_note = ""
+        verdict = request.desync
+        if verdict is not None and verdict.klass != "Compliant":
+            mode = self.config.desync_mitigation_mode
+            what = desync_action(mode, verdict.klass)
+            reason = verdict.reason or verdict.klass
+            if what == "block":
+                return self._record(
+                    Decision(
+                        **base,
+                        target_group=None,
+                        target=None,
+                        seen=("http.request.line", "http.request.headers"),
+                        why=(
+                            f"desync mitigation ({mode} mode) blocked {request.method} {request.target} at "
+                            f"packet {request.headers_complete_packet}: the request is {verdict.klass} "
+                            f"({reason}), so the ALB answers 400 itself and closes the connection"
+                        ),
+                        action="blocked",
+                        status=400,
+                    )
+                )
+            if what == "allow-close":
+                close_note = (
+                    f"; desync mitigation ({mode} mode) lets this {verdict.klass} request ({reason}) "
+                    "through, then closes both the client and the target connection"
+                )
+
+        match = evaluate_rules(listener.rules, request)
+        rule_label = match.rule.label if match.rule else "default"
+        action = match.rule.action if match.rule else listener.default_action
+        seen = ("tcp.dstport",) + match.seen
+        rule_why = match.why
+
+        if action.type == "redirect":
+            assert action.redirect is not None
+            location = redirect_location(
+                action.redirect, listener_protocol=listener.protocol, listener_port=listener.port, request=request
+            )
+            status = int(action.redirect.status_code.split("_")[1])
+            return self._record(
+                Decision(
+                    **base,
+                    target_group=None,
+                    target=None,
+                    seen=seen,
+                    why=(
+                        f"at packet {request.headers_complete_packet} the headers of {request.method} "
+                        f"{request.target} were complete; {rule_why}; the ALB answers {status} itself "
+                        f"with Location {location} and no target sees the request{close_note}."
+                    ),
+                    action="redirect",
+                    status=status,
+                    rule=rule_label,
+                    location=location,
+                )
+            )
+        if action.type == "fixed-response":
+            assert action.fixed_response is not None
+            status = int(action.fixed_response.status_code)
+            return self._record(
+                Decision(
+                    **base,
+                    target_group=None,
+                    target=None,
+                    seen=seen,
+                    why=(
+                        f"at packet {request.headers_complete_packet} the headers of {request.method} "
+                        f"{request.target} were complete; {rule_why}; the ALB answers {status} itself "
+                        f"(fixed-response) and no target sees the request{close_note}."
+                    ),
+                    action="fixed-response",
+                    status=status,
+                    rule=rule_label,
+                )
+            )
+        return self._forward(request, listener, action, base, seen, rule_why, rule_label, close_note)
+
+    # ------------------------------------------------------------------ forwarding
+
+    def _forward(
+        self,
+        request: HttpRequest,
+        listener: Listener,
+        action: Action,
+        base: dict[str, Any],
+        seen: tuple[str, ...],
+        rule_why: str,
+        rule_label: str,
+        close_note: str,
+    ) -> Decision:
+        jar = _cookies(request)
+        cookies: list[str] = []
+        notes: list[str] = []
+        entries = [e for e in action.target_groups if e.weight > 0]
+        group_name: str | None = None
+        if len(action.target_groups) > 1 or action.group_stickiness:
+            if action.group_stickiness:
+                seen = seen + ("http.cookie",) if "http.cookie" not in seen else seen
+                decoded = decode_cookie(jar["AWSALBTG"], self.seed) if "AWSALBTG" in jar else None
+                if decoded and decoded[0] in [e.name for e in entries]:
+                    group_name = decoded[0]
+                    notes.append(f"its AWSALBTG cookie keeps it on target group {group_name}")
+                elif "AWSALBTG" in jar:
+                    notes.append("its AWSALBTG cookie could not be decoded, so the weights chose again")
+            if group_name is None:
+                total = sum(e.weight for e in entries)
+                point = self._group_rng.random() * total
+                for entry in entries:
+                    if point < entry.weight:
+                        group_name = entry.name
+                        break
+                    point -= entry.weight
+                else:  # pragma: no cover - floating point edge
+                    group_name = entries[-1].name
+                weights = ", ".join(f"{e.name} {e.weight}" for e in action.target_groups)
+                notes.append(f"target group {group_name} drawn by weight ({weights})")
+            if action.group_stickiness:
+                cookies.append(self._set_cookie("AWSALBTG", encode_cookie(group_name, None, self.seed), request.time))
+        else:
+            group_name = entries[0].name
+        state = self._groups[group_name]
+        group = state.group
+        target, how = self._pick_target(state, request, jar, cookies)
+        if group.stickiness == "lb_cookie" and "http.cookie" not in seen:
+            seen = seen + ("http.cookie",)
+        if notes:
+            how = "; ".join(notes) + "; " + how
+        key = (str(request.flow), request.stream_id if request.stream_id is not None else request.index)
+        self._in_flight[key] = target
+        self.outstanding[target] = self.outstanding.get(target, 0) + 1
+        why = explain.alb_forward_why(
+            request=request, rule_why=rule_why, target_group=group_name, target=target, how=how
+        )
+        syn = self._syn.get(request.flow)
+        if syn is not None:
+            why = why[:-1] + f"; that is {request.headers_complete_packet - syn} packets after the SYN (packet {syn})."
+        if close_note:
+            why = why[:-1] + close_note + "."
+        return self._record(
+            Decision(
+                **base,
+                target_group=group_name,
+                target=target,
+                seen=seen,
+                why=why,
+                rule=rule_label,
+                headers_to_target=self._headers_to_target(request, listener),
+                client_ip_at_target="the ALB's private IP (the client is in X-Forwarded-For)",
+                cookies=tuple(cookies),
+            )
+        )
+
+    def _pick_target(
+        self, state: _GroupState, request: HttpRequest, jar: dict[str, str], cookies: list[str]
+    ) -> tuple[str, str]:
+        group = state.group
+        live = state.healthy or list(group.targets)
+        if group.stickiness == "lb_cookie":
+            decoded = decode_cookie(jar["AWSALB"], self.seed) if "AWSALB" in jar else None
+            if decoded and decoded[0] == group.name and decoded[1] in state.healthy:
+                target = decoded[1]
+                cookies.append(self._set_cookie("AWSALB", encode_cookie(group.name, target, self.seed), request.time))
+                return target, "its AWSALB stickiness cookie names this target"
+        target, how = self._algorithm(state, live)
+        if group.stickiness == "lb_cookie":
+            cookies.append(self._set_cookie("AWSALB", encode_cookie(group.name, target, self.seed), request.time))
+            if "AWSALB" in jar:
+                how += "; its AWSALB cookie was undecodable or named a target no longer available, so it gets a new one"
+            else:
+                how += "; the response will set an AWSALB stickiness cookie"
+        return target, how
+
+    def _algorithm(self, state: _GroupState, live: list[str]) -> tuple[str, str]:
+        group = state.group
+        if group.algorithm == "least_outstanding_requests":
+            order = {t: i for i, t in enumerate(group.targets)}
+            target = min(live, key=lambda t: (self.outstanding.get(t, 0), order[t]))
+            counts = ", ".join(f"{t} {self.outstanding.get(t, 0)}" for t in live)
+            return target, f"least outstanding requests ({counts})"
+        if group.algorithm == "weighted_random":
+            assert state.rng is not None
+            target = state.rng.choice(live)
+            return target, "weighted random (equal weights, seeded)"
+        target = live[state.next_index % len(live)]
+        turn = state.next_index
+        state.next_index += 1
+        return target, f"round robin, turn {turn + 1} of this target group"
+
+    def _set_cookie(self, name: str, value: str, time: float) -> str:
+        expires = formatdate(time + COOKIE_EXPIRY_SECONDS, usegmt=True)
+        return f"{name}={value}; Expires={expires}; Path=/"
+
+    def _headers_to_target(self, request: HttpRequest, listener: Listener) -> tuple[tuple[str, str], ...]:
+        client = request.flow.client
+        client_text = client.ip
+        if self.config.xff_client_port:
+            client_text = f"[{client.ip}]:{client.port}" if ":" in client.ip else f"{client.ip}:{client.port}"
+        mode = self.config.xff_mode
+        headers: list[tuple[str, str]] = []
+        xff_values = []
+        trace = None
+        for name, value in request.headers:
+            lowered = name.lower()
+            if lowered == "x-forwarded-for":
+                xff_values.append(value)
+                if mode == "preserve":
+                    headers.append((name, value))
+                continue
+            if lowered in ("x-forwarded-proto", "x-forwarded-port"):
+                continue
+            if lowered == "x-amzn-trace-id":
+                trace = value
+                continue
+            headers.append((name, value))
+        if mode == "append":
+            headers.append(("X-Forwarded-For", ", ".join(xff_values + [client_text])))
+        headers.append(("X-Forwarded-Proto", listener.protocol.lower()))
+        headers.append(("X-Forwarded-Port", str(listener.port)))
+        key = f"{request.flow}#{request.stream_id if request.stream_id is not None else request.index}"
+        new_id = trace_id(request.time, key, self.seed)
+        if trace is None:
+            headers.append(("X-Amzn-Trace-Id", f"Root={new_id}"))
+        elif "Root=" in trace:
+            headers.append(("X-Amzn-Trace-Id", f"Self={new_id};{trace}"))
+        else:
+            headers.append(("X-Amzn-Trace-Id", f"Root={new_id};{trace}"))
+        return tuple(headers)
+
+    # ------------------------------------------------------------------ health and bookkeeping
+
+    def _apply_health(self, time: float) -> None:
+        for state in self._groups.values():
+            while state.pending:
+                change = state.pending[0]
+                when = change.time
+                if when < 1e9 and self._first_time is not None:
+                    when += self._first_time
+                if when > time:
+                    break
+                state.pending.pop(0)
+                if change.state == "unhealthy" and change.target in state.healthy:
+                    state.healthy.remove(change.target)
+                elif change.state == "healthy" and change.target not in state.healthy:
+                    state.healthy = [t for t in state.group.targets if t in state.healthy or t == change.target]
+
+    def _record(self, decision: Decision) -> Decision:
+        self._decisions.append(decision)
+        return decision

@@ -1,0 +1,295 @@
+"""The NLB and the ALB side by side on one capture.
+
+The same packets go through both models in one pass: the NLB sees every packet, the
+ALB sees the HTTP requests built from them. For every request the comparison shows
+where each model sent it and at which packet it decided, so the difference is
+visible:
+
+- the NLB decided at the SYN, before the request existed, and every request on that
+  connection (keep-alive) went to the same target;
+- the ALB decided at the packet that completed the request's headers, per request,
+  possibly choosing a different target for each request on one connection.
+
+It also gives per-target counts and the imbalance (max / mean) of each model, the time
+from the SYN to the decision (packets and milliseconds) and the requests per
+connection.
+
+Like :mod:`osilab.balancers.replay`, this module opens no file.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from osilab.balancers.alb import ApplicationLoadBalancer
+from osilab.balancers.config import BalancerConfig, counterpart, default_config, load_config
+from osilab.balancers.decision import Decision, imbalance
+from osilab.balancers.explain import nlb_request_why
+from osilab.balancers.nlb import TCP_ACK, TCP_SYN, NetworkLoadBalancer
+from osilab.balancers.replay import Replay, http_messages
+from osilab.protocols.messages import HttpRequest, HttpResponse
+from osilab.streams.keys import FlowKey
+
+__all__ = ["Comparison", "ComparisonRow", "compare", "servers_seen", "configs_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonRow:
+    """One request, as each model routed it.
+
+    ``syn_packet``/``syn_time`` are the connection's SYN (where the NLB decided), when
+    captured; ``alb_packets_after_syn`` and ``alb_ms_after_syn`` measure how much later
+    the ALB could decide.
+    """
+
+    request: HttpRequest
+    nlb_target: str | None
+    nlb_decided_at: int | None
+    nlb_why: str
+    alb_target: str | None
+    alb_decided_at: int
+    alb_action: str
+    alb_why: str
+    syn_packet: int | None
+    syn_time: float | None
+
+    @property
+    def alb_packets_after_syn(self) -> int | None:
+        return None if self.syn_packet is None else self.alb_decided_at - self.syn_packet
+
+    @property
+    def alb_ms_after_syn(self) -> float | None:
+        return None if self.syn_time is None else (self.request.time - self.syn_time) * 1000.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flow": str(self.request.flow),
+            "request": f"{self.request.method} {self.request.target}",
+            "request_index": self.request.index,
+            "nlb_target": self.nlb_target,
+            "nlb_decided_at": self.nlb_decided_at,
+            "alb_target": self.alb_target,
+            "alb_action": self.alb_action,
+            "alb_decided_at": self.alb_decided_at,
+            "alb_packets_after_syn": self.alb_packets_after_syn,
+            "alb_ms_after_syn": None if self.alb_ms_after_syn is None else round(self.alb_ms_after_syn, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Both models on one capture (see the module docstring)."""
+
+    nlb: Replay
+    alb: Replay
+    rows: tuple[ComparisonRow, ...]
+    targets: tuple[str, ...]
+
+    def nlb_request_counts(self) -> dict[str, int]:
+        """Requests per target as the NLB spread them (a request follows its connection)."""
+        counter = Counter(row.nlb_target for row in self.rows if row.nlb_target)
+        return {t: counter.get(t, 0) for t in self._all_targets(counter)}
+
+    def nlb_flow_counts(self) -> dict[str, int]:
+        """Connections (flows) per target, as the NLB counts its decisions."""
+        return self.nlb.decisions.counts()
+
+    def alb_request_counts(self) -> dict[str, int]:
+        """Requests per target as the ALB spread them."""
+        counter = Counter(row.alb_target for row in self.rows if row.alb_target)
+        return {t: counter.get(t, 0) for t in self._all_targets(counter)}
+
+    def _all_targets(self, counter: Counter[str | None]) -> list[str]:
+        extra = [t for t in counter if t and t not in self.targets]
+        return list(self.targets) + extra
+
+    def imbalance(self) -> dict[str, float]:
+        """max / mean of requests per target, for each model."""
+        return {
+            "nlb": imbalance(self.nlb_request_counts().values()),
+            "alb": imbalance(self.alb_request_counts().values()),
+        }
+
+    def requests_per_connection(self) -> dict[str, int]:
+        """Requests carried by each client connection (keep-alive)."""
+        return dict(Counter(str(row.request.flow) for row in self.rows))
+
+    def time_to_decision(self) -> dict[str, float | None]:
+        """Mean packets and milliseconds from the SYN to the ALB's decision (NLB: 0, it decides at the SYN)."""
+        packets = [r.alb_packets_after_syn for r in self.rows if r.alb_packets_after_syn is not None]
+        millis = [r.alb_ms_after_syn for r in self.rows if r.alb_ms_after_syn is not None]
+        return {
+            "alb_mean_packets_after_syn": sum(packets) / len(packets) if packets else None,
+            "alb_mean_ms_after_syn": sum(millis) / len(millis) if millis else None,
+            "nlb_packets_after_syn": 0.0 if packets else None,
+        }
+
+    def summary_lines(self) -> list[str]:
+        """The summary a terminal or a notebook prints under the table."""
+        per_conn = self.requests_per_connection()
+        lines = [
+            f"requests: {len(self.rows)} on {len(per_conn)} connections "
+            f"({max(per_conn.values(), default=0)} at most on one: keep-alive)",
+            "NLB requests per target: " + ", ".join(f"{t} {n}" for t, n in self.nlb_request_counts().items()),
+            "ALB requests per target: " + ", ".join(f"{t} {n}" for t, n in self.alb_request_counts().items()),
+        ]
+        ratio = self.imbalance()
+        lines.append(f"imbalance (max/mean): NLB {ratio['nlb']:.2f}, ALB {ratio['alb']:.2f}")
+        timing = self.time_to_decision()
+        if timing["alb_mean_packets_after_syn"] is not None:
+            lines.append(
+                "time to decision from the SYN: NLB 0 packets (it decides at the SYN), "
+                f"ALB {timing['alb_mean_packets_after_syn']:.1f} packets / "
+                f"{timing['alb_mean_ms_after_syn']:.2f} ms on average"
+            )
+        lines.append(self.nlb.summary())
+        lines.append(self.alb.summary())
+        return lines
+
+    def to_dataframe(self) -> Any:
+        """One row per request (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame([row.to_json() for row in self.rows])
+
+    def _repr_html_(self) -> str:
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("request", "flow", "NLB target", "NLB decided at", "ALB target", "ALB decided at", "after SYN")
+        )
+        body = []
+        for row in self.rows[:200]:
+            cells = (
+                f"{row.request.method} {row.request.target}",
+                str(row.request.flow),
+                row.nlb_target or "",
+                str(row.nlb_decided_at or ""),
+                row.alb_target or row.alb_action,
+                str(row.alb_decided_at),
+                "" if row.alb_packets_after_syn is None else f"{row.alb_packets_after_syn} packets",
+            )
+            body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        summary = "".join(f"<li>{html.escape(line)}</li>" for line in self.summary_lines())
+        return f"<table><tr>{head}</tr>{''.join(body)}</table><ul>{summary}</ul>"
+
+
+def servers_seen(packets: Iterable[Any]) -> list[tuple[str, int, str]]:
+    """The ``(ip, port, proto)`` servers a capture talks to, in first-seen order.
+
+    TCP: the destination of every client SYN. UDP: the destination of a datagram whose
+    destination port is below its source port (the ephemeral side is the client).
+    """
+    found: dict[tuple[str, int, str], None] = {}
+    for packet in packets:
+        proto = getattr(packet, "proto", None)
+        if proto == "tcp":
+            flags = packet.tcp_flags or 0
+            if flags & TCP_SYN and not flags & TCP_ACK:
+                found.setdefault((packet.ip_dst, packet.dst_port, "tcp"), None)
+        elif proto == "udp" and packet.dst_port is not None and packet.src_port is not None:
+            if packet.dst_port < packet.src_port:
+                found.setdefault((packet.ip_dst, packet.dst_port, "udp"), None)
+    return list(found)
+
+
+def configs_for(
+    config: BalancerConfig | dict[str, Any] | str | None,
+    servers: Sequence[tuple[str, int, str]] = (),
+) -> tuple[BalancerConfig, BalancerConfig]:
+    """``(nlb_config, alb_config)`` from one configuration of either type (or the default)."""
+    if config is None:
+        return default_config("network", servers), default_config("application", servers)
+    loaded = load_config(config)
+    other = counterpart(loaded)
+    return (loaded, other) if loaded.is_network else (other, loaded)
+
+
+def compare(
+    packets: Iterable[Any],
+    config: BalancerConfig | dict[str, Any] | str | None = None,
+    *,
+    alb_config: BalancerConfig | dict[str, Any] | str | None = None,
+    messages: Iterable[HttpRequest | HttpResponse] | None = None,
+    keylog: str | None = None,
+) -> Comparison:
+    """Run both models over the same packets.
+
+    ``config`` may describe either balancer; the other is derived from it
+    (:func:`osilab.balancers.config.counterpart`). With no configuration at all, the
+    packets are read into memory once to find the servers and the defaults of
+    :func:`osilab.balancers.config.default_config` are used. ``alb_config`` overrides
+    the ALB side. ``messages`` gives the HTTP messages directly (else
+    :func:`osilab.protocols.http.iter_http` builds them from the packets).
+    """
+    if config is None and alb_config is None:
+        packets = list(packets)
+        nlb_config, derived_alb = configs_for(None, servers_seen(packets))
+    else:
+        nlb_config, derived_alb = configs_for(config if config is not None else alb_config)
+    nlb = NetworkLoadBalancer(nlb_config)
+    alb = ApplicationLoadBalancer(load_config(alb_config) if alb_config is not None else derived_alb)
+    syns: dict[FlowKey, tuple[int, float]] = {}
+
+    def tap(source: Iterable[Any]) -> Iterator[Any]:
+        for packet in source:
+            fate = nlb.feed_packet(packet)
+            if fate.new_flow and fate.decision is not None:
+                syns[fate.decision.flow] = (packet.no, packet.time)
+                alb.connection_opened(fate.decision.flow, packet.no)
+            yield packet
+
+    if messages is None:
+        stream: Iterable[Any] = http_messages(tap(packets), keylog=keylog)
+    else:
+        for _ in tap(packets):
+            pass
+        stream = messages
+    rows = []
+    counts: Counter[str] = Counter()
+    by_flow: dict[FlowKey, list[Decision]] = {}
+    indexed = 0
+    for message in stream:
+        decisions = nlb.decisions
+        for decision in decisions[indexed:]:
+            by_flow.setdefault(decision.flow, []).append(decision)
+        indexed = len(decisions)
+        result = alb.feed(message)
+        if result is None:
+            continue
+        request = message
+        assert isinstance(request, HttpRequest)
+        counts["routed" if result.forwarded else result.action] += 1
+        nlb_decision = None
+        for candidate in by_flow.get(request.flow, []):
+            if candidate.decided_at <= request.first_packet:
+                nlb_decision = candidate
+        syn = syns.get(request.flow) if nlb_decision else None
+        if nlb_decision is not None:
+            syn = (nlb_decision.decided_at, nlb_decision.time)
+        rows.append(
+            ComparisonRow(
+                request=request,
+                nlb_target=nlb_decision.target if nlb_decision else None,
+                nlb_decided_at=nlb_decision.decided_at if nlb_decision else None,
+                nlb_why=(
+                    nlb_request_why(request, nlb_decision.decided_at, nlb_decision.target)
+                    if nlb_decision
+                    else "the NLB never saw this connection's SYN, so it could not route it"
+                ),
+                alb_target=result.target,
+                alb_decided_at=result.decided_at,
+                alb_action=result.action,
+                alb_why=result.why,
+                syn_packet=syn[0] if syn else None,
+                syn_time=syn[1] if syn else None,
+            )
+        )
+    nlb_accounting = dict(nlb.accounting)
+    nlb_replay = Replay("nlb", "packet", nlb.decisions, sum(nlb_accounting.values()), nlb_accounting)
+    alb_replay = Replay("alb", "request", alb.decisions, sum(counts.values()), dict(counts))
+    targets = tuple(dict.fromkeys(t for g in nlb_config.target_groups for t in g.targets))
+    return Comparison(nlb_replay, alb_replay, tuple(rows), targets)

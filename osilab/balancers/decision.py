@@ -1,0 +1,258 @@
+"""Decisions: what a balancer chose, when, from which fields, and why.
+
+A :class:`Decision` is the one record both balancer models produce. Its first keys are
+the command-line contract of ``osilab route --json`` (``docs/design.md``): ``unit``,
+``flow``, ``request``, ``decided_at``, ``target_group``, ``target``, ``seen``, ``why``.
+
+- An NLB decides once per **flow** (``unit="flow"``), at the flow's first packet
+  (the SYN), from addresses and ports; ``request`` is ``None``.
+- An ALB decides once per **request** (``unit="request"``), at the packet where the
+  request's headers are complete; ``seen`` lists the HTTP fields its rules read.
+
+:class:`DecisionList` is a read-only sequence of decisions with the summaries a lesson
+needs: per-target counts, the imbalance (max / mean), a table (``to_dataframe`` when
+pandas is installed) and an HTML view for notebooks.
+
+This module knows no balancer: it only holds and shows results.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+from osilab.protocols.messages import HttpRequest
+from osilab.streams.keys import FlowKey
+
+__all__ = ["Decision", "DecisionList", "imbalance"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One balancer decision.
+
+    Attributes:
+        unit: ``"flow"`` (NLB) or ``"request"`` (ALB).
+        flow: the client -> balancer flow the decision belongs to.
+        request: the HTTP request decided on (ALB), else ``None``.
+        decided_at: the packet number where the balancer had enough to decide.
+        time: that packet's capture time.
+        target_group: the chosen target group (``None`` when nothing was forwarded).
+        target: the chosen target ``"ip:port"`` (``None`` when nothing was forwarded).
+        seen: the fields the balancer read to decide (Wireshark names).
+        why: one readable sentence.
+        action: ``"forward"``, ``"redirect"``, ``"fixed-response"``, ``"blocked"``
+            (desync mitigation) or ``"not-routable"``.
+        status: the HTTP status the balancer itself answered with (redirect,
+            fixed-response, blocked), else ``None``.
+        rule: the rule's priority (ALB), ``"default"``, or ``None`` (NLB).
+        location: the redirect's ``Location``.
+        headers_to_target: the request headers as the target receives them (ALB).
+        proxy_v2: the PROXY protocol v2 header the target receives first (NLB, when on).
+        client_ip_at_target: the source address the target sees.
+        first_packet: the flow's first packet (NLB: the SYN) or the request's first packet.
+        listener: ``"PROTOCOL:port"`` of the listener that took the traffic.
+        cookies: ``Set-Cookie`` values the balancer adds to the response (stickiness).
+    """
+
+    unit: str
+    flow: FlowKey
+    request: HttpRequest | None
+    decided_at: int
+    time: float
+    target_group: str | None
+    target: str | None
+    seen: tuple[str, ...]
+    why: str
+    action: str = "forward"
+    status: int | None = None
+    rule: str | None = None
+    location: str | None = None
+    headers_to_target: tuple[tuple[str, str], ...] = ()
+    proxy_v2: bytes | None = None
+    client_ip_at_target: str | None = None
+    first_packet: int | None = None
+    listener: str | None = None
+    cookies: tuple[str, ...] = ()
+
+    @property
+    def forwarded(self) -> bool:
+        """True when the traffic went to a target."""
+        return self.action == "forward" and self.target is not None
+
+    @property
+    def request_label(self) -> str | None:
+        """The request as a short string (``"GET /api/items?id=3"``), or ``None``."""
+        if self.request is None:
+            return None
+        return f"{self.request.method} {self.request.target}"
+
+    def summary(self) -> str:
+        """One line: where, when, to whom."""
+        what = self.request_label or str(self.flow)
+        where = self.target or f"{self.action} {self.status or ''}".strip()
+        return f"packet {self.decided_at}: {what} -> {where}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of ``osilab route --json`` (contract keys first, extras after)."""
+        data: dict[str, Any] = {
+            "unit": self.unit,
+            "flow": str(self.flow),
+            "request": self.request_label,
+            "decided_at": self.decided_at,
+            "target_group": self.target_group,
+            "target": self.target,
+            "seen": list(self.seen),
+            "why": self.why,
+            "time": self.time,
+            "action": self.action,
+            "proto": self.flow.proto,
+        }
+        if self.request is not None:
+            data["request_index"] = self.request.index
+            data["host"] = self.request.host
+            data["first_packet"] = self.request.first_packet
+        elif self.first_packet is not None:
+            data["first_packet"] = self.first_packet
+        optional = {
+            "status": self.status,
+            "rule": self.rule,
+            "location": self.location,
+            "listener": self.listener,
+            "client_ip_at_target": self.client_ip_at_target,
+        }
+        data.update({key: value for key, value in optional.items() if value is not None})
+        if self.headers_to_target:
+            data["headers_to_target"] = [list(pair) for pair in self.headers_to_target]
+        if self.proxy_v2 is not None:
+            data["proxy_v2"] = self.proxy_v2.hex()
+        if self.cookies:
+            data["cookies"] = list(self.cookies)
+        return data
+
+    def show(self) -> str:
+        """A few lines for a terminal."""
+        lines = [self.summary(), f"  why:  {self.why}", f"  seen: {', '.join(self.seen)}"]
+        if self.headers_to_target:
+            lines.append("  headers to target:")
+            lines.extend(f"    {k}: {v}" for k, v in self.headers_to_target)
+        if self.proxy_v2 is not None:
+            lines.append(f"  PROXY v2 header: {self.proxy_v2.hex(' ')}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("unit", self.unit),
+            ("flow", str(self.flow)),
+            ("request", self.request_label or ""),
+            ("decided at packet", str(self.decided_at)),
+            ("action", self.action + (f" {self.status}" if self.status else "")),
+            ("target group", self.target_group or ""),
+            ("target", self.target or ""),
+            ("seen", ", ".join(self.seen)),
+            ("why", self.why),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table class='osilab-decision'>{body}</table>"
+
+
+def imbalance(counts: Iterable[int]) -> float:
+    """max / mean of per-target counts: 1.0 is perfectly even, N means one target took all.
+
+    >>> imbalance([5, 5, 5])
+    1.0
+    >>> imbalance([9, 0, 0])
+    3.0
+    """
+    values = list(counts)
+    if not values or sum(values) == 0:
+        return 0.0
+    return max(values) / (sum(values) / len(values))
+
+
+class DecisionList(Sequence[Decision]):
+    """A read-only list of decisions, with the summaries a lesson needs."""
+
+    __slots__ = ("_items", "_targets")
+
+    def __init__(self, decisions: Iterable[Decision] = (), *, targets: Sequence[str] = ()) -> None:
+        self._items = tuple(decisions)
+        self._targets = tuple(targets)
+
+    @overload
+    def __getitem__(self, index: int) -> Decision: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> DecisionList: ...
+
+    def __getitem__(self, index: int | slice) -> Decision | DecisionList:
+        if isinstance(index, slice):
+            return DecisionList(self._items[index], targets=self._targets)
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Decision]:
+        return iter(self._items)
+
+    def __repr__(self) -> str:
+        return f"DecisionList({len(self)} decisions)"
+
+    def counts(self) -> dict[str, int]:
+        """Decisions per target, every registered target listed (0 when unused)."""
+        counter = Counter(d.target for d in self._items if d.forwarded)
+        result = {target: counter.get(target, 0) for target in self._targets}
+        for target, count in counter.items():
+            if target is not None and target not in result:
+                result[target] = count
+        return result
+
+    def imbalance(self) -> float:
+        """max / mean over the per-target counts (see :func:`imbalance`)."""
+        return imbalance(self.counts().values())
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [d.to_json() for d in self._items]
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame, one row per decision (needs pandas: ``pip install pandas``)."""
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - depends on the environment
+            from osilab.errors import UsageError
+
+            raise UsageError("to_dataframe() needs pandas: pip install pandas") from None
+        rows = []
+        for d in self._items:
+            row = d.to_json()
+            row["seen"] = ", ".join(d.seen)
+            row.pop("headers_to_target", None)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        head = "".join(
+            f"<th>{h}</th>" for h in ("decided at", "flow", "request", "action", "target", "why")
+        )
+        body = []
+        for d in self._items[:200]:
+            cells = (
+                str(d.decided_at),
+                str(d.flow),
+                d.request_label or "",
+                d.action + (f" {d.status}" if d.status else ""),
+                d.target or "",
+                d.why,
+            )
+            body.append("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        more = f"<p>... {len(self) - 200} more</p>" if len(self) > 200 else ""
+        counts = ", ".join(f"{t}: {n}" for t, n in self.counts().items())
+        caption = f"<p>{len(self)} decisions; per target: {html.escape(counts)}; imbalance (max/mean) {self.imbalance():.2f}</p>"
+        return f"{caption}<table class='osilab-decisions'><tr>{head}</tr>{''.join(body)}</table>{more}"

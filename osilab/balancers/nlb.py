@@ -1,0 +1,429 @@
+"""A sans-IO model of an AWS Network Load Balancer (layer 4).
+
+Theory of operation
+-------------------
+An NLB sees IP packets. It never reads HTTP; it does not even wait for data:
+
+1. A packet arrives. Its **listener** is found by transport protocol and destination
+   port only (TCP, UDP, TLS, TCP_UDP) [NLB-UG load-balancer-listeners.md]. No listener:
+   the packet is dropped ("unintended traffic").
+2. The first packet of a flow (for TCP, the SYN) is **hashed**: protocol, source IP and
+   port, destination IP and port [NLB-UG introduction.md]. The hash picks a target
+   (:mod:`osilab.balancers.hashing`: a Maglev table over the healthy targets).
+3. The choice goes into a **flow table**. Every later packet of the flow, in both
+   directions, follows it: "each individual TCP connection is routed to a single target
+   for the life of the connection".
+4. A TCP packet that is neither a SYN nor part of a known connection is not routable;
+   AWS answers it with RST. A flow idle longer than the idle timeout (TCP 350 s by
+   default, ``tcp.idle_timeout.seconds`` 60-6000; UDP 120 s) is forgotten: for UDP the
+   next packet is simply a new flow, for TCP the next data packet gets RST.
+5. Health changes (``HealthChanges`` in the configuration) re-hash **new** flows over
+   the targets still healthy; existing flows keep their target. When every target is
+   unhealthy the NLB "fails open" and uses them all.
+
+The target sees the client's address only when client IP preservation is on
+(``preserve_client_ip.enabled``); otherwise the NLB's own private address. With
+``proxy_protocol_v2.enabled`` the target first receives a PROXY protocol v2 header
+(:func:`proxy_v2_header`) carrying the client's address.
+
+A TLS listener *terminates* TLS (the NLB decrypts, then sends the stream on); a TCP
+listener on 443 passes TLS through, and the NLB could at most see the SNI in the
+ClientHello. Either way it routes on the 5-tuple only.
+
+The core, :meth:`NetworkLoadBalancer.feed`, takes plain values (packet number, time,
+addresses, ports, flags) and returns a :class:`PacketFate`. :meth:`~NetworkLoadBalancer.feed_packet`
+is the thin adapter for an :class:`osilab.capture.packet.Packet`. No file, no socket,
+no clock: time is the capture's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from osilab.balancers import explain
+from osilab.balancers.config import BalancerConfig, Listener, TargetGroup, load_config
+from osilab.balancers.decision import Decision, DecisionList
+from osilab.balancers.hashing import MaglevTable, flow_hash, flow_hash_fields, modulo_pick
+from osilab.errors import ConfigError
+from osilab.streams.keys import Endpoint, FlowKey
+
+__all__ = [
+    "NetworkLoadBalancer",
+    "PacketFate",
+    "proxy_v2_header",
+    "PROXY_V2_SIGNATURE",
+]
+
+TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+
+#: The 12 bytes every PROXY protocol v2 header starts with (haproxy doc/proxy-protocol.txt §2.2).
+PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+#: Relative HealthChanges times below this are offsets from the first packet.
+_EPOCH_THRESHOLD = 1e9
+
+
+def proxy_v2_header(
+    proto: str,
+    src_ip: str,
+    src_port: int,
+    dst_ip: str,
+    dst_port: int,
+    *,
+    tlvs: tuple[tuple[int, bytes], ...] = (),
+) -> bytes:
+    """The PROXY protocol v2 header an NLB prepends to the stream towards the target.
+
+    Layout (haproxy ``doc/proxy-protocol.txt`` §2.2)::
+
+        12 bytes  signature  0D 0A 0D 0A 00 0D 0A 51 55 49 54 0A
+         1 byte   version (high nibble 2) and command (low nibble: 1 = PROXY)   -> 0x21
+         1 byte   family (high: 1 = INET, 2 = INET6) and transport (low: 1 = STREAM, 2 = DGRAM)
+         2 bytes  length of what follows, big-endian
+        addresses: src addr, dst addr, src port, dst port (12 bytes IPv4, 36 bytes IPv6)
+        TLVs:     {type (1 byte), length (2 bytes BE), value}
+
+    ``src`` is the client, ``dst`` the address and port the client connected to.
+
+    >>> proxy_v2_header("tcp", "198.51.100.7", 51514, "203.0.113.20", 80).hex(" ")
+    '0d 0a 0d 0a 00 0d 0a 51 55 49 54 0a 21 11 00 0c c6 33 64 07 cb 00 71 14 c9 3a 00 50'
+    """
+    src = ipaddress.ip_address(src_ip)
+    dst = ipaddress.ip_address(dst_ip)
+    if src.version != dst.version:
+        raise ConfigError("PROXY v2 needs both addresses of the same family")
+    family = 0x10 if src.version == 4 else 0x20
+    transport = 0x02 if proto == "udp" else 0x01
+    addresses = src.packed + dst.packed + struct.pack("!HH", src_port, dst_port)
+    extra = b"".join(struct.pack("!BH", kind, len(value)) + value for kind, value in tlvs)
+    body = addresses + extra
+    return PROXY_V2_SIGNATURE + bytes([0x21, family | transport]) + struct.pack("!H", len(body)) + body
+
+
+def _l4_damage(packet: Any) -> str | None:
+    """Damage an L4 balancer cares about: the frame, IP or TCP/UDP header, not the payload."""
+    error = getattr(packet, "read_error", None)
+    if error:
+        return str(error)
+    for layer in getattr(packet, "layers", ()):
+        if layer.damaged and layer.osi <= 4:
+            return f"{layer.name}: {layer.damaged}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PacketFate:
+    """What became of one packet fed to the NLB.
+
+    ``routed`` is True when the packet belongs to a flow with a decision (``decision``);
+    otherwise ``reason`` is one of :data:`osilab.balancers.explain.NOT_ROUTABLE_REASONS`.
+    ``new_flow`` marks the packet where the decision was made.
+    """
+
+    no: int
+    routed: bool
+    reason: str | None = None
+    decision: Decision | None = None
+    new_flow: bool = False
+
+
+@dataclass(slots=True)
+class _FlowState:
+    decision: Decision
+    last_seen: float
+    idle_timeout: float
+    closed: bool = False
+    expired: bool = False
+    isn: int | None = None
+    packets: int = 0
+
+
+@dataclass(slots=True)
+class _GroupState:
+    group: TargetGroup
+    healthy: list[str]
+    table: MaglevTable | None = None
+    pending: list[Any] = field(default_factory=list)
+
+
+class NetworkLoadBalancer:
+    """An AWS NLB, fed packet facts one by one.
+
+    >>> nlb = NetworkLoadBalancer({"Type": "network",
+    ...     "TargetGroups": [{"Name": "web", "Protocol": "TCP", "Port": 80,
+    ...                       "Targets": ["192.0.2.11:80", "192.0.2.12:80"]}],
+    ...     "Listeners": [{"Protocol": "TCP", "Port": 80,
+    ...                    "DefaultActions": [{"Type": "forward", "TargetGroupName": "web"}]}]})
+    >>> fate = nlb.feed(no=1, time=0.0, proto="tcp", src_ip="198.51.100.7", src_port=51514,
+    ...                 dst_ip="203.0.113.20", dst_port=80, tcp_flags=0x02, tcp_seq=1000)
+    >>> fate.new_flow, fate.decision.decided_at
+    (True, 1)
+    """
+
+    kind = "nlb"
+
+    def __init__(self, config: BalancerConfig | dict[str, Any] | str, *, seed: int | None = None) -> None:
+        self.config = load_config(config)
+        if not self.config.is_network:
+            raise ConfigError("NetworkLoadBalancer needs a configuration with Type 'network'")
+        self.seed = self.config.seed if seed is None else seed
+        self._flows: dict[tuple[str, str, int, str, int], _FlowState] = {}
+        self._groups = {
+            g.name: _GroupState(g, list(g.targets)) for g in self.config.target_groups
+        }
+        self._decisions: list[Decision] = []
+        self.accounting: Counter[str] = Counter()
+        self._first_time: float | None = None
+        for state in self._groups.values():
+            state.pending = list(state.group.health_changes)
+            self._rebuild(state)
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def decisions(self) -> DecisionList:
+        """Every flow decision so far, in packet order."""
+        targets = [t for g in self.config.target_groups for t in g.targets]
+        return DecisionList(self._decisions, targets=targets)
+
+    @property
+    def total(self) -> int:
+        """Packets fed so far (= routed + every not-routable reason)."""
+        return sum(self.accounting.values())
+
+    # ------------------------------------------------------------------ health
+
+    def _rebuild(self, state: _GroupState) -> None:
+        group = state.group
+        live = state.healthy or list(group.targets)  # all unhealthy: fail open
+        if group.table == "maglev":
+            state.table = MaglevTable.build(live, group.table_size, seed=self.seed)
+        else:
+            state.table = None
+
+    def _apply_health(self, time: float) -> None:
+        for state in self._groups.values():
+            changed = False
+            while state.pending:
+                change = state.pending[0]
+                when = change.time
+                if when < _EPOCH_THRESHOLD and self._first_time is not None:
+                    when += self._first_time
+                if when > time:
+                    break
+                state.pending.pop(0)
+                if change.state == "unhealthy" and change.target in state.healthy:
+                    state.healthy.remove(change.target)
+                    changed = True
+                elif change.state == "healthy" and change.target not in state.healthy:
+                    # keep registration order
+                    state.healthy = [t for t in state.group.targets if t in state.healthy or t == change.target]
+                    changed = True
+            if changed:
+                self._rebuild(state)
+
+    # ------------------------------------------------------------------ choosing
+
+    def _pick(self, group: TargetGroup, value: int) -> tuple[str, str, str]:
+        """(target, method description, health note) for a hash value."""
+        state = self._groups[group.name]
+        live = state.healthy or list(group.targets)
+        note = ""
+        if len(state.healthy) < len(group.targets):
+            if state.healthy:
+                down = [t for t in group.targets if t not in state.healthy]
+                note = f"{', '.join(down)} unhealthy, so new flows hash over the {len(live)} healthy targets only"
+            else:
+                note = "every target is unhealthy, so the NLB fails open and uses them all"
+        if state.table is not None:
+            slot = state.table.slot(value)
+            return state.table.lookup(value), f"Maglev slot {slot} of {state.table.size}", note
+        return modulo_pick(value, live), f"hash mod {len(live)}", note
+
+    def _choose_group(self, listener: Listener, value: int) -> TargetGroup:
+        entries = [e for e in listener.default_action.target_groups if e.weight > 0]
+        if len(entries) == 1:
+            return self.config.group(entries[0].name)
+        total = sum(e.weight for e in entries)
+        point = (value >> 20) % total  # other bits than the target pick uses
+        for entry in entries:
+            if point < entry.weight:
+                return self.config.group(entry.name)
+            point -= entry.weight
+        return self.config.group(entries[-1].name)  # pragma: no cover
+
+    def _tls_note(self, listener: Listener) -> str:
+        if listener.protocol == "TLS":
+            return (
+                "the TLS listener terminates TLS, so the NLB decrypts the stream and opens a new "
+                "connection to the target, but it still routes on the 5-tuple only"
+            )
+        if listener.port == 443 and listener.protocol in ("TCP", "TCP_UDP"):
+            return (
+                "a TCP listener on 443 passes TLS through: the NLB could see at most the SNI in "
+                "the ClientHello, and it does not route on it"
+            )
+        return ""
+
+    # ------------------------------------------------------------------ the core
+
+    def feed(
+        self,
+        *,
+        no: int,
+        time: float,
+        proto: str | None,
+        src_ip: str | None,
+        src_port: int | None,
+        dst_ip: str | None,
+        dst_port: int | None,
+        tcp_flags: int = 0,
+        tcp_seq: int | None = None,
+        damaged: str | None = None,
+    ) -> PacketFate:
+        """Feed one packet's facts; returns what became of it.
+
+        ``proto`` is ``"tcp"`` or ``"udp"`` (``None`` for anything else); ``src_ip`` is
+        ``None`` for a non-IP frame.
+        """
+        if self._first_time is None:
+            self._first_time = time
+        self._apply_health(time)  # new flows then hash over the healthy targets only
+        if damaged:
+            return self._drop(no, "damaged")
+        if src_ip is None or dst_ip is None:
+            return self._drop(no, "non-IP")
+        if proto not in ("tcp", "udp") or src_port is None or dst_port is None:
+            return self._drop(no, "no listener")  # ICMP and friends: unintended traffic
+
+        forward_key = (proto, src_ip, src_port, dst_ip, dst_port)
+        reverse_key = (proto, dst_ip, dst_port, src_ip, src_port)
+        is_syn = proto == "tcp" and bool(tcp_flags & TCP_SYN) and not tcp_flags & TCP_ACK
+
+        state = self._flows.get(reverse_key)
+        if state is not None and not is_syn:  # a reply from the target side
+            return self._follow(no, time, state, proto, tcp_flags)
+        state = self._flows.get(forward_key)
+        if state is not None and proto == "udp" and time - state.last_seen > state.idle_timeout:
+            state = None  # UDP: after the idle timeout the next packet is simply a new flow
+        if state is not None:
+            idle = time - state.last_seen > state.idle_timeout
+            reused = state.closed and tcp_seq is not None and tcp_seq != state.isn
+            if is_syn and (state.expired or idle or reused):
+                state = None  # a new connection on the same 4-tuple: a new flow
+            else:
+                return self._follow(no, time, state, proto, tcp_flags)
+
+        listener = self.config.listener(dst_port, proto)
+        if listener is None:
+            if self.config.listener(src_port, proto) is not None:
+                return self._drop(no, "mid-stream without a handshake")  # a reply of no known flow
+            return self._drop(no, "no listener")
+        if proto == "tcp" and not is_syn:
+            return self._drop(no, "mid-stream without a handshake")
+        return self._new_flow(no, time, listener, proto, src_ip, src_port, dst_ip, dst_port, tcp_seq, is_syn)
+
+    def _drop(self, no: int, reason: str) -> PacketFate:
+        self.accounting[reason] += 1
+        return PacketFate(no, False, reason)
+
+    def _follow(self, no: int, time: float, state: _FlowState, proto: str, flags: int) -> PacketFate:
+        if time - state.last_seen > state.idle_timeout or state.expired:
+            # TCP: the NLB forgot the flow; AWS answers data with RST. (UDP replies after
+            # the timeout land here too: the target's answer to a forgotten flow.)
+            state.expired = True
+            return self._drop(no, "idle timeout")
+        state.last_seen = time
+        state.packets += 1
+        if flags & (TCP_FIN | TCP_RST):
+            state.closed = True
+        self.accounting["routed"] += 1
+        return PacketFate(no, True, decision=state.decision)
+
+    def _new_flow(
+        self,
+        no: int,
+        time: float,
+        listener: Listener,
+        proto: str,
+        src_ip: str,
+        src_port: int,
+        dst_ip: str,
+        dst_port: int,
+        tcp_seq: int | None,
+        is_syn: bool,
+    ) -> PacketFate:
+        first_group = self.config.group(listener.default_action.target_groups[0].name)
+        value = flow_hash(
+            first_group.hash, proto, src_ip, src_port, dst_ip, dst_port, seq=tcp_seq, seed=self.seed
+        )
+        group = self._choose_group(listener, value)
+        if group.hash != first_group.hash:
+            value = flow_hash(group.hash, proto, src_ip, src_port, dst_ip, dst_port, seq=tcp_seq, seed=self.seed)
+        target, method, health_note = self._pick(group, value)
+        flow = FlowKey(proto, Endpoint(src_ip, src_port), Endpoint(dst_ip, dst_port))
+        ipv6 = ":" in src_ip
+        seen = flow_hash_fields(group.hash, proto, ipv6=ipv6)
+        listener_name = f"{listener.protocol}:{listener.port}"
+        why = explain.nlb_flow_why(
+            flow=flow,
+            packet=no,
+            first_is_syn=is_syn,
+            listener=listener_name,
+            target_group=group.name,
+            target=target,
+            hash_kind=group.hash,
+            method=method,
+            tls_note=self._tls_note(listener),
+            health_note=health_note,
+        )
+        client_ip = src_ip if group.preserve_client_ip else "the NLB's private IP"
+        proxy = None
+        if group.proxy_protocol_v2:
+            proxy = proxy_v2_header(proto, src_ip, src_port, dst_ip, dst_port)
+        decision = Decision(
+            unit="flow",
+            flow=flow,
+            request=None,
+            decided_at=no,
+            time=time,
+            target_group=group.name,
+            target=target,
+            seen=seen,
+            why=why,
+            proxy_v2=proxy,
+            client_ip_at_target=client_ip,
+            first_packet=no,
+            listener=listener_name,
+        )
+        idle = listener.idle_timeout if proto == "tcp" else self.config.udp_idle_timeout
+        self._flows[(proto, src_ip, src_port, dst_ip, dst_port)] = _FlowState(
+            decision, time, idle, isn=tcp_seq if is_syn else None, packets=1
+        )
+        self._decisions.append(decision)
+        self.accounting["routed"] += 1
+        return PacketFate(no, True, decision=decision, new_flow=True)
+
+    def feed_packet(self, packet: Any) -> PacketFate:
+        """Adapter: feed an :class:`osilab.capture.packet.Packet` (see docs/internal-api.md)."""
+        return self.feed(
+            no=packet.no,
+            time=packet.time,
+            proto=packet.proto,
+            src_ip=packet.ip_src,
+            src_port=packet.src_port,
+            dst_ip=packet.ip_dst,
+            dst_port=packet.dst_port,
+            tcp_flags=packet.tcp_flags or 0,
+            tcp_seq=packet.tcp_seq,
+            damaged=_l4_damage(packet),
+        )
+
+    def flow_decision(self, flow: FlowKey) -> Decision | None:
+        """The decision for a flow (client -> server), if the NLB made one."""
+        state = self._flows.get((flow.proto, flow.client.ip, flow.client.port, flow.server.ip, flow.server.port))
+        return state.decision if state else None

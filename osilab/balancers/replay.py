@@ -1,0 +1,146 @@
+"""Replay a capture through a balancer model: the edge between packets and decisions.
+
+:func:`replay` takes a capture (``osilab.read(path)``) or any iterable of packets and a
+balancer, feeds the balancer what it can see, and returns a :class:`Replay`: the
+decisions and an **accounting** that sums to the total, so nothing silently disappears.
+
+- An NLB (:class:`~osilab.balancers.nlb.NetworkLoadBalancer`) is fed every packet. Each
+  packet is either *routed* (it belongs to a flow with a decision) or *not routable*
+  with a reason (non-IP, no listener, mid-stream without a handshake, damaged, idle
+  timeout). The unit is the packet.
+- An ALB (:class:`~osilab.balancers.alb.ApplicationLoadBalancer`) is fed HTTP requests
+  and responses, which :func:`osilab.protocols.http.iter_http` builds from the packets
+  (or which may be given directly). The unit is the request: each is forwarded,
+  redirected, answered with a fixed response, blocked, or not routable.
+
+This module reads nothing itself: the caller opens the capture.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from osilab.balancers.alb import ApplicationLoadBalancer
+from osilab.balancers.decision import DecisionList
+from osilab.balancers.nlb import TCP_ACK, TCP_SYN, NetworkLoadBalancer
+from osilab.errors import OsilabError, UsageError
+from osilab.protocols.messages import HttpRequest, HttpResponse
+from osilab.streams.keys import Endpoint, FlowKey
+
+__all__ = ["Replay", "replay", "http_messages"]
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The outcome of a replay.
+
+    Attributes:
+        balancer: ``"nlb"`` or ``"alb"``.
+        unit: what ``total`` counts: ``"packet"`` (NLB) or ``"request"`` (ALB).
+        decisions: every decision, in packet order.
+        total: packets (NLB) or requests (ALB) fed.
+        accounting: ``{"routed": n, "<reason>": n, ...}``; the values sum to ``total``.
+    """
+
+    balancer: str
+    unit: str
+    decisions: DecisionList
+    total: int
+    accounting: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def routed(self) -> int:
+        return self.accounting.get("routed", 0)
+
+    @property
+    def not_routable(self) -> dict[str, int]:
+        """Reasons and counts of everything not routed to a target."""
+        return {k: v for k, v in self.accounting.items() if k != "routed"}
+
+    def summary(self) -> str:
+        other = ", ".join(f"{k} {v}" for k, v in sorted(self.not_routable.items())) or "none"
+        return (
+            f"{self.balancer.upper()}: {self.total} {self.unit}s, {self.routed} routed, "
+            f"not routed: {other}; {len(self.decisions)} decisions"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in sorted(self.accounting.items())
+        )
+        return (
+            f"<p>{html.escape(self.summary())}</p><table><tr><th>{self.unit}s</th><th>count</th></tr>"
+            f"{rows}</table>{self.decisions._repr_html_()}"
+        )
+
+
+def http_messages(packets: Iterable[Any], *, keylog: str | None = None) -> Iterator[HttpRequest | HttpResponse]:
+    """HTTP requests and responses from packets, via :func:`osilab.protocols.http.iter_http`."""
+    try:
+        from osilab.protocols.http import iter_http
+    except ImportError as exc:
+        raise OsilabError(
+            "the ALB replay needs osilab.protocols.http.iter_http, which is not available yet "
+            f"({exc}); feed HttpRequest objects to ApplicationLoadBalancer directly"
+        ) from None
+    return iter_http(packets, keylog=keylog)
+
+
+def _tap_connections(packets: Iterable[Any], alb: ApplicationLoadBalancer) -> Iterator[Any]:
+    """Pass packets on unchanged, telling the ALB where each client SYN was."""
+    for packet in packets:
+        flags = getattr(packet, "tcp_flags", None) or 0
+        if getattr(packet, "proto", None) == "tcp" and flags & TCP_SYN and not flags & TCP_ACK:
+            flow = FlowKey("tcp", Endpoint(packet.ip_src, packet.src_port), Endpoint(packet.ip_dst, packet.dst_port))
+            alb.connection_opened(flow, packet.no)
+        yield packet
+
+
+def _is_message(item: Any) -> bool:
+    return isinstance(item, HttpRequest | HttpResponse)
+
+
+def replay(
+    source: Iterable[Any],
+    balancer: NetworkLoadBalancer | ApplicationLoadBalancer,
+    *,
+    keylog: str | None = None,
+) -> Replay:
+    """Feed a capture (or packets, or HTTP messages for an ALB) to a balancer.
+
+    >>> # nlb = NetworkLoadBalancer(config); replay(osilab.read("web.pcap"), nlb).summary()
+    """
+    if isinstance(balancer, NetworkLoadBalancer):
+        for packet in source:
+            balancer.feed_packet(packet)
+        accounting = dict(balancer.accounting)
+        return Replay("nlb", "packet", balancer.decisions, sum(accounting.values()), accounting)
+    if isinstance(balancer, ApplicationLoadBalancer):
+        iterator = iter(source)
+        first = next(iterator, None)
+        if first is None:
+            return Replay("alb", "request", balancer.decisions, 0, {})
+
+        def rejoined() -> Iterator[Any]:
+            yield first
+            yield from iterator
+
+        if _is_message(first):
+            messages: Iterable[Any] = rejoined()
+        else:
+            messages = http_messages(_tap_connections(rejoined(), balancer), keylog=keylog)
+        counts: Counter[str] = Counter()
+        for message in messages:
+            decision = balancer.feed(message)
+            if decision is None:
+                continue
+            if decision.forwarded:
+                counts["routed"] += 1
+            else:
+                counts[decision.action] += 1
+        return Replay("alb", "request", balancer.decisions, sum(counts.values()), dict(counts))
+    raise UsageError(f"replay needs a NetworkLoadBalancer or an ApplicationLoadBalancer, not {type(balancer).__name__}")

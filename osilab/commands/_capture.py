@@ -1,0 +1,55 @@
+"""What every command that reads a capture shares: opening it, reporting read errors.
+
+The promise kept here: damaged records are reported on stderr, one line each naming the
+file, the packet number and the byte offset, and reading goes on. A command fails (exit
+1) only when nothing at all could be read.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+from osilab.capture import Capture, Packet, read
+
+__all__ = ["open_capture", "report_errors", "packets", "MAX_ERRORS_SHOWN"]
+
+MAX_ERRORS_SHOWN = 20
+
+
+def open_capture(path: str) -> Capture:
+    """Open ``path`` (raises CaptureError with the file named when it is not a capture)."""
+    return read(path)
+
+
+def packets(capture: Capture, *, streams: bool = True, keylog: str | None = None) -> Iterator[Packet]:
+    """The capture's packets; with ``streams``, application layers from reassembly are added.
+
+    Stream-aware dissection (as Wireshark does) puts a message that spans several TCP
+    segments on the packet that completes it. Without it, each packet is dissected alone.
+    """
+    if streams:
+        try:
+            from osilab.streams import annotate
+        except ImportError:
+            return iter(capture)
+        try:
+            return annotate(capture, keylog=keylog) if keylog else annotate(capture)
+        except TypeError:
+            return annotate(capture)
+    return iter(capture)
+
+
+def report_errors(capture: Capture, *, damaged: int = 0) -> int:
+    """Print the capture's read errors to stderr; returns the exit code (1 if nothing was read)."""
+    for err in capture.errors[:MAX_ERRORS_SHOWN]:
+        print(f"osilab: warning: {err}", file=sys.stderr)
+    if len(capture.errors) > MAX_ERRORS_SHOWN:
+        print(f"osilab: warning: ... and {len(capture.errors) - MAX_ERRORS_SHOWN} more read errors",
+              file=sys.stderr)
+    if damaged:
+        print(f"osilab: note: {damaged} packet(s) marked damaged (see their 'damaged' reason)",
+              file=sys.stderr)
+    if capture.packets_read == 0 and capture.errors:
+        return 1
+    return 0

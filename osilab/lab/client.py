@@ -1,0 +1,492 @@
+"""The lab's scripted client: a fixed, bounded list of requests, each with a unique id.
+
+Run inside the client namespace as ``python -m osilab.lab.client PLAN.json OUT.json``;
+:mod:`osilab.lab.record` writes the plan. A plan is a list of *steps*; each step runs one
+*suite* against one address (always a balancer virtual IP in 203.0.113.0/24, checked
+before any socket is opened). The suites are chosen to show one thing each on the wire:
+
+=============  ==============================================================
+``keepalive``  several connections, several requests each (HTTP/1.1 keep-alive)
+``pipelined``  one write holding several requests; responses come back in order
+``slow_head``  a request head sent in pieces with pauses (``TCP_NODELAY``), so the
+               headers span several TCP segments: an L7 balancer must wait for all
+``big_head``   a 3 KB cookie: the head alone is larger than one MSS
+``post``       a 24 KB body spread over many segments
+``rules``      one request per ALB rule type (host, header, method, query, source IP, path)
+``https``      TLS with SNI, key log saved (``SSLContext.keylog_filename``), keep-alive
+``h2``         HTTP/2 over TLS (ALPN ``h2``): many streams on one connection
+``short``      many one-request connections, so the balancer's spread shows
+``smuggle``    a CL.TE request-smuggling attempt, then an innocent request behind it
+=============  ==============================================================
+
+Every request carries ``X-Request-Id: <id>`` *and* ``?rid=<id>``. HTTP/1.1 is written
+and read with h11 (sans-IO); HTTP/2 with h2. Only the smuggling attempt is written by
+hand, because h11 refuses to produce such a request (that is the point of it).
+The output is one JSON record per request: id, suite, addresses, status, served-by.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import h11
+
+__all__ = ["RequestRecord", "Client", "run_plan", "main"]
+
+_ALLOWED_DESTINATIONS = (ipaddress.ip_network("203.0.113.0/24"),)
+_TIMEOUT = 5.0
+_USER_AGENT = "osilab-lab-client/1"
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """What the client did and saw for one request (one line of ``client.json``)."""
+
+    rid: str
+    suite: str
+    method: str
+    target: str
+    host: str
+    source: str
+    destination: str
+    scheme: str = "http"
+    http_version: str = "1.1"
+    status: int | None = None
+    served_by: str | None = None
+    cache: str | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_destination(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    if not any(ipaddress.ip_address(host) in net for net in _ALLOWED_DESTINATIONS):
+        raise SystemExit(f"refusing to connect outside the lab: {address}")
+    return host, int(port)
+
+
+class _Http1:
+    """One HTTP/1.1 client connection: a socket plus an h11 state machine."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.conn = h11.Connection(h11.CLIENT)
+
+    def _next_event(self) -> Any:
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                data = self.sock.recv(65536)
+                self.conn.receive_data(data)
+                continue
+            return event
+
+    def read_response(self) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = 0, {}, bytearray()
+        while True:
+            event = self._next_event()
+            if isinstance(event, h11.Response):
+                status = event.status_code
+                headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                return status, headers, bytes(body)
+
+    @staticmethod
+    def encode(request: h11.Request, body: bytes) -> bytes:
+        """The bytes of one request, made by a fresh h11 connection (used to pipeline)."""
+        scratch = h11.Connection(h11.CLIENT)
+        data = scratch.send(request) or b""
+        if body:
+            data += scratch.send(h11.Data(data=body)) or b""
+        return data + (scratch.send(h11.EndOfMessage()) or b"")
+
+    def send(self, request: h11.Request, body: bytes = b"", *, pieces: int = 1) -> None:
+        data = self.conn.send(request) or b""
+        if pieces > 1:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            step = max(1, len(data) // pieces)
+            cuts = [data[i : i + step] for i in range(0, len(data), step)]
+            for piece in cuts:
+                self.sock.sendall(piece)
+                time.sleep(0.05)
+        else:
+            self.sock.sendall(data)
+        if body:
+            self.sock.sendall(self.conn.send(h11.Data(data=body)) or b"")
+        self.sock.sendall(self.conn.send(h11.EndOfMessage()) or b"")
+
+    def finish_cycle(self) -> bool:
+        """Prepare for the next request; False when the server closed the connection."""
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
+            self.conn.start_next_cycle()
+            return True
+        return False
+
+
+class Client:
+    """Runs suites and collects :class:`RequestRecord` s; ids are ``<prefix><0001>``."""
+
+    def __init__(self, prefix: str, keylog: str | None, sni: str) -> None:
+        self.prefix = prefix
+        self.keylog = keylog
+        self.sni = sni
+        self.counter = 0
+        self.records: list[RequestRecord] = []
+
+    # -- plumbing ---------------------------------------------------------------
+    def next_rid(self) -> str:
+        self.counter += 1
+        return f"{self.prefix}{self.counter:04d}"
+
+    def connect(self, address: str, source: str, *, alpn: str | None = None) -> socket.socket:
+        host, port = _check_destination(address)
+        sock = socket.create_connection((host, port), timeout=_TIMEOUT, source_address=(source, 0))
+        sock.settimeout(_TIMEOUT)
+        if alpn is None:
+            return sock
+        context = ssl.create_default_context()
+        # A lab certificate made at run time: not verified (nothing here is a real site).
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.set_alpn_protocols([alpn])
+        if self.keylog:
+            context.keylog_filename = self.keylog
+        return context.wrap_socket(sock, server_hostname=self.sni)
+
+    @staticmethod
+    def _with_rid(target: str, rid: str) -> str:
+        return f"{target}{'&' if '?' in target else '?'}rid={rid}"
+
+    def _request(
+        self,
+        rid: str,
+        method: str,
+        target: str,
+        host: str,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+        body: bytes = b"",
+        close: bool = False,
+    ) -> h11.Request:
+        headers = [("Host", host), ("User-Agent", _USER_AGENT), ("X-Request-Id", rid)]
+        headers += list(extra_headers)
+        if body:
+            headers.append(("Content-Length", str(len(body))))
+            headers.append(("Content-Type", "application/json"))
+        if close:
+            headers.append(("Connection", "close"))
+        return h11.Request(method=method, target=self._with_rid(target, rid), headers=headers)
+
+    def _record(
+        self, sock: socket.socket, rid: str, suite: str, request: h11.Request, **kw: Any
+    ) -> RequestRecord:
+        local, remote = sock.getsockname(), sock.getpeername()
+        record = RequestRecord(
+            rid=rid,
+            suite=suite,
+            method=request.method.decode(),
+            target=request.target.decode(),
+            host=dict(request.headers).get(b"host", b"").decode(),
+            source=f"{local[0]}:{local[1]}",
+            destination=f"{remote[0]}:{remote[1]}",
+            **kw,
+        )
+        self.records.append(record)
+        return record
+
+    @staticmethod
+    def _fill(record: RequestRecord, status: int, headers: dict[str, str], body: bytes) -> None:
+        record.status = status
+        record.served_by = headers.get("x-served-by")
+        if headers.get("content-type", "").startswith("application/json"):
+            try:
+                record.cache = json.loads(body).get("cache")
+            except (ValueError, AttributeError):
+                pass
+
+    def exchange(
+        self,
+        http: _Http1,
+        suite: str,
+        method: str,
+        target: str,
+        *,
+        host: str = "shop.example.com",
+        headers: tuple[tuple[str, str], ...] = (),
+        body: bytes = b"",
+        close: bool = False,
+        pieces: int = 1,
+        scheme: str = "http",
+    ) -> RequestRecord:
+        rid = self.next_rid()
+        request = self._request(rid, method, target, host, headers, body, close)
+        record = self._record(http.sock, rid, suite, request, scheme=scheme)
+        http.send(request, body, pieces=pieces)
+        self._fill(record, *http.read_response())
+        return record
+
+    # -- suites -------------------------------------------------------------------
+    def keepalive(self, address: str, source: str, connections: int = 4, per: int = 6, **_: Any) -> None:
+        paths = ["/", "/static/app.js", "/api/items/{n}", "/static/style.css", "/api/items/{n}"]
+        for c in range(connections):
+            with self.connect(address, source) as sock:
+                http = _Http1(sock)
+                for i in range(per):
+                    path = paths[i % len(paths)].format(n=1 + (c + i) % 5)
+                    self.exchange(http, "keepalive", "GET", path)
+                    if not http.finish_cycle():
+                        break
+
+    def pipelined(self, address: str, source: str, count: int = 6, **_: Any) -> None:
+        with self.connect(address, source) as sock:
+            http = _Http1(sock)
+            batch = []
+            for i in range(count):
+                rid = self.next_rid()
+                request = self._request(rid, "GET", f"/api/items/{6 + i % 3}", "shop.example.com")
+                batch.append((rid, request))
+                self._record(sock, rid, "pipelined", request)
+            # One write: every request leaves before the first response arrives.
+            sock.sendall(b"".join(_Http1.encode(request, b"") for _, request in batch))
+            for offset, (_, request) in enumerate(batch):
+                http.conn.send(request)  # bytes already sent above; keeps h11's state in step
+                http.conn.send(h11.EndOfMessage())
+                record = self.records[-len(batch) + offset]
+                self._fill(record, *http.read_response())
+                if not http.finish_cycle():
+                    break
+
+    def slow_head(self, address: str, source: str, **_: Any) -> None:
+        with self.connect(address, source) as sock:
+            http = _Http1(sock)
+            self.exchange(
+                http,
+                "slow_head",
+                "GET",
+                "/api/items/9",
+                headers=(("Accept", "application/json"), ("X-Trace", "head-in-pieces")),
+                pieces=4,
+            )
+
+    def big_head(self, address: str, source: str, **_: Any) -> None:
+        with self.connect(address, source) as sock:
+            cookie = "session=" + "c" * 3000
+            self.exchange(_Http1(sock), "big_head", "GET", "/", headers=(("Cookie", cookie),))
+
+    def post(self, address: str, source: str, size: int = 24_000, **_: Any) -> None:
+        body = json.dumps({"lines": ["x" * 90] * (size // 96)}).encode()
+        with self.connect(address, source) as sock:
+            self.exchange(_Http1(sock), "post", "POST", "/api/orders", body=body)
+
+    def rules(self, address: str, source: str, second_source: str = "198.51.100.8", **_: Any) -> None:
+        cases: list[dict[str, Any]] = [
+            {"method": "GET", "target": "/", "host": "admin.example.com", "note": "host"},
+            {"method": "GET", "target": "/", "headers": (("X-Canary", "1"),), "note": "header"},
+            {"method": "DELETE", "target": "/api/items/3", "note": "method"},
+            {"method": "GET", "target": "/?version=beta", "note": "query"},
+            {"method": "GET", "target": "/", "source": second_source, "note": "source"},
+            {"method": "GET", "target": "/api/items/4", "note": "path"},
+            {"method": "GET", "target": "/static/app.js", "note": "default"},
+        ]
+        for case in cases:
+            with self.connect(address, case.get("source", source)) as sock:
+                record = self.exchange(
+                    _Http1(sock),
+                    "rules",
+                    case["method"],
+                    case["target"],
+                    host=case.get("host", "shop.example.com"),
+                    headers=case.get("headers", ()),
+                )
+                record.note = f"expects rule {case['note']}"
+
+    def https(self, address: str, source: str, connections: int = 2, per: int = 4, **_: Any) -> None:
+        for c in range(connections):
+            with self.connect(address, source, alpn="http/1.1") as sock:
+                http = _Http1(sock)
+                for i in range(per):
+                    target = "/api/items/{n}".format(n=10 + (c + i) % 3) if i % 2 else "/"
+                    self.exchange(http, "https", "GET", target, scheme="https")
+                    if not http.finish_cycle():
+                        break
+
+    def h2(self, address: str, source: str, streams: int = 24, **_: Any) -> None:
+        import h2.config
+        import h2.connection
+        import h2.events
+
+        with self.connect(address, source, alpn="h2") as sock:
+            if getattr(sock, "selected_alpn_protocol", lambda: None)() != "h2":
+                raise SystemExit("the server did not agree to HTTP/2 (ALPN)")
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            conn.initiate_connection()
+            by_stream: dict[int, RequestRecord] = {}
+            local, remote = sock.getsockname(), sock.getpeername()
+            for i in range(streams):
+                rid = self.next_rid()
+                path = self._with_rid(f"/api/items/{12 + i % 4}" if i % 2 else "/static/app.js", rid)
+                stream_id = conn.get_next_available_stream_id()
+                conn.send_headers(
+                    stream_id,
+                    [
+                        (":method", "GET"),
+                        (":scheme", "https"),
+                        (":authority", "shop.example.com"),
+                        (":path", path),
+                        ("user-agent", _USER_AGENT),
+                        ("x-request-id", rid),
+                    ],
+                    end_stream=True,
+                )
+                record = RequestRecord(
+                    rid, "h2", "GET", path, "shop.example.com",
+                    f"{local[0]}:{local[1]}", f"{remote[0]}:{remote[1]}",
+                    scheme="https", http_version="2", extra={"stream": stream_id},
+                )  # fmt: skip
+                by_stream[stream_id] = record
+                self.records.append(record)
+            sock.sendall(conn.data_to_send())
+            open_streams = set(by_stream)
+            bodies: dict[int, bytearray] = {sid: bytearray() for sid in by_stream}
+            while open_streams:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.ResponseReceived):
+                        headers = {k.decode() if isinstance(k, bytes) else k: v for k, v in event.headers}
+                        record = by_stream[event.stream_id]
+                        record.status = int(_text(headers.get(":status", "0")))
+                        record.served_by = _text(headers.get("x-served-by")) or None
+                    elif isinstance(event, h2.events.DataReceived):
+                        bodies[event.stream_id] += event.data
+                        conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    elif isinstance(event, h2.events.StreamEnded):
+                        open_streams.discard(event.stream_id)
+                sock.sendall(conn.data_to_send())
+            for stream_id, body in bodies.items():
+                try:
+                    by_stream[stream_id].cache = json.loads(body).get("cache")
+                except (ValueError, AttributeError):
+                    pass
+            conn.close_connection()
+            sock.sendall(conn.data_to_send())
+
+    def short(self, address: str, source: str, count: int = 30, **_: Any) -> None:
+        for i in range(count):
+            with self.connect(address, source) as sock:
+                target = "/api/items/{n}".format(n=1 + i % 5) if i % 3 == 0 else "/"
+                self.exchange(_Http1(sock), "short", "GET", target, close=True)
+
+    def smuggle(self, address: str, source: str, **_: Any) -> None:
+        """A CL.TE attempt: ``Content-Length`` covers a hidden second request, chunked ends early.
+
+        A front end that trusts Content-Length forwards the whole body; a back end that
+        trusts Transfer-Encoding stops at the ``0`` chunk and reads the rest as the *next*
+        request on the connection (RFC 9112 §6.3 says TE wins and the message must be
+        treated with suspicion). Whatever the real servers do is recorded, not assumed.
+        """
+        outer, hidden, innocent = self.next_rid(), self.next_rid(), self.next_rid()
+        smuggled = (
+            f"GET /api/items/2?rid={hidden} HTTP/1.1\r\nHost: shop.example.com\r\n"
+            f"X-Request-Id: {hidden}\r\nX-Smuggled: yes\r\n\r\n"
+        ).encode()
+        body = b"0\r\n\r\n" + smuggled
+        head = (
+            f"POST /api/orders?rid={outer} HTTP/1.1\r\nHost: shop.example.com\r\n"
+            f"User-Agent: {_USER_AGENT}\r\nX-Request-Id: {outer}\r\n"
+            f"Content-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ).encode()
+        follow = (
+            f"GET /static/app.js?rid={innocent} HTTP/1.1\r\nHost: shop.example.com\r\n"
+            f"User-Agent: {_USER_AGENT}\r\nX-Request-Id: {innocent}\r\n\r\n"
+        ).encode()
+        with self.connect(address, source) as sock:
+            local, remote = sock.getsockname(), sock.getpeername()
+            sock.sendall(head + body)
+            time.sleep(0.3)
+            try:
+                sock.sendall(follow)
+            except OSError:
+                pass
+            received = bytearray()
+            deadline = time.monotonic() + 2.0
+            sock.settimeout(0.5)
+            while time.monotonic() < deadline:
+                try:
+                    data = sock.recv(65536)
+                except (TimeoutError, OSError):
+                    continue
+                if not data:
+                    break
+                received += data
+        statuses = [
+            int(line.split()[1])
+            for line in bytes(received).split(b"\r\n")
+            if line.startswith(b"HTTP/1.") and len(line.split()) > 1 and line.split()[1].isdigit()
+        ]
+        for rid, method, target, note in (
+            (outer, "POST", f"/api/orders?rid={outer}", "outer request (CL and TE)"),
+            (hidden, "GET", f"/api/items/2?rid={hidden}", "hidden inside the outer body"),
+            (innocent, "GET", f"/static/app.js?rid={innocent}", "sent after, same connection"),
+        ):
+            self.records.append(
+                RequestRecord(
+                    rid, "smuggle", method, target, "shop.example.com",
+                    f"{local[0]}:{local[1]}", f"{remote[0]}:{remote[1]}", note=note,
+                    extra={"response_statuses_on_connection": statuses,
+                           "responses_raw": bytes(received[:1500]).decode("latin-1")},
+                )
+            )  # fmt: skip
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def run_plan(plan: dict[str, Any]) -> Iterator[RequestRecord]:
+    """Run every step of ``plan``; yields the records (the plan's order, then request order)."""
+    client = Client(plan["prefix"], plan.get("keylog"), plan.get("sni", "shop.example.com"))
+    for step in plan["steps"]:
+        suite = getattr(client, step["suite"])
+        options = {k: v for k, v in step.items() if k not in ("suite",)}
+        options.setdefault("source", plan.get("source", "198.51.100.7"))
+        try:
+            suite(**options)
+        except (OSError, h11.ProtocolError) as exc:
+            client.records.append(
+                RequestRecord(
+                    client.next_rid(), step["suite"], "-", "-", "-", options["source"],
+                    options["address"], note=f"suite failed: {type(exc).__name__}: {exc}",
+                )
+            )  # fmt: skip
+        time.sleep(plan.get("pause", 0.05))
+    yield from client.records
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    if len(args) != 2:
+        print("usage: python -m osilab.lab.client PLAN.json OUT.json", file=sys.stderr)
+        return 2
+    with open(args[0]) as handle:
+        plan = json.load(handle)
+    records = [asdict(record) for record in run_plan(plan)]
+    with open(args[1], "w") as handle:
+        json.dump(records, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""Configuration text for the lab's real servers, written as pure functions.
+
+Each function returns the text of one configuration file (or PEM bytes) from a few
+facts (addresses, paths); :mod:`osilab.lab.record` writes them into the run's temp
+folder. Nothing here starts a process or touches a file, so a learner can read the
+exact configuration a capture came from, and tests can check it without root.
+
+The roles, and the AWS behaviour each imitates (see ``docs/lb-reference.md``):
+
+* **ALB role** — HAProxy ``mode http``. Listener rules become HAProxy ACLs, evaluated in
+  priority order, first match wins (AWS "Listener rules", conditions ``host-header``,
+  ``path-pattern``, ``http-header``, ``http-request-method``, ``query-string``,
+  ``source-ip``). ``option forwardfor`` adds ``X-Forwarded-For`` as an ALB does.
+  TLS ends at the balancer (an HTTPS listener), HTTP/2 is offered by ALPN, and the
+  balancer talks HTTP/1.1 to its targets (the ALB default target protocol version).
+  One log line per request names the rule, the target group (backend) and the target
+  (server address:port): the ground truth for the replay models.
+* **NLB role** — nftables DNAT with a hash of the 4-tuple (``jhash``), in the
+  ``prerouting`` hook of the balancer's namespace: the target is chosen on the flow's
+  first packet, and the client's address reaches the target unchanged.
+* **Terminating L4 proxy** — HAProxy ``mode tcp``: it ends the client's TCP connection
+  and opens its own, so the target sees the proxy's address; one variant sends a
+  PROXY protocol v2 header first (haproxy.org/download/2.6/doc/proxy-protocol.txt)
+  so the target can learn the client's address anyway (``listen ... proxy_protocol``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+
+__all__ = [
+    "AlbRule",
+    "ALB_RULES",
+    "ALB_TARGET_GROUPS",
+    "L4_TARGET_GROUPS",
+    "NLB_SEED",
+    "haproxy_alb",
+    "haproxy_l4",
+    "nftables_nlb",
+    "nginx_instance",
+    "postgres_schema",
+    "self_signed",
+]
+
+#: jhash seed of the NLB role: fixed, so the same flow goes to the same target every run.
+NLB_SEED = 0x05115EED
+
+
+@dataclass(frozen=True, slots=True)
+class AlbRule:
+    """One listener rule: name, AWS condition type, HAProxy ACL, target group.
+
+    ``condition`` uses the AWS field names so the replay model's config can be written
+    from the same table; ``acl`` is the HAProxy expression that implements it.
+    """
+
+    priority: int
+    name: str
+    condition: str
+    value: str
+    acl: str
+    target_group: str
+
+
+#: The ALB role's rules, in priority order (lowest first), one per AWS condition type.
+ALB_RULES: tuple[AlbRule, ...] = (
+    AlbRule(
+        1, "host", "host-header", "admin.example.com", "hdr_beg(host) -i admin.example.com", "tg-admin"
+    ),
+    AlbRule(2, "header", "http-header", "X-Canary: 1", "req.hdr(x-canary) -m str 1", "tg-canary"),
+    AlbRule(3, "method", "http-request-method", "DELETE,PUT", "method DELETE PUT", "tg-write"),
+    AlbRule(4, "query", "query-string", "version=beta", "urlp(version) -m str beta", "tg-beta"),
+    AlbRule(5, "source", "source-ip", "198.51.100.8/32", "src 198.51.100.8", "tg-office"),
+    AlbRule(6, "path", "path-pattern", "/api/*", "path_beg /api/", "tg-api"),
+)
+
+#: Target group -> targets (instance names). ``tg-web`` is the default action.
+ALB_TARGET_GROUPS: dict[str, tuple[str, ...]] = {
+    "tg-admin": ("web2",),
+    "tg-canary": ("web1",),
+    "tg-write": ("web1",),
+    "tg-beta": ("web2",),
+    "tg-office": ("web1",),
+    "tg-api": ("web1", "web2"),
+    "tg-web": ("web1", "web2"),
+}
+
+#: The terminating L4 proxy's backends: plain TCP to :80, PROXY v2 to nginx's :8081.
+L4_TARGET_GROUPS: dict[str, tuple[int, bool]] = {"tg-tcp": (80, False), "tg-tcp-pp2": (8081, True)}
+
+#: HAProxy log line of one HTTP request; parsed by :func:`osilab.lab.truth.parse_haproxy_http`.
+_HTTP_LOG = (
+    "alb client=%ci:%cp frontend=%ft rule=%[var(txn.rule)] target_group=%b server=%s "
+    "target=%si:%sp status=%ST bytes=%B termination=%ts "
+    "rid=%[capture.req.hdr(0)] version=%HV request=%{+Q}r"
+)
+#: HAProxy log line of one TCP connection; parsed by :func:`osilab.lab.truth.parse_haproxy_tcp`.
+_TCP_LOG = (
+    "l4 client=%ci:%cp frontend=%ft target_group=%b server=%s target=%si:%sp "
+    "source=%bi:%bp bytes=%B termination=%ts"
+)
+
+
+def haproxy_alb(
+    *, vip: str, targets: dict[str, str], certificate: str, rules: tuple[AlbRule, ...] = ALB_RULES
+) -> str:
+    """HAProxy configuration of the ALB role (HTTP :80, HTTPS+h2 :443, logs to stdout)."""
+    lines = [
+        "global",
+        "    log stdout format raw local0",
+        "    maxconn 512",
+        "    tune.ssl.default-dh-param 2048",
+        "",
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option forwardfor",
+        "    option http-keep-alive",
+        "    timeout connect 3s",
+        "    timeout client 15s",
+        "    timeout server 15s",
+        "    timeout http-keep-alive 10s",
+        f'    log-format "{_HTTP_LOG}"',
+        "",
+        "frontend alb",
+        f"    bind {vip}:80",
+        f"    bind {vip}:443 ssl crt {certificate} alpn h2,http/1.1",
+        "    http-request capture req.hdr(x-request-id) len 32",
+        "    # Listener rules in priority order; the first that matches names the rule.",
+    ]
+    for rule in rules:
+        lines.append(
+            f"    http-request set-var(txn.rule) str({rule.name}) "
+            f"if {{ {rule.acl} }} !{{ var(txn.rule) -m found }}"
+        )
+    lines.append("    http-request set-var(txn.rule) str(default) unless { var(txn.rule) -m found }")
+    for rule in rules:
+        lines.append(f"    use_backend {rule.target_group} if {{ var(txn.rule) -m str {rule.name} }}")
+    lines += ["    default_backend tg-web", ""]
+    for group, members in ALB_TARGET_GROUPS.items():
+        lines += [f"backend {group}", "    balance roundrobin"]
+        lines += [f"    server {name} {targets[name]}:80" for name in members]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def haproxy_l4(*, vip: str, targets: dict[str, str]) -> str:
+    """HAProxy configuration of the terminating L4 proxy (mode tcp; :81 sends PROXY v2)."""
+    lines = [
+        "global",
+        "    log stdout format raw local0",
+        "    maxconn 512",
+        "",
+        "defaults",
+        "    mode tcp",
+        "    log global",
+        "    timeout connect 3s",
+        "    timeout client 15s",
+        "    timeout server 15s",
+        f'    log-format "{_TCP_LOG}"',
+        "",
+    ]
+    for index, (group, (port, proxy_v2)) in enumerate(L4_TARGET_GROUPS.items()):
+        lines += [f"frontend l4-{port}", f"    bind {vip}:{80 + index}", f"    default_backend {group}", ""]
+        lines += [f"backend {group}", "    balance roundrobin"]
+        extra = " send-proxy-v2" if proxy_v2 else ""
+        lines += [f"    server {name} {address}:{port}{extra}" for name, address in targets.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def nftables_nlb(*, vip: str, targets: tuple[str, ...], ports: tuple[int, ...] = (80, 443)) -> str:
+    """The NLB role as an nftables ruleset: per-flow hash DNAT in ``prerouting``.
+
+    ``jhash ip saddr . tcp sport . ip daddr . tcp dport mod N seed S`` hashes the
+    4-tuple of the flow's first packet; conntrack then keeps every later packet of the
+    flow (both directions) on the same target, as an NLB's flow table does.
+    """
+    mapping = ", ".join(f"{index} : {address}" for index, address in enumerate(targets))
+    count = len(targets)
+    rules = "\n".join(
+        f"        ip daddr {vip} tcp dport {port} dnat to jhash ip saddr . tcp sport . "
+        f"ip daddr . tcp dport mod {count} seed {NLB_SEED:#x} map {{ {mapping} }}"
+        for port in ports
+    )
+    return (
+        "table ip nlb {\n"
+        "    chain prerouting {\n"
+        "        type nat hook prerouting priority dstnat; policy accept;\n"
+        f"{rules}\n"
+        "    }\n"
+        "}\n"
+    )
+
+
+def nginx_instance(
+    *,
+    name: str,
+    address: str,
+    app: str,
+    root: str,
+    run_dir: str,
+    certificate: str,
+    key: str,
+) -> str:
+    """nginx on one EC2-like instance: static files, ``/api/`` proxied to the app.
+
+    Listens on :80 (plain), :443 (TLS, for the NLB's TLS passthrough) and :8081
+    (``proxy_protocol``: the PROXY v2 variant of the L4 proxy). The request id is passed
+    on to the app; the access log names it, the peer, ``X-Forwarded-For`` and the
+    PROXY protocol's client address.
+    """
+    return f"""# nginx of instance {name} ({address})
+worker_processes 1;
+pid {run_dir}/nginx.pid;
+error_log {run_dir}/nginx-error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    default_type text/plain;
+    types {{ text/html html; application/javascript js; text/css css; }}
+    client_body_temp_path {run_dir}/body;
+    proxy_temp_path {run_dir}/proxy;
+    fastcgi_temp_path {run_dir}/fastcgi;
+    uwsgi_temp_path {run_dir}/uwsgi;
+    scgi_temp_path {run_dir}/scgi;
+    log_format lab 'nginx instance={name} client=$remote_addr:$remote_port '
+                   'server=$server_addr:$server_port "$request" status=$status '
+                   'bytes=$body_bytes_sent rid=$http_x_request_id '
+                   'xff="$http_x_forwarded_for" proxy_protocol=$proxy_protocol_addr:$proxy_protocol_port '
+                   'upstream=$upstream_addr';
+    access_log {run_dir}/access.log lab;
+    keepalive_requests 1000;
+    keepalive_timeout 15s;
+    upstream api {{
+        server {app};
+        keepalive 4;
+    }}
+    server {{
+        listen {address}:80;
+        listen {address}:443 ssl;
+        listen {address}:8081 proxy_protocol;
+        server_name _;
+        ssl_certificate {certificate};
+        ssl_certificate_key {key};
+        root {root};
+        add_header X-Served-By {name} always;
+        location /api/ {{
+            proxy_pass http://api;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Request-Id $http_x_request_id;
+        }}
+    }}
+}}
+"""
+
+
+def postgres_schema(items: int = 50) -> str:
+    """SQL that creates and fills the ``items`` table the app reads."""
+    rows = ",\n".join(
+        f"    ({i}, 'item {i}', {(i * 37) % 1000 / 10:.2f})" for i in range(1, items + 1)
+    )
+    return (
+        "CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL, price numeric(8, 2));\n"
+        f"INSERT INTO items (id, name, price) VALUES\n{rows};\n"
+    )
+
+
+def self_signed(hostnames: tuple[str, ...], addresses: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """A fresh self-signed certificate and key (PEM) for ``hostnames`` and IP ``addresses``.
+
+    Made at run time (never committed), with an EC P-256 key: small certificates keep
+    the TLS handshake to a few segments.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])])
+    now = datetime.datetime.now(datetime.UTC)
+    names: list[x509.GeneralName] = [x509.DNSName(h) for h in hostnames]
+    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        certificate.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
