@@ -33,9 +33,10 @@ count outstanding requests). It opens no socket and reads no clock: times are th
 capture's. The stickiness cookies are opaque tokens (a keyed MAC over the group and
 target) that this model alone can decode, as only AWS can decode its encrypted ones.
 
-Desync mitigation: the table of ``lb-reference.md`` §1.8 is implemented here
-(:func:`desync_action`) because ``osilab.protocols.desync`` did not exist yet when this
-was written; the request's verdict comes from the HTTP parser.
+Desync mitigation follows ``lb-reference.md`` §1.8 through
+:func:`osilab.protocols.desync.mitigate`; the small table :func:`desync_action` is the
+same policy, kept here as a fallback and for a quick look. The request's verdict comes
+from the HTTP parser.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from osilab.balancers.decision import Decision, DecisionList
 from osilab.balancers.hashing import stable_hash
 from osilab.balancers.rules import evaluate_rules
 from osilab.errors import ConfigError
-from osilab.protocols.messages import HttpRequest, HttpResponse
+from osilab.protocols.messages import DesyncVerdict, HttpRequest, HttpResponse
 from osilab.streams.keys import FlowKey
 
 __all__ = [
@@ -89,6 +90,29 @@ def desync_action(mode: str, klass: str) -> str:
         return DESYNC_TABLE[mode][klass]
     except KeyError:
         raise ConfigError(f"unknown desync mode/class {mode!r}/{klass!r}") from None
+
+
+def _mitigate(verdict: DesyncVerdict, mode: str) -> tuple[str, str]:
+    """``(what, why)`` for a desync verdict: uses :func:`osilab.protocols.desync.mitigate`
+    when it is available, else the local :data:`DESYNC_TABLE`."""
+    try:
+        from osilab.protocols.desync import mitigate
+    except ImportError:
+        what = desync_action(mode, verdict.klass)
+        rule = f"rule {verdict.reason}" if verdict.reason else "no rule"
+        does = {
+            "allow": "forwards it",
+            "allow-close": "forwards it, then closes both the client and the target connection",
+            "block": "answers 400 itself and no target sees the request",
+        }[what]
+        return what, f"{rule} fired, so the request is {verdict.klass}; in {mode} mode the ALB {does}"
+    result = mitigate(verdict, mode)
+    action = str(result.action)
+    if action in ("block", "block_400"):
+        return "block", result.why.rstrip(".")
+    if action == "forward_then_close":
+        return "allow-close", result.why.rstrip(".")
+    return "allow", result.why.rstrip(".")
 
 
 def _mac(data: bytes, seed: int) -> bytes:
@@ -298,8 +322,7 @@ class ApplicationLoadBalancer:
         verdict = request.desync
         if verdict is not None and verdict.klass != "Compliant":
             mode = self.config.desync_mitigation_mode
-            what = desync_action(mode, verdict.klass)
-            reason = verdict.reason or verdict.klass
+            what, mitigation_why = _mitigate(verdict, mode)
             if what == "block":
                 return self._record(
                     Decision(
@@ -309,18 +332,14 @@ class ApplicationLoadBalancer:
                         seen=("http.request.line", "http.request.headers"),
                         why=(
                             f"desync mitigation ({mode} mode) blocked {request.method} {request.target} at "
-                            f"packet {request.headers_complete_packet}: the request is {verdict.klass} "
-                            f"({reason}), so the ALB answers 400 itself and closes the connection"
+                            f"packet {request.headers_complete_packet}: {mitigation_why}"
                         ),
                         action="blocked",
                         status=400,
                     )
                 )
             if what == "allow-close":
-                close_note = (
-                    f"; desync mitigation ({mode} mode) lets this {verdict.klass} request ({reason}) "
-                    "through, then closes both the client and the target connection"
-                )
+                close_note = f"; desync mitigation: {mitigation_why}"
 
         match = evaluate_rules(listener.rules, request)
         rule_label = match.rule.label if match.rule else "default"

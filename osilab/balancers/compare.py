@@ -180,20 +180,33 @@ class Comparison:
 def servers_seen(packets: Iterable[Any]) -> list[tuple[str, int, str]]:
     """The ``(ip, port, proto)`` servers a capture talks to, in first-seen order.
 
-    TCP: the destination of every client SYN. UDP: the destination of a datagram whose
-    destination port is below its source port (the ephemeral side is the client).
+    For each flow: the destination of a client SYN (or the source of a SYN-ACK) is the
+    server; when the handshake was not captured, the side with the lower port (the
+    other is usually ephemeral).
     """
-    found: dict[tuple[str, int, str], None] = {}
+    by_flow: dict[tuple[str, frozenset[tuple[str, int]]], tuple[tuple[str, int, str], bool]] = {}
     for packet in packets:
-        proto = getattr(packet, "proto", None)
-        if proto == "tcp":
-            flags = packet.tcp_flags or 0
-            if flags & TCP_SYN and not flags & TCP_ACK:
-                found.setdefault((packet.ip_dst, packet.dst_port, "tcp"), None)
-        elif proto == "udp" and packet.dst_port is not None and packet.src_port is not None:
-            if packet.dst_port < packet.src_port:
-                found.setdefault((packet.ip_dst, packet.dst_port, "udp"), None)
-    return list(found)
+        try:
+            proto = packet.proto
+            if proto not in ("tcp", "udp"):
+                continue
+            src = (packet.ip_src, packet.src_port)
+            dst = (packet.ip_dst, packet.dst_port)
+            flags = (packet.tcp_flags or 0) if proto == "tcp" else 0
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue  # a damaged header: it says nothing reliable
+        if None in src or None in dst or not src[1] or not dst[1]:
+            continue  # port 0 is not a service
+        key = (proto, frozenset((src, dst)))
+        known = by_flow.get(key)
+        if flags & TCP_SYN:
+            server = dst if not flags & TCP_ACK else src
+            if known is None or not known[1]:
+                by_flow[key] = ((server[0], server[1], proto), True)
+        elif known is None:
+            server = src if src[1] < dst[1] else dst
+            by_flow[key] = ((server[0], server[1], proto), False)
+    return list(dict.fromkeys(server for server, _ in by_flow.values()))
 
 
 def configs_for(

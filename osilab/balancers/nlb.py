@@ -105,13 +105,22 @@ def proxy_v2_header(
 
 
 def _l4_damage(packet: Any) -> str | None:
-    """Damage an L4 balancer cares about: the frame, IP or TCP/UDP header, not the payload."""
+    """Damage that hides what an L4 balancer needs: a cut record, a broken IP header.
+
+    A TCP/UDP layer that is damaged only *after* its ports, flags and sequence number
+    (snaplen-cut options or payload) is not damage for a balancer: the real packet was
+    whole on the wire; only the capture kept less of it.
+    """
     error = getattr(packet, "read_error", None)
     if error:
         return str(error)
     for layer in getattr(packet, "layers", ()):
-        if layer.damaged and layer.osi <= 4:
+        if layer.damaged and layer.name in ("ip", "ipv6"):
             return f"{layer.name}: {layer.damaged}"
+        if layer.damaged and layer.name in ("tcp", "udp"):
+            needed = ("srcport", "dstport") + (("flags", "seq") if layer.name == "tcp" else ())
+            if any(key not in layer.fields for key in needed):
+                return f"{layer.name}: {layer.damaged}"
     return None
 
 
@@ -410,18 +419,24 @@ class NetworkLoadBalancer:
 
     def feed_packet(self, packet: Any) -> PacketFate:
         """Adapter: feed an :class:`osilab.capture.packet.Packet` (see docs/internal-api.md)."""
-        return self.feed(
-            no=packet.no,
-            time=packet.time,
-            proto=packet.proto,
-            src_ip=packet.ip_src,
-            src_port=packet.src_port,
-            dst_ip=packet.ip_dst,
-            dst_port=packet.dst_port,
-            tcp_flags=packet.tcp_flags or 0,
-            tcp_seq=packet.tcp_seq,
-            damaged=_l4_damage(packet),
-        )
+        damage = _l4_damage(packet)
+        if damage is None:
+            try:
+                facts = {
+                    "proto": packet.proto,
+                    "src_ip": packet.ip_src,
+                    "src_port": packet.src_port,
+                    "dst_ip": packet.ip_dst,
+                    "dst_port": packet.dst_port,
+                    "tcp_flags": packet.tcp_flags or 0,
+                    "tcp_seq": packet.tcp_seq,
+                }
+            except (KeyError, IndexError, TypeError, ValueError) as exc:  # a header too broken to read
+                damage = f"unreadable header field {exc}"
+        if damage is not None:
+            return self.feed(no=packet.no, time=packet.time, proto=None, src_ip=None, src_port=None,
+                             dst_ip=None, dst_port=None, damaged=damage)
+        return self.feed(no=packet.no, time=packet.time, **facts)
 
     def flow_decision(self, flow: FlowKey) -> Decision | None:
         """The decision for a flow (client -> server), if the NLB made one."""

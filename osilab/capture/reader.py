@@ -314,6 +314,7 @@ class Capture:
                 else:
                     self._error(f"section header has an unknown byte-order magic {bom.hex(' ')}",
                                 no + 1, start + 8)
+                    buf.pos += 4
                     if not self._pcapng_resync(buf, order):
                         return
                     continue
@@ -391,32 +392,19 @@ class Capture:
             # Other blocks (name resolution, statistics, decryption secrets...) carry no frames.
 
     def _pcapng_resync(self, buf: _Buffer, order: str) -> bool:
-        """Look for the next block whose type is known and whose two lengths agree."""
+        """Look for the next block whose type is known and whose two lengths agree.
+
+        The search starts at ``buf.pos`` (callers step past the bad block first) and moves
+        forward 4 bytes at a time, as blocks are 4-byte aligned.
+        """
         known = {1, 2, 3, 4, 5, 6, 0x0A, 0x0A0D0D0A}
         while buf.need(12):
-            p = buf.pos
-            window = buf.data
-            while p + 12 <= len(window):
-                block_type, length = struct.unpack_from(order + "II", window, p)
-                if block_type in known and 12 <= length <= 16 * MAX_RECORD and length % 4 == 0:
-                    if p + length <= len(window):
-                        if struct.unpack_from(order + "I", window, p + length - 4)[0] == length:
-                            buf.pos = p
-                            return True
-                    elif not buf.eof:
-                        buf.pos = p
-                        buf.need(length)
-                        break
-                p += 4
-            else:
-                buf.pos = p
-                if buf.eof:
-                    return False
-                continue
-            if buf.pos == p and buf.need(length) and p + length > len(buf.data):
-                return False
-            if buf.eof and p + 12 > len(buf.data):
-                return False
+            block_type, length = struct.unpack_from(order + "II", buf.data, buf.pos)
+            if block_type in known and 12 <= length <= 16 * MAX_RECORD and length % 4 == 0 \
+                    and buf.need(length) \
+                    and struct.unpack_from(order + "I", buf.data, buf.pos + length - 4)[0] == length:
+                return True
+            buf.pos += 4
         return False
 
     # -- display ------------------------------------------------------------------------

@@ -235,7 +235,9 @@ class Client:
         return record
 
     # -- suites -------------------------------------------------------------------
-    def keepalive(self, address: str, source: str, connections: int = 4, per: int = 6, **_: Any) -> None:
+    def keepalive(
+        self, address: str, source: str, connections: int = 4, per: int = 6, **_: Any
+    ) -> None:
         paths = ["/", "/static/app.js", "/api/items/{n}", "/static/style.css", "/api/items/{n}"]
         for c in range(connections):
             with self.connect(address, source) as sock:
@@ -287,7 +289,9 @@ class Client:
         with self.connect(address, source) as sock:
             self.exchange(_Http1(sock), "post", "POST", "/api/orders", body=body)
 
-    def rules(self, address: str, source: str, second_source: str = "198.51.100.8", **_: Any) -> None:
+    def rules(
+        self, address: str, source: str, second_source: str = "198.51.100.8", **_: Any
+    ) -> None:
         cases: list[dict[str, Any]] = [
             {"method": "GET", "target": "/", "host": "admin.example.com", "note": "host"},
             {"method": "GET", "target": "/", "headers": (("X-Canary", "1"),), "note": "header"},
@@ -309,12 +313,14 @@ class Client:
                 )
                 record.note = f"expects rule {case['note']}"
 
-    def https(self, address: str, source: str, connections: int = 2, per: int = 4, **_: Any) -> None:
+    def https(
+        self, address: str, source: str, connections: int = 2, per: int = 4, **_: Any
+    ) -> None:
         for c in range(connections):
             with self.connect(address, source, alpn="http/1.1") as sock:
                 http = _Http1(sock)
                 for i in range(per):
-                    target = "/api/items/{n}".format(n=10 + (c + i) % 3) if i % 2 else "/"
+                    target = f"/api/items/{10 + (c + i) % 3}" if i % 2 else "/"
                     self.exchange(http, "https", "GET", target, scheme="https")
                     if not http.finish_cycle():
                         break
@@ -333,7 +339,9 @@ class Client:
             local, remote = sock.getsockname(), sock.getpeername()
             for i in range(streams):
                 rid = self.next_rid()
-                path = self._with_rid(f"/api/items/{12 + i % 4}" if i % 2 else "/static/app.js", rid)
+                path = self._with_rid(
+                    f"/api/items/{12 + i % 4}" if i % 2 else "/static/app.js", rid
+                )
                 stream_id = conn.get_next_available_stream_id()
                 conn.send_headers(
                     stream_id,
@@ -363,13 +371,17 @@ class Client:
                     break
                 for event in conn.receive_data(data):
                     if isinstance(event, h2.events.ResponseReceived):
-                        headers = {k.decode() if isinstance(k, bytes) else k: v for k, v in event.headers}
+                        headers = {
+                            k.decode() if isinstance(k, bytes) else k: v for k, v in event.headers
+                        }
                         record = by_stream[event.stream_id]
                         record.status = int(_text(headers.get(":status", "0")))
                         record.served_by = _text(headers.get("x-served-by")) or None
                     elif isinstance(event, h2.events.DataReceived):
                         bodies[event.stream_id] += event.data
-                        conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                        conn.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
                     elif isinstance(event, h2.events.StreamEnded):
                         open_streams.discard(event.stream_id)
                 sock.sendall(conn.data_to_send())
@@ -384,7 +396,7 @@ class Client:
     def short(self, address: str, source: str, count: int = 30, **_: Any) -> None:
         for i in range(count):
             with self.connect(address, source) as sock:
-                target = "/api/items/{n}".format(n=1 + i % 5) if i % 3 == 0 else "/"
+                target = f"/api/items/{1 + i % 5}" if i % 3 == 0 else "/"
                 self.exchange(_Http1(sock), "short", "GET", target, close=True)
 
     def smuggle(self, address: str, source: str, **_: Any) -> None:

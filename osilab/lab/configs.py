@@ -67,7 +67,12 @@ class AlbRule:
 #: The ALB role's rules, in priority order (lowest first), one per AWS condition type.
 ALB_RULES: tuple[AlbRule, ...] = (
     AlbRule(
-        1, "host", "host-header", "admin.example.com", "hdr_beg(host) -i admin.example.com", "tg-admin"
+        1,
+        "host",
+        "host-header",
+        "admin.example.com",
+        "hdr_beg(host) -i admin.example.com",
+        "tg-admin",
     ),
     AlbRule(2, "header", "http-header", "X-Canary: 1", "req.hdr(x-canary) -m str 1", "tg-canary"),
     AlbRule(3, "method", "http-request-method", "DELETE,PUT", "method DELETE PUT", "tg-write"),
@@ -135,9 +140,13 @@ def haproxy_alb(
             f"    http-request set-var(txn.rule) str({rule.name}) "
             f"if {{ {rule.acl} }} !{{ var(txn.rule) -m found }}"
         )
-    lines.append("    http-request set-var(txn.rule) str(default) unless { var(txn.rule) -m found }")
+    lines.append(
+        "    http-request set-var(txn.rule) str(default) unless { var(txn.rule) -m found }"
+    )
     for rule in rules:
-        lines.append(f"    use_backend {rule.target_group} if {{ var(txn.rule) -m str {rule.name} }}")
+        lines.append(
+            f"    use_backend {rule.target_group} if {{ var(txn.rule) -m str {rule.name} }}"
+        )
     lines += ["    default_backend tg-web", ""]
     for group, members in ALB_TARGET_GROUPS.items():
         lines += [f"backend {group}", "    balance roundrobin"]
@@ -163,7 +172,12 @@ def haproxy_l4(*, vip: str, targets: dict[str, str]) -> str:
         "",
     ]
     for index, (group, (port, proxy_v2)) in enumerate(L4_TARGET_GROUPS.items()):
-        lines += [f"frontend l4-{port}", f"    bind {vip}:{80 + index}", f"    default_backend {group}", ""]
+        lines += [
+            f"frontend l4-{port}",
+            f"    bind {vip}:{80 + index}",
+            f"    default_backend {group}",
+            "",
+        ]
         lines += [f"backend {group}", "    balance roundrobin"]
         extra = " send-proxy-v2" if proxy_v2 else ""
         lines += [f"    server {name} {address}:{port}{extra}" for name, address in targets.items()]

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 from osilab.errors import LabError
 
-__all__ = ["Requirement", "Finding", "REQUIREMENTS", "DEBIAN_PACKAGES", "PYTHON_PACKAGES", "check", "require"]
+__all__ = [
+    "Requirement",
+    "Finding",
+    "REQUIREMENTS",
+    "DEBIAN_PACKAGES",
+    "PYTHON_PACKAGES",
+    "check",
+    "require",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +53,23 @@ class Finding:
 REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("ip", "iproute2", ("ip", "-V"), "network namespaces, veth pairs, bridge, routes"),
     Requirement("nft", "nftables", ("nft", "--version"), "the NLB role (DNAT with jhash)"),
-    Requirement("ethtool", "ethtool", ("ethtool", "--version"), "offloads off: real MTU-sized frames"),
+    Requirement(
+        "ethtool", "ethtool", ("ethtool", "--version"), "offloads off: real MTU-sized frames"
+    ),
     Requirement("tcpdump", "tcpdump", ("tcpdump", "--version"), "capturing every hop"),
-    Requirement("mergecap", "wireshark-common", ("mergecap", "-V"), "merging hops into one pcapng"),
-    Requirement("tshark", "tshark", ("tshark", "-v"), "deriving truth from the back-side capture; tests"),
+    Requirement("mergecap", "wireshark-common", ("mergecap", "--version"), "merging hops into one pcapng"),
+    Requirement(
+        "tshark", "tshark", ("tshark", "-v"), "deriving truth from the back-side capture; tests"
+    ),
     Requirement("nginx", "nginx-light", ("nginx", "-v"), "the instances' web server"),
     Requirement("haproxy", "haproxy", ("haproxy", "-v"), "the ALB role and the L4 proxy"),
     Requirement("redis-server", "redis-server", ("redis-server", "--version"), "the cache"),
     Requirement("initdb", "postgresql", ("initdb", "--version"), "the database (PostgreSQL)"),
     Requirement("postgres", "postgresql", ("postgres", "--version"), "the database (PostgreSQL)"),
     Requirement("psql", "postgresql-client", ("psql", "--version"), "loading the lab's table"),
-    Requirement("runuser", "util-linux", ("runuser", "--version"), "running PostgreSQL as postgres"),
+    Requirement(
+        "runuser", "util-linux", ("runuser", "--version"), "running PostgreSQL as postgres"
+    ),
 )
 
 #: The Debian packages for .ci's apt-get line.
@@ -66,7 +80,9 @@ PYTHON_PACKAGES: tuple[str, ...] = ("aiohttp", "redis", "psycopg[binary]")
 
 def postgres_bindir() -> str | None:
     """Debian keeps PostgreSQL's server programs in /usr/lib/postgresql/<major>/bin."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
+    )
     return os.path.dirname(found[-1]) if found else None
 
 

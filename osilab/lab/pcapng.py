@@ -62,9 +62,7 @@ def pcap_to_pcapng(pcap: bytes, interface_name: str, description: str = "") -> b
         raise CaptureError("not a classic pcap file (bad magic number)", offset=0)
     order, resolution = _PCAP_MAGIC[pcap[:4]]
     _major, _minor, _zone, _sigfigs, snaplen, linktype = struct.unpack(order + "HHiIII", pcap[4:24])
-    section = _block(
-        0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _option(0, b"")
-    )
+    section = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _option(0, b""))
     options = _option(2, interface_name.encode())
     if description:
         options += _option(3, description.encode())
@@ -74,7 +72,9 @@ def pcap_to_pcapng(pcap: bytes, interface_name: str, description: str = "") -> b
     offset = 24
     units = 10**resolution
     while offset + 16 <= len(pcap):
-        seconds, fraction, captured, original = struct.unpack(order + "IIII", pcap[offset : offset + 16])
+        seconds, fraction, captured, original = struct.unpack(
+            order + "IIII", pcap[offset : offset + 16]
+        )
         data = pcap[offset + 16 : offset + 16 + captured]
         if len(data) < captured:
             break

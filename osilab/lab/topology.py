@@ -300,6 +300,7 @@ def _declare() -> Topology:
             (address[web] + "/32",),
             api,
             (address[api] + "/32",),
+            name_a=f"{web}-api",
             name_b=f"api-{web}",
             description=f"inside instance {web}: nginx proxies /api to the app {api}",
         )

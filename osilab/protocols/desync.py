@@ -59,8 +59,8 @@ one the guardian says must not reach a back end (:func:`header_tiers`, :func:`no
 
 This module is a Python port of the guardian's rules (``src/request_analyzer.rs``,
 ``src/http_token_utils.rs``, ``src/raw_request_parser.rs``), checked against the
-guardian's own test cases (``tests/protocols/test_desync.py``). Two deliberate
-differences, both for heads that are not HTTP/1.x at all:
+guardian's own test cases (``tests/protocols/test_desync.py``: all 87 agree on tier,
+reason and per-header tiers). Two deliberate differences:
 
 * The guardian skips analysis for versions that compare at or above ``"HTTP/2"`` **as
   byte strings**, so ``"http/1.1"`` or ``"XYZ"`` would be called Compliant. Here only a
@@ -457,20 +457,16 @@ def _check_header(
     if header.tier is HeaderTier.Bad:
         findings.report(
             "BadHeader",
-            (
-                f"header {header.shown()} contains CR, LF or NUL; a line break or a "
-                "string end inside a header is how a second request or header is hidden "
-                "from one parser and shown to another."
-            ),
+            f"header {header.shown()} contains CR, LF or NUL; a line break or a "
+            "string end inside a header is how a second request or header is hidden "
+            "from one parser and shown to another.",
         )
     elif header.tier is HeaderTier.NonCompliant:
         findings.report(
             "NonCompliantHeader",
-            (
-                f"header {header.shown()} has a character RFC 7230 does not allow "
-                "(a space or control character in the name, or a control character in the "
-                "value); harmless here, as it is not a header that frames the body."
-            ),
+            f"header {header.shown()} has a character RFC 7230 does not allow "
+            "(a space or control character in the name, or a control character in the "
+            "value); harmless here, as it is not a header that frames the body.",
         )
 
     trimmed = _trim(header.name)
@@ -478,10 +474,8 @@ def _check_header(
         header.tier = HeaderTier.Bad
         findings.report(
             "EmptyHeader",
-            (
-                f"header {header.shown()} has an empty name; servers disagree on "
-                "whether such a line is a header, a continuation or garbage."
-            ),
+            f"header {header.shown()} has an empty name; servers disagree on "
+            "whether such a line is a header, a continuation or garbage.",
         )
     elif not header.essential and header.tier is not HeaderTier.Bad:
         if te_likeness is _Likeness.SAME_LETTERS:
@@ -495,11 +489,9 @@ def _check_header(
         header.tier = HeaderTier.NonCompliant
         findings.report(
             "SuspiciousHeader",
-            (
-                f"header {header.shown()} is too close to {target}: a server that "
-                f"trims or normalises names will obey it as {target}, one that does not "
-                "will ignore it, and the two will disagree on where the body ends."
-            ),
+            f"header {header.shown()} is too close to {target}: a server that "
+            f"trims or normalises names will obey it as {target}, one that does not "
+            "will ignore it, and the two will disagree on where the body ends.",
         )
     elif te_likeness is _Likeness.IDENTICAL:
         transfer_encodings.append(index)
@@ -527,11 +519,9 @@ def _check_body_headers(
     if version <= b"HTTP/1.0" and transfer_encodings:
         findings.report(
             "UndefinedTransferEncodingSemantics",
-            (
-                f"Transfer-Encoding is not defined for {_visible(version)} "
-                "(chunked coding arrived with HTTP/1.1), so an older server frames the body "
-                "by other means."
-            ),
+            f"Transfer-Encoding is not defined for {_visible(version)} "
+            "(chunked coding arrived with HTTP/1.1), so an older server frames the body "
+            "by other means.",
         )
         mark(transfer_encodings, HeaderTier.NonCompliant)
         mark(content_lengths, HeaderTier.Bad)
@@ -539,10 +529,8 @@ def _check_body_headers(
     if version < b"HTTP/1.0" and content_lengths:
         findings.report(
             "UndefinedContentLengthSemantics",
-            (
-                f"Content-Length is not defined for {_visible(version)}: an HTTP/0.9 "
-                "request has no headers and no body."
-            ),
+            f"Content-Length is not defined for {_visible(version)}: an HTTP/0.9 "
+            "request has no headers and no body.",
         )
         mark(content_lengths, HeaderTier.NonCompliant)
         return
@@ -557,29 +545,23 @@ def _check_body_headers(
         if has_transfer_encoding:
             findings.report(
                 "UndefinedTransferEncodingSemantics",
-                (
-                    f"a {shown_method} request has Transfer-Encoding; a body on "
-                    f"{shown_method} has no defined meaning, so servers may skip it or not."
-                ),
+                f"a {shown_method} request has Transfer-Encoding; a body on "
+                f"{shown_method} has no defined meaning, so servers may skip it or not.",
             )
             mark(transfer_encodings, HeaderTier.NonCompliant)
         if content_length == 0:
             findings.report(
                 "GetHeadZeroContentLength",
-                (
-                    f"a {shown_method} request has Content-Length: 0; needless but "
-                    "harmless, as there is no body either way."
-                ),
+                f"a {shown_method} request has Content-Length: 0; needless but "
+                "harmless, as there is no body either way.",
             )
             mark(content_lengths, HeaderTier.NonCompliant)
         elif content_length is not None:
             findings.report(
                 "UndefinedContentLengthSemantics",
-                (
-                    f"a {shown_method} request has Content-Length: {content_length}; "
-                    "a server that ignores bodies on GET/HEAD reads those bytes as the next "
-                    "request."
-                ),
+                f"a {shown_method} request has Content-Length: {content_length}; "
+                "a server that ignores bodies on GET/HEAD reads those bytes as the next "
+                "request.",
             )
             mark(content_lengths, HeaderTier.NonCompliant)
 
@@ -590,11 +572,9 @@ def _check_body_headers(
         first = headers[content_lengths[0]]
         findings.report(
             "BothTeClPresent",
-            (
-                f"header {first.shown()} comes with a Transfer-Encoding header: "
-                "the CL.TE / TE.CL smuggling shape, where each server may pick a different "
-                "one to find the end of the body."
-            ),
+            f"header {first.shown()} comes with a Transfer-Encoding header: "
+            "the CL.TE / TE.CL smuggling shape, where each server may pick a different "
+            "one to find the end of the body.",
         )
 
 
@@ -622,11 +602,9 @@ def _check_transfer_encodings(
                 header.tier = HeaderTier.Bad
                 findings.report(
                     "BadTransferEncoding",
-                    (
-                        f"header {header.shown()} names a transfer "
-                        "coding that is not chunked, compress, deflate, gzip or identity; "
-                        "a server that does not know it cannot find the end of the body."
-                    ),
+                    f"header {header.shown()} names a transfer "
+                    "coding that is not chunked, compress, deflate, gzip or identity; "
+                    "a server that does not know it cannot find the end of the body.",
                 )
                 continue
             is_chunked = coding == b"chunked"
@@ -635,10 +613,8 @@ def _check_transfer_encodings(
                 header.tier = HeaderTier.Bad
                 findings.report(
                     "MultipleTransferEncodingChunked",
-                    (
-                        f"header {header.shown()} applies chunked "
-                        "a second time; one server de-chunks once, another twice."
-                    ),
+                    f"header {header.shown()} applies chunked "
+                    "a second time; one server de-chunks once, another twice.",
                 )
             chunked_just_before = is_chunked
     if repeated_chunked:
@@ -680,11 +656,9 @@ def _check_content_lengths(
             any_bad = True
             findings.report(
                 "BadContentLength",
-                (
-                    f"header {header.shown()} is "
-                    f"{problem}: Content-Length must be one decimal number, and servers "
-                    "that read '1000,1000' or '1000 1000' differently frame the body differently."
-                ),
+                f"header {header.shown()} is {problem}: Content-Length must be one "
+                "decimal number, and servers "
+                "that read '1000,1000' or '1000 1000' differently frame the body differently.",
             )
         elif length is None:
             length = number
@@ -692,21 +666,16 @@ def _check_content_lengths(
             any_bad = True
             findings.report(
                 "MultipleContentLength",
-                (
-                    f"Multiple Content-Length headers "
-                    f"with different values: {first} first, then {header.shown()}; each "
-                    "server may obey a different one."
-                ),
+                f"Multiple Content-Length headers with different values: {length} first, "
+                f"then {header.shown()}; each server may obey a different one.",
             )
         else:
             header.tier = HeaderTier.Bad
             findings.report(
                 "DuplicateContentLength",
-                (
-                    f"header {header.shown()} repeats an earlier "
-                    "Content-Length with the same value; some servers merge the two, "
-                    "others reject the request."
-                ),
+                f"header {header.shown()} repeats an earlier "
+                "Content-Length with the same value; some servers merge the two, "
+                "others reject the request.",
             )
     if any_bad:
         for index in content_lengths:
@@ -719,10 +688,8 @@ def _check_method(method: bytes, findings: _Findings) -> None:
     if any(byte not in _TCHAR for byte in method):
         findings.report(
             "BadMethod",
-            (
-                f"method {_visible(method)} has a character that is not allowed in "
-                "a token, so the request line cannot be read reliably."
-            ),
+            f"method {_visible(method)} has a character that is not allowed in "
+            "a token, so the request line cannot be read reliably.",
         )
 
 
@@ -740,49 +707,42 @@ def _check_version(version: bytes, findings: _Findings) -> None:
     if not well_formed:
         findings.report(
             "BadVersion",
-            (
-                f"version {_visible(version)} is not HTTP/1.x, so the request line "
-                "itself is in doubt."
-            ),
+            f"version {_visible(version)} is not HTTP/1.x, so the request line itself is in doubt.",
         )
     elif len(trimmed) != len(version) or trimmed[7] > ord("1"):
         findings.report(
             "NonCompliantVersion",
-            (
-                f"version {_visible(version)} is not exactly HTTP/1.0 or HTTP/1.1, "
-                "but it is tolerated."
-            ),
+            f"version {_visible(version)} is not exactly HTTP/1.0 or HTTP/1.1, "
+            "but it is tolerated.",
         )
 
 
 def _check_uri(uri: bytes, findings: _Findings) -> None:
-    """The request-target must hold no CR, LF or NUL; other controls are ambiguous, and
-    a raw space is tolerated (some servers accept it)."""
+    """The request-target must hold no CR, LF or NUL; other control characters are
+    ambiguous, and a raw space is tolerated (it means the request line still parsed)."""
+    kinds = set()
     for byte in uri:
         if _is_uri_char(byte):
             continue
         if byte in _BAD_CHARS:
-            findings.report(
-                "BadUri",
-                f"request-target {_masked(uri)} contains CR, LF or NUL.",
-            )
-            return
-        if byte == _SP:
-            findings.report(
-                "SpaceInUri",
-                (
-                    f"request-target {_masked(uri)} contains an unescaped space; "
-                    "tolerated, as the request line still parsed."
-                ),
-            )
-        else:
-            findings.report(
-                "AmbiguousUri",
-                (
-                    f"request-target {_masked(uri)} contains a control character "
-                    "(tab, DEL or another CTL) that servers treat differently."
-                ),
-            )
+            kinds.add("BadUri")
+            break  # nothing after it can make the verdict worse
+        kinds.add("SpaceInUri" if byte == _SP else "AmbiguousUri")
+    shown = _masked(uri)
+    if "BadUri" in kinds:
+        findings.report("BadUri", f"URI (request-target) {shown} contains CR, LF or NUL.")
+    if "AmbiguousUri" in kinds:
+        findings.report(
+            "AmbiguousUri",
+            f"URI (request-target) {shown} contains a control character (tab, DEL or another "
+            "CTL) that servers treat differently.",
+        )
+    if "SpaceInUri" in kinds:
+        findings.report(
+            "SpaceInUri",
+            f"URI (request-target) {shown} contains an unescaped space; tolerated, as the "
+            "request line still parsed.",
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -958,6 +918,13 @@ class ParsedHead:
     head_length: int
     complete: bool
 
+    @property
+    def summary(self) -> str:
+        """One line: ``'POST /search HTTP/1.1', 3 headers, 93-byte head``."""
+        line = " ".join(part for part in (self.method, self.uri, self.version) if part)
+        ending = "" if self.complete else ", no final empty line"
+        return f"{line!r}, {len(self.headers)} headers, {self.head_length}-byte head{ending}"
+
 
 def _read_head(
     raw: bytes, findings: _Findings
@@ -975,10 +942,8 @@ def _read_head(
         if not line.drop_final_cr():
             findings.report(
                 "NonCrLfLineTermination",
-                (
-                    "a header line ends with a bare LF instead of CRLF; tolerated "
-                    "(as nginx does), though RFC 7230 §3.5 only allows it as a robustness rule."
-                ),
+                "a header line ends with a bare LF instead of CRLF; tolerated "
+                "(as nginx does), though RFC 7230 §3.5 only allows it as a robustness rule.",
             )
         if line.done():
             complete = not buffer.partial()
@@ -1000,19 +965,15 @@ def _read_head(
         if not folded and not has_colon:
             findings.report(
                 "MissingHeaderColon",
-                (
-                    f"header line {_visible(name)} has no colon; one "
-                    "server may drop it, another glue it to the previous header."
-                ),
+                f"header line {_visible(name)} has no colon; one "
+                "server may drop it, another glue it to the previous header.",
             )
         if folded and not in_content_type:
             findings.report(
                 "MultilineHeader",
-                (
-                    f"header {_visible(name)} is folded over several lines "
-                    "(obs-fold, deprecated by RFC 7230 §3.2.4); servers that unfold and servers "
-                    "that do not see different headers."
-                ),
+                f"header {_visible(name)} is folded over several lines "
+                "(obs-fold, deprecated by RFC 7230 §3.2.4); servers that unfold and servers "
+                "that do not see different headers.",
             )
         if buffer.partial():
             findings.report(
@@ -1023,10 +984,8 @@ def _read_head(
         if buffer.done():
             findings.report(
                 "MissingLastEmptyLine",
-                (
-                    "the head does not end with an empty line, so where it ends "
-                    "(and a body starts) is a guess."
-                ),
+                "the head does not end with an empty line, so where it ends "
+                "(and a body starts) is a guess.",
             )
             break
     head_length = min(buffer.pos, len(raw))
@@ -1052,7 +1011,7 @@ def _read_request_line(buffer: _Window, findings: _Findings) -> tuple[bytes, byt
         shown = " ".join(_visible(part.data()) for part in (method, uri, version))
         findings.report(
             "MissingUri",
-            f"the request line has no request-target ({shown}).",
+            f"the request line has no URI (request-target): {shown}.",
         )
     elif uri.partial():
         # Only two words: "GET /path" is an HTTP/0.9 request with no version.
@@ -1199,6 +1158,12 @@ class Mitigation:
     def forwarded(self) -> bool:
         """Whether the request reaches a target."""
         return self.action in (MitigationAction.FORWARD, MitigationAction.FORWARD_THEN_CLOSE)
+
+    @property
+    def summary(self) -> str:
+        """One line: ``defensive: Ambiguous (BothTeClPresent) -> forward_then_close``."""
+        reason = f" ({self.reason})" if self.reason else ""
+        return f"{self.mode}: {self.klass}{reason} -> {self.action}"
 
 
 def _mode(mode: MitigationMode | str) -> MitigationMode:

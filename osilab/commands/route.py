@@ -1,0 +1,70 @@
+"""``osilab route``: replay a capture through an NLB or ALB model and show every decision.
+
+Without ``--config`` the balancer is the default of
+:func:`osilab.balancers.config.default_config`: one listener per server port seen in the
+capture (the destination of each client SYN), forwarding to a target group of the
+server IPs seen on that port when there are two or more, else of three documentation
+targets 192.0.2.11-13; ALB round robin, NLB 5-tuple hash into a Maglev table.
+A configuration of the other type is converted (:func:`osilab.balancers.config.counterpart`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from osilab.balancers import ApplicationLoadBalancer, NetworkLoadBalancer, replay
+from osilab.balancers.compare import servers_seen
+from osilab.balancers.config import BalancerConfig, counterpart, default_config, load_config
+from osilab.commands._capture import open_capture, report_errors
+from osilab.commands._output import print_table, write_jsonl
+
+HELP = "replay a capture through an AWS NLB (L4) or ALB (L7) model: one line per decision"
+EXAMPLE = "osilab route captures/alb/alb.pcapng --lb alb --config lb.json --json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="a pcap or pcapng capture")
+    parser.add_argument("--lb", choices=("nlb", "alb"), required=True, help="which balancer model")
+    parser.add_argument("--config", metavar="LB.json", help="AWS-shaped balancer configuration (JSON or YAML)")
+    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per decision")
+    parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS (ALB)")
+    parser.add_argument("--why", action="store_true", help="print each decision's full explanation")
+
+
+def balancer_config(path: str | None, kind: str, capture_path: str) -> BalancerConfig:
+    """The configuration for ``kind`` ("nlb"/"alb"): from the file, converted if needed, or the default."""
+    lb_type = "network" if kind == "nlb" else "application"
+    if path is None:
+        capture = open_capture(capture_path)
+        return default_config(lb_type, servers_seen(capture))
+    config = load_config(path)
+    if config.type != lb_type:
+        print(f"osilab: note: {path} describes a {config.type} load balancer; using its "
+              f"{lb_type} counterpart (same targets, no rules)", file=sys.stderr)
+        config = counterpart(config)
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    config = balancer_config(args.config, args.lb, args.file)
+    balancer = NetworkLoadBalancer(config) if args.lb == "nlb" else ApplicationLoadBalancer(config)
+    capture = open_capture(args.file)
+    result = replay(capture, balancer, keylog=args.keylog)
+    if args.json:
+        write_jsonl(d.to_json() for d in result.decisions)
+    else:
+        rows = []
+        for d in result.decisions:
+            where = d.target or (f"{d.action} {d.status}" if d.status else d.action)
+            rows.append((d.decided_at, str(d.flow), d.request_label or "(flow)", where, ", ".join(d.seen)))
+        print_table(("decided at", "flow", "request", "target", "seen"), rows)
+        if args.why:
+            for d in result.decisions:
+                print(f"\npacket {d.decided_at}: {d.why}")
+        print()
+        print(result.summary())
+        counts = result.decisions.counts()
+        print("per target: " + ", ".join(f"{t} {n}" for t, n in counts.items())
+              + f"; imbalance (max/mean) {result.decisions.imbalance():.2f}")
+    return report_errors(capture)

@@ -1,0 +1,496 @@
+"""``osilab lab record``: build the lab, run each scenario's client, keep the evidence.
+
+For each scenario this writes, into ``OUT/<scenario>/``:
+
+* ``<scenario>.pcapng`` — every hop of the scenario, merged; each interface is named
+  after its hop (``client-alb``, ``alb-web1``, ``web1-api``, ``api-redis``, ``api-db``...);
+* ``keylog.txt`` — the client's TLS secrets (NSS key log format), where TLS was used;
+* ``truth.json`` — which target group and target each request id reached, according to
+  the real balancer (see :mod:`osilab.lab.truth`);
+* ``topology.json`` — hosts, interfaces (names, MACs, IPs) and hops;
+* ``client.json`` — what the client sent and got back, one record per request id;
+* ``logs/`` — the servers' own logs for the scenario's time window: HAProxy, nginx
+  access logs, PostgreSQL statements.
+
+The lab network is built once (:class:`Lab`), every scenario runs on it in turn, and
+everything is torn down in ``finally`` — also on Ctrl-C, SIGTERM or the overall
+timeout (``SIGALRM``), which raise into the same path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from osilab.errors import LabError
+from osilab.lab import configs, doctor, truth
+from osilab.lab.pcapng import pcap_to_pcapng
+from osilab.lab.runtime import (
+    Managed,
+    Supervisor,
+    build_network,
+    remove_network,
+    remove_stale_namespaces,
+    run,
+    wait_for_port,
+)
+from osilab.lab.topology import LAB, Topology
+
+__all__ = ["Scenario", "SCENARIOS", "Lab", "record"]
+
+_SERVICE_HOSTS = ("web1", "web2")
+_APP_OF = {"web1": "api1", "web2": "api2"}
+_DATA_HOPS = ("web1-api", "web2-api", "api-redis", "api-db")
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One recording: the hops captured and the client's plan (suites against addresses)."""
+
+    name: str
+    prefix: str
+    summary: str
+    hops: tuple[str, ...]
+    steps: tuple[dict[str, Any], ...]
+    balancers: tuple[str, ...] = field(default=())
+
+
+def _steps(address: str, *suites: str, **options: Any) -> tuple[dict[str, Any], ...]:
+    return tuple({"suite": suite, "address": address, **options.get(suite, {})} for suite in suites)
+
+
+_S = LAB.services
+SCENARIOS: dict[str, Scenario] = {
+    "alb": Scenario(
+        "alb",
+        "a",
+        "the architecture through the ALB role (HAProxy mode http): HTTP, HTTPS, HTTP/2, every rule type",
+        ("client-alb", "alb-web1", "alb-web2", *_DATA_HOPS),
+        _steps(_S["alb_http"], "keepalive", "pipelined", "slow_head", "big_head", "post", "rules")
+        + _steps(_S["alb_https"], "https", "h2")
+        + _steps(_S["alb_http"], "short"),
+        ("alb",),
+    ),
+    "nlb": Scenario(
+        "nlb",
+        "n",
+        "the same client through the NLB role (nftables jhash DNAT), incl. TLS passthrough",
+        ("client-nlb", "nlb-web1", "nlb-web2", *_DATA_HOPS),
+        _steps(_S["nlb_http"], "keepalive", "pipelined", "slow_head", "big_head", "post")
+        + _steps(_S["nlb_tls"], "https")
+        + _steps(_S["nlb_http"], "short", short={"count": 40}),
+        ("nlb",),
+    ),
+    "l4proxy": Scenario(
+        "l4proxy",
+        "p",
+        "a terminating L4 proxy (HAProxy mode tcp); port 81 sends PROXY protocol v2 to the targets",
+        ("client-l4p", "l4p-web1", "l4p-web2", *_DATA_HOPS),
+        _steps(
+            _S["l4p_http"],
+            "keepalive",
+            "pipelined",
+            "slow_head",
+            "post",
+            "short",
+            keepalive={"connections": 2},
+            short={"count": 16},
+        )
+        + _steps(
+            _S["l4p_proxy_v2"],
+            "keepalive",
+            "short",
+            keepalive={"connections": 2},
+            short={"count": 16},
+        ),
+        ("l4p",),
+    ),  # fmt: skip
+    "smuggle": Scenario(
+        "smuggle",
+        "s",
+        "a CL.TE request-smuggling attempt, in front of and behind HAProxy, and raw through the NLB",
+        ("client-alb", "alb-web1", "alb-web2", "client-nlb", "nlb-web1", "nlb-web2", *_DATA_HOPS),
+        _steps(_S["alb_http"], "smuggle")
+        + _steps(_S["nlb_http"], "smuggle")
+        + _steps(_S["alb_http"], "keepalive", keepalive={"connections": 1, "per": 2}),
+        ("alb", "nlb"),
+    ),
+}
+
+_STATIC_JS = "\n".join(
+    f"// line {i}: osilab lab static file, served by nginx from the instance's disk"
+    for i in range(60)
+)
+
+
+class Lab:
+    """The running lab: network, certificates, servers. Use :meth:`running`."""
+
+    def __init__(self, workdir: Path, topology: Topology = LAB) -> None:
+        self.workdir = workdir
+        self.topology = topology
+        self.supervisor = Supervisor()
+        self.logs: dict[str, Path] = {}
+        self.versions: dict[str, str] = {}
+
+    # -- start --------------------------------------------------------------------
+    @contextmanager
+    def running(self) -> Iterator[Lab]:
+        """Build everything; tear everything down on the way out, whatever happens."""
+        remove_stale_namespaces()
+        try:
+            build_network(self.topology)
+            self._start_servers()
+            yield self
+        finally:
+            self.supervisor.stop_all()
+            remove_network(self.topology)
+
+    def _path(self, *parts: str) -> Path:
+        path = self.workdir.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _start_servers(self) -> None:
+        s = self.topology.services
+        certificate, key = configs.self_signed(
+            ("shop.example.com", "admin.example.com"), (s["alb"], s["nlb"], s["web1"], s["web2"])
+        )
+        self._path("tls", "cert.pem").write_bytes(certificate)
+        self._path("tls", "key.pem").write_bytes(key)
+        self._path("tls", "haproxy.pem").write_bytes(certificate + key)
+        self._start_postgres()
+        self._start_redis()
+        for web in _SERVICE_HOSTS:
+            self._start_app(web)
+        for web in _SERVICE_HOSTS:
+            self._start_nginx(web)
+        self._start_haproxy("alb", configs.haproxy_alb(
+            vip=s["alb"], targets={w: s[w] for w in _SERVICE_HOSTS},
+            certificate=str(self._path("tls", "haproxy.pem")),
+        ), s["alb"], 80)  # fmt: skip
+        self._start_haproxy(
+            "l4p", configs.haproxy_l4(vip=s["l4p"], targets={w: s[w] for w in _SERVICE_HOSTS}),
+            s["l4p"], 80,
+        )  # fmt: skip
+        nft = self._path("nlb", "nlb.nft")
+        nft.write_text(configs.nftables_nlb(vip=s["nlb"], targets=(s["web1"], s["web2"])))
+        run(["nft", "-f", str(nft)], ns="osl-nlb")
+        self.versions = {f.requirement.program: f.version for f in doctor.check() if f.present}
+
+    def _start_postgres(self) -> None:
+        bindir = doctor.postgres_bindir()
+        if bindir is None:
+            raise LabError("PostgreSQL's initdb was not found under /usr/lib/postgresql")
+        pg = self._path("postgres", "data")
+        sock = self._path("postgres", "socket")
+        for folder in (pg, sock):
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.chown(folder, "postgres", "postgres")
+        os.chmod(pg.parent, 0o755)
+        os.chmod(self.workdir, 0o755)
+        as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+        run([*as_postgres, f"{bindir}/initdb", "-D", str(pg), "-A", "trust", "-U", "postgres",
+             "--no-sync", "-E", "UTF8"], timeout=60)  # fmt: skip
+        with open(pg / "pg_hba.conf", "a") as hba:
+            hba.write("host all all 192.0.2.0/24 trust\n")
+        log = self._path("logs", "postgresql.log")
+        self.logs["postgresql"] = log
+        db = self.topology.services["db"]
+        self.supervisor.start(
+            "postgres",
+            [*as_postgres, f"{bindir}/postgres", "-D", str(pg),
+             "-c", f"listen_addresses={db}", "-c", f"unix_socket_directories={sock}",
+             "-c", "log_statement=all", "-c", "logging_collector=off", "-c", "ssl=off",
+             "-c", "fsync=off", "-c", "log_line_prefix=%m [%p] %r %d ",
+             "-c", "log_connections=on", "-c", "log_disconnections=on"],
+            ns="osl-db", log=log, ready=0.5,
+        )  # fmt: skip
+        wait_for_port("osl-db", db, 5432, timeout=20)
+        psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(sock), "-U", "postgres"]
+        run([*psql, "-c", "CREATE DATABASE shop"], ns="osl-db")
+        run([*psql, "-d", "shop"], ns="osl-db", input_text=configs.postgres_schema())
+
+    def _start_redis(self) -> None:
+        cache = self.topology.services["cache"]
+        folder = self._path("redis", "data")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.logs["redis"] = self._path("logs", "redis.log")
+        self.supervisor.start(
+            "redis",
+            ["redis-server", "--bind", cache, "--port", "6379", "--save", "", "--appendonly", "no",
+             "--protected-mode", "no", "--dir", str(folder), "--daemonize", "no"],
+            ns="osl-cache", log=self.logs["redis"], ready=0.3,
+        )  # fmt: skip
+        wait_for_port("osl-cache", cache, 6379)
+
+    def _start_app(self, web: str) -> None:
+        s = self.topology.services
+        api = _APP_OF[web]
+        log = self._path("logs", f"app-{api}.log")
+        self.supervisor.start(
+            f"app {api}",
+            [sys.executable, "-m", "osilab.lab.app", "--listen", f"{s[api]}:8080",
+             "--redis", f"{s['cache']}:6379", "--database", s["db"], "--name", api],
+            ns=f"osl-{api}", log=log, ready=0.5,
+        )  # fmt: skip
+        wait_for_port(f"osl-{api}", s[api], 8080, timeout=20)
+
+    def _start_nginx(self, web: str) -> None:
+        s = self.topology.services
+        run_dir = self._path(f"nginx-{web}", "run")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        root = self._path(f"nginx-{web}", "www")
+        (root / "static").mkdir(parents=True, exist_ok=True)
+        (root / "index.html").write_text(
+            f"<!doctype html><title>shop</title><h1>Served by {web}</h1>\n"
+        )
+        (root / "static" / "app.js").write_text(_STATIC_JS + "\n")
+        (root / "static" / "style.css").write_text("body { font-family: sans-serif; }\n")
+        conf = run_dir / "nginx.conf"
+        conf.write_text(configs.nginx_instance(
+            name=web, address=s[web], app=f"{s[_APP_OF[web]]}:8080", root=str(root),
+            run_dir=str(run_dir), certificate=str(self._path("tls", "cert.pem")),
+            key=str(self._path("tls", "key.pem")),
+        ))  # fmt: skip
+        self.logs[f"nginx-{web}"] = run_dir / "access.log"
+        self.supervisor.start(
+            f"nginx {web}",
+            ["nginx", "-c", str(conf), "-p", str(run_dir), "-e", str(run_dir / "nginx-error.log"),
+             "-g", "daemon off;"],
+            ns=f"osl-{web}", log=self._path("logs", f"nginx-{web}.out"), ready=0.3,
+        )  # fmt: skip
+        wait_for_port(f"osl-{web}", s[web], 80)
+
+    def _start_haproxy(self, host: str, config: str, vip: str, port: int) -> None:
+        path = self._path(host, "haproxy.cfg")
+        path.write_text(config)
+        run(["haproxy", "-c", "-q", "-f", str(path)])
+        log = self._path("logs", f"haproxy-{host}.log")
+        self.logs[f"haproxy-{host}"] = log
+        self.supervisor.start(
+            f"haproxy {host}", ["haproxy", "-db", "-f", str(path)], ns=f"osl-{host}", log=log,
+            ready=0.3,
+        )  # fmt: skip
+        wait_for_port(f"osl-{host}", vip, port)
+
+    # -- record -------------------------------------------------------------------
+    def _log_offsets(self) -> dict[str, int]:
+        return {
+            name: path.stat().st_size if path.exists() else 0 for name, path in self.logs.items()
+        }
+
+    def _log_since(self, name: str, offsets: dict[str, int]) -> str:
+        path = self.logs[name]
+        if not path.exists():
+            return ""
+        with open(path, "rb") as handle:
+            handle.seek(offsets.get(name, 0))
+            return handle.read().decode("utf-8", "replace")
+
+    def _start_tcpdump(self, hop: str, folder: Path) -> Managed:
+        host = self.topology.hop(hop).host
+        log = folder / f"{hop}.tcpdump.log"
+        managed = self.supervisor.start(
+            f"tcpdump {hop}",
+            ["tcpdump", "-i", hop, "-w", str(folder / f"{hop}.pcap"), "-U", "-n", "-s", "0",
+             "-Z", "root", "--immediate-mode"],
+            ns=f"osl-{host}", log=log,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while "listening on" not in (log.read_text() if log.exists() else ""):
+            if managed.process.poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"tcpdump on {hop} did not start: {log.read_text()[-300:]}")
+            time.sleep(0.05)
+        # ``ip netns exec`` execs tcpdump: the recorded pid is tcpdump's own.
+        comm = Path(f"/proc/{managed.pid}/comm").read_text().strip()
+        if comm != "tcpdump":
+            raise LabError(f"the pid recorded for tcpdump on {hop} is {comm!r}, not tcpdump")
+        return managed
+
+    def record(self, scenario: Scenario, out: Path, *, timeout: float = 180) -> dict[str, Any]:
+        """Run one scenario and write its files into ``out``; returns a short summary."""
+        out.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-", dir=self.workdir))
+        run([sys.executable, "-c", "import redis; redis.Redis('192.0.2.30', 6379).flushall()"],
+            ns="osl-cache")  # fmt: skip
+        offsets = self._log_offsets()
+        dumps = [self._start_tcpdump(hop, scratch) for hop in scenario.hops]
+        keylog = scratch / "keylog.txt"
+        plan = {"prefix": scenario.prefix, "keylog": str(keylog), "steps": list(scenario.steps)}
+        (scratch / "plan.json").write_text(json.dumps(plan, indent=1))
+        started = time.monotonic()
+        try:
+            run([sys.executable, "-m", "osilab.lab.client", str(scratch / "plan.json"),
+                 str(scratch / "client.json")], ns="osl-client", timeout=timeout)  # fmt: skip
+        finally:
+            time.sleep(1.0)  # let FINs and the servers' log lines land
+            for managed in dumps:
+                self.supervisor.interrupt(managed)
+        elapsed = time.monotonic() - started
+        named = []
+        for hop in scenario.hops:
+            pcap = (scratch / f"{hop}.pcap").read_bytes()
+            target = scratch / f"{hop}.pcapng"
+            target.write_bytes(pcap_to_pcapng(pcap, hop, self.topology.hop(hop).description))
+            named.append(str(target))
+        capture = out / f"{scenario.name}.pcapng"
+        run(["mergecap", "-F", "pcapng", "-w", str(capture), *named], timeout=60)
+        client_records = json.loads((scratch / "client.json").read_text())
+        (out / "client.json").write_text(json.dumps(client_records, indent=1) + "\n")
+        if keylog.exists() and keylog.stat().st_size:
+            shutil.copy(keylog, out / "keylog.txt")
+        logs = out / "logs"
+        logs.mkdir(exist_ok=True)
+        texts = {}
+        for name in self.logs:
+            if name == "redis":
+                continue
+            text = self._log_since(name, offsets)
+            if text.strip():
+                texts[name] = text
+                (logs / f"{name}.log").write_text(text)
+        document = self._truth(scenario, capture, client_records, texts)
+        (out / "truth.json").write_text(json.dumps(document, indent=1) + "\n")
+        topology = self.topology.to_json(scenario.hops)
+        topology["scenario"] = scenario.name
+        (out / "topology.json").write_text(json.dumps(topology, indent=1) + "\n")
+        shutil.rmtree(scratch, ignore_errors=True)
+        return {
+            "scenario": scenario.name,
+            "requests": len(client_records),
+            "seconds": round(elapsed, 1),
+            "bytes": capture.stat().st_size,
+        }
+
+    def _truth(
+        self,
+        scenario: Scenario,
+        capture: Path,
+        client_records: list[dict[str, Any]],
+        logs: dict[str, str],
+    ) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "scenario": scenario.name,
+            "summary": scenario.summary,
+            "requests": {},
+            "connections": [],
+            "server_versions": self.versions,
+        }
+        if "alb" in scenario.balancers:
+            alb = truth.alb_truth(truth.parse_haproxy_http(logs.get("haproxy-alb", "")))
+            document["requests"].update({rid: {"balancer": "alb", **v} for rid, v in alb.items()})
+        if "nlb" in scenario.balancers:
+            rows = _syn_rows(capture, ("nlb-web1", "nlb-web2"))
+            connections, requests = truth.connection_truth(
+                rows, client_records, source="back-side capture (first SYN on nlb-web*)"
+            )
+            document["connections"] += [{"balancer": "nlb", **c} for c in connections]
+            for rid, value in requests.items():
+                document["requests"].setdefault(rid, {"balancer": "nlb", **value})
+        if "l4p" in scenario.balancers:
+            rows = [
+                {"client": r["client"], "target": r["target"], "target_group": r["target_group"],
+                 "proxy_source": r.get("source", ""), "frontend": r.get("frontend", "")}
+                for r in truth.parse_haproxy_tcp(logs.get("haproxy-l4p", ""))
+            ]  # fmt: skip
+            connections, requests = truth.connection_truth(
+                rows, client_records, source="haproxy tcp log"
+            )
+            document["connections"] += [{"balancer": "l4proxy", **c} for c in connections]
+            for rid, value in requests.items():
+                document["requests"].setdefault(rid, {"balancer": "l4proxy", **value})
+        document["not_forwarded"] = sorted(
+            r["rid"] for r in client_records if r["rid"] not in document["requests"]
+        )
+        document["nginx"] = {
+            row["rid"]: {"instance": row.get("instance"), "peer": row.get("client"),
+                         "xff": row.get("xff"), "proxy_protocol": row.get("proxy_protocol"),
+                         "status": row.get("status")}
+            for name, text in logs.items() if name.startswith("nginx-")
+            for row in truth.parse_nginx(text) if row.get("rid", "-") != "-"
+        }  # fmt: skip
+        return document
+
+
+def _syn_rows(capture: Path, hops: Sequence[str]) -> list[dict[str, str]]:
+    """Each connection's first SYN on the given back-side hops: client -> target."""
+    wanted = " || ".join(f'frame.interface_name == "{hop}"' for hop in hops)
+    done = run(
+        ["tshark", "-n", "-r", str(capture), "-Y", f"({wanted}) && tcp.flags.syn == 1 && tcp.flags.ack == 0",
+         "-T", "fields", "-e", "frame.interface_name", "-e", "ip.src", "-e", "tcp.srcport",
+         "-e", "ip.dst", "-e", "tcp.dstport"],
+        timeout=120,
+    )  # fmt: skip
+    rows, seen = [], set()
+    for line in done.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 5:
+            continue
+        hop, src, sport, dst, dport = parts
+        client = f"{src}:{sport}"
+        if client in seen:  # a retransmitted SYN is the same decision
+            continue
+        seen.add(client)
+        rows.append({"client": client, "target": f"{dst}:{dport}", "hop": hop})
+    return rows
+
+
+class _Interrupted(BaseException):
+    """SIGTERM or the overall timeout: unwinds through every ``finally`` like Ctrl-C."""
+
+
+@contextmanager
+def _bounded(seconds: int) -> Iterator[None]:
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise _Interrupted(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGALRM)}
+    signal.alarm(seconds)
+    try:
+        yield
+    except _Interrupted as exc:
+        reason = "timed out" if str(exc) == "SIGALRM" else f"stopped by {exc}"
+        raise LabError(
+            f"lab record {reason}; every lab process and namespace was removed"
+        ) from None
+    finally:
+        signal.alarm(0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def record(
+    out: Path,
+    scenarios: Sequence[str] | None = None,
+    *,
+    timeout: int = 900,
+    progress: Any = None,
+) -> list[dict[str, Any]]:
+    """Record ``scenarios`` (all by default) into ``out/<scenario>/``; returns summaries."""
+    names = list(scenarios or SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise LabError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    doctor.require()
+    summaries = []
+    with _bounded(timeout), tempfile.TemporaryDirectory(prefix="osilab-lab-") as workdir:
+        lab = Lab(Path(workdir))
+        with lab.running():
+            for name in names:
+                summary = lab.record(SCENARIOS[name], out / name)
+                summaries.append(summary)
+                if progress:
+                    progress(summary)
+    return summaries
