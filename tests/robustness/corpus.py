@@ -62,7 +62,7 @@ def mutations(path: Path, *, flips: int = 40, seed: int = 7) -> Iterator[tuple[s
         position = rng.randrange(len(blob))
         mutated[position] ^= 1 << rng.randrange(8)
         yield f"bitflip#{i}@{position}", bytes(mutated)
-    for offset, size, order in fields[:12]:
+    for offset, _size, order in fields[:12]:
         for value in (0, 0xFFFFFFFF, 0x7FFFFFFF):
             mutated = bytearray(blob)
             struct.pack_into(order + "I", mutated, offset, value)

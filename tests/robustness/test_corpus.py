@@ -56,7 +56,7 @@ def test_the_generated_corpus_ends_cleanly(tmp_path, thirdparty):
     outcomes: dict[str, int] = {}
     total = 0
     for source in SOURCES:
-        for name, blob in mutations(THIRDPARTY / source):
+        for _name, blob in mutations(THIRDPARTY / source):
             case = tmp_path / "case.bin"
             case.write_bytes(blob)
             outcome = _run_pipeline(case)  # any non-Osilab exception fails the test right here
