@@ -71,9 +71,24 @@ __all__ = [
 #: ``routing.http.desync_mitigation_mode`` x desync class -> what the ALB does
 #: (lb-reference.md §1.8, from [ALB-UG application-load-balancers.md]).
 DESYNC_TABLE = {
-    "monitor": {"Compliant": "allow", "Acceptable": "allow", "Ambiguous": "allow", "Severe": "allow"},
-    "defensive": {"Compliant": "allow", "Acceptable": "allow", "Ambiguous": "allow-close", "Severe": "block"},
-    "strictest": {"Compliant": "allow", "Acceptable": "block", "Ambiguous": "block", "Severe": "block"},
+    "monitor": {
+        "Compliant": "allow",
+        "Acceptable": "allow",
+        "Ambiguous": "allow",
+        "Severe": "allow",
+    },
+    "defensive": {
+        "Compliant": "allow",
+        "Acceptable": "allow",
+        "Ambiguous": "allow-close",
+        "Severe": "block",
+    },
+    "strictest": {
+        "Compliant": "allow",
+        "Acceptable": "block",
+        "Ambiguous": "block",
+        "Severe": "block",
+    },
 }
 
 #: Cookie lifetime AWS sets: a fixed 7 days, renewed on every request [ALB-UG sticky-sessions.md].
@@ -105,7 +120,10 @@ def _mitigate(verdict: DesyncVerdict, mode: str) -> tuple[str, str]:
             "allow-close": "forwards it, then closes both the client and the target connection",
             "block": "answers 400 itself and no target sees the request",
         }[what]
-        return what, f"{rule} fired, so the request is {verdict.klass}; in {mode} mode the ALB {does}"
+        return (
+            what,
+            f"{rule} fired, so the request is {verdict.klass}; in {mode} mode the ALB {does}",
+        )
     result = mitigate(verdict, mode)
     action = str(result.action)
     if action in ("block", "block_400"):
@@ -116,7 +134,9 @@ def _mitigate(verdict: DesyncVerdict, mode: str) -> tuple[str, str]:
 
 
 def _mac(data: bytes, seed: int) -> bytes:
-    return hmac.new(seed.to_bytes(8, "big") + b"osilab-alb-cookie", data, hashlib.sha256).digest()[:10]
+    return hmac.new(seed.to_bytes(8, "big") + b"osilab-alb-cookie", data, hashlib.sha256).digest()[
+        :10
+    ]
 
 
 def encode_cookie(target_group: str, target: str | None, seed: int = 0) -> str:
@@ -229,17 +249,29 @@ class ApplicationLoadBalancer:
 
     kind = "alb"
 
-    def __init__(self, config: BalancerConfig | dict[str, Any] | str, *, seed: int | None = None) -> None:
+    def __init__(
+        self, config: BalancerConfig | dict[str, Any] | str, *, seed: int | None = None
+    ) -> None:
         self.config = load_config(config)
         if self.config.is_network:
-            raise ConfigError("ApplicationLoadBalancer needs a configuration with Type 'application'")
+            raise ConfigError(
+                "ApplicationLoadBalancer needs a configuration with Type 'application'"
+            )
         self.seed = self.config.seed if seed is None else seed
         self._groups: dict[str, _GroupState] = {}
         for group in self.config.target_groups:
-            rng = random.Random(stable_hash(group.name.encode(), self.seed, purpose=b"weighted-random"))
-            self._groups[group.name] = _GroupState(group, list(group.targets), list(group.health_changes), rng=rng)
-        self._group_rng = random.Random(stable_hash(b"forward-weights", self.seed, purpose=b"weighted-tg"))
-        self.outstanding: dict[str, int] = {t: 0 for g in self.config.target_groups for t in g.targets}
+            rng = random.Random(
+                stable_hash(group.name.encode(), self.seed, purpose=b"weighted-random")
+            )
+            self._groups[group.name] = _GroupState(
+                group, list(group.targets), list(group.health_changes), rng=rng
+            )
+        self._group_rng = random.Random(
+            stable_hash(b"forward-weights", self.seed, purpose=b"weighted-tg")
+        )
+        self.outstanding: dict[str, int] = {
+            t: 0 for g in self.config.target_groups for t in g.targets
+        }
         self._in_flight: dict[tuple[str, int], str] = {}
         self._decisions: list[Decision] = []
         self._first_time: float | None = None
@@ -274,7 +306,9 @@ class ApplicationLoadBalancer:
         if isinstance(message, HttpResponse):
             self.response(message)
             return None
-        raise ConfigError(f"an ALB is fed HttpRequest or HttpResponse, not {type(message).__name__}")
+        raise ConfigError(
+            f"an ALB is fed HttpRequest or HttpResponse, not {type(message).__name__}"
+        )
 
     def feed_all(self, messages: Iterable[HttpRequest | HttpResponse]) -> DecisionList:
         """Feed many messages in order; returns all decisions so far."""
@@ -284,7 +318,10 @@ class ApplicationLoadBalancer:
 
     def response(self, response: HttpResponse) -> None:
         """A complete response: its request is no longer outstanding at its target."""
-        key = (str(response.flow), response.stream_id if response.stream_id is not None else response.index)
+        key = (
+            str(response.flow),
+            response.stream_id if response.stream_id is not None else response.index,
+        )
         target = self._in_flight.pop(key, None)
         if target is not None:
             self.outstanding[target] -= 1
@@ -296,7 +333,7 @@ class ApplicationLoadBalancer:
         self._apply_health(request.time)
         port = request.flow.server.port
         listener = self.config.listener(port, "tcp")
-        base = {
+        base: dict[str, Any] = {
             "unit": "request",
             "flow": request.flow,
             "request": request,
@@ -350,7 +387,10 @@ class ApplicationLoadBalancer:
         if action.type == "redirect":
             assert action.redirect is not None
             location = redirect_location(
-                action.redirect, listener_protocol=listener.protocol, listener_port=listener.port, request=request
+                action.redirect,
+                listener_protocol=listener.protocol,
+                listener_port=listener.port,
+                request=request,
             )
             status = int(action.redirect.status_code.split("_")[1])
             return self._record(
@@ -389,7 +429,9 @@ class ApplicationLoadBalancer:
                     rule=rule_label,
                 )
             )
-        return self._forward(request, listener, action, base, seen, rule_why, rule_label, close_note)
+        return self._forward(
+            request, listener, action, base, seen, rule_why, rule_label, close_note
+        )
 
     # ------------------------------------------------------------------ forwarding
 
@@ -417,7 +459,9 @@ class ApplicationLoadBalancer:
                     group_name = decoded[0]
                     notes.append(f"its AWSALBTG cookie keeps it on target group {group_name}")
                 elif "AWSALBTG" in jar:
-                    notes.append("its AWSALBTG cookie could not be decoded, so the weights chose again")
+                    notes.append(
+                        "its AWSALBTG cookie could not be decoded, so the weights chose again"
+                    )
             if group_name is None:
                 total = sum(e.weight for e in entries)
                 point = self._group_rng.random() * total
@@ -431,7 +475,11 @@ class ApplicationLoadBalancer:
                 weights = ", ".join(f"{e.name} {e.weight}" for e in action.target_groups)
                 notes.append(f"target group {group_name} drawn by weight ({weights})")
             if action.group_stickiness:
-                cookies.append(self._set_cookie("AWSALBTG", encode_cookie(group_name, None, self.seed), request.time))
+                cookies.append(
+                    self._set_cookie(
+                        "AWSALBTG", encode_cookie(group_name, None, self.seed), request.time
+                    )
+                )
         else:
             group_name = entries[0].name
         state = self._groups[group_name]
@@ -441,7 +489,10 @@ class ApplicationLoadBalancer:
             seen = seen + ("http.cookie",)
         if notes:
             how = "; ".join(notes) + "; " + how
-        key = (str(request.flow), request.stream_id if request.stream_id is not None else request.index)
+        key = (
+            str(request.flow),
+            request.stream_id if request.stream_id is not None else request.index,
+        )
         self._in_flight[key] = target
         self.outstanding[target] = self.outstanding.get(target, 0) + 1
         why = explain.alb_forward_why(
@@ -449,7 +500,10 @@ class ApplicationLoadBalancer:
         )
         syn = self._syn.get(request.flow)
         if syn is not None:
-            why = why[:-1] + f"; that is {request.headers_complete_packet - syn} packets after the SYN (packet {syn})."
+            why = (
+                why[:-1]
+                + f"; that is {request.headers_complete_packet - syn} packets after the SYN (packet {syn})."
+            )
         if close_note:
             why = why[:-1] + close_note + "."
         return self._record(
@@ -475,11 +529,19 @@ class ApplicationLoadBalancer:
             decoded = decode_cookie(jar["AWSALB"], self.seed) if "AWSALB" in jar else None
             if decoded and decoded[0] == group.name and decoded[1] in state.healthy:
                 target = decoded[1]
-                cookies.append(self._set_cookie("AWSALB", encode_cookie(group.name, target, self.seed), request.time))
+                cookies.append(
+                    self._set_cookie(
+                        "AWSALB", encode_cookie(group.name, target, self.seed), request.time
+                    )
+                )
                 return target, "its AWSALB stickiness cookie names this target"
         target, how = self._algorithm(state, live)
         if group.stickiness == "lb_cookie":
-            cookies.append(self._set_cookie("AWSALB", encode_cookie(group.name, target, self.seed), request.time))
+            cookies.append(
+                self._set_cookie(
+                    "AWSALB", encode_cookie(group.name, target, self.seed), request.time
+                )
+            )
             if "AWSALB" in jar:
                 how += "; its AWSALB cookie was undecodable or named a target no longer available, so it gets a new one"
             else:
@@ -506,11 +568,15 @@ class ApplicationLoadBalancer:
         expires = formatdate(time + COOKIE_EXPIRY_SECONDS, usegmt=True)
         return f"{name}={value}; Expires={expires}; Path=/"
 
-    def _headers_to_target(self, request: HttpRequest, listener: Listener) -> tuple[tuple[str, str], ...]:
+    def _headers_to_target(
+        self, request: HttpRequest, listener: Listener
+    ) -> tuple[tuple[str, str], ...]:
         client = request.flow.client
         client_text = client.ip
         if self.config.xff_client_port:
-            client_text = f"[{client.ip}]:{client.port}" if ":" in client.ip else f"{client.ip}:{client.port}"
+            client_text = (
+                f"[{client.ip}]:{client.port}" if ":" in client.ip else f"{client.ip}:{client.port}"
+            )
         mode = self.config.xff_mode
         headers: list[tuple[str, str]] = []
         xff_values = []
@@ -557,7 +623,9 @@ class ApplicationLoadBalancer:
                 if change.state == "unhealthy" and change.target in state.healthy:
                     state.healthy.remove(change.target)
                 elif change.state == "healthy" and change.target not in state.healthy:
-                    state.healthy = [t for t in state.group.targets if t in state.healthy or t == change.target]
+                    state.healthy = [
+                        t for t in state.group.targets if t in state.healthy or t == change.target
+                    ]
 
     def _record(self, decision: Decision) -> Decision:
         self._decisions.append(decision)

@@ -76,7 +76,9 @@ class ComparisonRow:
             "alb_action": self.alb_action,
             "alb_decided_at": self.alb_decided_at,
             "alb_packets_after_syn": self.alb_packets_after_syn,
-            "alb_ms_after_syn": None if self.alb_ms_after_syn is None else round(self.alb_ms_after_syn, 3),
+            "alb_ms_after_syn": None
+            if self.alb_ms_after_syn is None
+            else round(self.alb_ms_after_syn, 3),
         }
 
 
@@ -103,7 +105,7 @@ class Comparison:
         counter = Counter(row.alb_target for row in self.rows if row.alb_target)
         return {t: counter.get(t, 0) for t in self._all_targets(counter)}
 
-    def _all_targets(self, counter: Counter[str | None]) -> list[str]:
+    def _all_targets(self, counter: Counter[Any]) -> list[str]:
         extra = [t for t in counter if t and t not in self.targets]
         return list(self.targets) + extra
 
@@ -120,7 +122,9 @@ class Comparison:
 
     def time_to_decision(self) -> dict[str, float | None]:
         """Mean packets and milliseconds from the SYN to the ALB's decision (NLB: 0, it decides at the SYN)."""
-        packets = [r.alb_packets_after_syn for r in self.rows if r.alb_packets_after_syn is not None]
+        packets = [
+            r.alb_packets_after_syn for r in self.rows if r.alb_packets_after_syn is not None
+        ]
         millis = [r.alb_ms_after_syn for r in self.rows if r.alb_ms_after_syn is not None]
         return {
             "alb_mean_packets_after_syn": sum(packets) / len(packets) if packets else None,
@@ -134,8 +138,10 @@ class Comparison:
         lines = [
             f"requests: {len(self.rows)} on {len(per_conn)} connections "
             f"({max(per_conn.values(), default=0)} at most on one: keep-alive)",
-            "NLB requests per target: " + ", ".join(f"{t} {n}" for t, n in self.nlb_request_counts().items()),
-            "ALB requests per target: " + ", ".join(f"{t} {n}" for t, n in self.alb_request_counts().items()),
+            "NLB requests per target: "
+            + ", ".join(f"{t} {n}" for t, n in self.nlb_request_counts().items()),
+            "ALB requests per target: "
+            + ", ".join(f"{t} {n}" for t, n in self.alb_request_counts().items()),
         ]
         ratio = self.imbalance()
         lines.append(f"imbalance (max/mean): NLB {ratio['nlb']:.2f}, ALB {ratio['alb']:.2f}")
@@ -159,7 +165,15 @@ class Comparison:
     def _repr_html_(self) -> str:
         head = "".join(
             f"<th>{h}</th>"
-            for h in ("request", "flow", "NLB target", "NLB decided at", "ALB target", "ALB decided at", "after SYN")
+            for h in (
+                "request",
+                "flow",
+                "NLB target",
+                "NLB decided at",
+                "ALB target",
+                "ALB decided at",
+                "after SYN",
+            )
         )
         body = []
         for row in self.rows[:200]:
@@ -244,7 +258,9 @@ def compare(
     else:
         nlb_config, derived_alb = configs_for(config if config is not None else alb_config)
     nlb = NetworkLoadBalancer(nlb_config)
-    alb = ApplicationLoadBalancer(load_config(alb_config) if alb_config is not None else derived_alb)
+    alb = ApplicationLoadBalancer(
+        load_config(alb_config) if alb_config is not None else derived_alb
+    )
     syns: dict[FlowKey, tuple[int, float]] = {}
 
     def tap(source: Iterable[Any]) -> Iterator[Any]:
@@ -302,7 +318,9 @@ def compare(
             )
         )
     nlb_accounting = dict(nlb.accounting)
-    nlb_replay = Replay("nlb", "packet", nlb.decisions, sum(nlb_accounting.values()), nlb_accounting)
+    nlb_replay = Replay(
+        "nlb", "packet", nlb.decisions, sum(nlb_accounting.values()), nlb_accounting
+    )
     alb_replay = Replay("alb", "request", alb.decisions, sum(counts.values()), dict(counts))
     targets = tuple(dict.fromkeys(t for g in nlb_config.target_groups for t in g.targets))
     return Comparison(nlb_replay, alb_replay, tuple(rows), targets)

@@ -455,7 +455,9 @@ def _endpoint_text(text: Any, where: str) -> str:
         ipaddress.ip_address(host)
         port_number = int(port)
     except ValueError:
-        raise ConfigError(f"{where}: a target is 'ip:port' (e.g. '192.0.2.11:80'), not {text!r}") from None
+        raise ConfigError(
+            f"{where}: a target is 'ip:port' (e.g. '192.0.2.11:80'), not {text!r}"
+        ) from None
     if not sep or not 1 <= port_number <= 65535:
         raise ConfigError(f"{where}: target port must be 1-65535 in {text!r}")
     return text
@@ -512,7 +514,9 @@ def _parse_target_group(obj: Any, lb_type: str, index: int) -> TargetGroup:
 
     stickiness = obj.get("Stickiness")
     if stickiness is None and attrs.get("stickiness.enabled", "false").lower() == "true":
-        stickiness = attrs.get("stickiness.type", "lb_cookie" if lb_type == APPLICATION else "source_ip")
+        stickiness = attrs.get(
+            "stickiness.type", "lb_cookie" if lb_type == APPLICATION else "source_ip"
+        )
     if stickiness in (False, "", "none", None):
         stickiness = None
     elif stickiness is True:
@@ -524,38 +528,62 @@ def _parse_target_group(obj: Any, lb_type: str, index: int) -> TargetGroup:
             f"{lb_type} load balancer, not {stickiness!r}"
         )
     if stickiness == "app_cookie":
-        raise ConfigError(f"{where}: app_cookie stickiness is not modelled by osilab (use lb_cookie)")
+        raise ConfigError(
+            f"{where}: app_cookie stickiness is not modelled by osilab (use lb_cookie)"
+        )
     seconds = int(
-        _number(attrs.get("stickiness.lb_cookie.duration_seconds", 86400), "stickiness.lb_cookie.duration_seconds", where, 1, 604800)
+        _number(
+            attrs.get("stickiness.lb_cookie.duration_seconds", 86400),
+            "stickiness.lb_cookie.duration_seconds",
+            where,
+            1,
+            604800,
+        )
     )
 
     # AWS default: off for IP targets over TCP/TLS, always on for UDP and TCP_UDP.
     default_preserve = protocol in ("UDP", "TCP_UDP")
     preserve = obj.get("PreserveClientIp")
     if preserve is None:
-        preserve = _bool(attrs.get("preserve_client_ip.enabled", _text(default_preserve)), "preserve_client_ip.enabled", where)
+        preserve = _bool(
+            attrs.get("preserve_client_ip.enabled", _text(default_preserve)),
+            "preserve_client_ip.enabled",
+            where,
+        )
     if protocol in ("UDP", "TCP_UDP") and not preserve:
-        raise ConfigError(f"{where}: client IP preservation is always on for {protocol} target groups")
+        raise ConfigError(
+            f"{where}: client IP preservation is always on for {protocol} target groups"
+        )
     proxy_v2 = obj.get("ProxyProtocolV2")
     if proxy_v2 is None:
-        proxy_v2 = _bool(attrs.get("proxy_protocol_v2.enabled", "false"), "proxy_protocol_v2.enabled", where)
+        proxy_v2 = _bool(
+            attrs.get("proxy_protocol_v2.enabled", "false"), "proxy_protocol_v2.enabled", where
+        )
 
     flow_hash = str(obj.get("Hash", "source-ip" if stickiness == "source_ip" else "5-tuple"))
     if flow_hash not in NLB_HASHES:
-        raise ConfigError(f"{where}: Hash must be one of {', '.join(NLB_HASHES)}, not {flow_hash!r}")
+        raise ConfigError(
+            f"{where}: Hash must be one of {', '.join(NLB_HASHES)}, not {flow_hash!r}"
+        )
     table = str(obj.get("HashTable", "maglev"))
     if table not in NLB_TABLES:
-        raise ConfigError(f"{where}: HashTable must be one of {', '.join(NLB_TABLES)}, not {table!r}")
+        raise ConfigError(
+            f"{where}: HashTable must be one of {', '.join(NLB_TABLES)}, not {table!r}"
+        )
     table_size = int(_number(obj.get("TableSize", 65537), "TableSize", where, 2, 5000011))
     if not _is_prime(table_size):
-        raise ConfigError(f"{where}: the Maglev TableSize must be prime (65537, 5000011...), not {table_size}")
+        raise ConfigError(
+            f"{where}: the Maglev TableSize must be prime (65537, 5000011...), not {table_size}"
+        )
 
     changes = []
     for item in obj.get("HealthChanges", []) or []:
         item = _check_keys(item, {"Time", "Target", "State"}, f"{where} HealthChanges")
         state = str(item.get("State", "")).lower()
         if state not in ("healthy", "unhealthy"):
-            raise ConfigError(f"{where}: a health change State is 'healthy' or 'unhealthy', not {state!r}")
+            raise ConfigError(
+                f"{where}: a health change State is 'healthy' or 'unhealthy', not {state!r}"
+            )
         target = _endpoint_text(item.get("Target"), where)
         if target not in targets:
             raise ConfigError(f"{where}: health change for {target}, which is not registered here")
@@ -593,7 +621,9 @@ def _is_prime(number: int) -> bool:
 # --------------------------------------------------------------------------- conditions
 
 
-def _condition_values(cond: Mapping[str, Any], config_key: str, label: str, field_name: str) -> list[Any]:
+def _condition_values(
+    cond: Mapping[str, Any], config_key: str, label: str, field_name: str
+) -> list[Any]:
     """The values from the ``*Config`` object or the legacy ``Values`` shorthand (or both, equal)."""
     config = cond.get(config_key)
     legacy = cond.get("Values")
@@ -601,11 +631,17 @@ def _condition_values(cond: Mapping[str, Any], config_key: str, label: str, fiel
         if not isinstance(config, Mapping):
             raise RuleError(f"'{config_key}' must be an object", rule=label, field=field_name)
         if "RegexValues" in config:
-            raise RuleError("RegexValues are not modelled by osilab; use Values", rule=label, field=field_name)
+            raise RuleError(
+                "RegexValues are not modelled by osilab; use Values", rule=label, field=field_name
+            )
         values = config.get("Values")
         if values is None:
             raise RuleError(f"'{config_key}' needs 'Values'", rule=label, field=field_name)
-        if legacy is not None and list(legacy) != list(values) and field_name in ("host-header", "path-pattern"):
+        if (
+            legacy is not None
+            and list(legacy) != list(values)
+            and field_name in ("host-header", "path-pattern")
+        ):
             raise RuleError(
                 f"'Values' and '{config_key}.Values' disagree", rule=label, field=field_name
             )
@@ -619,7 +655,9 @@ def _condition_values(cond: Mapping[str, Any], config_key: str, label: str, fiel
             )
         values = legacy
     else:
-        raise RuleError(f"a {field_name} condition needs '{config_key}'", rule=label, field=field_name)
+        raise RuleError(
+            f"a {field_name} condition needs '{config_key}'", rule=label, field=field_name
+        )
     if not isinstance(values, list) or not values:
         raise RuleError("a condition needs at least one value", rule=label, field=field_name)
     return values
@@ -642,7 +680,9 @@ def _parse_condition(cond: Any, label: str) -> Condition:
     for other in CONDITION_FIELDS.values():
         if other != config_key and other in cond:
             raise RuleError(
-                f"'{other}' does not belong to a {field_name} condition", rule=label, field=field_name
+                f"'{other}' does not belong to a {field_name} condition",
+                rule=label,
+                field=field_name,
             )
     values = _condition_values(cond, config_key, label, field_name)
 
@@ -673,7 +713,9 @@ def _parse_condition(cond: Any, label: str) -> Condition:
         patterns = need_strings(values)
         for pattern in patterns:
             if len(pattern) > MAX_PATTERN_LENGTH:
-                raise RuleError(f"host {pattern!r} is longer than 128 characters", rule=label, field=field_name)
+                raise RuleError(
+                    f"host {pattern!r} is longer than 128 characters", rule=label, field=field_name
+                )
             if not _HOST_CHARS.match(pattern):
                 raise RuleError(
                     f"host {pattern!r} has a character AWS does not allow "
@@ -705,17 +747,25 @@ def _parse_condition(cond: Any, label: str) -> Condition:
             try:
                 network = ipaddress.ip_network(cidr, strict=False)
             except ValueError:
-                raise RuleError(f"{cidr!r} is not an IPv4 or IPv6 CIDR", rule=label, field=field_name) from None
+                raise RuleError(
+                    f"{cidr!r} is not an IPv4 or IPv6 CIDR", rule=label, field=field_name
+                ) from None
             if "/" not in cidr:
-                raise RuleError(f"{cidr!r} needs a prefix length (e.g. /32)", rule=label, field=field_name)
+                raise RuleError(
+                    f"{cidr!r} needs a prefix length (e.g. /32)", rule=label, field=field_name
+                )
             if network == ipaddress.ip_network("255.255.255.255/32"):
-                raise RuleError("255.255.255.255/32 is not allowed as a source IP", rule=label, field=field_name)
+                raise RuleError(
+                    "255.255.255.255/32 is not allowed as a source IP", rule=label, field=field_name
+                )
         return Condition(field_name, cidrs)
     if field_name == "http-header":
         config = cond[config_key]
         name = config.get("HttpHeaderName")
         if not isinstance(name, str) or not name:
-            raise RuleError("an http-header condition needs 'HttpHeaderName'", rule=label, field=field_name)
+            raise RuleError(
+                "an http-header condition needs 'HttpHeaderName'", rule=label, field=field_name
+            )
         if "*" in name or "?" in name:
             raise RuleError(
                 f"header name {name!r}: wildcards are allowed only in values, not in the header name",
@@ -736,7 +786,11 @@ def _parse_condition(cond: Any, label: str) -> Condition:
             )
         key = item.get("Key")
         if key is not None and (not isinstance(key, str) or key == ""):
-            raise RuleError("a query-string Key cannot be empty (leave it out for any key)", rule=label, field=field_name)
+            raise RuleError(
+                "a query-string Key cannot be empty (leave it out for any key)",
+                rule=label,
+                field=field_name,
+            )
         pairs.append(QueryPair(key, str(item["Value"])))
     return Condition(field_name, query=tuple(pairs))
 
@@ -763,7 +817,9 @@ _REDIRECT_PLACEHOLDERS = {
 }
 
 
-def _parse_action(obj: Any, label: str, listener_protocol: str, lb_type: str, groups: Mapping[str, TargetGroup]) -> Action:
+def _parse_action(
+    obj: Any, label: str, listener_protocol: str, lb_type: str, groups: Mapping[str, TargetGroup]
+) -> Action:
     allowed = {
         "Type",
         "Order",
@@ -783,7 +839,9 @@ def _parse_action(obj: Any, label: str, listener_protocol: str, lb_type: str, gr
     if kind in ("authenticate-oidc", "authenticate-cognito", "jwt-validation"):
         raise RuleError(f"{kind} actions are not modelled by osilab", rule=label, field="Actions")
     if lb_type == NETWORK and kind != "forward":
-        raise RuleError(f"an NLB listener can only forward, not {kind!r}", rule=label, field="Actions")
+        raise RuleError(
+            f"an NLB listener can only forward, not {kind!r}", rule=label, field="Actions"
+        )
     if kind == "forward":
         entries: list[WeightedTargetGroup] = []
         single = obj.get("TargetGroupName") or obj.get("TargetGroupArn")
@@ -799,26 +857,43 @@ def _parse_action(obj: Any, label: str, listener_protocol: str, lb_type: str, gr
                     raise RuleError(f"unknown key {key!r} in ForwardConfig", rule=label)
             listed = []
             for item in forward.get("TargetGroups", []):
-                ref = item.get("TargetGroupName") or item.get("TargetGroupArn") if isinstance(item, Mapping) else None
+                ref = (
+                    item.get("TargetGroupName") or item.get("TargetGroupArn")
+                    if isinstance(item, Mapping)
+                    else None
+                )
                 if not ref:
-                    raise RuleError("each ForwardConfig target group needs TargetGroupArn or TargetGroupName", rule=label)
+                    raise RuleError(
+                        "each ForwardConfig target group needs TargetGroupArn or TargetGroupName",
+                        rule=label,
+                    )
                 weight = item.get("Weight", 1)
                 if not isinstance(weight, int) or not 0 <= weight <= MAX_WEIGHT:
-                    raise RuleError(f"target group weight must be an integer 0-999, not {weight!r}", rule=label, field="Weight")
+                    raise RuleError(
+                        f"target group weight must be an integer 0-999, not {weight!r}",
+                        rule=label,
+                        field="Weight",
+                    )
                 listed.append(WeightedTargetGroup(target_group_name(ref), weight))
             if single and listed and [g.name for g in listed] != [entries[0].name]:
-                raise RuleError("TargetGroupArn and ForwardConfig name different target groups", rule=label)
+                raise RuleError(
+                    "TargetGroupArn and ForwardConfig name different target groups", rule=label
+                )
             if listed:
                 entries = listed
             stickiness = forward.get("TargetGroupStickinessConfig") or {}
             sticky = bool(stickiness.get("Enabled", False))
             sticky_seconds = int(stickiness.get("DurationSeconds", 0) or 0)
             if sticky and not 1 <= sticky_seconds <= 604800:
-                raise RuleError("TargetGroupStickinessConfig.DurationSeconds must be 1-604800", rule=label)
+                raise RuleError(
+                    "TargetGroupStickinessConfig.DurationSeconds must be 1-604800", rule=label
+                )
         if not entries:
             raise RuleError("a forward action needs a target group", rule=label)
         if len(entries) > MAX_TARGET_GROUPS_PER_FORWARD:
-            raise RuleError(f"a forward action can have at most 5 target groups, not {len(entries)}", rule=label)
+            raise RuleError(
+                f"a forward action can have at most 5 target groups, not {len(entries)}", rule=label
+            )
         names = [entry.name for entry in entries]
         if len(set(names)) != len(names):
             raise RuleError("a target group appears twice in one forward action", rule=label)
@@ -826,7 +901,9 @@ def _parse_action(obj: Any, label: str, listener_protocol: str, lb_type: str, gr
             if name not in groups:
                 raise RuleError(f"target group {name!r} not found", rule=label)
         if sum(entry.weight for entry in entries) == 0:
-            raise RuleError("at least one target group in a forward action needs a weight above 0", rule=label)
+            raise RuleError(
+                "at least one target group in a forward action needs a weight above 0", rule=label
+            )
         if len(entries) > 1 and not sticky and any(groups[n].stickiness for n in names):
             raise RuleError(
                 "target group stickiness must be enabled when a weighted target group has stickiness on",
@@ -842,22 +919,37 @@ def _parse_action(obj: Any, label: str, listener_protocol: str, lb_type: str, gr
                 raise RuleError(f"unknown key {key!r} in RedirectConfig", rule=label)
         status = config.get("StatusCode")
         if status not in ("HTTP_301", "HTTP_302"):
-            raise RuleError(f"redirect StatusCode must be HTTP_301 or HTTP_302, not {status!r}", rule=label)
-        parts = {key: str(config[key]) for key in ("Protocol", "Host", "Port", "Path", "Query") if key in config}
+            raise RuleError(
+                f"redirect StatusCode must be HTTP_301 or HTTP_302, not {status!r}", rule=label
+            )
+        parts = {
+            key: str(config[key])
+            for key in ("Protocol", "Host", "Port", "Path", "Query")
+            if key in config
+        }
         for key, value in parts.items():
             for placeholder in re.findall(r"#\{[a-z]+\}", value):
                 if placeholder not in _REDIRECT_PLACEHOLDERS[key]:
-                    raise RuleError(f"{placeholder} is not allowed in the redirect {key}", rule=label, field="RedirectConfig")
+                    raise RuleError(
+                        f"{placeholder} is not allowed in the redirect {key}",
+                        rule=label,
+                        field="RedirectConfig",
+                    )
             if key != "Port" and len(value) > 128:
                 raise RuleError(f"the redirect {key} is longer than 128 characters", rule=label)
         protocol = parts.get("Protocol", "#{protocol}")
         if protocol not in ("HTTP", "HTTPS", "#{protocol}"):
-            raise RuleError(f"redirect Protocol must be HTTP, HTTPS or #{{protocol}}, not {protocol!r}", rule=label)
+            raise RuleError(
+                f"redirect Protocol must be HTTP, HTTPS or #{{protocol}}, not {protocol!r}",
+                rule=label,
+            )
         if listener_protocol == "HTTPS" and protocol == "HTTP":
             raise RuleError("you cannot redirect HTTPS to HTTP", rule=label, field="RedirectConfig")
         path = parts.get("Path", "/#{path}")
         if not path.startswith("/"):
-            raise RuleError("the redirect Path must start with '/'", rule=label, field="RedirectConfig")
+            raise RuleError(
+                "the redirect Path must start with '/'", rule=label, field="RedirectConfig"
+            )
         port = parts.get("Port", "#{port}")
         if port != "#{port}" and not (port.isdigit() and 1 <= int(port) <= 65535):
             raise RuleError(f"redirect Port must be 1-65535 or #{{port}}, not {port!r}", rule=label)
@@ -903,13 +995,19 @@ def _parse_action(obj: Any, label: str, listener_protocol: str, lb_type: str, gr
         body = str(config.get("MessageBody", ""))
         if len(body) > 1024:
             raise RuleError("fixed-response MessageBody is longer than 1024 characters", rule=label)
-        return Action("fixed-response", order, fixed_response=FixedResponseConfig(status, content_type, body))
+        return Action(
+            "fixed-response", order, fixed_response=FixedResponseConfig(status, content_type, body)
+        )
     raise RuleError(
-        f"unknown action type {kind!r} (forward, redirect or fixed-response)", rule=label, field="Actions"
+        f"unknown action type {kind!r} (forward, redirect or fixed-response)",
+        rule=label,
+        field="Actions",
     )
 
 
-def _parse_actions(raw: Any, label: str, listener_protocol: str, lb_type: str, groups: Mapping[str, TargetGroup]) -> tuple[Action, ...]:
+def _parse_actions(
+    raw: Any, label: str, listener_protocol: str, lb_type: str, groups: Mapping[str, TargetGroup]
+) -> tuple[Action, ...]:
     if not isinstance(raw, list) or not raw:
         raise RuleError("at least one action is required", rule=label, field="Actions")
     actions = sorted(
@@ -938,19 +1036,27 @@ def _parse_rule(obj: Any, listener_protocol: str, groups: Mapping[str, TargetGro
         if key not in allowed:
             raise RuleError(f"unknown key {key!r} in a rule", rule=label)
     if obj.get("Transforms"):
-        raise RuleError("rule transforms are not modelled by osilab", rule=label, field="Transforms")
+        raise RuleError(
+            "rule transforms are not modelled by osilab", rule=label, field="Transforms"
+        )
     if isinstance(raw_priority, bool) or raw_priority is None:
-        raise RuleError("a rule needs a 'Priority' (1-50000, a string as AWS prints it)", rule=label)
+        raise RuleError(
+            "a rule needs a 'Priority' (1-50000, a string as AWS prints it)", rule=label
+        )
     try:
         priority = int(str(raw_priority))
     except ValueError:
-        raise RuleError(f"Priority must be a number 1-50000, not {raw_priority!r}", rule=label) from None
+        raise RuleError(
+            f"Priority must be a number 1-50000, not {raw_priority!r}", rule=label
+        ) from None
     if not 1 <= priority <= MAX_PRIORITY:
         raise RuleError("Priority must be between 1 and 50000", rule=label, field="Priority")
 
     raw_conditions = obj.get("Conditions")
     if not isinstance(raw_conditions, list) or not raw_conditions:
-        raise RuleError("a rule (other than the default rule) needs at least one condition", rule=label)
+        raise RuleError(
+            "a rule (other than the default rule) needs at least one condition", rule=label
+        )
     conditions = tuple(_parse_condition(cond, label) for cond in raw_conditions)
     for name in ONCE_PER_RULE:
         if sum(1 for cond in conditions if cond.field == name) > 1:
@@ -979,7 +1085,13 @@ def _parse_rule(obj: Any, listener_protocol: str, groups: Mapping[str, TargetGro
     return Rule(priority, conditions, actions)
 
 
-def _parse_listener(obj: Any, lb_type: str, index: int, groups: Mapping[str, TargetGroup], lb_attrs: Mapping[str, str]) -> Listener:
+def _parse_listener(
+    obj: Any,
+    lb_type: str,
+    index: int,
+    groups: Mapping[str, TargetGroup],
+    lb_attrs: Mapping[str, str],
+) -> Listener:
     where = f"Listeners[{index}]"
     allowed = {"Protocol", "Port", "DefaultActions", "Rules", "Attributes"} | _IGNORED_LISTENER_KEYS
     obj = _check_keys(obj, allowed, where)
@@ -989,7 +1101,9 @@ def _parse_listener(obj: Any, lb_type: str, index: int, groups: Mapping[str, Tar
     valid = ALB_LISTENER_PROTOCOLS if lb_type == APPLICATION else NLB_LISTENER_PROTOCOLS
     if protocol not in valid:
         kind = "an application" if lb_type == APPLICATION else "a network"
-        raise ConfigError(f"{where}: {kind} load balancer listener protocol is one of {', '.join(valid)}")
+        raise ConfigError(
+            f"{where}: {kind} load balancer listener protocol is one of {', '.join(valid)}"
+        )
     attrs = {**lb_attrs, **_attributes(obj, where)}
     raw_rules = obj.get("Rules")
     if lb_type == NETWORK and raw_rules is not None:
@@ -1013,7 +1127,9 @@ def _parse_listener(obj: Any, lb_type: str, index: int, groups: Mapping[str, Tar
     seen: set[int] = set()
     for rule in rules:
         if rule.priority in seen:
-            raise RuleError(f"Priority '{rule.priority}' is currently in use", rule=rule.label, field="Priority")
+            raise RuleError(
+                f"Priority '{rule.priority}' is currently in use", rule=rule.label, field="Priority"
+            )
         seen.add(rule.priority)
     rules.sort(key=lambda rule: rule.priority)
     if default_raw is None:
@@ -1025,14 +1141,25 @@ def _parse_listener(obj: Any, lb_type: str, index: int, groups: Mapping[str, Tar
         if key in attrs:
             idle = _number(attrs[key], key, where, 60, 6000)
             if protocol == "TLS" and idle != 350:
-                raise ConfigError(f"{where}: the idle timeout of a TLS listener is fixed at 350 seconds")
+                raise ConfigError(
+                    f"{where}: the idle timeout of a TLS listener is fixed at 350 seconds"
+                )
     else:
-        idle = _number(attrs.get("idle_timeout.timeout_seconds", 60), "idle_timeout.timeout_seconds", where, 1, 4000)
+        idle = _number(
+            attrs.get("idle_timeout.timeout_seconds", 60),
+            "idle_timeout.timeout_seconds",
+            where,
+            1,
+            4000,
+        )
     for action in defaults:
         for entry in action.target_groups:
             group = groups[entry.name]
-            if lb_type == NETWORK and protocol != "TCP_UDP" and group.protocol not in (protocol, "TCP_UDP") and not (
-                protocol == "TLS" and group.protocol in ("TCP", "TLS")
+            if (
+                lb_type == NETWORK
+                and protocol != "TCP_UDP"
+                and group.protocol not in (protocol, "TCP_UDP")
+                and not (protocol == "TLS" and group.protocol in ("TCP", "TLS"))
             ):
                 raise ConfigError(
                     f"{where}: target group {group.name!r} uses {group.protocol}, which a {protocol} listener cannot forward to"
@@ -1071,7 +1198,9 @@ def parse_config(data: Mapping[str, Any]) -> BalancerConfig:
     raw_listeners = data.get("Listeners")
     if not isinstance(raw_listeners, list) or not raw_listeners:
         raise ConfigError("a configuration needs 'Listeners' (a non-empty list)")
-    listeners = [_parse_listener(obj, lb_type, i, groups, lb_attrs) for i, obj in enumerate(raw_listeners)]
+    listeners = [
+        _parse_listener(obj, lb_type, i, groups, lb_attrs) for i, obj in enumerate(raw_listeners)
+    ]
     ports: set[tuple[int, str]] = set()
     for listener in listeners:
         for proto in ("tcp", "udp"):
@@ -1081,11 +1210,19 @@ def parse_config(data: Mapping[str, Any]) -> BalancerConfig:
                 ports.add((listener.port, proto))
     desync = lb_attrs.get("routing.http.desync_mitigation_mode", "defensive")
     if desync not in DESYNC_MODES:
-        raise ConfigError(f"routing.http.desync_mitigation_mode must be one of {', '.join(DESYNC_MODES)}")
+        raise ConfigError(
+            f"routing.http.desync_mitigation_mode must be one of {', '.join(DESYNC_MODES)}"
+        )
     xff = lb_attrs.get("routing.http.xff_header_processing.mode", "append")
     if xff not in XFF_MODES:
-        raise ConfigError(f"routing.http.xff_header_processing.mode must be one of {', '.join(XFF_MODES)}")
-    xff_port = _bool(lb_attrs.get("routing.http.xff_client_port.enabled", "false"), "routing.http.xff_client_port.enabled", "configuration")
+        raise ConfigError(
+            f"routing.http.xff_header_processing.mode must be one of {', '.join(XFF_MODES)}"
+        )
+    xff_port = _bool(
+        lb_attrs.get("routing.http.xff_client_port.enabled", "false"),
+        "routing.http.xff_client_port.enabled",
+        "configuration",
+    )
     seed = data.get("Seed", 0)
     if not isinstance(seed, int):
         raise ConfigError(f"'Seed' must be an integer, not {seed!r}")
@@ -1114,7 +1251,9 @@ def load_config(source: str | Path | Mapping[str, Any] | BalancerConfig) -> Bala
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read the balancer configuration {path}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot read the balancer configuration {path}: {exc.strerror}"
+        ) from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
@@ -1123,7 +1262,9 @@ def load_config(source: str | Path | Mapping[str, Any] | BalancerConfig) -> Bala
         else:
             data = json.loads(text)
     except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
-        raise ConfigError(f"{path}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {exc}") from None
+        raise ConfigError(
+            f"{path}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {exc}"
+        ) from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: the configuration must be an object")
     try:
@@ -1174,9 +1315,20 @@ def default_config(lb_type: str, servers: Iterable[tuple[str, int, str]]) -> Bal
             protocol = proto.upper()
         groups.append({"Name": name, "Protocol": protocol, "Port": port, "Targets": targets})
         listeners.append(
-            {"Protocol": protocol, "Port": port, "DefaultActions": [{"Type": "forward", "TargetGroupName": name}]}
+            {
+                "Protocol": protocol,
+                "Port": port,
+                "DefaultActions": [{"Type": "forward", "TargetGroupName": name}],
+            }
         )
-    return parse_config({"Type": lb_type, "Name": f"osilab default {lb_type}", "TargetGroups": groups, "Listeners": listeners})
+    return parse_config(
+        {
+            "Type": lb_type,
+            "Name": f"osilab default {lb_type}",
+            "TargetGroups": groups,
+            "Listeners": listeners,
+        }
+    )
 
 
 def counterpart(config: BalancerConfig) -> BalancerConfig:
@@ -1199,7 +1351,9 @@ def counterpart(config: BalancerConfig) -> BalancerConfig:
             "Protocol": group_protocol.get(g.protocol, "TCP"),
             "Port": g.port,
             "Targets": list(g.targets),
-            "HealthChanges": [{"Time": c.time, "Target": c.target, "State": c.state} for c in g.health_changes],
+            "HealthChanges": [
+                {"Time": c.time, "Target": c.target, "State": c.state} for c in g.health_changes
+            ],
             **({"Algorithm": g.algorithm} if lb_type == APPLICATION else {}),
         }
         for g in config.target_groups
@@ -1212,14 +1366,27 @@ def counterpart(config: BalancerConfig) -> BalancerConfig:
         forward: dict[str, Any] = {"Type": "forward"}
         if action.type == "forward":
             forward["ForwardConfig"] = {
-                "TargetGroups": [{"TargetGroupName": e.name, "Weight": e.weight} for e in action.target_groups]
+                "TargetGroups": [
+                    {"TargetGroupName": e.name, "Weight": e.weight} for e in action.target_groups
+                ]
             }
         else:  # an NLB can only forward: use the first group
             forward["TargetGroupName"] = config.target_groups[0].name
-        listeners.append({"Protocol": listen[listener.protocol], "Port": listener.port, "DefaultActions": [forward]})
+        listeners.append(
+            {
+                "Protocol": listen[listener.protocol],
+                "Port": listener.port,
+                "DefaultActions": [forward],
+            }
+        )
     if not listeners:
         raise ConfigError(f"no listener of this {config.type} load balancer has a counterpart")
     return parse_config(
-        {"Type": lb_type, "Name": f"{config.name or config.type} ({lb_type} counterpart)", "Seed": config.seed,
-         "TargetGroups": groups, "Listeners": listeners}
+        {
+            "Type": lb_type,
+            "Name": f"{config.name or config.type} ({lb_type} counterpart)",
+            "Seed": config.seed,
+            "TargetGroups": groups,
+            "Listeners": listeners,
+        }
     )

@@ -251,8 +251,14 @@ class DecisionList(Sequence[Decision]):
                 d.target or "",
                 d.why,
             )
-            body.append("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in cells) + "</tr>")
+            body.append(
+                "<tr>"
+                + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in cells)
+                + "</tr>"
+            )
         more = f"<p>... {len(self) - 200} more</p>" if len(self) > 200 else ""
         counts = ", ".join(f"{t}: {n}" for t, n in self.counts().items())
         caption = f"<p>{len(self)} decisions; per target: {html.escape(counts)}; imbalance (max/mean) {self.imbalance():.2f}</p>"
-        return f"{caption}<table class='osilab-decisions'><tr>{head}</tr>{''.join(body)}</table>{more}"
+        return (
+            f"{caption}<table class='osilab-decisions'><tr>{head}</tr>{''.join(body)}</table>{more}"
+        )

@@ -101,7 +101,9 @@ def proxy_v2_header(
     addresses = src.packed + dst.packed + struct.pack("!HH", src_port, dst_port)
     extra = b"".join(struct.pack("!BH", kind, len(value)) + value for kind, value in tlvs)
     body = addresses + extra
-    return PROXY_V2_SIGNATURE + bytes([0x21, family | transport]) + struct.pack("!H", len(body)) + body
+    return (
+        PROXY_V2_SIGNATURE + bytes([0x21, family | transport]) + struct.pack("!H", len(body)) + body
+    )
 
 
 def _l4_damage(packet: Any) -> str | None:
@@ -175,15 +177,15 @@ class NetworkLoadBalancer:
 
     kind = "nlb"
 
-    def __init__(self, config: BalancerConfig | dict[str, Any] | str, *, seed: int | None = None) -> None:
+    def __init__(
+        self, config: BalancerConfig | dict[str, Any] | str, *, seed: int | None = None
+    ) -> None:
         self.config = load_config(config)
         if not self.config.is_network:
             raise ConfigError("NetworkLoadBalancer needs a configuration with Type 'network'")
         self.seed = self.config.seed if seed is None else seed
         self._flows: dict[tuple[str, str, int, str, int], _FlowState] = {}
-        self._groups = {
-            g.name: _GroupState(g, list(g.targets)) for g in self.config.target_groups
-        }
+        self._groups = {g.name: _GroupState(g, list(g.targets)) for g in self.config.target_groups}
         self._decisions: list[Decision] = []
         self.accounting: Counter[str] = Counter()
         self._first_time: float | None = None
@@ -230,7 +232,9 @@ class NetworkLoadBalancer:
                     changed = True
                 elif change.state == "healthy" and change.target not in state.healthy:
                     # keep registration order
-                    state.healthy = [t for t in state.group.targets if t in state.healthy or t == change.target]
+                    state.healthy = [
+                        t for t in state.group.targets if t in state.healthy or t == change.target
+                    ]
                     changed = True
             if changed:
                 self._rebuild(state)
@@ -334,13 +338,17 @@ class NetworkLoadBalancer:
             return self._drop(no, "no listener")
         if proto == "tcp" and not is_syn:
             return self._drop(no, "mid-stream without a handshake")
-        return self._new_flow(no, time, listener, proto, src_ip, src_port, dst_ip, dst_port, tcp_seq, is_syn)
+        return self._new_flow(
+            no, time, listener, proto, src_ip, src_port, dst_ip, dst_port, tcp_seq, is_syn
+        )
 
     def _drop(self, no: int, reason: str) -> PacketFate:
         self.accounting[reason] += 1
         return PacketFate(no, False, reason)
 
-    def _follow(self, no: int, time: float, state: _FlowState, proto: str, flags: int) -> PacketFate:
+    def _follow(
+        self, no: int, time: float, state: _FlowState, proto: str, flags: int
+    ) -> PacketFate:
         if time - state.last_seen > state.idle_timeout or state.expired:
             # TCP: the NLB forgot the flow; AWS answers data with RST. (UDP replies after
             # the timeout land here too: the target's answer to a forgotten flow.)
@@ -372,7 +380,9 @@ class NetworkLoadBalancer:
         )
         group = self._choose_group(listener, value)
         if group.hash != first_group.hash:
-            value = flow_hash(group.hash, proto, src_ip, src_port, dst_ip, dst_port, seq=tcp_seq, seed=self.seed)
+            value = flow_hash(
+                group.hash, proto, src_ip, src_port, dst_ip, dst_port, seq=tcp_seq, seed=self.seed
+            )
         target, method, health_note = self._pick(group, value)
         flow = FlowKey(proto, Endpoint(src_ip, src_port), Endpoint(dst_ip, dst_port))
         ipv6 = ":" in src_ip
@@ -431,14 +441,29 @@ class NetworkLoadBalancer:
                     "tcp_flags": packet.tcp_flags or 0,
                     "tcp_seq": packet.tcp_seq,
                 }
-            except (KeyError, IndexError, TypeError, ValueError) as exc:  # a header too broken to read
+            except (
+                KeyError,
+                IndexError,
+                TypeError,
+                ValueError,
+            ) as exc:  # a header too broken to read
                 damage = f"unreadable header field {exc}"
         if damage is not None:
-            return self.feed(no=packet.no, time=packet.time, proto=None, src_ip=None, src_port=None,
-                             dst_ip=None, dst_port=None, damaged=damage)
+            return self.feed(
+                no=packet.no,
+                time=packet.time,
+                proto=None,
+                src_ip=None,
+                src_port=None,
+                dst_ip=None,
+                dst_port=None,
+                damaged=damage,
+            )
         return self.feed(no=packet.no, time=packet.time, **facts)
 
     def flow_decision(self, flow: FlowKey) -> Decision | None:
         """The decision for a flow (client -> server), if the NLB made one."""
-        state = self._flows.get((flow.proto, flow.client.ip, flow.client.port, flow.server.ip, flow.server.port))
+        state = self._flows.get(
+            (flow.proto, flow.client.ip, flow.client.port, flow.server.ip, flow.server.port)
+        )
         return state.decision if state else None

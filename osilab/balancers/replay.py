@@ -70,7 +70,8 @@ class Replay:
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in sorted(self.accounting.items())
+            f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>"
+            for k, v in sorted(self.accounting.items())
         )
         return (
             f"<p>{html.escape(self.summary())}</p><table><tr><th>{self.unit}s</th><th>count</th></tr>"
@@ -78,7 +79,9 @@ class Replay:
         )
 
 
-def http_messages(packets: Iterable[Any], *, keylog: str | None = None) -> Iterator[HttpRequest | HttpResponse]:
+def http_messages(
+    packets: Iterable[Any], *, keylog: str | None = None
+) -> Iterator[HttpRequest | HttpResponse]:
     """HTTP requests and responses from packets, via :func:`osilab.protocols.http.iter_http`."""
     try:
         from osilab.protocols.http import iter_http
@@ -95,7 +98,11 @@ def _tap_connections(packets: Iterable[Any], alb: ApplicationLoadBalancer) -> It
     for packet in packets:
         flags = getattr(packet, "tcp_flags", None) or 0
         if getattr(packet, "proto", None) == "tcp" and flags & TCP_SYN and not flags & TCP_ACK:
-            flow = FlowKey("tcp", Endpoint(packet.ip_src, packet.src_port), Endpoint(packet.ip_dst, packet.dst_port))
+            flow = FlowKey(
+                "tcp",
+                Endpoint(packet.ip_src, packet.src_port),
+                Endpoint(packet.ip_dst, packet.dst_port),
+            )
             alb.connection_opened(flow, packet.no)
         yield packet
 
@@ -143,4 +150,6 @@ def replay(
             else:
                 counts[decision.action] += 1
         return Replay("alb", "request", balancer.decisions, sum(counts.values()), dict(counts))
-    raise UsageError(f"replay needs a NetworkLoadBalancer or an ApplicationLoadBalancer, not {type(balancer).__name__}")
+    raise UsageError(
+        f"replay needs a NetworkLoadBalancer or an ApplicationLoadBalancer, not {type(balancer).__name__}"
+    )

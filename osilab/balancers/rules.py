@@ -171,7 +171,9 @@ def match_condition(condition: Condition, request: HttpRequest) -> ConditionMatc
         note = f" (query {request.query!r} not part of the path)" if request.query else ""
         for pattern in condition.values:
             if wildcard_match(pattern, path, case_sensitive=True):
-                return ConditionMatch(True, seen, f"path {path!r} matches path-pattern {pattern!r}{note}")
+                return ConditionMatch(
+                    True, seen, f"path {path!r} matches path-pattern {pattern!r}{note}"
+                )
         return ConditionMatch(
             False,
             seen,
@@ -185,12 +187,18 @@ def match_condition(condition: Condition, request: HttpRequest) -> ConditionMatc
         for pattern in condition.values:
             if wildcard_match(pattern, host, case_sensitive=False):
                 return ConditionMatch(True, seen, f"host {host!r} matches host-header {pattern!r}")
-        return ConditionMatch(False, seen, f"host {host!r} does not match host-header {_quoted(condition.values)}")
+        return ConditionMatch(
+            False, seen, f"host {host!r} does not match host-header {_quoted(condition.values)}"
+        )
     if kind == "http-request-method":
         if request.method in condition.values:
-            return ConditionMatch(True, seen, f"method {request.method} is one of {', '.join(condition.values)}")
+            return ConditionMatch(
+                True, seen, f"method {request.method} is one of {', '.join(condition.values)}"
+            )
         return ConditionMatch(
-            False, seen, f"method {request.method} is not {' or '.join(condition.values)} (exact, case-sensitive)"
+            False,
+            seen,
+            f"method {request.method} is not {' or '.join(condition.values)} (exact, case-sensitive)",
         )
     if kind == "http-header":
         name = condition.header_name or ""
@@ -200,19 +208,29 @@ def match_condition(condition: Condition, request: HttpRequest) -> ConditionMatc
         for value in values:
             for pattern in condition.values:
                 if wildcard_match(pattern, value, case_sensitive=False):
-                    return ConditionMatch(True, seen, f"header {name}: {value!r} matches {pattern!r}")
-        return ConditionMatch(False, seen, f"header {name}: {values[0]!r} does not match {_quoted(condition.values)}")
+                    return ConditionMatch(
+                        True, seen, f"header {name}: {value!r} matches {pattern!r}"
+                    )
+        return ConditionMatch(
+            False, seen, f"header {name}: {values[0]!r} does not match {_quoted(condition.values)}"
+        )
     if kind == "query-string":
         pairs = _query_pairs(request.query)
         for wanted in condition.query:
             for key, value in pairs:
                 key_ok = wanted.key is None or wildcard_match(wanted.key, key, case_sensitive=False)
                 if key_ok and wildcard_match(wanted.value, value, case_sensitive=False):
-                    shown = f"{wanted.key}={wanted.value}" if wanted.key else f"(any key)={wanted.value}"
+                    shown = (
+                        f"{wanted.key}={wanted.value}"
+                        if wanted.key
+                        else f"(any key)={wanted.value}"
+                    )
                     return ConditionMatch(True, seen, f"query pair {key}={value} matches {shown}")
         wanted_text = " or ".join(f"{p.key or '(any key)'}={p.value}" for p in condition.query)
         shown_query = repr(request.query) if request.query else "(no query string)"
-        return ConditionMatch(False, seen, f"query {shown_query} has no pair matching {wanted_text}")
+        return ConditionMatch(
+            False, seen, f"query {shown_query} has no pair matching {wanted_text}"
+        )
     # source-ip: the TCP peer, never X-Forwarded-For
     peer = request.flow.client.ip
     address = ipaddress.ip_address(peer)
@@ -222,7 +240,9 @@ def match_condition(condition: Condition, request: HttpRequest) -> ConditionMatc
         network = ipaddress.ip_network(cidr, strict=False)
         if address.version == network.version and address in network:
             return ConditionMatch(True, seen, f"TCP peer {peer} is in source-ip {cidr}{xff_note}")
-    return ConditionMatch(False, seen, f"TCP peer {peer} is not in source-ip {_quoted(condition.values)}{xff_note}")
+    return ConditionMatch(
+        False, seen, f"TCP peer {peer} is not in source-ip {_quoted(condition.values)}{xff_note}"
+    )
 
 
 def match_rule(rule: Rule, request: HttpRequest) -> tuple[bool, tuple[str, ...], str]:

@@ -53,12 +53,27 @@ def _short(name: str, data: bytes, offset: int, end: int, need: int) -> Layer:
     )
 
 
+# A capture holds few distinct addresses, so their text forms are cached (bounded).
+_TEXT_CACHE: dict[bytes, str] = {}
+_TEXT_CACHE_LIMIT = 65_536
+
+
 def _mac(b: bytes) -> str:
-    return b.hex(":")
+    text = _TEXT_CACHE.get(b)
+    if text is None:
+        text = b.hex(":")
+        if len(_TEXT_CACHE) < _TEXT_CACHE_LIMIT:
+            _TEXT_CACHE[bytes(b)] = text
+    return text
 
 
 def _ipv4(b: bytes) -> str:
-    return f"{b[0]}.{b[1]}.{b[2]}.{b[3]}"
+    text = _TEXT_CACHE.get(b)
+    if text is None:
+        text = f"{b[0]}.{b[1]}.{b[2]}.{b[3]}"
+        if len(_TEXT_CACHE) < _TEXT_CACHE_LIMIT:
+            _TEXT_CACHE[bytes(b)] = text
+    return text
 
 
 def _ipv6(b: bytes) -> str:
@@ -350,8 +365,11 @@ def _tcp(data: bytes, off: int, end: int) -> _Next:
         return (_layer("tcp", off, end - off, fields, f"TCP {sport} -> {dport} [{fields['flags_str']}]",
                        f"TCP header claims {hdr_len} bytes at frame offset {off}, only {end - off} captured"),
                 None, off, end)
-    options = []
+    options: list[str] = []
     p, stop = off + 20, off + hdr_len
+    if hdr_len == 32 and data[p:p + 4] == b"\x01\x01\x08\x0a":  # the common case: NOP NOP TS
+        options = ["nop", "nop", "timestamp"]
+        p = stop
     while p < stop:
         kind = data[p]
         if kind == 0:

@@ -25,7 +25,9 @@ EXAMPLE = "osilab compare captures/alb/alb.pcapng --config lb.json"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a pcap or pcapng capture")
-    parser.add_argument("--config", metavar="LB.json", help="AWS-shaped configuration of either balancer")
+    parser.add_argument(
+        "--config", metavar="LB.json", help="AWS-shaped configuration of either balancer"
+    )
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per request")
     parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS")
 
@@ -42,18 +44,25 @@ def run(args: argparse.Namespace) -> int:
         return report_errors(capture)
     rows = []
     for row in result.rows:
-        after = "" if row.alb_packets_after_syn is None else (
-            f"+{row.alb_packets_after_syn} pkts / {row.alb_ms_after_syn:.1f} ms")
-        rows.append((
-            f"{row.request.method} {row.request.target}",
-            str(row.request.flow),
-            row.nlb_target or "-",
-            row.nlb_decided_at or "-",
-            row.alb_target or row.alb_action,
-            row.alb_decided_at,
-            after,
-        ))
-    print_table(("request", "flow", "NLB target", "NLB at", "ALB target", "ALB at", "ALB after SYN"), rows)
+        after = (
+            ""
+            if row.alb_packets_after_syn is None
+            else (f"+{row.alb_packets_after_syn} pkts / {row.alb_ms_after_syn:.1f} ms")
+        )
+        rows.append(
+            (
+                f"{row.request.method} {row.request.target}",
+                str(row.request.flow),
+                row.nlb_target or "-",
+                row.nlb_decided_at or "-",
+                row.alb_target or row.alb_action,
+                row.alb_decided_at,
+                after,
+            )
+        )
+    print_table(
+        ("request", "flow", "NLB target", "NLB at", "ALB target", "ALB at", "ALB after SYN"), rows
+    )
     print()
     for line in result.summary_lines():
         print(line)

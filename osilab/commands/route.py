@@ -26,7 +26,9 @@ EXAMPLE = "osilab route captures/alb/alb.pcapng --lb alb --config lb.json --json
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument("--lb", choices=("nlb", "alb"), required=True, help="which balancer model")
-    parser.add_argument("--config", metavar="LB.json", help="AWS-shaped balancer configuration (JSON or YAML)")
+    parser.add_argument(
+        "--config", metavar="LB.json", help="AWS-shaped balancer configuration (JSON or YAML)"
+    )
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per decision")
     parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS (ALB)")
     parser.add_argument("--why", action="store_true", help="print each decision's full explanation")
@@ -40,8 +42,11 @@ def balancer_config(path: str | None, kind: str, capture_path: str) -> BalancerC
         return default_config(lb_type, servers_seen(capture))
     config = load_config(path)
     if config.type != lb_type:
-        print(f"osilab: note: {path} describes a {config.type} load balancer; using its "
-              f"{lb_type} counterpart (same targets, no rules)", file=sys.stderr)
+        print(
+            f"osilab: note: {path} describes a {config.type} load balancer; using its "
+            f"{lb_type} counterpart (same targets, no rules)",
+            file=sys.stderr,
+        )
         config = counterpart(config)
     return config
 
@@ -57,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         rows = []
         for d in result.decisions:
             where = d.target or (f"{d.action} {d.status}" if d.status else d.action)
-            rows.append((d.decided_at, str(d.flow), d.request_label or "(flow)", where, ", ".join(d.seen)))
+            rows.append(
+                (d.decided_at, str(d.flow), d.request_label or "(flow)", where, ", ".join(d.seen))
+            )
         print_table(("decided at", "flow", "request", "target", "seen"), rows)
         if args.why:
             for d in result.decisions:
@@ -65,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(result.summary())
         counts = result.decisions.counts()
-        print("per target: " + ", ".join(f"{t} {n}" for t, n in counts.items())
-              + f"; imbalance (max/mean) {result.decisions.imbalance():.2f}")
+        print(
+            "per target: "
+            + ", ".join(f"{t} {n}" for t, n in counts.items())
+            + f"; imbalance (max/mean) {result.decisions.imbalance():.2f}"
+        )
     return report_errors(capture)

@@ -256,6 +256,7 @@ http {{
         listen {address}:443 ssl;
         listen {address}:8081 proxy_protocol;
         server_name _;
+        ssl_protocols TLSv1.2 TLSv1.3;  # nginx 1.22's default stops at TLS 1.2
         ssl_certificate {certificate};
         ssl_certificate_key {key};
         root {root};

@@ -123,7 +123,8 @@ SCENARIOS: dict[str, Scenario] = {
         ("client-alb", "alb-web1", "alb-web2", "client-nlb", "nlb-web1", "nlb-web2", *_DATA_HOPS),
         _steps(_S["alb_http"], "smuggle")
         + _steps(_S["nlb_http"], "smuggle")
-        + _steps(_S["alb_http"], "keepalive", keepalive={"connections": 1, "per": 2}),
+        + _steps(_S["alb_http"], "keepalive", keepalive={"connections": 2, "per": 3})
+        + _steps(_S["nlb_http"], "short", short={"count": 8}),
         ("alb", "nlb"),
     ),
 }

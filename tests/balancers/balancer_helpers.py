@@ -13,7 +13,9 @@ LB = "203.0.113.20"
 SYN, ACK, PSH, FIN, RST = 0x02, 0x10, 0x08, 0x01, 0x04
 
 
-def flow(client_ip: str = CLIENT, client_port: int = 51514, server_port: int = 80, server_ip: str = LB) -> FlowKey:
+def flow(
+    client_ip: str = CLIENT, client_port: int = 51514, server_port: int = 80, server_ip: str = LB
+) -> FlowKey:
     return FlowKey("tcp", Endpoint(client_ip, client_port), Endpoint(server_ip, server_port))
 
 
@@ -46,16 +48,27 @@ def request(
 
 
 def response(req: HttpRequest, status: int = 200, packet: int = 10) -> HttpResponse:
-    return HttpResponse(req.flow, req.index, status, "OK", "HTTP/1.1", (), packet, packet, req.time + 0.01)
+    return HttpResponse(
+        req.flow, req.index, status, "OK", "HTTP/1.1", (), packet, packet, req.time + 0.01
+    )
 
 
-def alb_config(rules: list[dict[str, Any]] | None = None, groups: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+def alb_config(
+    rules: list[dict[str, Any]] | None = None,
+    groups: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """An ALB with target groups web (2 targets), api (1), and rules as given."""
     return {
         "Type": "application",
         "TargetGroups": groups
         or [
-            {"Name": "web", "Protocol": "HTTP", "Port": 80, "Targets": ["192.0.2.11:80", "192.0.2.12:80"]},
+            {
+                "Name": "web",
+                "Protocol": "HTTP",
+                "Port": 80,
+                "Targets": ["192.0.2.11:80", "192.0.2.12:80"],
+            },
             {"Name": "api", "Protocol": "HTTP", "Port": 80, "Targets": ["192.0.2.13:80"]},
         ],
         "Listeners": [
@@ -70,7 +83,9 @@ def alb_config(rules: list[dict[str, Any]] | None = None, groups: list[dict[str,
     }
 
 
-def rule(priority: str, conditions: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def rule(
+    priority: str, conditions: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {
         "Priority": priority,
         "Conditions": conditions,
@@ -92,7 +107,12 @@ def nlb_config(targets: list[str] | None = None, **group: Any) -> dict[str, Any]
             }
         ],
         "Listeners": [
-            {"Protocol": "TCP", "Port": 80, "DefaultActions": [{"Type": "forward", "TargetGroupName": "tcp-80"}], **listener_extra}
+            {
+                "Protocol": "TCP",
+                "Port": 80,
+                "DefaultActions": [{"Type": "forward", "TargetGroupName": "tcp-80"}],
+                **listener_extra,
+            }
         ],
     }
 

@@ -18,7 +18,9 @@ def path(*values):
 
 
 def one_group(algorithm: str = "round_robin", targets=TARGETS3, **extra) -> dict:
-    return alb_config(groups=[{"Name": "web", "Targets": list(targets), "Algorithm": algorithm, **extra}])
+    return alb_config(
+        groups=[{"Name": "web", "Targets": list(targets), "Algorithm": algorithm, **extra}]
+    )
 
 
 def cookie_of(decision, name: str) -> str:
@@ -69,25 +71,52 @@ def test_no_listener() -> None:
     [
         # the AWS HTTP -> HTTPS example: path keeps its slash via "/#{path}"
         (
-            {"Protocol": "HTTPS", "Port": "443", "Host": "#{host}", "Path": "/#{path}", "Query": "#{query}", "StatusCode": "HTTP_301"},
+            {
+                "Protocol": "HTTPS",
+                "Port": "443",
+                "Host": "#{host}",
+                "Path": "/#{path}",
+                "Query": "#{query}",
+                "StatusCode": "HTTP_301",
+            },
             "/a/b?x=1",
             "https://shop.example/a/b?x=1",
             301,
         ),
         # #{path} has no leading slash: "/new/#{path}" gives /new/a/b, not /new//a/b
-        ({"Path": "/new/#{path}", "StatusCode": "HTTP_302"}, "/a/b", "http://shop.example/new/a/b", 302),
+        (
+            {"Path": "/new/#{path}", "StatusCode": "HTTP_302"},
+            "/a/b",
+            "http://shop.example/new/a/b",
+            302,
+        ),
         # another host and port; no query -> no '?'
-        ({"Host": "www.example.com", "Port": "8080", "StatusCode": "HTTP_301"}, "/x", "http://www.example.com:8080/x", 301),
+        (
+            {"Host": "www.example.com", "Port": "8080", "StatusCode": "HTTP_301"},
+            "/x",
+            "http://www.example.com:8080/x",
+            301,
+        ),
         # placeholders inside the query
-        ({"Host": "b.example.com", "Query": "from=#{host}#{path}&#{query}", "StatusCode": "HTTP_301"}, "/p?q=1",
-         "http://b.example.com/p?from=shop.examplep&q=1", 301),
+        (
+            {
+                "Host": "b.example.com",
+                "Query": "from=#{host}#{path}&#{query}",
+                "StatusCode": "HTTP_301",
+            },
+            "/p?q=1",
+            "http://b.example.com/p?from=shop.examplep&q=1",
+            301,
+        ),
         # the Host header's port is not part of #{host}; an unset Port keeps the
         # listener's (80), so HTTPS without "Port": "443" lands on https://...:80
         ({"Protocol": "HTTPS", "StatusCode": "HTTP_301"}, "/", "https://shop.example:80/", 301),
     ],
 )
 def test_redirect_placeholders(config: dict, target: str, location: str, status: int) -> None:
-    alb = ApplicationLoadBalancer(alb_config([rule("1", [path("/*")], [{"Type": "redirect", "RedirectConfig": config}])]))
+    alb = ApplicationLoadBalancer(
+        alb_config([rule("1", [path("/*")], [{"Type": "redirect", "RedirectConfig": config}])])
+    )
     decision = alb.request(request(target, host="shop.example:80"))
     assert decision.action == "redirect" and decision.status == status
     assert decision.location == location
@@ -95,7 +124,14 @@ def test_redirect_placeholders(config: dict, target: str, location: str, status:
 
 
 def test_fixed_response() -> None:
-    fixed = {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503", "ContentType": "text/plain", "MessageBody": "down"}}
+    fixed = {
+        "Type": "fixed-response",
+        "FixedResponseConfig": {
+            "StatusCode": "503",
+            "ContentType": "text/plain",
+            "MessageBody": "down",
+        },
+    }
     alb = ApplicationLoadBalancer(alb_config([rule("1", [path("/maintenance")], [fixed])]))
     decision = alb.request(request("/maintenance"))
     assert (decision.action, decision.status, decision.target) == ("fixed-response", 503, None)
@@ -103,10 +139,19 @@ def test_fixed_response() -> None:
 
 
 def test_weighted_forward_follows_weights_and_is_reproducible() -> None:
-    action = {"Type": "forward", "ForwardConfig": {"TargetGroups": [
-        {"TargetGroupName": "web", "Weight": 10}, {"TargetGroupName": "api", "Weight": 30}]}}
+    action = {
+        "Type": "forward",
+        "ForwardConfig": {
+            "TargetGroups": [
+                {"TargetGroupName": "web", "Weight": 10},
+                {"TargetGroupName": "api", "Weight": 30},
+            ]
+        },
+    }
     config = alb_config([rule("1", [path("/*")], [action])])
-    picks = [ApplicationLoadBalancer(config).request(request(index=i)).target_group for i in range(1)]
+    picks = [
+        ApplicationLoadBalancer(config).request(request(index=i)).target_group for i in range(1)
+    ]
     alb = ApplicationLoadBalancer(config)
     picks = Counter(alb.request(request(index=i)).target_group for i in range(4000))
     share = picks["api"] / 4000
@@ -117,22 +162,37 @@ def test_weighted_forward_follows_weights_and_is_reproducible() -> None:
 
 
 def test_weight_zero_group_never_chosen() -> None:
-    action = {"Type": "forward", "ForwardConfig": {"TargetGroups": [
-        {"TargetGroupName": "web", "Weight": 0}, {"TargetGroupName": "api", "Weight": 5}]}}
+    action = {
+        "Type": "forward",
+        "ForwardConfig": {
+            "TargetGroups": [
+                {"TargetGroupName": "web", "Weight": 0},
+                {"TargetGroupName": "api", "Weight": 5},
+            ]
+        },
+    }
     alb = ApplicationLoadBalancer(alb_config([rule("1", [path("/*")], [action])]))
     assert {alb.request(request(index=i)).target_group for i in range(200)} == {"api"}
 
 
 def test_group_stickiness_cookie_keeps_the_group() -> None:
-    action = {"Type": "forward", "ForwardConfig": {
-        "TargetGroups": [{"TargetGroupName": "web", "Weight": 1}, {"TargetGroupName": "api", "Weight": 1}],
-        "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 1000}}}
+    action = {
+        "Type": "forward",
+        "ForwardConfig": {
+            "TargetGroups": [
+                {"TargetGroupName": "web", "Weight": 1},
+                {"TargetGroupName": "api", "Weight": 1},
+            ],
+            "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 1000},
+        },
+    }
     alb = ApplicationLoadBalancer(alb_config([rule("1", [path("/*")], [action])]))
     first = alb.request(request(index=0))
     token = cookie_of(first, "AWSALBTG")
     assert decode_cookie(token, alb.seed) == (first.target_group, None)
     followers = {
-        alb.request(request(index=i, headers=(("Cookie", f"a=b; AWSALBTG={token}"),))).target_group for i in range(1, 60)
+        alb.request(request(index=i, headers=(("Cookie", f"a=b; AWSALBTG={token}"),))).target_group
+        for i in range(1, 60)
     }
     assert followers == {first.target_group}
     assert "http.cookie" in first.seen
@@ -150,10 +210,22 @@ def test_round_robin_starts_at_the_first_target_and_advances_by_one() -> None:
 
 
 def test_round_robin_counts_per_target_group() -> None:
-    groups = [{"Name": "web", "Targets": TARGETS3[:2]}, {"Name": "api", "Targets": ["192.0.2.21:80", "192.0.2.22:80"]}]
+    groups = [
+        {"Name": "web", "Targets": TARGETS3[:2]},
+        {"Name": "api", "Targets": ["192.0.2.21:80", "192.0.2.22:80"]},
+    ]
     alb = ApplicationLoadBalancer(alb_config([rule("1", [path("/api/*")])], groups=groups))
-    picks = [alb.request(request(p, index=i)).target for i, p in enumerate(["/", "/api/a", "/", "/api/b", "/api/c"])]
-    assert picks == ["192.0.2.11:80", "192.0.2.21:80", "192.0.2.12:80", "192.0.2.22:80", "192.0.2.21:80"]
+    picks = [
+        alb.request(request(p, index=i)).target
+        for i, p in enumerate(["/", "/api/a", "/", "/api/b", "/api/c"])
+    ]
+    assert picks == [
+        "192.0.2.11:80",
+        "192.0.2.21:80",
+        "192.0.2.12:80",
+        "192.0.2.22:80",
+        "192.0.2.21:80",
+    ]
 
 
 def test_least_outstanding_requests_counts_responses() -> None:
@@ -173,7 +245,10 @@ def test_least_outstanding_requests_counts_responses() -> None:
 
 
 def test_weighted_random_is_seeded_and_reproducible() -> None:
-    picks_a = [ApplicationLoadBalancer(one_group("weighted_random")).request(request(index=i)).target for i in range(1)]
+    picks_a = [
+        ApplicationLoadBalancer(one_group("weighted_random")).request(request(index=i)).target
+        for i in range(1)
+    ]
     alb_a = ApplicationLoadBalancer(one_group("weighted_random"))
     alb_b = ApplicationLoadBalancer(one_group("weighted_random"))
     alb_c = ApplicationLoadBalancer(one_group("weighted_random"), seed=99)
@@ -256,7 +331,10 @@ def test_forwarded_proto_port_and_trace_id() -> None:
 
 def test_xff_client_port() -> None:
     config = alb_config(Attributes={"routing.http.xff_client_port.enabled": "true"})
-    assert headers_of(ApplicationLoadBalancer(config).request(request()))["x-forwarded-for"] == f"{CLIENT}:51514"
+    assert (
+        headers_of(ApplicationLoadBalancer(config).request(request()))["x-forwarded-for"]
+        == f"{CLIENT}:51514"
+    )
 
 
 # ---------------------------------------------------------------- desync mitigation

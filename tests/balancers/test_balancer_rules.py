@@ -24,7 +24,10 @@ def host(*values):
 
 
 def header(name, *values):
-    return {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": name, "Values": list(values)}}
+    return {
+        "Field": "http-header",
+        "HttpHeaderConfig": {"HttpHeaderName": name, "Values": list(values)},
+    }
 
 
 def method(*values):
@@ -63,13 +66,33 @@ CASES = [
     ("host anchored", host("example.com"), {"host": "notexample.com"}, False),
     ("host ? one char", host("www?.example.com"), {"host": "www2.example.com"}, True),
     ("host missing", host("shop.example.com"), {"host": None}, False),
-    ("host with port needs regex", host("shop.example.com"), {"host": "shop.example.com:8080"}, False),
+    (
+        "host with port needs regex",
+        host("shop.example.com"),
+        {"host": "shop.example.com:8080"},
+        False,
+    ),
     # http-header: name and value case-insensitive, wildcards in values
-    ("header wildcard value", header("User-Agent", "*Chrome*"), {"headers": (("User-Agent", "Mozilla Chrome/120"),)}, True),
-    ("header name case-insensitive", header("user-agent", "*chrome*"), {"headers": (("USER-AGENT", "x CHROME y"),)}, True),
+    (
+        "header wildcard value",
+        header("User-Agent", "*Chrome*"),
+        {"headers": (("User-Agent", "Mozilla Chrome/120"),)},
+        True,
+    ),
+    (
+        "header name case-insensitive",
+        header("user-agent", "*chrome*"),
+        {"headers": (("USER-AGENT", "x CHROME y"),)},
+        True,
+    ),
     ("header value anchored", header("X-Env", "prod"), {"headers": (("X-Env", "preprod"),)}, False),
     ("header absent", header("X-Env", "*"), {}, False),
-    ("header OR values", header("User-Agent", "*Chrome*", "*Safari*"), {"headers": (("User-Agent", "Safari/17"),)}, True),
+    (
+        "header OR values",
+        header("User-Agent", "*Chrome*", "*Safari*"),
+        {"headers": (("User-Agent", "Safari/17"),)},
+        True,
+    ),
     # http-request-method: exact, case-sensitive
     ("method exact", method("GET"), {"method": "GET"}, True),
     ("method case-sensitive", method("GET"), {"method": "get"}, False),
@@ -77,8 +100,18 @@ CASES = [
     ("method HEAD is not GET", method("GET"), {"method": "HEAD"}, False),
     # query-string: key/value case-insensitive with wildcards; no Key = any key
     ("query key=value", query({"Key": "version", "Value": "v1"}), {"target": "/?version=v1"}, True),
-    ("query case-insensitive", query({"Key": "version", "Value": "v1"}), {"target": "/?VERSION=V1"}, True),
-    ("query wrong value", query({"Key": "version", "Value": "v1"}), {"target": "/?version=v2"}, False),
+    (
+        "query case-insensitive",
+        query({"Key": "version", "Value": "v1"}),
+        {"target": "/?VERSION=V1"},
+        True,
+    ),
+    (
+        "query wrong value",
+        query({"Key": "version", "Value": "v1"}),
+        {"target": "/?version=v2"},
+        False,
+    ),
     ("query any key", query({"Value": "*example*"}), {"target": "/?a=1&q=my-example-x"}, True),
     ("query wildcard key", query({"Key": "ver*", "Value": "v?"}), {"target": "/?version=v2"}, True),
     ("query none", query({"Key": "version", "Value": "v1"}), {"target": "/items"}, False),
@@ -94,11 +127,18 @@ CASES = [
         False,
     ),
     ("source ipv6", source("2001:db8::/32"), {"on": flow(client_ip="2001:db8::7")}, True),
-    ("source v4 cidr vs v6 peer", source("198.51.100.0/24"), {"on": flow(client_ip="2001:db8::7")}, False),
+    (
+        "source v4 cidr vs v6 peer",
+        source("198.51.100.0/24"),
+        {"on": flow(client_ip="2001:db8::7")},
+        False,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("condition", "kwargs", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("condition", "kwargs", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_condition(condition: dict, kwargs: dict, expected: bool) -> None:
     result = match_condition(_condition(condition), request(**kwargs))
     assert result.matched is expected, result.why
@@ -134,9 +174,7 @@ def test_path_why_mentions_the_ignored_query() -> None:
 
 
 def test_and_across_conditions_or_within_values() -> None:
-    config = parse_config(
-        alb_config([rule("5", [host("*.example.com"), path("/a", "/b")])])
-    )
+    config = parse_config(alb_config([rule("5", [host("*.example.com"), path("/a", "/b")])]))
     rules = config.listeners[0].rules
     assert evaluate_rules(rules, request("/b", host="x.example.com")).rule is not None
     assert evaluate_rules(rules, request("/c", host="x.example.com")).rule is None
@@ -149,12 +187,20 @@ def test_priority_order_is_numeric_and_first_match_wins() -> None:
             [
                 rule("100", [path("/*")], [{"Type": "forward", "TargetGroupName": "web"}]),
                 rule("20", [path("/api/*")]),
-                rule("3", [path("/api/special")], [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "204"}}]),
+                rule(
+                    "3",
+                    [path("/api/special")],
+                    [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "204"}}],
+                ),
             ]
         )
     )
     rules = config.listeners[0].rules
-    assert [r.priority for r in rules] == [3, 20, 100]  # "100" < "20" as strings; AWS orders numbers
+    assert [r.priority for r in rules] == [
+        3,
+        20,
+        100,
+    ]  # "100" < "20" as strings; AWS orders numbers
     assert evaluate_rules(rules, request("/api/items")).rule.priority == 20
     assert evaluate_rules(rules, request("/api/special")).rule.priority == 3
     assert evaluate_rules(rules, request("/index.html")).rule.priority == 100
@@ -181,5 +227,7 @@ def test_default_rule_when_nothing_matches() -> None:
         ("A*", "abc", True, False),
     ],
 )
-def test_wildcards_are_not_regex(pattern: str, value: str, case_sensitive: bool, expected: bool) -> None:
+def test_wildcards_are_not_regex(
+    pattern: str, value: str, case_sensitive: bool, expected: bool
+) -> None:
     assert wildcard_match(pattern, value, case_sensitive=case_sensitive) is expected

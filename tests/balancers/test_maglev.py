@@ -39,8 +39,10 @@ def test_evenness_65537(backends: int) -> None:
     counts = MaglevTable.build(names, 65537).counts()
     spread = max(counts.values()) - min(counts.values())
     relative = spread / min(counts.values())
-    print(f"\nMaglev M=65537 N={backends}: slots min {min(counts.values())} max {max(counts.values())} "
-          f"(difference {spread} slot(s), {relative:.4%})")
+    print(
+        f"\nMaglev M=65537 N={backends}: slots min {min(counts.values())} max {max(counts.values())} "
+        f"(difference {spread} slot(s), {relative:.4%})"
+    )
     assert sum(counts.values()) == 65537
     assert spread <= 1  # round-robin filling: every backend gets floor or ceil of M/N
     if 65537 > 100 * backends:
@@ -60,11 +62,11 @@ def test_disruption_when_one_backend_is_removed(backends: int) -> None:
     # the same with hash mod N, for contrast
     rng = random.Random(1)
     keys = [rng.getrandbits(64) for _ in range(20000)]
-    modulo_moved = sum(
-        modulo_pick(k, names) != modulo_pick(k, names[1:]) for k in keys
-    ) / len(keys)
-    print(f"\nMaglev remove 1 of {backends}: slots moved mean {mean:.4f}, max {max(moved):.4f} "
-          f"(minimum 1/N = {minimum:.4f}, ratio {mean / minimum:.2f}x); hash mod N moves {modulo_moved:.3f}")
+    modulo_moved = sum(modulo_pick(k, names) != modulo_pick(k, names[1:]) for k in keys) / len(keys)
+    print(
+        f"\nMaglev remove 1 of {backends}: slots moved mean {mean:.4f}, max {max(moved):.4f} "
+        f"(minimum 1/N = {minimum:.4f}, ratio {mean / minimum:.2f}x); hash mod N moves {modulo_moved:.3f}"
+    )
     assert all(m >= minimum - 1e-9 for m in moved)  # at least the removed backend's own slots
     assert mean < 1.5 * minimum  # measured 1.01-1.06x; Envoy warns of up to about 2x
     assert modulo_moved > 0.5  # the reason consistent hashing exists
@@ -100,7 +102,12 @@ def test_lookup_uses_hash_mod_m() -> None:
 
 def test_flow_hash_fields() -> None:
     assert flow_hash_fields("5-tuple", "tcp") == ("ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")
-    assert flow_hash_fields("5-tuple", "udp", ipv6=True) == ("ipv6.src", "udp.srcport", "ipv6.dst", "udp.dstport")
+    assert flow_hash_fields("5-tuple", "udp", ipv6=True) == (
+        "ipv6.src",
+        "udp.srcport",
+        "ipv6.dst",
+        "udp.dstport",
+    )
     assert flow_hash_fields("5-tuple+seq", "tcp")[-1] == "tcp.seq"
     assert flow_hash_fields("source-ip") == ("ip.src", "ip.dst")
     assert flow_hash_fields("source-ip-proto") == ("ip.src", "ip.dst", "ip.proto")
@@ -124,10 +131,15 @@ def test_hash_is_stable_across_processes() -> None:
         "hash(MaglevTable.build(['a:1','b:2','c:3'], 251).table))"
     )
     here = flow_hash("5-tuple", "tcp", "198.51.100.7", 51514, "203.0.113.20", 80)
-    table_hash = hash(MaglevTable.build(["a:1", "b:2", "c:3"], 251).table)  # tuple of ints: not randomised
+    table_hash = hash(
+        MaglevTable.build(["a:1", "b:2", "c:3"], 251).table
+    )  # tuple of ints: not randomised
     for seed in ("1", "2"):
         out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
             env={**os.environ, "PYTHONHASHSEED": seed},
         ).stdout.split()
         assert int(out[0]) == here and int(out[1]) == table_hash

@@ -7,7 +7,16 @@ import struct
 from collections import Counter
 
 import pytest
-from balancers.balancer_helpers import ACK, CLIENT, LB, PSH, SYN, FakePacket, nlb_config, tcp_connection
+from balancers.balancer_helpers import (
+    ACK,
+    CLIENT,
+    LB,
+    PSH,
+    SYN,
+    FakePacket,
+    nlb_config,
+    tcp_connection,
+)
 
 from osilab.balancers.nlb import NetworkLoadBalancer, proxy_v2_header
 from osilab.balancers.replay import replay
@@ -41,7 +50,9 @@ def test_connections_spread_over_targets_and_are_reproducible() -> None:
     second = replay(packets, NetworkLoadBalancer(nlb_config()))
     assert [d.target for d in first.decisions] == [d.target for d in second.decisions]
     counts = first.decisions.counts()
-    print(f"\nNLB 300 connections over 3 targets: {counts}, imbalance {first.decisions.imbalance():.3f}")
+    print(
+        f"\nNLB 300 connections over 3 targets: {counts}, imbalance {first.decisions.imbalance():.3f}"
+    )
     assert len(first.decisions) == 300 and min(counts.values()) > 60
     assert first.total == len(packets) == first.routed
 
@@ -70,9 +81,13 @@ def test_tcp_idle_timeout_default_350() -> None:
     assert len(nlb.decisions) == 2
 
 
-@pytest.mark.parametrize(("idle", "gap", "routed"), [(60, 59, True), (60, 61, False), (6000, 5999, True)])
+@pytest.mark.parametrize(
+    ("idle", "gap", "routed"), [(60, 59, True), (60, 61, False), (6000, 5999, True)]
+)
 def test_tcp_idle_timeout_is_configurable(idle: int, gap: float, routed: bool) -> None:
-    nlb = NetworkLoadBalancer(nlb_config(listener={"Attributes": {"tcp.idle_timeout.seconds": str(idle)}}))
+    nlb = NetworkLoadBalancer(
+        nlb_config(listener={"Attributes": {"tcp.idle_timeout.seconds": str(idle)}})
+    )
     syn, synack, ack, data = tcp_connection(1, 51514)[:4]
     feed_all(nlb, [syn, synack, ack])
     data.time = ack.time + gap
@@ -109,7 +124,9 @@ def test_health_change_rehashes_new_flows_only() -> None:
     feed_all(probe, [p for c in before for p in c])
     victim = Counter(d.target for d in probe.decisions).most_common(1)[0][0]
 
-    nlb = NetworkLoadBalancer(nlb_config(targets, HealthChanges=[{"Time": 50, "Target": victim, "State": "unhealthy"}]))
+    nlb = NetworkLoadBalancer(
+        nlb_config(targets, HealthChanges=[{"Time": 50, "Target": victim, "State": "unhealthy"}])
+    )
     # old connections: handshake before +50 s, data after it
     old = [c[:3] for c in before]
     feed_all(nlb, [p for c in old for p in c])
@@ -129,7 +146,9 @@ def test_health_change_rehashes_new_flows_only() -> None:
     assert "unhealthy" in new_decisions[0].why
     # flows on surviving targets keep hashing to the same place (Maglev, little disruption)
     same = sum(
-        nlb.decisions[i].target == probe.decisions[i].target for i in range(30) if probe.decisions[i].target != victim
+        nlb.decisions[i].target == probe.decisions[i].target
+        for i in range(30)
+        if probe.decisions[i].target != victim
     )
     assert same == sum(1 for d in probe.decisions if d.target != victim)
 
@@ -143,16 +162,13 @@ def test_all_unhealthy_fails_open() -> None:
 
 
 def test_accounting_sums_to_total() -> None:
-    packets = (
-        tcp_connection(1, 51514)
-        + [
-            FakePacket(20, T0 + 1, None, None, None, None, None),  # ARP: non-IP
-            FakePacket(21, T0 + 1, "tcp", CLIENT, LB, 51600, 22, SYN, 1),  # no listener on 22
-            FakePacket(22, T0 + 1, None, CLIENT, LB, None, None),  # ICMP: no listener
-            FakePacket(23, T0 + 1, "tcp", CLIENT, LB, 51601, 80, PSH | ACK, 1),  # mid-stream
-            FakePacket(24, T0 + 1, "tcp", CLIENT, LB, 51602, 80, SYN, 1, read_error="truncated record"),
-        ]
-    )
+    packets = tcp_connection(1, 51514) + [
+        FakePacket(20, T0 + 1, None, None, None, None, None),  # ARP: non-IP
+        FakePacket(21, T0 + 1, "tcp", CLIENT, LB, 51600, 22, SYN, 1),  # no listener on 22
+        FakePacket(22, T0 + 1, None, CLIENT, LB, None, None),  # ICMP: no listener
+        FakePacket(23, T0 + 1, "tcp", CLIENT, LB, 51601, 80, PSH | ACK, 1),  # mid-stream
+        FakePacket(24, T0 + 1, "tcp", CLIENT, LB, 51602, 80, SYN, 1, read_error="truncated record"),
+    ]
     result = replay(packets, NetworkLoadBalancer(nlb_config()))
     assert result.accounting == {
         "routed": 10,
@@ -227,8 +243,18 @@ def parse_proxy_v2(data: bytes) -> dict:
         kind, tlv_len = rest[0], struct.unpack("!H", rest[1:3])[0]
         tlvs.append((kind, rest[3 : 3 + tlv_len]))
         rest = rest[3 + tlv_len :]
-    return dict(version=version, command=command, family=family, transport=transport,
-                src=str(src), dst=str(dst), sport=sport, dport=dport, tlvs=tlvs, length=length)
+    return dict(
+        version=version,
+        command=command,
+        family=family,
+        transport=transport,
+        src=str(src),
+        dst=str(dst),
+        sport=sport,
+        dport=dport,
+        tlvs=tlvs,
+        length=length,
+    )
 
 
 @pytest.mark.parametrize(
@@ -241,18 +267,35 @@ def parse_proxy_v2(data: bytes) -> dict:
 )
 def test_proxy_v2_bytes(proto, src, dst, family, transport, length) -> None:
     parsed = parse_proxy_v2(proxy_v2_header(proto, src, 51514, dst, 80))
-    assert parsed == dict(version=2, command=1, family=family, transport=transport, src=src, dst=dst,
-                          sport=51514, dport=80, tlvs=[], length=length)
+    assert parsed == dict(
+        version=2,
+        command=1,
+        family=family,
+        transport=transport,
+        src=src,
+        dst=dst,
+        sport=51514,
+        dport=80,
+        tlvs=[],
+        length=length,
+    )
 
 
 def test_proxy_v2_tlv_and_decision_bytes() -> None:
     vpce = (0xEA, b"\x01vpce-08d2bf15fac5001c5")
-    parsed = parse_proxy_v2(proxy_v2_header("tcp", "198.51.100.7", 1, "203.0.113.20", 2, tlvs=(vpce,)))
+    parsed = parse_proxy_v2(
+        proxy_v2_header("tcp", "198.51.100.7", 1, "203.0.113.20", 2, tlvs=(vpce,))
+    )
     assert parsed["tlvs"] == [vpce] and parsed["length"] == 12 + 3 + len(vpce[1])
     nlb = NetworkLoadBalancer(nlb_config(ProxyProtocolV2=True))
     feed_all(nlb, tcp_connection(1, 51514))
     header = nlb.decisions[0].proxy_v2
     assert header is not None
     parsed = parse_proxy_v2(header)
-    assert (parsed["src"], parsed["sport"], parsed["dst"], parsed["dport"]) == (CLIENT, 51514, LB, 80)
+    assert (parsed["src"], parsed["sport"], parsed["dst"], parsed["dport"]) == (
+        CLIENT,
+        51514,
+        LB,
+        80,
+    )
     assert nlb.decisions[0].to_json()["proxy_v2"] == header.hex()

@@ -6,7 +6,14 @@ import sys
 import types
 
 import pytest
-from balancers.balancer_helpers import alb_config, flow, nlb_config, request, response, tcp_connection
+from balancers.balancer_helpers import (
+    alb_config,
+    flow,
+    nlb_config,
+    request,
+    response,
+    tcp_connection,
+)
 
 from osilab.balancers import ApplicationLoadBalancer, NetworkLoadBalancer, compare, replay
 from osilab.balancers.compare import servers_seen
@@ -26,8 +33,14 @@ def keep_alive_capture(connections: int = 3, requests_per_connection: int = 2):
         on = flow(client_port=port)
         for r in range(requests_per_connection):
             data = conn[3 + 4 * r]  # the request segment
-            req = request(f"/api/item/{c}/{r}" if r % 2 else "/", index=r, on=on,
-                          first=data.no, complete=data.no, time=data.time)
+            req = request(
+                f"/api/item/{c}/{r}" if r % 2 else "/",
+                index=r,
+                on=on,
+                first=data.no,
+                complete=data.no,
+                time=data.time,
+            )
             messages += [req, response(req, packet=conn[3 + 4 * r + 2].no)]
         no += len(conn)
     return packets, messages
@@ -37,12 +50,22 @@ def test_alb_replay_from_messages() -> None:
     _, messages = keep_alive_capture()
     result = replay(messages, ApplicationLoadBalancer(alb_config()))
     assert result.unit == "request" and result.total == 6 and result.routed == 6
-    assert [d.decided_at for d in result.decisions] == [m.headers_complete_packet for m in messages[::2]]
+    assert [d.decided_at for d in result.decisions] == [
+        m.headers_complete_packet for m in messages[::2]
+    ]
 
 
 def test_alb_replay_accounts_for_every_request() -> None:
     fixed = {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}
-    config = alb_config([{"Priority": "1", "Conditions": [{"Field": "path-pattern", "Values": ["/api/*"]}], "Actions": [fixed]}])
+    config = alb_config(
+        [
+            {
+                "Priority": "1",
+                "Conditions": [{"Field": "path-pattern", "Values": ["/api/*"]}],
+                "Actions": [fixed],
+            }
+        ]
+    )
     _, messages = keep_alive_capture()
     result = replay(messages, ApplicationLoadBalancer(config))
     assert result.accounting == {"routed": 3, "fixed-response": 3}
@@ -65,7 +88,9 @@ def test_alb_replay_uses_iter_http_and_sees_the_syns(monkeypatch) -> None:
             seen_packets.append(packet.no)
         yield from messages
 
-    monkeypatch.setitem(sys.modules, "osilab.protocols.http", types.SimpleNamespace(iter_http=fake_iter_http))
+    monkeypatch.setitem(
+        sys.modules, "osilab.protocols.http", types.SimpleNamespace(iter_http=fake_iter_http)
+    )
     result = replay(packets, ApplicationLoadBalancer(alb_config()))
     assert seen_packets == [p.no for p in packets]
     assert result.total == 3 * 2
@@ -74,7 +99,9 @@ def test_alb_replay_uses_iter_http_and_sees_the_syns(monkeypatch) -> None:
 
 def test_compare_side_by_side() -> None:
     packets, messages = keep_alive_capture(connections=3, requests_per_connection=2)
-    config = alb_config(groups=[{"Name": "web", "Targets": ["192.0.2.11:80", "192.0.2.12:80", "192.0.2.13:80"]}])
+    config = alb_config(
+        groups=[{"Name": "web", "Targets": ["192.0.2.11:80", "192.0.2.12:80", "192.0.2.13:80"]}]
+    )
     result = compare(packets, config, messages=messages)
     assert len(result.rows) == 6
     for row in result.rows:
@@ -90,11 +117,21 @@ def test_compare_side_by_side() -> None:
     for row in result.rows:
         by_conn.setdefault(str(row.request.flow), set()).add(row.nlb_target)
     assert all(len(targets) == 1 for targets in by_conn.values())
-    assert [row.alb_target for row in result.rows] == ["192.0.2.11:80", "192.0.2.12:80", "192.0.2.13:80"] * 2
-    assert result.alb_request_counts() == {"192.0.2.11:80": 2, "192.0.2.12:80": 2, "192.0.2.13:80": 2}
+    assert [row.alb_target for row in result.rows] == [
+        "192.0.2.11:80",
+        "192.0.2.12:80",
+        "192.0.2.13:80",
+    ] * 2
+    assert result.alb_request_counts() == {
+        "192.0.2.11:80": 2,
+        "192.0.2.12:80": 2,
+        "192.0.2.13:80": 2,
+    }
     assert result.imbalance()["alb"] == 1.0
     assert sum(result.nlb_request_counts().values()) == 6
-    assert result.requests_per_connection() == {str(flow(client_port=50000 + c)): 2 for c in range(3)}
+    assert result.requests_per_connection() == {
+        str(flow(client_port=50000 + c)): 2 for c in range(3)
+    }
     assert result.nlb.total == len(packets) and result.nlb.routed == len(packets)
     lines = "\n".join(result.summary_lines())
     assert "keep-alive" in lines and "imbalance" in lines
@@ -124,5 +161,14 @@ def test_decision_list_views() -> None:
     assert decisions.imbalance() >= 1.0
     assert "decisions" in decisions._repr_html_() and "<table" in decisions[0]._repr_html_()
     frame = decisions.to_dataframe()
-    assert list(frame.columns[:8]) == ["unit", "flow", "request", "decided_at", "target_group", "target", "seen", "why"]
+    assert list(frame.columns[:8]) == [
+        "unit",
+        "flow",
+        "request",
+        "decided_at",
+        "target_group",
+        "target",
+        "seen",
+        "why",
+    ]
     assert "routed" in result._repr_html_()

@@ -1,0 +1,416 @@
+"""The flow table: which packets belong together, who is the client, and when a flow ends.
+
+A *flow* is every TCP (or UDP) packet that shares one protocol and one pair of endpoints,
+in both directions (the bidirectional 5-tuple). The :class:`FlowTable` is fed packets in
+capture order; for each one it finds (or starts) its flow, says which way the packet
+travels, counts packets and bytes per direction, and follows the TCP state
+(:mod:`osilab.streams.tcp`).
+
+Who is the client?
+------------------
+* The sender of a SYN without ACK is the client; the sender of a SYN+ACK is the server.
+* When the capture started after the handshake, ports decide (:func:`orient`): a
+  well-known port (below 1024) or a registered service port (:data:`SERVICE_PORTS`) is the
+  server's; otherwise the lower port is. Such flows are marked ``midstream``.
+
+Bounded memory
+--------------
+A capture can hold millions of flows. A flow leaves the table, and is handed back to the
+caller as a frozen :class:`FlowRecord`, when it is over:
+
+* a TCP flow that closed (both FINs) or was reset, once :data:`CLOSED_LINGER` seconds of
+  capture time have passed with nothing more (so the last ACKs still find it);
+* any flow idle for :data:`IDLE_TIMEOUT` (TCP) or :data:`UDP_IDLE_TIMEOUT` (UDP) seconds of
+  capture time (350 s is the AWS NLB's TCP idle timeout; 120 s its UDP one);
+* a closed TCP flow whose ports are reused by a new SYN (a new connection, a new flow);
+* everything left when :meth:`FlowTable.finish` is called at the end of the capture.
+
+What this module must not know: payload contents, application protocols or files. It
+reads a packet's addresses, ports and TCP flags.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from osilab.protocols.base import Direction
+from osilab.streams.keys import Endpoint, FlowKey
+from osilab.streams.tcp import TcpState, TcpTracker
+
+__all__ = [
+    "Flow",
+    "FlowRecord",
+    "FlowTable",
+    "orient",
+    "flow_records",
+    "IDLE_TIMEOUT",
+    "UDP_IDLE_TIMEOUT",
+    "CLOSED_LINGER",
+    "SERVICE_PORTS",
+]
+
+#: Seconds of capture time an open TCP flow may stay silent (AWS NLB TCP idle timeout).
+IDLE_TIMEOUT = 350.0
+#: Seconds of capture time a UDP flow may stay silent (AWS NLB UDP idle timeout).
+UDP_IDLE_TIMEOUT = 120.0
+#: Seconds a closed or reset TCP flow is kept for its last ACKs and retransmitted FINs.
+CLOSED_LINGER = 30.0
+
+#: Registered (above 1023) ports on which osilab expects a server, for flows whose start
+#: was not captured. IANA "Service Name and Transport Protocol Port Number Registry".
+SERVICE_PORTS: MappingProxyType[int, str] = MappingProxyType(
+    {
+        1080: "socks",
+        1433: "mssql",
+        1521: "oracle",
+        2049: "nfs",
+        3000: "http-alt",
+        3128: "http-proxy",
+        3306: "mysql",
+        5000: "http-alt",
+        5432: "postgresql",
+        5672: "amqp",
+        6379: "redis",
+        8000: "http-alt",
+        8080: "http-alt",
+        8443: "https-alt",
+        9092: "kafka",
+        9200: "elasticsearch",
+        11211: "memcached",
+        27017: "mongodb",
+        50051: "grpc",
+    }
+)
+
+_SYN, _ACK = 0x02, 0x10
+
+
+def _is_service(port: int) -> bool:
+    return port < 1024 or port in SERVICE_PORTS
+
+
+def orient(src_port: int, dst_port: int, flags: int | None = None) -> bool:
+    """Whether the packet's *sender* is the client.
+
+    From the TCP flags when the packet is a SYN (client) or SYN+ACK (server); otherwise
+    from the ports: the service port (well-known or :data:`SERVICE_PORTS`) is the server's,
+    and between two ordinary ports the lower one is.
+
+    >>> orient(51514, 80), orient(80, 51514), orient(29518, 60000), orient(80, 51514, 0x02)
+    (True, False, False, True)
+    """
+    if flags is not None and flags & _SYN:
+        return not flags & _ACK
+    src_service, dst_service = _is_service(src_port), _is_service(dst_port)
+    if src_service != dst_service:
+        return dst_service
+    return src_port >= dst_port if src_port != dst_port else True
+
+
+class Flow:
+    """One live flow in the table (mutable; the table hands out :class:`FlowRecord` s).
+
+    Attributes:
+        key: the flow, oriented client -> server.
+        index: 0-based order in which flows were first seen (as Wireshark's tcp.stream).
+        tcp: the connection state tracker (TCP flows only).
+        packets, bytes: per direction, ``[to_server, to_client]``; bytes are frame bytes
+            on the wire.
+        payload_bytes: transport payload bytes per direction.
+        first, last: first and last packet numbers; first_time, last_time their times.
+        midstream: the capture started after the connection did (no SYN seen).
+        application: the application protocol the streams stage recognised, if any.
+        state: free slot for the streams stage's per-flow state (reassembly, parser).
+    """
+
+    __slots__ = (
+        "key", "index", "tcp", "packets", "bytes", "payload_bytes", "first", "last",
+        "first_time", "last_time", "midstream", "application", "state", "end_reason",
+    )
+
+    def __init__(self, key: FlowKey, index: int, packet_no: int, time: float) -> None:
+        self.key = key
+        self.index = index
+        self.tcp: TcpTracker | None = TcpTracker() if key.proto == "tcp" else None
+        self.packets = [0, 0]
+        self.bytes = [0, 0]
+        self.payload_bytes = [0, 0]
+        self.first = self.last = packet_no
+        self.first_time = self.last_time = time
+        self.midstream = False
+        self.application: str | None = None
+        self.state: Any = None
+        self.end_reason = ""
+
+    @property
+    def over(self) -> bool:
+        return self.tcp is not None and self.tcp.over
+
+    def state_name(self) -> str:
+        if self.tcp is not None:
+            return self.tcp.state.value
+        return "idle" if self.end_reason == "idle" else "open"
+
+    def record(self) -> FlowRecord:
+        return FlowRecord(
+            key=self.key,
+            index=self.index,
+            packets_to_server=self.packets[0],
+            packets_to_client=self.packets[1],
+            bytes_to_server=self.bytes[0],
+            bytes_to_client=self.bytes[1],
+            payload_to_server=self.payload_bytes[0],
+            payload_to_client=self.payload_bytes[1],
+            first=self.first,
+            last=self.last,
+            first_time=self.first_time,
+            last_time=self.last_time,
+            state=self.state_name(),
+            midstream=self.midstream,
+            application=self.application,
+            end_reason=self.end_reason,
+            anomalies=tuple(str(a) for a in self.tcp.anomalies) if self.tcp else (),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord:
+    """A flow as reported once it has left the table (what ``osilab flows`` prints)."""
+
+    key: FlowKey
+    index: int
+    packets_to_server: int
+    packets_to_client: int
+    bytes_to_server: int
+    bytes_to_client: int
+    payload_to_server: int
+    payload_to_client: int
+    first: int
+    last: int
+    first_time: float
+    last_time: float
+    state: str
+    midstream: bool = False
+    application: str | None = None
+    end_reason: str = ""
+    anomalies: tuple[str, ...] = field(default=())
+
+    @property
+    def packets(self) -> int:
+        return self.packets_to_server + self.packets_to_client
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_to_server + self.bytes_to_client
+
+    @property
+    def duration(self) -> float:
+        return self.last_time - self.first_time
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``osilab flows --json`` object (design.md keys first, then extras)."""
+        return {
+            "proto": self.key.proto,
+            "client": str(self.key.client),
+            "server": str(self.key.server),
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "first": self.first,
+            "last": self.last,
+            "state": self.state,
+            "index": self.index,
+            "packets_to_server": self.packets_to_server,
+            "packets_to_client": self.packets_to_client,
+            "bytes_to_server": self.bytes_to_server,
+            "bytes_to_client": self.bytes_to_client,
+            "payload_to_server": self.payload_to_server,
+            "payload_to_client": self.payload_to_client,
+            "first_time": self.first_time,
+            "last_time": self.last_time,
+            "midstream": self.midstream,
+            "application": self.application,
+            "end_reason": self.end_reason,
+            "anomalies": list(self.anomalies),
+        }
+
+    def summary(self) -> str:
+        return (
+            f"{self.key.proto} {self.key}  {self.packets} packets, {self.bytes} bytes, "
+            f"#{self.first}-#{self.last}, {self.state}"
+        )
+
+
+class FlowTable:
+    """The live flows of a capture, fed one packet at a time (sans-IO).
+
+    :meth:`packet` returns the packet's flow and direction, plus the flows that ended
+    because of it (closed, idle, or reused); :meth:`finish` ends the rest.
+    """
+
+    def __init__(
+        self,
+        *,
+        idle_timeout: float = IDLE_TIMEOUT,
+        udp_idle_timeout: float = UDP_IDLE_TIMEOUT,
+        closed_linger: float = CLOSED_LINGER,
+    ) -> None:
+        self.idle_timeout = idle_timeout
+        self.udp_idle_timeout = udp_idle_timeout
+        self.closed_linger = closed_linger
+        # (proto, src ip, src port, dst ip, dst port) -> (flow, sender is client)
+        self._lookup: dict[tuple, tuple[Flow, bool]] = {}
+        self._live: OrderedDict[int, Flow] = OrderedDict()  # by last activity, oldest first
+        self._closed: deque[Flow] = deque()  # flows that reached a final state, in order
+        self._count = 0
+        self._now = float("-inf")
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def packet(
+        self,
+        proto: str,
+        src: str,
+        sport: int,
+        dst: str,
+        dport: int,
+        flags: int | None,
+        packet_no: int,
+        time: float,
+        wire_length: int,
+        payload_length: int,
+    ) -> tuple[Flow, Direction, list[Flow]]:
+        """Account one packet. Returns (its flow, its direction, flows that just ended)."""
+        ended: list[Flow] = []
+        if time > self._now:
+            self._now = time
+            self._expire(ended)
+        tuple_key = (proto, src, sport, dst, dport)
+        found = self._lookup.get(tuple_key)
+        if found is not None:
+            flow, from_client = found
+            if flow.over and flags is not None and flags & _SYN and not flags & _ACK:
+                # A new SYN on a finished connection's ports: a new connection.
+                flow.end_reason = "ports reused"
+                self._remove(flow)
+                ended.append(flow)
+                found = None
+        if found is None:
+            from_client = orient(sport, dport, flags if proto == "tcp" else None)
+            client, server = (
+                (Endpoint(src, sport), Endpoint(dst, dport))
+                if from_client
+                else (Endpoint(dst, dport), Endpoint(src, sport))
+            )
+            flow = Flow(FlowKey(proto, client, server), self._count, packet_no, time)
+            self._count += 1
+            self._lookup[tuple_key] = (flow, from_client)
+            self._lookup[(proto, dst, dport, src, sport)] = (flow, not from_client)
+            self._live[flow.index] = flow
+            if flow.tcp is not None and not (flags or 0) & _SYN:
+                flow.midstream = True
+        else:
+            self._live.move_to_end(flow.index)
+        side = 0 if from_client else 1
+        flow.packets[side] += 1
+        flow.bytes[side] += wire_length
+        flow.payload_bytes[side] += payload_length
+        flow.last = packet_no
+        flow.last_time = time
+        if flow.tcp is not None and flags is not None:
+            was_over = flow.tcp.over
+            flow.tcp.feed(flags, from_client, packet_no)
+            if flow.tcp.over and not was_over:
+                self._closed.append(flow)
+        return flow, (Direction.TO_SERVER if from_client else Direction.TO_CLIENT), ended
+
+    def finish(self) -> list[Flow]:
+        """End every flow still in the table (end of capture), oldest activity first."""
+        ended = list(self._live.values())
+        for flow in ended:
+            flow.end_reason = flow.end_reason or "end of capture"
+        self._live.clear()
+        self._lookup.clear()
+        self._closed.clear()
+        return ended
+
+    def _remove(self, flow: Flow) -> None:
+        key = flow.key
+        self._live.pop(flow.index, None)
+        for tuple_key in (
+            (key.proto, key.client.ip, key.client.port, key.server.ip, key.server.port),
+            (key.proto, key.server.ip, key.server.port, key.client.ip, key.client.port),
+        ):
+            found = self._lookup.get(tuple_key)
+            if found is not None and found[0] is flow:
+                del self._lookup[tuple_key]
+
+    def _expire(self, ended: list[Flow]) -> None:
+        now = self._now
+        closed = self._closed
+        while closed and closed[0].last_time + self.closed_linger < now:
+            flow = closed.popleft()
+            if flow.index in self._live and flow.over:
+                flow.end_reason = flow.tcp.state.value if flow.tcp else "closed"
+                self._remove(flow)
+                ended.append(flow)
+            elif flow.index in self._live:  # still open (cannot happen today; kept safe)
+                continue
+        live = self._live
+        while live:
+            flow = next(iter(live.values()))
+            timeout = self.idle_timeout if flow.key.proto == "tcp" else self.udp_idle_timeout
+            if flow.over:
+                timeout = min(timeout, self.closed_linger)
+            if flow.last_time + timeout >= now:
+                break
+            flow.end_reason = "idle" if not flow.over else flow.tcp.state.value  # type: ignore[union-attr]
+            self._remove(flow)
+            ended.append(flow)
+
+
+def flow_records(packets: Iterable[Any]) -> Iterator[FlowRecord]:
+    """The flows of a capture, each yielded as soon as it ends (streaming).
+
+    Only the flow table is kept: no reassembly, no parsing. Packets that are not TCP or
+    UDP over IP are skipped.
+    """
+    table = FlowTable()
+    for pkt in packets:
+        facts = transport_facts(pkt)
+        if facts is None:
+            continue
+        proto, src, sport, dst, dport, flags, payload_length = facts
+        _, _, ended = table.packet(
+            proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length, payload_length
+        )
+        for flow in ended:
+            yield flow.record()
+    for flow in table.finish():
+        yield flow.record()
+
+
+def transport_facts(pkt: Any) -> tuple[str, str, int, str, int, int | None, int] | None:
+    """(proto, src ip, src port, dst ip, dst port, tcp flags, payload length), or None.
+
+    None for packets without a usable TCP or UDP header (ARP, ICMP, fragments, a
+    transport header cut short).
+    """
+    proto = pkt.proto
+    if proto is None:
+        return None
+    try:
+        src, dst = pkt.ip_src, pkt.ip_dst
+        sport, dport = pkt.src_port, pkt.dst_port
+        flags = pkt.tcp_flags if proto == "tcp" else None
+    except KeyError:  # a damaged transport header without ports
+        return None
+    if sport is None or dport is None or src is None:
+        return None
+    trans = pkt.layer(proto)
+    size = trans.fields.get("len" if proto == "tcp" else "payload_len", 0) if trans else 0
+    return proto, src, sport, dst, dport, flags, size

@@ -1,0 +1,289 @@
+"""The lab's promises, checked on one recorded scenario folder with tshark.
+
+Shared by the fast tests on the committed ``captures/`` and by the root-only test that
+records everything afresh. Each ``check_*`` function asserts one promise of the lab
+issue and fails with a message that names the request id and hop.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import subprocess
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+TARGET_HOST = {"192.0.2.11": "web1", "192.0.2.12": "web2"}
+BALANCER_HOST = {"alb": "alb", "nlb": "nlb", "l4proxy": "l4p"}
+CLIENT_NET = "198.51.100."
+PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def capture(self) -> Path:
+        return self.folder / f"{self.name}.pcapng"
+
+    @functools.cached_property
+    def client(self) -> list[dict]:
+        return json.loads((self.folder / "client.json").read_text())
+
+    @functools.cached_property
+    def truth(self) -> dict:
+        return json.loads((self.folder / "truth.json").read_text())
+
+    @functools.cached_property
+    def topology(self) -> dict:
+        return json.loads((self.folder / "topology.json").read_text())
+
+    def log(self, name: str) -> str:
+        path = self.folder / "logs" / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+
+def tshark(capture: Path, *args: str) -> list[list[str]]:
+    done = subprocess.run(
+        ["tshark", "-n", "-r", str(capture), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return [line.split("\t") for line in done.stdout.splitlines() if line]
+
+
+@functools.lru_cache(maxsize=16)
+def streams(capture: Path) -> dict[str, bytes]:
+    """Per hop, every TCP direction's payload concatenated (so a split id still matches).
+
+    Returns hop -> one byte string of all its streams joined by a separator.
+    """
+    rows = tshark(
+        capture,
+        "-Y",
+        "tcp.len > 0",
+        "-T",
+        "fields",
+        "-e",
+        "frame.interface_name",
+        "-e",
+        "tcp.stream",
+        "-e",
+        "ip.src",
+        "-e",
+        "tcp.srcport",
+        "-e",
+        "tcp.payload",
+    )
+    parts: dict[tuple[str, str, str, str], bytearray] = defaultdict(bytearray)
+    for hop, stream, src, port, payload in rows:
+        parts[(hop, stream, src, port)] += bytes.fromhex(payload.replace(":", ""))
+    joined: dict[str, bytearray] = defaultdict(bytearray)
+    for (hop, *_), data in parts.items():
+        joined[hop] += bytes(data) + b"\n--stream--\n"
+    return {hop: bytes(data) for hop, data in joined.items()}
+
+
+def seen(capture: Path, hop: str, rid: str) -> bool:
+    """Whether request id ``rid`` appears in clear on ``hop``."""
+    return re.search(rid.encode() + rb"(?![0-9])", streams(capture).get(hop, b"")) is not None
+
+
+# -- the promises ---------------------------------------------------------------------------
+
+
+def check_interfaces(scenario: Scenario) -> None:
+    """Every hop is an interface of the file, named after it, with real non-zero MACs."""
+    rows = tshark(scenario.capture, "-T", "fields", "-e", "frame.interface_name", "-e", "eth.src")
+    macs: dict[str, set[str]] = defaultdict(set)
+    for hop, mac in rows:
+        macs[hop].add(mac)
+    hops = [h["interface"] for h in scenario.topology["hops"]]
+    assert sorted(macs) == sorted(hops), f"interfaces {sorted(macs)} != hops {sorted(hops)}"
+    known = {
+        i["mac"] for host in scenario.topology["hosts"] for i in host["interfaces"]
+    }
+    for hop, found in macs.items():
+        assert "00:00:00:00:00:00" not in found, f"zero MAC on {hop}"
+        assert found <= known, f"{hop}: MACs {found - known} are not in topology.json"
+        assert len(found) >= 2, f"{hop}: only one MAC, no conversation"
+
+
+def _plain(record: dict) -> bool:
+    return record["scheme"] == "http" and record["status"] is not None
+
+
+def check_request_ids_on_hops(scenario: Scenario) -> None:
+    """Each plain request id crosses the client hop, its target's hop and the app hops."""
+    balancer = BALANCER_HOST[scenario.name]
+    requests = scenario.truth["requests"]
+    checked = 0
+    for record in scenario.client:
+        rid = record["rid"]
+        if rid not in requests or not record["status"]:
+            continue
+        web = TARGET_HOST[requests[rid]["target"].split(":")[0]]
+        if _plain(record):
+            assert seen(scenario.capture, f"client-{balancer}", rid), f"{rid} not on client-{balancer}"
+        if record["scheme"] == "http" or balancer == "alb":  # TLS ends at the ALB
+            assert seen(scenario.capture, f"{balancer}-{web}", rid), f"{rid} not on {balancer}-{web}"
+            other = "web2" if web == "web1" else "web1"
+            assert not seen(scenario.capture, f"{balancer}-{other}", rid), f"{rid} also on {other}"
+        if "/api/items/" in record["target"] and record["method"] == "GET" and record["scheme"] == "http":
+            assert seen(scenario.capture, f"{web}-api", rid), f"{rid} not on {web}-api"
+            assert seen(scenario.capture, "api-redis", f"rid:{rid}"), f"{rid} not on api-redis"
+        checked += 1
+    assert checked >= 30, f"only {checked} requests checked"
+    sql_rids = set(re.findall(r"/\* rid=(\w+) \*/", scenario.log("postgresql")))
+    assert sql_rids, "no SQL in the PostgreSQL log"
+    for rid in sql_rids:
+        assert seen(scenario.capture, "api-db", f"rid={rid}"), f"SQL of {rid} not on api-db"
+
+
+def check_addresses_behind_balancer(scenario: Scenario) -> None:
+    """Behind the NLB targets see the client; behind the ALB/L4 proxy they see the proxy."""
+    balancer = BALANCER_HOST[scenario.name]
+    hops = " || ".join(f'frame.interface_name == "{balancer}-{w}"' for w in ("web1", "web2"))
+    rows = tshark(
+        scenario.capture,
+        "-Y", f"({hops}) && tcp.flags.syn == 1 && tcp.flags.ack == 0",
+        "-T", "fields", "-e", "ip.src",
+    )  # fmt: skip
+    sources = {row[0] for row in rows}
+    assert sources, "no connection on the back side"
+    if balancer == "nlb":
+        assert all(s.startswith(CLIENT_NET) for s in sources), sources
+    else:
+        back = {"alb": "192.0.2.2", "l4p": "192.0.2.4"}[balancer]
+        assert sources == {back}, sources
+    if balancer == "alb":
+        rows = tshark(
+            scenario.capture,
+            "-Y", f"({hops}) && http.request",
+            "-T", "fields", "-e", "ip.src", "-e", "http.x_forwarded_for", "-e", "http.request.uri",
+        )  # fmt: skip
+        assert len(rows) >= 30
+        by_rid = {r["rid"]: r for r in scenario.client}
+        for src, xff, uri in rows:
+            rid = re.search(r"rid=(\w+)", uri).group(1)
+            assert src == "192.0.2.2"
+            assert xff == by_rid[rid]["source"].split(":")[0], (rid, xff)
+
+
+def check_tls(scenario: Scenario) -> None:
+    """SNI is visible, and the key log decrypts the HTTP inside (NLB: on both sides)."""
+    keylog = scenario.folder / "keylog.txt"
+    assert keylog.exists()
+    secrets = keylog.read_text()
+    assert "CLIENT_TRAFFIC_SECRET_0" in secrets or "CLIENT_RANDOM" in secrets
+    balancer = BALANCER_HOST[scenario.name]
+    rows = tshark(
+        scenario.capture,
+        "-Y", "tls.handshake.extensions_server_name",
+        "-T", "fields", "-e", "frame.interface_name", "-e", "tls.handshake.extensions_server_name",
+    )  # fmt: skip
+    hops = {hop for hop, name in rows if name == "shop.example.com"}
+    expected = {f"client-{balancer}"} | ({"nlb-web1", "nlb-web2"} if balancer == "nlb" else set())
+    assert expected <= hops, f"SNI seen on {hops}, expected {expected}"
+    rows = tshark(
+        scenario.capture,
+        "-o", f"tls.keylog_file:{keylog}",
+        "-Y", f'frame.interface_name == "client-{balancer}" && (http.request || http2.headers.path)',
+        "-T", "fields", "-e", "http.request.uri", "-e", "http2.headers.path",
+    )  # fmt: skip
+    decrypted = set(re.findall(r"rid=(\w+)", " ".join("\t".join(r) for r in rows)))
+    tls_rids = {r["rid"] for r in scenario.client if r["scheme"] == "https"}
+    assert tls_rids and tls_rids <= decrypted, f"not decrypted: {sorted(tls_rids - decrypted)}"
+
+
+def check_cache_and_sql(scenario: Scenario) -> None:
+    """Redis shows a GET that misses then SET, and later GETs that hit; SQL is pgsql.query."""
+    redis = streams(scenario.capture)["api-redis"]
+    assert re.search(rb"\$3\r\nGET\r\n\$\d+\r\nitem:\d+\r\n", redis), "no GET item:N"
+    assert re.search(rb"\$3\r\nSET\r\n\$\d+\r\nitem:\d+\r\n", redis), "no SET item:N"
+    assert b"$-1\r\n" in redis, "no cache miss (nil reply) on the wire"
+    caches = {r["cache"] for r in scenario.client if r["cache"]}
+    assert caches == {"hit", "miss"}, caches
+    queries = tshark(scenario.capture, "-Y", "pgsql.query", "-T", "fields", "-e", "pgsql.query")
+    rids = {m for q in queries for m in re.findall(r"/\* rid=(\w+) \*/", q[0])}
+    logged = set(re.findall(r"/\* rid=(\w+) \*/", scenario.log("postgresql")))
+    assert rids and rids == logged, (sorted(rids), sorted(logged))
+
+
+def check_truth_matches_back_side(scenario: Scenario) -> None:
+    """Every request's truth target is the back-side hop its connection really used."""
+    balancer = BALANCER_HOST[scenario.name]
+    hops = " || ".join(f'frame.interface_name == "{balancer}-{w}"' for w in ("web1", "web2"))
+    rows = tshark(
+        scenario.capture,
+        "-Y", f"({hops}) && tcp.flags.syn == 1 && tcp.flags.ack == 0",
+        "-T", "fields", "-e", "frame.interface_name", "-e", "ip.dst", "-e", "tcp.dstport",
+    )  # fmt: skip
+    used = {(hop.split("-")[1], f"{ip}:{port}") for hop, ip, port in rows}
+    requests = scenario.truth["requests"]
+    assert requests
+    for rid, decision in requests.items():
+        web = TARGET_HOST[decision["target"].split(":")[0]]
+        assert (web, decision["target"]) in used, f"{rid}: {decision['target']} never reached"
+        record = next(r for r in scenario.client if r["rid"] == rid)
+        if record["served_by"]:
+            assert record["served_by"] == web, f"{rid}: truth {web}, served by {record['served_by']}"
+    assert {TARGET_HOST[d["target"].split(":")[0]] for d in requests.values()} == {"web1", "web2"}
+
+
+def check_alb_rules(scenario: Scenario) -> None:
+    """Each ALB rule type routed its request to the target group the config names."""
+    expected = {
+        "host": "tg-admin", "header": "tg-canary", "method": "tg-write",
+        "query": "tg-beta", "source": "tg-office", "path": "tg-api", "default": "tg-web",
+    }  # fmt: skip
+    requests = scenario.truth["requests"]
+    for record in scenario.client:
+        if record["suite"] != "rules":
+            continue
+        rule = record["note"].removeprefix("expects rule ")
+        decision = requests[record["rid"]]
+        assert decision["rule"] == rule, (record["rid"], decision["rule"], rule)
+        assert decision["target_group"] == expected[rule]
+
+
+def check_proxy_v2(scenario: Scenario) -> None:
+    """The :81 variant of the L4 proxy sends a PROXY v2 header naming the real client."""
+    data = b"".join(streams(scenario.capture).get(f"l4p-{w}", b"") for w in ("web1", "web2"))
+    assert PROXY_V2_SIGNATURE in data
+    nginx = scenario.log("nginx-web1") + scenario.log("nginx-web2")
+    assert re.search(r"server=192\.0\.2\.1[12]:8081 .* proxy_protocol=198\.51\.100\.\d+:\d+", nginx)
+
+
+def check_smuggle(scenario: Scenario) -> None:
+    """The smuggled request is on the client hops; what crossed each balancer is recorded."""
+    by_note = defaultdict(list)
+    for record in scenario.client:
+        by_note[(record["destination"].split(":")[0], record["note"])].append(record["rid"])
+    alb_hidden = by_note[("203.0.113.10", "hidden inside the outer body")][0]
+    nlb_hidden = by_note[("203.0.113.20", "hidden inside the outer body")][0]
+    for hop, rid in (("client-alb", alb_hidden), ("client-nlb", nlb_hidden)):
+        assert seen(scenario.capture, hop, rid), f"{rid} not on {hop}"
+    # The NLB does not look inside TCP: the hidden request reaches a target byte for byte.
+    assert any(seen(scenario.capture, f"nlb-{w}", nlb_hidden) for w in ("web1", "web2"))
+    # Behind HAProxy, exactly the requests its log names reach a target: the log is the
+    # ground truth of what it did with the ambiguous message.
+    rows = tshark(
+        scenario.capture,
+        "-Y", '(frame.interface_name == "alb-web1" || frame.interface_name == "alb-web2") && http.request',
+        "-T", "fields", "-e", "http.request.uri",
+    )  # fmt: skip
+    behind = {m for row in rows for m in re.findall(r"rid=(\w+)", row[0])}
+    logged = set(re.findall(r" rid=(\w+) ", scenario.log("haproxy-alb")))
+    assert behind == logged, (sorted(behind), sorted(logged))
+    assert (alb_hidden in behind) == (alb_hidden not in scenario.truth["not_forwarded"])
+    assert "Transfer-Encoding: chunked" in streams(scenario.capture)["client-alb"].decode("latin-1")

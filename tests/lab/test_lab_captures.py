@@ -1,0 +1,55 @@
+"""The committed lab captures (captures/<scenario>/) keep the lab's promises (tshark, no root)."""
+
+from __future__ import annotations
+
+import pytest
+from lab.lab_checks import (
+    Scenario,
+    check_addresses_behind_balancer,
+    check_alb_rules,
+    check_cache_and_sql,
+    check_interfaces,
+    check_proxy_v2,
+    check_request_ids_on_hops,
+    check_smuggle,
+    check_tls,
+    check_truth_matches_back_side,
+)
+from shared_paths import CAPTURES
+
+pytestmark = pytest.mark.tshark
+
+#: (scenario, promise) pairs: what each committed capture must show.
+CASES = [
+    ("alb", check_interfaces),
+    ("alb", check_request_ids_on_hops),
+    ("alb", check_addresses_behind_balancer),
+    ("alb", check_tls),
+    ("alb", check_cache_and_sql),
+    ("alb", check_truth_matches_back_side),
+    ("alb", check_alb_rules),
+    ("nlb", check_interfaces),
+    ("nlb", check_request_ids_on_hops),
+    ("nlb", check_addresses_behind_balancer),
+    ("nlb", check_tls),
+    ("nlb", check_cache_and_sql),
+    ("nlb", check_truth_matches_back_side),
+    ("l4proxy", check_interfaces),
+    ("l4proxy", check_request_ids_on_hops),
+    ("l4proxy", check_addresses_behind_balancer),
+    ("l4proxy", check_cache_and_sql),
+    ("l4proxy", check_truth_matches_back_side),
+    ("l4proxy", check_proxy_v2),
+    ("smuggle", check_interfaces),
+    ("smuggle", check_smuggle),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "check"), CASES, ids=[f"{n}-{c.__name__.removeprefix('check_')}" for n, c in CASES]
+)
+def test_committed_capture(name: str, check, tshark: str) -> None:
+    folder = CAPTURES / name
+    if not (folder / f"{name}.pcapng").exists():
+        pytest.fail(f"captures/{name} is missing: re-record with 'sudo osilab lab record'")
+    check(Scenario(folder))
