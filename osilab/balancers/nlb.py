@@ -63,6 +63,11 @@ TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 #: The 12 bytes every PROXY protocol v2 header starts with (haproxy doc/proxy-protocol.txt §2.2).
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
+#: How often (in packets) the flow table is swept of flows that can no longer be followed.
+SWEEP_EVERY = 65536
+#: Seconds a closed flow stays in the table for its last ACKs and retransmissions.
+CLOSED_LINGER = 240.0
+
 #: Relative HealthChanges times below this are offsets from the first packet.
 _EPOCH_THRESHOLD = 1e9
 
@@ -189,6 +194,7 @@ class NetworkLoadBalancer:
         self._decisions: list[Decision] = []
         self.accounting: Counter[str] = Counter()
         self._first_time: float | None = None
+        self._fed = 0
         for state in self._groups.values():
             state.pending = list(state.group.health_changes)
             self._rebuild(state)
@@ -305,6 +311,9 @@ class NetworkLoadBalancer:
         """
         if self._first_time is None:
             self._first_time = time
+        self._fed += 1
+        if self._fed % SWEEP_EVERY == 0:
+            self._sweep(time)
         self._apply_health(time)  # new flows then hash over the healthy targets only
         if damaged:
             return self._drop(no, "damaged")
@@ -341,6 +350,23 @@ class NetworkLoadBalancer:
         return self._new_flow(
             no, time, listener, proto, src_ip, src_port, dst_ip, dst_port, tcp_seq, is_syn
         )
+
+    def _sweep(self, now: float) -> None:
+        """Forget flows nothing can follow any more, so memory stays bounded on long captures.
+
+        A closed flow (FIN or RST seen) quiet for :data:`CLOSED_LINGER` seconds, and any flow
+        quiet for four idle timeouts, is dropped from the table; a stray packet of it
+        later counts as "mid-stream without a handshake" (AWS would send RST either way).
+        Decisions already made are kept.
+        """
+        stale = [
+            key
+            for key, state in self._flows.items()
+            if (state.closed and now - state.last_seen > CLOSED_LINGER)
+            or now - state.last_seen > 4 * state.idle_timeout
+        ]
+        for key in stale:
+            del self._flows[key]
 
     def _drop(self, no: int, reason: str) -> PacketFate:
         self.accounting[reason] += 1

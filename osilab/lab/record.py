@@ -88,7 +88,7 @@ SCENARIOS: dict[str, Scenario] = {
         "the same client through the NLB role (nftables jhash DNAT), incl. TLS passthrough",
         ("client-nlb", "nlb-web1", "nlb-web2", *_DATA_HOPS),
         _steps(_S["nlb_http"], "keepalive", "pipelined", "slow_head", "big_head", "post")
-        + _steps(_S["nlb_tls"], "https")
+        + _steps(_S["nlb_tls"], "https", https={"connections": 4, "per": 2})
         + _steps(_S["nlb_http"], "short", short={"count": 40}),
         ("nlb",),
     ),
@@ -395,7 +395,8 @@ class Lab:
         if "nlb" in scenario.balancers:
             rows = _syn_rows(capture, ("nlb-web1", "nlb-web2"))
             connections, requests = truth.connection_truth(
-                rows, client_records, source="back-side capture (first SYN on nlb-web*)"
+                rows, client_records, source="back-side capture (first SYN on nlb-web*)",
+                virtual_ip=self.topology.services["nlb"],
             )
             document["connections"] += [{"balancer": "nlb", **c} for c in connections]
             for rid, value in requests.items():

@@ -106,12 +106,15 @@ def connection_truth(
     client_records: Iterable[Mapping[str, Any]],
     *,
     source: str,
+    virtual_ip: str,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Per-connection decisions, and each request id's target through its connection.
 
     ``connections`` rows have ``client`` (ip:port as the client sent it), ``target``
     (ip:port the balancer chose) and optionally ``target_group``/``hop``.
-    Requests are matched to connections by the client's source ``ip:port``.
+    Requests are matched to connections by the client's source ``ip:port``, among the
+    client's requests to this balancer's ``virtual_ip`` (the client may reuse a source
+    port towards another balancer).
     """
     by_client = {}
     listed = []
@@ -122,6 +125,8 @@ def connection_truth(
         by_client[row["client"]] = entry
     requests: dict[str, dict[str, Any]] = {}
     for record in client_records:
+        if not str(record.get("destination", "")).startswith(virtual_ip + ":"):
+            continue
         entry = by_client.get(record.get("source", ""))
         if entry is None or record.get("rid") is None:
             continue

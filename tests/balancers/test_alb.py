@@ -362,3 +362,15 @@ def test_desync_mitigation(mode: str, klass: str, action: str) -> None:
         assert mode in decision.why and klass in decision.why and "BothTeClPresent" in decision.why
     if mode == "defensive" and klass == "Ambiguous":
         assert "closes both" in decision.why
+
+
+def test_desync_local_table_when_the_desync_module_is_missing(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "osilab.protocols.desync", None)
+    config = alb_config(Attributes={"routing.http.desync_mitigation_mode": "defensive"})
+    alb = ApplicationLoadBalancer(config)
+    blocked = alb.request(request(desync=DesyncVerdict("Severe", "BadContentLength")))
+    closed = alb.request(request(index=1, desync=DesyncVerdict("Ambiguous", "EmptyHeader")))
+    assert (blocked.action, blocked.status) == ("blocked", 400) and "BadContentLength" in blocked.why
+    assert closed.action == "forward" and "closes both" in closed.why

@@ -299,3 +299,17 @@ def test_proxy_v2_tlv_and_decision_bytes() -> None:
         80,
     )
     assert nlb.decisions[0].to_json()["proxy_v2"] == header.hex()
+
+
+def test_flow_table_is_swept_on_long_captures(monkeypatch) -> None:
+    import osilab.balancers.nlb as nlb_module
+
+    monkeypatch.setattr(nlb_module, "SWEEP_EVERY", 50)
+    nlb = NetworkLoadBalancer(nlb_config())
+    packets = [p for i in range(100) for p in tcp_connection(1 + 13 * i, 40000 + i, t0=T0 + i * 10)]
+    result = replay(packets, nlb)
+    assert result.routed == len(packets) and len(result.decisions) == 100
+    assert len(nlb._flows) < 40  # closed flows quiet for 240 s are forgotten
+    # a stray packet of a forgotten, closed flow is mid-stream (AWS: RST)
+    stray = FakePacket(99999, T0 + 2000, "tcp", CLIENT, LB, 40000, 80, ACK, 1)
+    assert nlb.feed_packet(stray).reason == "mid-stream without a handshake"

@@ -192,7 +192,14 @@ def check_tls(scenario: Scenario) -> None:
         "-T", "fields", "-e", "frame.interface_name", "-e", "tls.handshake.extensions_server_name",
     )  # fmt: skip
     hops = {hop for hop, name in rows if name == "shop.example.com"}
-    expected = {f"client-{balancer}"} | ({"nlb-web1", "nlb-web2"} if balancer == "nlb" else set())
+    expected = {f"client-{balancer}"}
+    if balancer == "nlb":  # passthrough: the hello reaches the target the truth names
+        requests = scenario.truth["requests"]
+        expected |= {
+            "nlb-" + TARGET_HOST[requests[r["rid"]]["target"].split(":")[0]]
+            for r in scenario.client
+            if r["scheme"] == "https"
+        }
     assert expected <= hops, f"SNI seen on {hops}, expected {expected}"
     rows = tshark(
         scenario.capture,

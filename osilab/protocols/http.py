@@ -1,0 +1,667 @@
+"""HTTP/1.x on a reassembled TCP stream: requests and responses, paired, as h11 reads them.
+
+Theory of operation
+-------------------
+One HTTP/1.1 connection carries requests from the client and responses from the server,
+one after the other, with nothing between them but the framing rules of RFC 9112: a head
+(start line and header fields, ended by an empty line), then a body whose end is told by
+``Transfer-Encoding: chunked`` (a run of chunks ending in a zero-size one), or by
+``Content-Length``, or, for a response only, by the server closing the connection
+(RFC 9112 §6.3). Responses come back in the order the requests went out, even when the
+client *pipelines* several requests without waiting (RFC 9112 §9.3.2), so the n-th
+response answers the n-th request.
+
+The parsing itself is h11's (python-hyper/h11): osilab writes no HTTP/1 parser. h11 is
+built for one endpoint of a live connection, and a capture is watched from the outside,
+so :class:`HttpParser` drives **one short-lived h11 connection per message**:
+
+* requests (client -> server) go through an h11 ``SERVER``-role connection; when it says
+  ``EndOfMessage``, the bytes it has not used (``trailing_data``) start the next request
+  on a fresh connection. This is keep-alive and pipelining, with no state carried over;
+* each response goes through an h11 ``CLIENT``-role connection that is first told which
+  request it answers (by "sending" a copy of its method and upgrade headers), because a
+  response's framing depends on the request: no body after ``HEAD``, a tunnel after a
+  ``2xx`` to ``CONNECT``, a new protocol after ``101 Switching Protocols``;
+* interim ``1xx`` responses (``100 Continue``) are kept with the final response
+  (:attr:`HttpResponse.interim`);
+* after ``Upgrade: h2c`` and ``101``, the rest of the connection is HTTP/2
+  (:mod:`osilab.protocols.http2`, RFC 7540 §3.2); after ``Upgrade: websocket`` and
+  ``101`` (RFC 6455) or a tunnel, the rest is opaque data.
+
+Requests h11 refuses (bad header characters, a missing version, bare LF line ends...) are
+not dropped: the head is read again by the tolerant reader of
+:mod:`osilab.protocols.desync` and reported with its desync verdict, as an AWS ALB would
+classify it before refusing or forwarding it.
+
+What the parser reports
+-----------------------
+It implements the :class:`~osilab.protocols.base.StreamParser` contract. Each
+:class:`~osilab.protocols.base.AppMessage` has ``fields["stage"]``:
+
+* ``"headers"`` -- a request's head is complete; ``message`` is an :class:`HttpRequest`.
+  This is the packet where an L7 balancer can decide (``headers_complete_packet``);
+* ``"complete"`` -- a request or a response has ended (body included); ``message`` is the
+  :class:`HttpRequest` (with ``body_length``) or the :class:`HttpResponse`. Wireshark shows
+  the reassembled message in this packet;
+* ``"interim"`` -- a ``1xx`` response.
+
+:func:`iter_http` runs a whole capture through the streams stage and yields the requests
+(when their heads complete) and responses (when they end), HTTP/1.x and HTTP/2 together,
+in packet order.
+
+What this module must not know: files, packets, TCP reassembly (the streams stage feeds it
+bytes in order, one chunk per packet) or any balancer.
+
+References:
+    RFC 9110 (HTTP semantics), RFC 9112 (HTTP/1.1), RFC 6455 (WebSocket), RFC 7540 §3.2
+    (h2c upgrade); h11 documentation, "Working with the connection state".
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import h11
+
+from osilab.protocols.base import AppMessage, Direction
+from osilab.protocols.messages import DesyncVerdict, HttpRequest, HttpResponse
+from osilab.streams.keys import Endpoint, FlowKey
+
+__all__ = ["HttpParser", "iter_http", "looks_like_http", "HTTP_METHODS", "HEAD_LIMIT"]
+
+#: Methods that mark the start of an HTTP/1.x request when sniffing a stream (RFC 9110
+#: §9 plus WebDAV, RFC 4918).
+HTTP_METHODS = frozenset(
+    b"GET POST PUT DELETE HEAD OPTIONS PATCH CONNECT TRACE PROPFIND PROPPATCH MKCOL COPY "
+    b"MOVE LOCK UNLOCK SEARCH REPORT".split()
+)
+
+#: Most bytes of one request head kept for the tolerant reader (h11's own limit is 16 KiB).
+HEAD_LIMIT = 64 * 1024
+
+_UNKNOWN_FLOW = FlowKey("tcp", Endpoint("0.0.0.0", 0), Endpoint("0.0.0.0", 0))
+
+
+def looks_like_http(data: bytes) -> bool:
+    """Whether bytes start like an HTTP/1.x request line or status line.
+
+    >>> looks_like_http(b"GET /index.html HTTP/1.1\\r\\n"), looks_like_http(b"\\x16\\x03\\x01")
+    (True, False)
+    """
+    if data.startswith((b"HTTP/1.", b"HTTP/0.9")):
+        return True
+    space = data.find(b" ", 0, 12)
+    return space > 0 and data[:space] in HTTP_METHODS
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _classify(method: bytes, target: bytes, version: bytes, headers: list) -> DesyncVerdict | None:
+    try:
+        from osilab.protocols.desync import classify_request
+    except ImportError:  # the desync classifier is optional
+        return None
+    return classify_request(method, target, version, headers)
+
+
+def _classify_raw(raw: bytes) -> tuple[Any, DesyncVerdict] | None:
+    try:
+        from osilab.protocols.desync import classify_head
+    except ImportError:
+        return None
+    return classify_head(raw)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A request waiting for its response: what the response's framing depends on."""
+
+    request: HttpRequest
+    method: bytes
+    upgrade: bytes | None  # the Upgrade header's value, when the request asked for one
+
+
+class _Side:
+    """One direction's parsing state: the current h11 connection and message facts."""
+
+    __slots__ = (
+        "conn", "first_packet", "head", "head_done", "body", "fed", "message", "broken",
+        "held", "tolerant", "status", "interim", "accounted",
+    )
+
+    def __init__(self) -> None:
+        self.conn: h11.Connection | None = None
+        self.first_packet: int | None = None
+        self.head = bytearray()  # the current message's bytes until its head is complete
+        self.head_done = False
+        self.body = 0
+        self.fed = 0
+        self.message: Any = None  # the HttpRequest / response facts being built
+        self.broken: str | None = None  # why this side can no longer be parsed
+        self.held = bytearray()  # bytes waiting (after an Upgrade, before its response)
+        self.tolerant = False  # reading a head h11 refused, with the tolerant reader
+        self.status: tuple | None = None
+        self.interim: list[int] = []
+        self.accounted = 0  # bytes of this connection already reported (1xx responses)
+
+    def reset(self) -> None:
+        self.conn = None
+        self.first_packet = None
+        self.head = bytearray()
+        self.head_done = False
+        self.body = 0
+        self.fed = 0
+        self.message = None
+        self.tolerant = False
+        self.status = None
+        self.interim = []
+        self.accounted = 0
+
+
+class HttpParser:
+    """HTTP/1.x for one TCP connection (sans-IO; see the module docstring).
+
+    >>> p = HttpParser()
+    >>> msgs = p.feed(Direction.TO_SERVER, b"GET /a HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n", 4, 0.0)
+    >>> [(m.fields["stage"], m.message.target) for m in msgs]
+    [('headers', '/a'), ('complete', '/a')]
+    >>> msgs = p.feed(Direction.TO_CLIENT, b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok", 6, 0.1)
+    >>> [(m.message.status, m.message.index, m.first_packet) for m in msgs]
+    [(200, 0, 6)]
+    """
+
+    protocol = "http"
+
+    def __init__(self, flow: FlowKey | None = None) -> None:
+        self.flow = flow or _UNKNOWN_FLOW
+        self._req = _Side()
+        self._resp = _Side()
+        self._waiting: deque[_Pending] = deque()  # requests without a final response yet
+        self._next_index = 0
+        self._paused: _Pending | None = None  # an Upgrade/CONNECT awaiting its response
+        self._inner: Any = None  # the parser after a protocol switch (HTTP/2), if any
+        #: What the connection switched to: None, "http2", "websocket" or "tunnel".
+        self.switched: str | None = None
+        self._time = 0.0
+
+    # -- the StreamParser contract -------------------------------------------------------
+
+    def feed(self, direction: Direction, data: bytes, packet_no: int, time: float) -> list[AppMessage]:
+        self._time = time
+        out: list[AppMessage] = []
+        if self.switched is not None:
+            if self._inner is not None:
+                out.extend(self._inner.feed(direction, data, packet_no, time))
+            return out
+        if direction is Direction.TO_SERVER:
+            if self._paused is not None:
+                self._req.held += data
+                return out
+            self._requests(data, packet_no, out)
+        else:
+            self._responses(data, packet_no, out)
+        return out
+
+    def gap(self, direction: Direction, size: int, packet_no: int) -> list[AppMessage]:
+        """Lost bytes: the message in progress is cut; parsing resumes at the next head."""
+        out: list[AppMessage] = []
+        if self.switched is not None:
+            if self._inner is not None:
+                out.extend(self._inner.gap(direction, size, packet_no))
+            return out
+        side = self._req if direction is Direction.TO_SERVER else self._resp
+        if side.message is not None or side.fed:
+            out.extend(self._cut(direction, packet_no, f"{size} bytes never captured"))
+        side.reset()
+        side.broken = "resynchronising after a gap"
+        return out
+
+    def end(self, direction: Direction, packet_no: int, time: float) -> list[AppMessage]:
+        """This direction has ended (FIN): a body delimited by the close ends here."""
+        self._time = time
+        out: list[AppMessage] = []
+        if self.switched is not None:
+            if self._inner is not None and hasattr(self._inner, "end"):
+                out.extend(self._inner.end(direction, packet_no, time))
+            return out
+        if direction is Direction.TO_CLIENT:
+            side = self._resp
+            if side.conn is not None and side.broken is None:
+                try:
+                    side.conn.receive_data(b"")
+                except h11.RemoteProtocolError:
+                    pass
+                self._run_responses(packet_no, out)
+        return out
+
+    def close(self) -> list[AppMessage]:
+        out: list[AppMessage] = []
+        if self._inner is not None:
+            out.extend(self._inner.close())
+        for direction, side in ((Direction.TO_SERVER, self._req), (Direction.TO_CLIENT, self._resp)):
+            if side.message is not None or (side.fed and side.head):
+                out.extend(self._cut(direction, side.first_packet or 0, "connection ended first"))
+            side.reset()
+        return out
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _requests(self, data: bytes, packet_no: int, out: list[AppMessage]) -> None:
+        side = self._req
+        if side.broken is not None:
+            if not looks_like_http(data):
+                return
+            side.broken = None  # a new request starts this chunk: resynchronised
+        if side.first_packet is None:
+            side.first_packet = packet_no
+        if not side.head_done and len(side.head) < HEAD_LIMIT:
+            side.head += data
+        if side.tolerant:
+            self._tolerant_request(packet_no, out)
+            return
+        if side.conn is None:
+            side.conn = h11.Connection(h11.SERVER)
+        side.fed += len(data)
+        side.conn.receive_data(data)
+        self._run_requests(packet_no, out)
+
+    def _run_requests(self, packet_no: int, out: list[AppMessage]) -> None:
+        side = self._req
+        while side.conn is not None:
+            try:
+                event = side.conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                side.tolerant = True
+                side.message = ("refused", str(exc))
+                self._tolerant_request(packet_no, out)
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Request):
+                self._request_head(event, packet_no, out)
+            elif isinstance(event, h11.Data):
+                side.body += len(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                leftover = side.conn.trailing_data[0]
+                self._request_end(packet_no, out)
+                if self._paused is not None:
+                    side.held += leftover
+                    side.reset()
+                    return
+                side.reset()
+                if leftover:
+                    side.first_packet = packet_no
+                    side.head += leftover[:HEAD_LIMIT]
+                    side.conn = h11.Connection(h11.SERVER)
+                    side.fed = len(leftover)
+                    side.conn.receive_data(leftover)
+            else:  # ConnectionClosed
+                return
+
+    def _request_head(self, event: h11.Request, packet_no: int, out: list[AppMessage]) -> None:
+        side = self._req
+        raw_headers = list(event.headers.raw_items())
+        version = b"HTTP/" + event.http_version
+        verdict = _classify(event.method, event.target, version, raw_headers)
+        trailing = len(side.conn.trailing_data[0]) if side.conn is not None else 0
+        head_length = side.fed - trailing
+        request = HttpRequest(
+            flow=self.flow,
+            index=self._next_index,
+            method=_text(event.method),
+            target=_text(event.target),
+            version=_text(version),
+            headers=tuple((_text(k), _text(v)) for k, v in raw_headers),
+            first_packet=side.first_packet or packet_no,
+            headers_complete_packet=packet_no,
+            time=self._time,
+            desync=verdict,
+        )
+        self._next_index += 1
+        side.message = request
+        side.head_done = True
+        side.head = bytearray()
+        upgrade = None
+        for key, value in event.headers:
+            if key == b"upgrade":
+                upgrade = value.lower()
+        pending = _Pending(request, event.method, upgrade)
+        self._waiting.append(pending)
+        if upgrade is not None or event.method == b"CONNECT":
+            self._paused = pending
+        out.append(self._request_message(request, head_length, "headers", packet_no))
+
+    def _request_end(self, packet_no: int, out: list[AppMessage], damaged: str | None = None) -> None:
+        side = self._req
+        request = side.message
+        if not isinstance(request, HttpRequest):
+            return
+        if side.body:
+            request = replace(request, body_length=side.body)
+            for pending in self._waiting:
+                if pending.request.index == request.index:
+                    pending.request = request
+        trailing = len(side.conn.trailing_data[0]) if side.conn is not None else 0
+        length = max(0, side.fed - trailing - side.accounted)
+        out.append(self._request_message(request, length, "complete", packet_no, damaged))
+
+    def _request_message(
+        self, request: HttpRequest, length: int, stage: str, packet_no: int, damaged: str | None = None
+    ) -> AppMessage:
+        fields: dict[str, Any] = {
+            "stage": stage,
+            "request": True,
+            "request.method": request.method,
+            "request.uri": request.target,
+            "request.version": request.version,
+            "host": request.host,
+            "request_index": request.index,
+        }
+        if request.desync is not None:
+            fields["desync"] = request.desync.klass
+        if stage == "complete":
+            fields["content_length"] = request.body_length
+        return AppMessage(
+            protocol="http",
+            direction=Direction.TO_SERVER,
+            first_packet=request.first_packet,
+            last_packet=packet_no,
+            length=length,
+            summary=f"{request.method} {request.target} {request.version}".strip(),
+            fields=fields,
+            time=self._time,
+            message=request,
+            damaged=damaged,
+        )
+
+    def _tolerant_request(self, packet_no: int, out: list[AppMessage]) -> None:
+        """Read a head h11 refused with the desync module's tolerant reader."""
+        side = self._req
+        raw = bytes(side.head)
+        refused = side.message[1] if isinstance(side.message, tuple) else "h11 refused the request"
+        ended = b"\r\n\r\n" in raw or b"\n\n" in raw
+        if not ended and len(raw) < HEAD_LIMIT:
+            return  # wait for the rest of the head
+        found = _classify_raw(raw)
+        if found is None:
+            side.reset()
+            side.broken = f"unparseable request: {refused}"
+            return
+        head, verdict = found
+        request = HttpRequest(
+            flow=self.flow,
+            index=self._next_index,
+            method=head.method,
+            target=head.uri,
+            version=head.version,
+            headers=tuple(head.headers),
+            first_packet=side.first_packet or packet_no,
+            headers_complete_packet=packet_no,
+            time=self._time,
+            desync=verdict,
+        )
+        self._next_index += 1
+        self._waiting.append(_Pending(request, head.method.encode("utf-8", "surrogateescape"), None))
+        damaged = f"not valid HTTP/1.1 ({refused}); read tolerantly"
+        out.append(self._request_message(request, head.head_length, "headers", packet_no))
+        out.append(self._request_message(request, head.head_length, "complete", packet_no, damaged))
+        # Skip a body announced by one plain Content-Length; otherwise wait for a new head.
+        rest = raw[head.head_length :]
+        lengths = [v for k, v in head.headers if k.strip().lower() == "content-length"]
+        side.reset()
+        if len(lengths) == 1 and lengths[0].strip().isdigit() and len(rest) >= int(lengths[0]):
+            rest = rest[int(lengths[0]) :]
+            if rest:
+                self._requests(rest, packet_no, out)
+            return
+        side.broken = "resynchronising after a malformed request"
+        if rest and looks_like_http(rest):
+            self._requests(rest, packet_no, out)
+
+    # -- responses -----------------------------------------------------------------------
+
+    def _new_response_conn(self) -> h11.Connection:
+        conn = h11.Connection(h11.CLIENT)
+        pending = self._waiting[0] if self._waiting else None
+        method = pending.method if pending else b"GET"
+        headers = [(b"Host", b"osilab")]
+        if pending is not None and pending.upgrade is not None:
+            headers += [(b"Connection", b"upgrade"), (b"Upgrade", pending.upgrade)]
+        try:
+            conn.send(h11.Request(method=method, target=b"/", headers=headers))
+        except h11.LocalProtocolError:
+            conn.send(h11.Request(method=b"GET", target=b"/", headers=headers[:1]))
+        conn.send(h11.EndOfMessage())
+        return conn
+
+    def _responses(self, data: bytes, packet_no: int, out: list[AppMessage]) -> None:
+        side = self._resp
+        if side.broken is not None:
+            if not data.startswith(b"HTTP/"):
+                return
+            side.broken = None
+        if side.first_packet is None:
+            side.first_packet = packet_no
+        if side.conn is None:
+            side.conn = self._new_response_conn()
+        side.fed += len(data)
+        side.conn.receive_data(data)
+        self._run_responses(packet_no, out)
+
+    def _run_responses(self, packet_no: int, out: list[AppMessage]) -> None:
+        side = self._resp
+        while side.conn is not None:
+            try:
+                event = side.conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                out.extend(self._cut(Direction.TO_CLIENT, packet_no, f"h11: {exc}"))
+                side.reset()
+                side.broken = f"unparseable response ({exc})"
+                return
+            if event is h11.NEED_DATA:
+                return
+            if isinstance(event, h11.InformationalResponse):
+                self._interim(event, packet_no, out)
+                if event.status_code == 101:
+                    self._switch(packet_no, out)
+                    return
+            elif isinstance(event, h11.Response):
+                side.status = (event.status_code, event.reason, event.http_version, list(event.headers.raw_items()))
+                side.message = packet_no
+                side.head_done = True
+                side.head = bytearray()
+                side.body = 0
+            elif isinstance(event, h11.Data):
+                side.body += len(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                leftover = side.conn.trailing_data[0]
+                paused_ok = self._response_end(packet_no, out, len(leftover))
+                if paused_ok:
+                    self._switch(packet_no, out, leftover)
+                    return
+                side.reset()
+                if leftover:
+                    side.first_packet = packet_no
+                    side.conn = self._new_response_conn()
+                    side.fed = len(leftover)
+                    side.conn.receive_data(leftover)
+            elif event is h11.PAUSED:
+                # A 2xx answered CONNECT: the connection is now a tunnel.
+                self._switch(packet_no, out)
+                return
+            else:
+                return
+
+    def _interim(self, event: h11.InformationalResponse, packet_no: int, out: list[AppMessage]) -> None:
+        side = self._resp
+        side.interim.append(event.status_code)
+        trailing = len(side.conn.trailing_data[0]) if side.conn is not None else 0
+        length = max(0, side.fed - trailing - side.accounted)
+        side.accounted += length
+        summary = f"HTTP/{_text(event.http_version)} {event.status_code} {_text(event.reason)}".strip()
+        out.append(
+            AppMessage(
+                protocol="http",
+                direction=Direction.TO_CLIENT,
+                first_packet=side.first_packet or packet_no,
+                last_packet=packet_no,
+                length=length,
+                summary=summary,
+                fields={"stage": "interim", "response": True, "response.code": event.status_code,
+                        "response.phrase": _text(event.reason)},
+                time=self._time,
+            )
+        )
+        side.first_packet = packet_no
+
+    def _response_end(self, packet_no: int, out: list[AppMessage], trailing: int, damaged: str | None = None) -> bool:
+        """Emit the finished response; True when it switches the connection's protocol."""
+        side = self._resp
+        if side.status is None:
+            return False
+        status, reason, version, headers = side.status
+        pending = self._waiting.popleft() if self._waiting else None
+        index = pending.request.index if pending else -1
+        response = HttpResponse(
+            flow=self.flow,
+            index=index,
+            status=status,
+            reason=_text(reason),
+            version="HTTP/" + _text(version),
+            headers=tuple((_text(k), _text(v)) for k, v in headers),
+            first_packet=side.first_packet or packet_no,
+            headers_complete_packet=side.message if isinstance(side.message, int) else packet_no,
+            time=self._time,
+            body_length=side.body,
+            interim=tuple(side.interim),
+        )
+        out.append(
+            AppMessage(
+                protocol="http",
+                direction=Direction.TO_CLIENT,
+                first_packet=response.first_packet,
+                last_packet=packet_no,
+                length=max(0, side.fed - trailing - side.accounted),
+                summary=f"{response.version} {status} {response.reason}".strip(),
+                fields={"stage": "complete", "response": True, "response.code": status,
+                        "response.phrase": response.reason, "request_index": index,
+                        "content_length": side.body},
+                time=self._time,
+                message=response,
+                damaged=damaged,
+            )
+        )
+        switching = (
+            pending is not None
+            and self._paused is pending
+            and pending.method == b"CONNECT"
+            and 200 <= status < 300
+        )
+        if pending is not None and self._paused is pending and not switching:
+            # The server declined the upgrade: the held client bytes are HTTP/1.1 again.
+            self._paused = None
+            held, self._req.held = bytes(self._req.held), bytearray()
+            if held:
+                self._requests(held, packet_no, out)
+        return switching
+
+    def _switch(self, packet_no: int, out: list[AppMessage], server_rest: bytes | None = None) -> None:
+        """101 Switching Protocols (or a CONNECT tunnel): hand the rest to the new protocol."""
+        side = self._resp
+        if server_rest is None:
+            server_rest = side.conn.trailing_data[0] if side.conn is not None else b""
+        pending = self._paused or (self._waiting[0] if self._waiting else None)
+        upgrade = pending.upgrade if pending else None
+        if pending is not None and pending.method != b"CONNECT":
+            # The 101 is the final answer to the upgrade request (RFC 9110 §15.2.2).
+            if self._waiting and self._waiting[0] is pending:
+                self._waiting.popleft()
+        if upgrade is not None and upgrade.startswith(b"h2c"):
+            from osilab.protocols.http2 import Http2Parser
+
+            self.switched = "http2"
+            self._inner = Http2Parser(
+                self.flow,
+                upgraded=True,
+                upgrade_request=pending.request if pending else None,
+                next_index=self._next_index,
+            )
+        elif upgrade is not None and upgrade.startswith(b"websocket"):
+            self.switched = "websocket"
+        else:
+            self.switched = "tunnel"
+        client_rest = bytes(self._req.held)
+        self._req.held = bytearray()
+        self._paused = None
+        side.reset()
+        self._req.reset()
+        if self._inner is not None:
+            if server_rest:
+                out.extend(self._inner.feed(Direction.TO_CLIENT, server_rest, packet_no, self._time))
+            if client_rest:
+                out.extend(self._inner.feed(Direction.TO_SERVER, client_rest, packet_no, self._time))
+
+    # -- cut short -----------------------------------------------------------------------
+
+    def _cut(self, direction: Direction, packet_no: int, why: str) -> list[AppMessage]:
+        """A message that will never complete: report what is known, marked damaged."""
+        out: list[AppMessage] = []
+        if direction is Direction.TO_SERVER:
+            side = self._req
+            if isinstance(side.message, HttpRequest):
+                self._request_end(packet_no, out, damaged=f"request cut short: {why}")
+            elif side.head and looks_like_http(bytes(side.head[:16])):
+                found = _classify_raw(bytes(side.head))
+                if found is not None:
+                    head, verdict = found
+                    request = HttpRequest(
+                        flow=self.flow, index=self._next_index, method=head.method, target=head.uri,
+                        version=head.version, headers=tuple(head.headers),
+                        first_packet=side.first_packet or packet_no, headers_complete_packet=packet_no,
+                        time=self._time, desync=verdict,
+                    )
+                    self._next_index += 1
+                    damaged = f"request head cut short: {why}"
+                    out.append(self._request_message(request, len(side.head), "headers", packet_no, damaged))
+        else:
+            side = self._resp
+            if side.status is not None:
+                self._response_end(packet_no, out, 0, damaged=f"response cut short: {why}")
+        return out
+
+
+# ---------------------------------------------------------------------------------------
+# The whole-capture view
+# ---------------------------------------------------------------------------------------
+
+
+def iter_http(packets: Iterable[Any], *, keylog: str | None = None) -> Iterator[HttpRequest | HttpResponse]:
+    """Every HTTP request and response of a capture, HTTP/1.x and HTTP/2, in packet order.
+
+    A request is yielded when its head is complete (the packet where an L7 balancer can
+    decide); a response when it has ended (so a balancer can count outstanding requests).
+    ``keylog`` (an NSS key log file) lets the TLS layer decrypt HTTPS when it can.
+
+    Examples:
+        >>> import osilab
+        >>> for msg in iter_http(osilab.read(
+        ...         "../shared/captures/thirdparty/zeek/http-get.pcap")):  # doctest: +SKIP
+        ...     print(type(msg).__name__, msg.headers_complete_packet)
+        HttpRequest 4
+        HttpResponse 12
+    """
+    from osilab.streams import conversations
+
+    for item in conversations(packets, keylog=keylog):
+        message = item.message
+        rich = message.message
+        stage = message.fields.get("stage")
+        if isinstance(rich, HttpRequest) and stage == "headers":
+            yield rich
+        elif isinstance(rich, HttpResponse) and stage == "complete":
+            yield rich
