@@ -286,9 +286,15 @@ class ApplicationLoadBalancer:
 
     # ------------------------------------------------------------------ connection facts
 
-    def connection_opened(self, flow: FlowKey, packet: int) -> None:
-        """The client's SYN for ``flow`` was packet ``packet`` (optional; used in the why)."""
-        self._syn.setdefault(flow, packet)
+    def connection_opened(self, flow: FlowKey, packet: int, time: float | None = None) -> None:
+        """The client's SYN for ``flow`` was packet ``packet`` (optional; used in the why).
+
+        ``time``, when given, also starts the clock that relative ``HealthChanges``
+        times count from (otherwise the first request's time does).
+        """
+        if self._first_time is None and time is not None:
+            self._first_time = time
+        self._syn[flow] = packet  # the latest SYN: a reused 4-tuple is a new connection
 
     def connection_closed(self, flow: FlowKey) -> None:
         """The client's connection ended (its requests without a response stop counting)."""

@@ -23,7 +23,7 @@ import html
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from osilab.balancers.alb import ApplicationLoadBalancer
 from osilab.balancers.config import BalancerConfig, counterpart, default_config, load_config
@@ -131,6 +131,25 @@ class Comparison:
             "alb_mean_ms_after_syn": sum(millis) / len(millis) if millis else None,
             "nlb_packets_after_syn": 0.0 if packets else None,
         }
+
+    def summary(self) -> str:
+        """One line: requests, connections, and each model's imbalance."""
+        ratio = self.imbalance()
+        return (
+            f"{len(self.rows)} requests on {len(self.requests_per_connection())} connections; "
+            f"imbalance (max/mean) NLB {ratio['nlb']:.2f}, ALB {ratio['alb']:.2f}"
+        )
+
+    def show(self, file: TextIO | None = None) -> None:
+        """Print one line per request, then the summary lines."""
+        for row in self.rows:
+            print(
+                f"{row.request.method} {row.request.target}: NLB {row.nlb_target} at packet "
+                f"{row.nlb_decided_at}, ALB {row.alb_target or row.alb_action} at packet {row.alb_decided_at}",
+                file=file,
+            )
+        for line in self.summary_lines():
+            print(line, file=file)
 
     def summary_lines(self) -> list[str]:
         """The summary a terminal or a notebook prints under the table."""
@@ -254,13 +273,19 @@ def compare(
     """
     if config is None and alb_config is None:
         packets = list(packets)
-        nlb_config, derived_alb = configs_for(None, servers_seen(packets))
+        nlb_config, alb_side = configs_for(None, servers_seen(packets))
+    elif config is None:
+        alb_side = load_config(alb_config)  # type: ignore[arg-type]
+        nlb_config = counterpart(alb_side)
     else:
-        nlb_config, derived_alb = configs_for(config if config is not None else alb_config)
+        loaded = load_config(config)
+        if loaded.is_network:
+            nlb_config = loaded
+            alb_side = load_config(alb_config) if alb_config is not None else counterpart(loaded)
+        else:
+            nlb_config, alb_side = counterpart(loaded), loaded
     nlb = NetworkLoadBalancer(nlb_config)
-    alb = ApplicationLoadBalancer(
-        load_config(alb_config) if alb_config is not None else derived_alb
-    )
+    alb = ApplicationLoadBalancer(alb_side)
     syns: dict[FlowKey, tuple[int, float]] = {}
 
     def tap(source: Iterable[Any]) -> Iterator[Any]:
@@ -268,7 +293,7 @@ def compare(
             fate = nlb.feed_packet(packet)
             if fate.new_flow and fate.decision is not None:
                 syns[fate.decision.flow] = (packet.no, packet.time)
-                alb.connection_opened(fate.decision.flow, packet.no)
+                alb.connection_opened(fate.decision.flow, packet.no, packet.time)
             yield packet
 
     if messages is None:

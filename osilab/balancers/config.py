@@ -1380,7 +1380,11 @@ def counterpart(config: BalancerConfig) -> BalancerConfig:
             }
         )
     if not listeners:
-        raise ConfigError(f"no listener of this {config.type} load balancer has a counterpart")
+        kinds = ", ".join(f"{li.protocol}:{li.port}" for li in config.listeners)
+        raise ConfigError(
+            f"no listener of this {config.type} load balancer ({kinds}) has a counterpart: "
+            "an ALB takes only TCP (HTTP/HTTPS) traffic"
+        )
     return parse_config(
         {
             "Type": lb_type,

@@ -22,7 +22,7 @@ import html
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, TextIO, overload
 
 from osilab.protocols.messages import HttpRequest
 from osilab.streams.keys import FlowKey
@@ -133,8 +133,8 @@ class Decision:
             data["cookies"] = list(self.cookies)
         return data
 
-    def show(self) -> str:
-        """A few lines for a terminal."""
+    def text(self) -> str:
+        """A few lines for a terminal: summary, why, seen, and what the target receives."""
         lines = [self.summary(), f"  why:  {self.why}", f"  seen: {', '.join(self.seen)}"]
         if self.headers_to_target:
             lines.append("  headers to target:")
@@ -142,6 +142,10 @@ class Decision:
         if self.proxy_v2 is not None:
             lines.append(f"  PROXY v2 header: {self.proxy_v2.hex(' ')}")
         return "\n".join(lines)
+
+    def show(self, file: TextIO | None = None) -> None:
+        """Print :meth:`text` (to ``file``, default standard output)."""
+        print(self.text(), file=file)
 
     def _repr_html_(self) -> str:
         rows = [
@@ -217,6 +221,17 @@ class DecisionList(Sequence[Decision]):
     def imbalance(self) -> float:
         """max / mean over the per-target counts (see :func:`imbalance`)."""
         return imbalance(self.counts().values())
+
+    def summary(self) -> str:
+        """One line: how many decisions, per target, and the imbalance."""
+        counts = ", ".join(f"{t} {n}" for t, n in self.counts().items())
+        return f"{len(self)} decisions; per target: {counts or 'none'}; imbalance {self.imbalance():.2f}"
+
+    def show(self, file: TextIO | None = None) -> None:
+        """Print every decision's summary line, then the totals."""
+        for decision in self._items:
+            print(decision.summary(), file=file)
+        print(self.summary(), file=file)
 
     def to_json(self) -> list[dict[str, Any]]:
         return [d.to_json() for d in self._items]

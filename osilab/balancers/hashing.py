@@ -44,6 +44,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from osilab.errors import ConfigError
 
@@ -193,7 +194,23 @@ class MaglevTable:
         weights: Sequence[int] | None = None,
         seed: int = 0,
     ) -> MaglevTable:
-        """Build the table for ``backends`` (names such as ``"192.0.2.11:80"``)."""
+        """Build the table for ``backends`` (names such as ``"192.0.2.11:80"``).
+
+        Tables are immutable, so identical requests share one cached table (a health
+        change that brings a target back finds its old table again).
+        """
+        return _build_cached(
+            tuple(backends), size, None if weights is None else tuple(weights), seed
+        )
+
+    @classmethod
+    def _build(
+        cls,
+        backends: tuple[str, ...],
+        size: int,
+        weights: tuple[int, ...] | None,
+        seed: int,
+    ) -> MaglevTable:
         if size < 2 or any(size % d == 0 for d in range(2, int(size**0.5) + 1)):
             raise ConfigError(f"the Maglev table size must be a prime number, not {size}")
         permutations = []
@@ -255,6 +272,13 @@ class MaglevTable:
         """How many slots each backend owns."""
         counter = Counter(self.table)
         return {name: counter.get(i, 0) for i, name in enumerate(self.backends)}
+
+
+@lru_cache(maxsize=32)
+def _build_cached(
+    backends: tuple[str, ...], size: int, weights: tuple[int, ...] | None, seed: int
+) -> MaglevTable:
+    return MaglevTable._build(backends, size, weights, seed)
 
 
 def maglev_disruption(before: MaglevTable, after: MaglevTable) -> float:

@@ -22,7 +22,7 @@ import html
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from osilab.balancers.alb import ApplicationLoadBalancer
 from osilab.balancers.decision import DecisionList
@@ -68,6 +68,11 @@ class Replay:
             f"not routed: {other}; {len(self.decisions)} decisions"
         )
 
+    def show(self, file: TextIO | None = None) -> None:
+        """Print the summary, the accounting and every decision."""
+        print(self.summary(), file=file)
+        self.decisions.show(file=file)
+
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>"
@@ -90,20 +95,28 @@ def http_messages(
             "the ALB replay needs osilab.protocols.http.iter_http, which is not available yet "
             f"({exc}); feed HttpRequest objects to ApplicationLoadBalancer directly"
         ) from None
-    return iter_http(packets, keylog=keylog)
+    try:
+        yield from iter_http(packets, keylog=keylog)
+    except ImportError as exc:  # a part of the HTTP reader that is not installed
+        raise OsilabError(
+            f"the HTTP reader needed by the ALB replay is incomplete: {exc}"
+        ) from None
 
 
 def _tap_connections(packets: Iterable[Any], alb: ApplicationLoadBalancer) -> Iterator[Any]:
     """Pass packets on unchanged, telling the ALB where each client SYN was."""
     for packet in packets:
-        flags = getattr(packet, "tcp_flags", None) or 0
-        if getattr(packet, "proto", None) == "tcp" and flags & TCP_SYN and not flags & TCP_ACK:
-            flow = FlowKey(
-                "tcp",
-                Endpoint(packet.ip_src, packet.src_port),
-                Endpoint(packet.ip_dst, packet.dst_port),
-            )
-            alb.connection_opened(flow, packet.no)
+        try:
+            flags = getattr(packet, "tcp_flags", None) or 0
+            if getattr(packet, "proto", None) == "tcp" and flags & TCP_SYN and not flags & TCP_ACK:
+                flow = FlowKey(
+                    "tcp",
+                    Endpoint(packet.ip_src, packet.src_port),
+                    Endpoint(packet.ip_dst, packet.dst_port),
+                )
+                alb.connection_opened(flow, packet.no, packet.time)
+        except (KeyError, IndexError, TypeError, ValueError):
+            pass  # a header too damaged to read: not a SYN the ALB could have accepted
         yield packet
 
 

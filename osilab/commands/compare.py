@@ -14,10 +14,12 @@ requests per connection (keep-alive).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from osilab.balancers.compare import compare, configs_for, servers_seen
 from osilab.commands._capture import open_capture, report_errors
 from osilab.commands._output import print_table, write_jsonl
+from osilab.commands.route import NO_REQUESTS_NOTE
 
 HELP = "the NLB (L4) and ALB (L7) models side by side: per request, per target, time to decision"
 EXAMPLE = "osilab compare captures/alb/alb.pcapng --config lb.json"
@@ -26,7 +28,10 @@ EXAMPLE = "osilab compare captures/alb/alb.pcapng --config lb.json"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument(
-        "--config", metavar="LB.json", help="AWS-shaped configuration of either balancer"
+        "--config",
+        metavar="LB.json",
+        help="AWS-shaped configuration of either balancer (the other gets the same "
+        "targets); default: see osilab route --help",
     )
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per request")
     parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS")
@@ -66,4 +71,6 @@ def run(args: argparse.Namespace) -> int:
     print()
     for line in result.summary_lines():
         print(line)
+    if not result.rows:
+        print(NO_REQUESTS_NOTE, file=sys.stderr)
     return report_errors(capture)

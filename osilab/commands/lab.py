@@ -41,6 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=int, default=900, help="overall limit in seconds (default 900)"
     )
     record.add_argument("--json", action="store_true", help="one JSON summary per scenario")
+    load = actions.add_parser(
+        "load",
+        help="benchmark traffic: many keep-alive HTTP requests through the NLB role, captured",
+    )
+    load.add_argument("--out", default="load-capture", help="output folder (default: load-capture)")
+    load.add_argument(
+        "--requests", type=int, default=60_000, help="number of requests (default 60000)"
+    )
+    load.add_argument("--connections", type=int, default=8, help="parallel connections (default 8)")
+    load.add_argument(
+        "--timeout", type=int, default=900, help="overall limit in seconds (default 900)"
+    )
     doctor = actions.add_parser(
         "doctor", help="list the lab's programs, versions, and what is missing"
     )
@@ -53,7 +65,23 @@ def run(args: argparse.Namespace) -> int:
         return _doctor(args)
     if action == "record":
         return _record(args)
-    raise UsageError("say what to do: 'osilab lab record' or 'osilab lab doctor'")
+    if action == "load":
+        return _load(args)
+    raise UsageError(
+        "say what to do: 'osilab lab record', 'osilab lab load' or 'osilab lab doctor'"
+    )
+
+
+def _load(args: argparse.Namespace) -> int:
+    from osilab.lab.load import record_load
+
+    if args.requests < args.connections or args.connections < 1:
+        raise UsageError("--requests must be at least --connections, and --connections at least 1")
+    summary = record_load(
+        Path(args.out), requests=args.requests, connections=args.connections, timeout=args.timeout
+    )
+    write_jsonl([summary])
+    return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -23,11 +23,21 @@ HELP = "replay a capture through an AWS NLB (L4) or ALB (L7) model: one line per
 EXAMPLE = "osilab route captures/alb/alb.pcapng --lb alb --config lb.json --json"
 
 
+NO_REQUESTS_NOTE = (
+    "osilab: note: no HTTP request was found, so the ALB had nothing to decide on "
+    "(an ALB sees requests only after TLS is decrypted: give HTTPS captures their --keylog)"
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument("--lb", choices=("nlb", "alb"), required=True, help="which balancer model")
     parser.add_argument(
-        "--config", metavar="LB.json", help="AWS-shaped balancer configuration (JSON or YAML)"
+        "--config",
+        metavar="LB.json",
+        help="AWS-shaped balancer configuration (JSON or YAML); default: one listener per "
+        "server port seen, forwarding to the server IPs seen there (2 or more) or to "
+        "192.0.2.11-13",
     )
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per decision")
     parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS (ALB)")
@@ -77,4 +87,6 @@ def run(args: argparse.Namespace) -> int:
             + ", ".join(f"{t} {n}" for t, n in counts.items())
             + f"; imbalance (max/mean) {result.decisions.imbalance():.2f}"
         )
+    if args.lb == "alb" and result.total == 0:
+        print(NO_REQUESTS_NOTE, file=sys.stderr)
     return report_errors(capture)

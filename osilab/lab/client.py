@@ -258,12 +258,12 @@ class Client:
                 batch.append((rid, request))
                 self._record(sock, rid, "pipelined", request)
             # One write: every request leaves before the first response arrives.
-            sock.sendall(b"".join(_Http1.encode(request, b"") for _, request in batch))
-            for offset, (_, request) in enumerate(batch):
+            sock.sendall(b"".join(_Http1.encode(request, b"") for _rid, request in batch))
+            for offset, (_rid, request) in enumerate(batch):
                 http.conn.send(request)  # bytes already sent above; keeps h11's state in step
                 http.conn.send(h11.EndOfMessage())
-                record = self.records[-len(batch) + offset]
-                self._fill(record, *http.read_response())
+                pending = self.records[-len(batch) + offset]
+                self._fill(pending, *http.read_response())
                 if not http.finish_cycle():
                     break
 

@@ -57,7 +57,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "ethtool", "ethtool", ("ethtool", "--version"), "offloads off: real MTU-sized frames"
     ),
     Requirement("tcpdump", "tcpdump", ("tcpdump", "--version"), "capturing every hop"),
-    Requirement("mergecap", "wireshark-common", ("mergecap", "--version"), "merging hops into one pcapng"),
+    Requirement(
+        "mergecap", "wireshark-common", ("mergecap", "--version"), "merging hops into one pcapng"
+    ),
     Requirement(
         "tshark", "tshark", ("tshark", "-v"), "deriving truth from the back-side capture; tests"
     ),
@@ -68,7 +70,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("postgres", "postgresql", ("postgres", "--version"), "the database (PostgreSQL)"),
     Requirement("psql", "postgresql-client", ("psql", "--version"), "loading the lab's table"),
     Requirement(
-        "runuser", "util-linux", ("runuser", "--version"), "running PostgreSQL as postgres"
+        "setpriv", "util-linux", ("setpriv", "--version"), "running PostgreSQL as postgres"
     ),
 )
 

@@ -47,7 +47,7 @@ from osilab.lab.runtime import (
 )
 from osilab.lab.topology import LAB, Topology
 
-__all__ = ["Scenario", "SCENARIOS", "Lab", "record"]
+__all__ = ["Scenario", "SCENARIOS", "Lab", "record", "bounded"]
 
 _SERVICE_HOSTS = ("web1", "web2")
 _APP_OF = {"web1": "api1", "web2": "api2"}
@@ -217,6 +217,7 @@ class Lab:
              "-c", "fsync=off", "-c", "log_line_prefix=%m [%p] %r %d ",
              "-c", "log_connections=on", "-c", "log_disconnections=on"],
             ns="osl-db", log=log, ready=0.5,
+            stop_signal=signal.SIGINT,  # fast shutdown; SIGTERM would wait for the apps to leave
         )  # fmt: skip
         wait_for_port("osl-db", db, 5432, timeout=20)
         psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(sock), "-U", "postgres"]
@@ -300,7 +301,8 @@ class Lab:
             handle.seek(offsets.get(name, 0))
             return handle.read().decode("utf-8", "replace")
 
-    def _start_tcpdump(self, hop: str, folder: Path) -> Managed:
+    def start_tcpdump(self, hop: str, folder: Path) -> Managed:
+        """Capture ``hop`` into ``folder/<hop>.pcap``; returns once tcpdump is listening."""
         host = self.topology.hop(hop).host
         log = folder / f"{hop}.tcpdump.log"
         managed = self.supervisor.start(
@@ -327,7 +329,7 @@ class Lab:
         run([sys.executable, "-c", "import redis; redis.Redis('192.0.2.30', 6379).flushall()"],
             ns="osl-cache")  # fmt: skip
         offsets = self._log_offsets()
-        dumps = [self._start_tcpdump(hop, scratch) for hop in scenario.hops]
+        dumps = [self.start_tcpdump(hop, scratch) for hop in scenario.hops]
         keylog = scratch / "keylog.txt"
         plan = {"prefix": scenario.prefix, "keylog": str(keylog), "steps": list(scenario.steps)}
         (scratch / "plan.json").write_text(json.dumps(plan, indent=1))
@@ -395,7 +397,9 @@ class Lab:
         if "nlb" in scenario.balancers:
             rows = _syn_rows(capture, ("nlb-web1", "nlb-web2"))
             connections, requests = truth.connection_truth(
-                rows, client_records, source="back-side capture (first SYN on nlb-web*)",
+                rows,
+                client_records,
+                source="back-side capture (first SYN on nlb-web*)",
                 virtual_ip=self.topology.services["nlb"],
             )
             document["connections"] += [{"balancer": "nlb", **c} for c in connections]
@@ -408,7 +412,10 @@ class Lab:
                 for r in truth.parse_haproxy_tcp(logs.get("haproxy-l4p", ""))
             ]  # fmt: skip
             connections, requests = truth.connection_truth(
-                rows, client_records, source="haproxy tcp log"
+                rows,
+                client_records,
+                source="haproxy tcp log",
+                virtual_ip=self.topology.services["l4p"],
             )
             document["connections"] += [{"balancer": "l4proxy", **c} for c in connections]
             for rid, value in requests.items():
@@ -454,7 +461,9 @@ class _Interrupted(BaseException):
 
 
 @contextmanager
-def _bounded(seconds: int) -> Iterator[None]:
+def bounded(seconds: int) -> Iterator[None]:
+    """Limit the block to ``seconds``; SIGTERM or the limit end it like Ctrl-C, as a LabError."""
+
     def stop(signum: int, _frame: FrameType | None) -> None:
         raise _Interrupted(signal.Signals(signum).name)
 
@@ -487,7 +496,10 @@ def record(
         raise LabError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     doctor.require()
     summaries = []
-    with _bounded(timeout), tempfile.TemporaryDirectory(prefix="osilab-lab-") as workdir:
+    with (
+        bounded(timeout),
+        tempfile.TemporaryDirectory(prefix="osilab-lab-", ignore_cleanup_errors=True) as workdir,
+    ):
         lab = Lab(Path(workdir))
         with lab.running():
             for name in names:

@@ -79,20 +79,21 @@ def _lab_namespaces() -> list[str]:
 
 def _kill_namespace_processes(ns: str) -> None:
     # Processes left in one of *our* namespaces were started by a lab run (this one or
-    # a killed earlier one): end them by pid before the namespace goes away.
-    pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
+    # a killed earlier one): end them by pid before the namespace goes away, and wait
+    # until they are really gone (a dying server may still be writing its files).
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        alive = []
+        pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
         for pid in pids:
             try:
                 os.kill(int(pid), sig)
-                alive.append(pid)
             except (ProcessLookupError, ValueError):
                 pass
-        if not alive:
+        deadline = time.monotonic() + 3.0
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
+        if not pids:
             return
-        time.sleep(0.3)
-        pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
 
 
 def remove_stale_namespaces() -> list[str]:
@@ -126,6 +127,7 @@ class Managed:
     name: str
     process: subprocess.Popen[bytes]
     log: Path | None
+    stop_signal: int = signal.SIGTERM
 
     @property
     def pid(self) -> int:
@@ -157,6 +159,7 @@ class Supervisor:
         log: Path | None = None,
         env: dict[str, str] | None = None,
         ready: float = 0.0,
+        stop_signal: int = signal.SIGTERM,
     ) -> Managed:
         """Start ``argv`` in ``ns``, stdout+stderr to ``log``; fail if it dies within ``ready`` s."""
         out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed by the child's exit
@@ -174,7 +177,7 @@ class Supervisor:
         finally:
             if log:
                 out.close()  # type: ignore[union-attr]
-        managed = Managed(name, process, log)
+        managed = Managed(name, process, log, stop_signal)
         self.processes.append(managed)
         if ready:
             deadline = time.monotonic() + ready
@@ -195,12 +198,17 @@ class Supervisor:
                 managed.process.kill()
                 managed.process.wait(timeout=5)
 
-    def stop_all(self, grace: float = 3.0) -> None:
-        """SIGTERM every live process, newest first; SIGKILL what is left after ``grace``."""
+    def stop_all(self, grace: float = 5.0) -> None:
+        """Send each live process its stop signal, newest first; SIGKILL what is left after ``grace``.
+
+        The stop signal is SIGTERM except where a server reads SIGTERM as "finish
+        politely" (PostgreSQL's *smart* shutdown waits for every client to leave; its
+        *fast* shutdown is SIGINT).
+        """
         for managed in reversed(self.processes):
             if managed.process.poll() is None:
                 try:
-                    managed.process.terminate()
+                    managed.process.send_signal(managed.stop_signal)
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + grace

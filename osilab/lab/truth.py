@@ -116,8 +116,8 @@ def connection_truth(
     client's requests to this balancer's ``virtual_ip`` (the client may reuse a source
     port towards another balancer).
     """
-    by_client = {}
-    listed = []
+    by_client: dict[str, dict[str, Any]] = {}
+    listed: list[dict[str, Any]] = []
     for row in connections:
         entry = {k: v for k, v in row.items() if v not in (None, "")}
         entry["source"] = source
@@ -127,12 +127,12 @@ def connection_truth(
     for record in client_records:
         if not str(record.get("destination", "")).startswith(virtual_ip + ":"):
             continue
-        entry = by_client.get(record.get("source", ""))
-        if entry is None or record.get("rid") is None:
+        connection = by_client.get(record.get("source", ""))
+        if connection is None or record.get("rid") is None:
             continue
         requests[record["rid"]] = {
-            "target": entry["target"],
-            "target_group": entry.get("target_group"),
+            "target": connection["target"],
+            "target_group": connection.get("target_group"),
             "client": record["source"],
             "decided_per": "connection",
             "source": source,

@@ -276,6 +276,11 @@ class HttpParser:
             try:
                 event = side.conn.next_event()
             except h11.RemoteProtocolError as exc:
+                if side.head_done:  # the body broke the framing rules: cut the request here
+                    out.extend(self._cut(Direction.TO_SERVER, packet_no, f"h11: {exc}"))
+                    side.reset()
+                    side.broken = f"unparseable request body ({exc})"
+                    return
                 side.tolerant = True
                 side.message = ("refused", str(exc))
                 self._tolerant_request(packet_no, out)
@@ -517,7 +522,7 @@ class HttpParser:
                 time=self._time,
             )
         )
-        side.first_packet = packet_no
+        side.first_packet = packet_no if trailing else None  # where the next response starts
 
     def _response_end(self, packet_no: int, out: list[AppMessage], trailing: int, damaged: str | None = None) -> bool:
         """Emit the finished response; True when it switches the connection's protocol."""

@@ -146,8 +146,12 @@ def tcp_connection(
     payloads: int = 1,
 ) -> list[FakePacket]:
     """A whole little TCP connection: handshake, request/response pairs, FIN exchange."""
-    c2s = dict(proto="tcp", ip_src=client, ip_dst=server, src_port=client_port, dst_port=port)
-    s2c = dict(proto="tcp", ip_src=server, ip_dst=client, src_port=port, dst_port=client_port)
+    c2s: dict[str, Any] = dict(
+        proto="tcp", ip_src=client, ip_dst=server, src_port=client_port, dst_port=port
+    )
+    s2c: dict[str, Any] = dict(
+        proto="tcp", ip_src=server, ip_dst=client, src_port=port, dst_port=client_port
+    )
     seq = 1000 + client_port
     shape = [(c2s, SYN), (s2c, SYN | ACK), (c2s, ACK)]
     for _ in range(payloads):

@@ -149,9 +149,6 @@ def test_weighted_forward_follows_weights_and_is_reproducible() -> None:
         },
     }
     config = alb_config([rule("1", [path("/*")], [action])])
-    picks = [
-        ApplicationLoadBalancer(config).request(request(index=i)).target_group for i in range(1)
-    ]
     alb = ApplicationLoadBalancer(config)
     picks = Counter(alb.request(request(index=i)).target_group for i in range(4000))
     share = picks["api"] / 4000
@@ -372,5 +369,8 @@ def test_desync_local_table_when_the_desync_module_is_missing(monkeypatch) -> No
     alb = ApplicationLoadBalancer(config)
     blocked = alb.request(request(desync=DesyncVerdict("Severe", "BadContentLength")))
     closed = alb.request(request(index=1, desync=DesyncVerdict("Ambiguous", "EmptyHeader")))
-    assert (blocked.action, blocked.status) == ("blocked", 400) and "BadContentLength" in blocked.why
+    assert (blocked.action, blocked.status) == (
+        "blocked",
+        400,
+    ) and "BadContentLength" in blocked.why
     assert closed.action == "forward" and "closes both" in closed.why

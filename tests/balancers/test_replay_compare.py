@@ -109,8 +109,9 @@ def test_compare_side_by_side() -> None:
         assert row.nlb_decided_at == syn == row.syn_packet
         assert row.alb_decided_at == row.request.headers_complete_packet
         assert row.alb_packets_after_syn == row.request.headers_complete_packet - syn
+        assert row.syn_time is not None
         assert row.alb_ms_after_syn == pytest.approx((row.request.time - row.syn_time) * 1000)
-        assert row.alb_packets_after_syn > 0
+        assert (row.alb_packets_after_syn or 0) > 0
         assert f"TCP payload of packet {row.request.headers_complete_packet}" in row.nlb_why
     # the NLB pins both requests of a connection to one target; the ALB goes round robin
     by_conn: dict[str, set] = {}
@@ -172,3 +173,30 @@ def test_decision_list_views() -> None:
         "why",
     ]
     assert "routed" in result._repr_html_()
+
+
+def test_compare_with_both_configs_given() -> None:
+    packets, messages = keep_alive_capture()
+    alb = alb_config(groups=[{"Name": "web", "Targets": ["192.0.2.41:80", "192.0.2.42:80"]}])
+    result = compare(packets, nlb_config(), alb_config=alb, messages=messages)
+    assert {row.alb_target for row in result.rows} == {"192.0.2.41:80", "192.0.2.42:80"}
+    assert {row.nlb_target for row in result.rows} <= {
+        "192.0.2.11:80",
+        "192.0.2.12:80",
+        "192.0.2.13:80",
+    }
+
+
+def test_every_result_object_shows_itself(capsys) -> None:
+    packets, messages = keep_alive_capture()
+    result = compare(packets, messages=messages)
+    result.show()
+    result.nlb.show()
+    result.alb.decisions[0].show()
+    out = capsys.readouterr().out
+    assert "GET /: NLB 192.0.2." in out and "imbalance" in out
+    assert f"NLB: {len(packets)} packets, {len(packets)} routed" in out
+    assert "why:" in out and "X-Forwarded-For" in out
+    assert result.summary().startswith("6 requests on 3 connections")
+    assert result.alb.decisions.summary().startswith("6 decisions; per target:")
+    assert "<table" in result._repr_html_()

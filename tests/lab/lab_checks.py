@@ -109,9 +109,7 @@ def check_interfaces(scenario: Scenario) -> None:
         macs[hop].add(mac)
     hops = [h["interface"] for h in scenario.topology["hops"]]
     assert sorted(macs) == sorted(hops), f"interfaces {sorted(macs)} != hops {sorted(hops)}"
-    known = {
-        i["mac"] for host in scenario.topology["hosts"] for i in host["interfaces"]
-    }
+    known = {i["mac"] for host in scenario.topology["hosts"] for i in host["interfaces"]}
     for hop, found in macs.items():
         assert "00:00:00:00:00:00" not in found, f"zero MAC on {hop}"
         assert found <= known, f"{hop}: MACs {found - known} are not in topology.json"
@@ -133,12 +131,20 @@ def check_request_ids_on_hops(scenario: Scenario) -> None:
             continue
         web = TARGET_HOST[requests[rid]["target"].split(":")[0]]
         if _plain(record):
-            assert seen(scenario.capture, f"client-{balancer}", rid), f"{rid} not on client-{balancer}"
+            assert seen(scenario.capture, f"client-{balancer}", rid), (
+                f"{rid} not on client-{balancer}"
+            )
         if record["scheme"] == "http" or balancer == "alb":  # TLS ends at the ALB
-            assert seen(scenario.capture, f"{balancer}-{web}", rid), f"{rid} not on {balancer}-{web}"
+            assert seen(scenario.capture, f"{balancer}-{web}", rid), (
+                f"{rid} not on {balancer}-{web}"
+            )
             other = "web2" if web == "web1" else "web1"
             assert not seen(scenario.capture, f"{balancer}-{other}", rid), f"{rid} also on {other}"
-        if "/api/items/" in record["target"] and record["method"] == "GET" and record["scheme"] == "http":
+        if (
+            "/api/items/" in record["target"]
+            and record["method"] == "GET"
+            and record["scheme"] == "http"
+        ):
             assert seen(scenario.capture, f"{web}-api", rid), f"{rid} not on {web}-api"
             assert seen(scenario.capture, "api-redis", f"rid:{rid}"), f"{rid} not on api-redis"
         checked += 1
@@ -243,7 +249,9 @@ def check_truth_matches_back_side(scenario: Scenario) -> None:
         assert (web, decision["target"]) in used, f"{rid}: {decision['target']} never reached"
         record = next(r for r in scenario.client if r["rid"] == rid)
         if record["served_by"]:
-            assert record["served_by"] == web, f"{rid}: truth {web}, served by {record['served_by']}"
+            assert record["served_by"] == web, (
+                f"{rid}: truth {web}, served by {record['served_by']}"
+            )
     assert {TARGET_HOST[d["target"].split(":")[0]] for d in requests.values()} == {"web1", "web2"}
 
 

@@ -53,3 +53,22 @@ def test_committed_capture(name: str, check, tshark: str) -> None:
     if not (folder / f"{name}.pcapng").exists():
         pytest.fail(f"captures/{name} is missing: re-record with 'sudo osilab lab record'")
     check(Scenario(folder))
+
+
+@pytest.mark.parametrize("name", ["alb", "nlb", "l4proxy", "smuggle"])
+def test_osilab_reader_sees_the_hops(name: str) -> None:
+    """osilab's own reader names every hop and finds the MACs topology.json lists."""
+    import json
+
+    import osilab
+
+    folder = CAPTURES / name
+    topology = json.loads((folder / "topology.json").read_text())
+    known = {i["mac"] for host in topology["hosts"] for i in host["interfaces"]}
+    seen: dict[str, set[str]] = {}
+    for packet in osilab.read(folder / f"{name}.pcapng"):
+        eth = packet.layer("eth")
+        seen.setdefault(packet.interface_name, set()).add(eth["src"])
+    assert sorted(seen) == sorted(h["interface"] for h in topology["hops"])
+    for hop, macs in seen.items():
+        assert macs <= known and "00:00:00:00:00:00" not in macs, hop

@@ -1,0 +1,44 @@
+"""``osilab flows``: every TCP and UDP flow of a capture, oriented client -> server.
+
+A flow is printed when it ends (closed, reset, idle, or the end of the capture), so the
+command runs in constant memory on captures of any size. The table is sorted by flow
+index; ``--json`` streams one object per flow as it ends (keys as in design.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from osilab.commands._capture import open_capture, report_errors
+from osilab.commands._output import print_table, write_jsonl
+from osilab.streams import flows
+
+__all__ = ["HELP", "EXAMPLE", "add_arguments", "run"]
+
+HELP = "list TCP/UDP flows: client, server, packets, bytes, first/last packet, TCP state"
+EXAMPLE = "osilab flows ../shared/captures/thirdparty/zeek/http-get.pcap --json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="a pcap or pcapng capture")
+    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per flow")
+
+
+def run(args: argparse.Namespace) -> int:
+    capture = open_capture(args.file)
+    records = flows(capture)
+    if args.json:
+        write_jsonl(record.to_json() for record in records)
+    else:
+        rows = sorted(records, key=lambda r: r.index)
+        print_table(
+            ("#", "proto", "client", "server", "packets", "bytes", "first", "last", "state", "app"),
+            (
+                (r.index, r.key.proto, r.key.client, r.key.server,
+                 f"{r.packets_to_server}/{r.packets_to_client}", r.bytes, r.first, r.last,
+                 r.state + (" (mid-stream)" if r.midstream else ""), r.application or "")
+                for r in rows
+            ),
+        )
+        print(f"{len(rows)} flows (packets shown as client->server/server->client)")
+    return report_errors(capture)

@@ -1,0 +1,300 @@
+"""Which protocol a flow speaks: content sniffing first, ports second, then one parser per flow.
+
+A flow's bytes say what they are far more reliably than its port numbers do: an HTTP
+request sent to port 22 is still HTTP, and gRPC on port 50051 is HTTP/2. So the first
+bytes of a flow (in whichever direction speaks first) are looked at before the ports,
+in this order (:func:`sniff`):
+
+======================================  ==========================================
+first bytes                             protocol
+======================================  ==========================================
+``PROXY `` or the PROXY v2 signature    proxy, then sniff again on what follows
+``PRI * HTTP/2.0``                      http2 (prior knowledge, RFC 9113 §3.3)
+an HTTP request line or status line     http (which may switch to http2 on ``h2c``)
+a TLS record header                     tls (decrypted data goes to http / http2)
+server port 6379 / 5432 / 53            resp / pgsql / dns
+anything else                           raw (no parser; the per-packet layers stay)
+======================================  ==========================================
+
+The parsers live in :mod:`osilab.protocols`, a later stage of the pipeline, so this
+module names them in a table (:data:`PARSERS`) and imports them lazily. A parser module
+that does not exist yet, or does not offer the expected factory, makes the flow *raw*
+rather than failing. A parser that raises on odd bytes is stopped for that flow and the
+failure is reported as a damaged message: one bad flow never stops a capture.
+
+What this module must not know: packets, reassembly or files. It is fed ordered bytes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
+
+from osilab.protocols.base import AppMessage, Direction
+from osilab.streams.keys import FlowKey
+
+__all__ = ["PARSERS", "PORTS", "sniff", "new_parser", "FlowParser", "proxy_header_length"]
+
+#: protocol -> (module, class) of its StreamParser. A module may instead offer a
+#: ``new_parser(flow, **options)`` function, which is preferred.
+PARSERS: MappingProxyType[str, tuple[str, str]] = MappingProxyType(
+    {
+        "http": ("osilab.protocols.http", "HttpParser"),
+        "http2": ("osilab.protocols.http2", "Http2Parser"),
+        "tls": ("osilab.protocols.tls", "TlsParser"),
+        "dns": ("osilab.protocols.dns", "DnsParser"),
+        "resp": ("osilab.protocols.resp", "RespParser"),
+        "pgsql": ("osilab.protocols.pgsql", "PgsqlParser"),
+        "proxy": ("osilab.protocols.proxy", "ProxyParser"),
+    }
+)
+
+#: Server port -> protocol, for bytes that do not announce themselves (IANA registry).
+PORTS: MappingProxyType[int, str] = MappingProxyType({6379: "resp", 5432: "pgsql", 53: "dns"})
+
+_PROXY_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
+_H2_PREFACE = b"PRI * HTTP/2.0"
+_HTTP_METHODS = frozenset(
+    b"GET POST PUT DELETE HEAD OPTIONS PATCH CONNECT TRACE PROPFIND PROPPATCH MKCOL COPY "
+    b"MOVE LOCK UNLOCK SEARCH REPORT".split()
+)
+#: Bytes looked at before deciding (or fewer when a line ends or the flow pauses).
+SNIFF_BYTES = 16
+
+
+def _looks_like_http(data: bytes) -> bool:
+    if data.startswith((b"HTTP/1.", b"HTTP/0.9")):
+        return True
+    space = data.find(b" ", 0, 12)
+    return space > 0 and bytes(data[:space]) in _HTTP_METHODS
+
+
+def _looks_like_tls(data: bytes) -> bool:
+    return len(data) >= 3 and 20 <= data[0] <= 24 and data[1] == 3 and data[2] <= 4
+
+
+def sniff(data: bytes, server_port: int) -> str:
+    """The protocol a flow's first bytes (or, failing that, its server port) announce.
+
+    >>> sniff(b"GET / HTTP/1.1\\r\\n", 22), sniff(b"\\x16\\x03\\x01\\x02\\x00", 8443), sniff(b"*1\\r\\n", 6379)
+    ('http', 'tls', 'resp')
+    """
+    if data.startswith(b"PROXY ") or data.startswith(_PROXY_V2):
+        return "proxy"
+    if data.startswith(_H2_PREFACE):
+        return "http2"
+    if _looks_like_http(data):
+        return "http"
+    if _looks_like_tls(data):
+        return "tls"
+    return PORTS.get(server_port, "raw")
+
+
+def proxy_header_length(data: bytes) -> int | None:
+    """Bytes taken by a PROXY protocol header at the start of ``data``; None if incomplete.
+
+    v1 is one text line of at most 107 bytes ending in CRLF; v2 is a 16-byte fixed header
+    whose last two bytes give the length of what follows (haproxy PROXY protocol spec).
+    """
+    if data.startswith(_PROXY_V2):
+        if len(data) < 16:
+            return None
+        return 16 + int.from_bytes(data[14:16], "big")
+    end = data.find(b"\r\n", 0, 108)
+    if end < 0:
+        return None if len(data) < 108 else len(data)
+    return end + 2
+
+
+@lru_cache(maxsize=None)
+def _factory(name: str) -> Callable[..., Any] | None:
+    spec = PARSERS.get(name)
+    if spec is None:
+        return None
+    module_name, class_name = spec
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    return getattr(module, "new_parser", None) or getattr(module, class_name, None)
+
+
+def new_parser(name: str, flow: FlowKey, **options: Any) -> Any | None:
+    """A parser for ``name`` on this flow, or None when that parser is not available."""
+    factory = _factory(name)
+    if factory is None:
+        return None
+    attempts: list[tuple[tuple, dict]] = [((flow,), options), ((flow,), {}), ((), {})]
+    for args, kwargs in attempts:
+        try:
+            return factory(*args, **kwargs)
+        except TypeError:
+            continue
+    return None
+
+
+def _damaged(protocol: str, direction: Direction, packet_no: int, time: float, why: str) -> AppMessage:
+    return AppMessage(protocol, direction, packet_no, packet_no, 0, f"{protocol}: {why}",
+                      {"stage": "error", "layer": False}, time, None, why)
+
+
+class FlowParser:
+    """Drives one flow's protocol parser: sniffs, starts it, and stacks what it needs.
+
+    Attributes:
+        protocol: ``None`` while undecided, then the protocol name or ``"raw"``.
+    """
+
+    __slots__ = ("flow", "keylog", "protocol", "parser", "_pending", "_pending_size", "_inner",
+                 "_proxy_done")
+
+    def __init__(self, flow: FlowKey, keylog: str | None = None) -> None:
+        self.flow = flow
+        self.keylog = keylog
+        self.protocol: str | None = None
+        self.parser: Any = None
+        self._pending: list[tuple[Direction, bytes, int, float]] = []
+        self._pending_size = 0
+        self._inner: Any = None  # the parser for decrypted TLS application data
+        self._proxy_done = False
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def feed(self, direction: Direction, data: bytes, packet_no: int, time: float) -> list[AppMessage]:
+        if self.parser is not None:
+            return self._call("feed", direction, data, packet_no, time)
+        if self.protocol == "raw":
+            return []
+        self._pending.append((direction, data, packet_no, time))
+        self._pending_size += len(data)
+        first = self._pending[0][1]
+        if len(first) < SNIFF_BYTES and b"\n" not in first and len(self._pending) < 4:
+            same = [chunk for d, chunk, _, _ in self._pending if d is self._pending[0][0]]
+            joined = b"".join(same)
+            if len(joined) < SNIFF_BYTES and b"\n" not in joined:
+                return []
+        return self._decide(packet_no, time)
+
+    def gap(self, direction: Direction, size: int, packet_no: int) -> list[AppMessage]:
+        if self.parser is None:
+            out = self._decide(packet_no, 0.0) if self._pending else []
+            if self.parser is None:
+                self.protocol = self.protocol or "raw"
+                return out
+            return out + self._call("gap", direction, size, packet_no)
+        return self._call("gap", direction, size, packet_no)
+
+    def end(self, direction: Direction, packet_no: int, time: float) -> list[AppMessage]:
+        out = self._decide(packet_no, time) if self.parser is None and self._pending else []
+        if self.parser is not None and hasattr(self.parser, "end"):
+            out += self._call("end", direction, packet_no, time)
+        return out
+
+    def close(self) -> list[AppMessage]:
+        out = self._decide(0, 0.0) if self.parser is None and self._pending else []
+        if self.parser is not None:
+            out += self._call("close")
+        if self._inner is not None:
+            try:
+                out += self._inner.close()
+            except Exception:  # noqa: BLE001 - a parser bug must not stop the capture
+                pass
+        return out
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _decide(self, packet_no: int, time: float) -> list[AppMessage]:
+        pending, self._pending, self._pending_size = self._pending, [], 0
+        direction = pending[0][0]
+        head = b"".join(chunk for d, chunk, _, _ in pending if d is direction)[:256]
+        name = sniff(head, self.flow.server.port)
+        out: list[AppMessage] = []
+        if name == "proxy" and not self._proxy_done:
+            size = proxy_header_length(head)
+            if size is None:
+                if len(pending) < 8:
+                    self._pending, self._pending_size = pending, sum(len(c) for _, c, _, _ in pending)
+                    return out
+                size = len(head)
+            self._proxy_done = True
+            out += self._proxy(direction, head[:size], pending[0][2], pending[0][3])
+            rest = self._skip(pending, direction, size)
+            for d, chunk, pkt, t in rest:
+                out += self.feed(d, chunk, pkt, t)
+            return out
+        parser = None if name == "raw" else new_parser(name, self.flow, **self._options(name))
+        if parser is None:
+            self.protocol = "raw"
+            return out
+        self.protocol, self.parser = name, parser
+        for d, chunk, pkt, t in pending:
+            out += self._call("feed", d, chunk, pkt, t)
+        return out
+
+    def _options(self, name: str) -> dict[str, Any]:
+        return {"keylog": self.keylog} if name == "tls" and self.keylog else {}
+
+    @staticmethod
+    def _skip(pending: list, direction: Direction, size: int) -> list:
+        """The pending chunks without the first ``size`` bytes of ``direction``."""
+        rest = []
+        for d, chunk, pkt, t in pending:
+            if d is direction and size > 0:
+                if len(chunk) <= size:
+                    size -= len(chunk)
+                    continue
+                chunk, size = chunk[size:], 0
+            rest.append((d, chunk, pkt, t))
+        return rest
+
+    def _proxy(self, direction: Direction, header: bytes, packet_no: int, time: float) -> list[AppMessage]:
+        parser = new_parser("proxy", self.flow)
+        if parser is not None:
+            try:
+                found = parser.feed(direction, header, packet_no, time)
+                if found:
+                    return list(found)
+            except Exception:  # noqa: BLE001
+                pass
+        version = 2 if header.startswith(_PROXY_V2) else 1
+        text = header.rstrip(b"\r\n").decode("ascii", "replace") if version == 1 else "PROXY v2"
+        return [AppMessage("proxy", direction, packet_no, packet_no, len(header), text,
+                           {"stage": "complete", "version": version}, time)]
+
+    def _call(self, method: str, *args: Any) -> list[AppMessage]:
+        try:
+            found = list(getattr(self.parser, method)(*args) or ())
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not lose the capture
+            name = self.protocol or "?"
+            direction = args[0] if args and isinstance(args[0], Direction) else Direction.TO_SERVER
+            packet_no = args[2] if method == "feed" else (args[-1] if method == "gap" else 0)
+            self.parser, self.protocol = None, "raw"
+            return [_damaged(name, direction, packet_no if isinstance(packet_no, int) else 0, 0.0,
+                             f"the {name} parser failed ({type(exc).__name__}: {exc}); rest of the flow left raw")]
+        if self.protocol == "tls":
+            found += self._decrypted(found)
+        return found
+
+    def _decrypted(self, messages: list[AppMessage]) -> list[AppMessage]:
+        """Feed TLS plaintext (see docs/internal-api.md) to an inner HTTP parser."""
+        out: list[AppMessage] = []
+        for message in messages:
+            plaintext = message.fields.get("plaintext") if isinstance(message.fields, dict) else None
+            if not plaintext:
+                continue
+            if self._inner is None:
+                alpn = message.fields.get("alpn")
+                name = "http2" if alpn == "h2" or plaintext.startswith(_H2_PREFACE) else "http"
+                if alpn is None and not _looks_like_http(plaintext) and name == "http":
+                    continue
+                self._inner = new_parser(name, self.flow)
+                if self._inner is None:
+                    continue
+            try:
+                out += self._inner.feed(message.direction, plaintext, message.last_packet, message.time)
+            except Exception:  # noqa: BLE001
+                self._inner = None
+        return out

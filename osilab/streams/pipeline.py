@@ -1,0 +1,420 @@
+"""The stream pipeline: packets in, flows, reassembled bytes and application messages out.
+
+This is the one place where the pieces of :mod:`osilab.streams` meet packets:
+
+1. the :class:`~osilab.streams.flows.FlowTable` puts each TCP/UDP packet in its flow and
+   says which way it travels;
+2. per TCP flow and direction, a :class:`~osilab.streams.reassembly.StreamReassembler`
+   turns segments into ordered chunks (one packet each) and marked gaps;
+3. per flow, a :class:`~osilab.streams.dispatch.FlowParser` sniffs the protocol and feeds
+   the chunks to its parser, which returns the application messages each chunk completed.
+
+:func:`track` yields one :class:`Step` per packet, in capture order, as soon as the packet
+has been handled (streaming: memory depends on the live flows, not on the capture size).
+The other functions are views over it: :func:`conversations` (the messages),
+:func:`annotate` (the packets with stream-aware application layers, as tshark shows
+them), :func:`follow` (one flow's bytes, for ``osilab follow``).
+
+What this module must not know: files, printing, or any protocol's syntax.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from osilab.capture.dissect import dissect
+from osilab.capture.packet import TCP_RST, Layer, Packet
+from osilab.layers import place
+from osilab.protocols.base import AppMessage, Direction
+from osilab.streams.dispatch import FlowParser
+from osilab.streams.flows import Flow, FlowRecord, FlowTable, transport_facts
+from osilab.streams.keys import FlowKey
+from osilab.streams.reassembly import Chunk, Gap, StreamReassembler
+
+__all__ = ["Step", "FlowMessage", "FollowItem", "track", "conversations", "annotate", "follow",
+           "find_flow", "Fragments", "MAX_FRAGMENTED_DATAGRAMS", "FRAGMENT_TIMEOUT"]
+
+#: Datagrams being put together from IP fragments at once (the oldest is dropped beyond).
+MAX_FRAGMENTED_DATAGRAMS = 1024
+#: Seconds of capture time a datagram's fragments wait for the rest (Linux ipfrag_time).
+FRAGMENT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class FlowMessage:
+    """An application message and the flow it belongs to."""
+
+    flow: FlowKey
+    message: AppMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one packet did (``packet`` is None for the final flush at the end of capture).
+
+    Attributes:
+        packet: the packet.
+        flow: its flow, or None when it is not TCP/UDP.
+        flow_index: the flow's 0-based index (as Wireshark's tcp.stream), or -1.
+        direction: which way it travelled in its flow.
+        application: the protocol its flow was recognised as (``"raw"`` when none).
+        messages: application messages completed at this packet (any flow).
+        ended: flows that ended at this packet (closed, idle, reused) or at the end.
+    """
+
+    packet: Packet | None
+    flow: FlowKey | None
+    flow_index: int
+    direction: Direction | None
+    application: str | None
+    messages: tuple[FlowMessage, ...]
+    ended: tuple[FlowRecord, ...]
+
+
+class _FlowState:
+    """The streams stage's per-flow state, kept in :attr:`Flow.state`."""
+
+    __slots__ = ("parser", "streams", "ended", "closed")
+
+    def __init__(self, flow: Flow, keylog: str | None) -> None:
+        self.parser = FlowParser(flow.key, keylog)
+        self.streams = (StreamReassembler(), StreamReassembler()) if flow.key.proto == "tcp" else None
+        self.ended = [False, False]
+        self.closed = False
+
+
+def _missing(pkt: Packet, payload_length: int) -> int:
+    """Payload bytes the capture cut off (snap length), from the IP length fields."""
+    if pkt.wire_length <= len(pkt.data):
+        return 0
+    tcp = pkt.layer("tcp")
+    net = pkt.layer("ip") or pkt.layer("ipv6")
+    if tcp is None or net is None:
+        return 0
+    if net.name == "ip":
+        carried = net.fields.get("len", 0) - net.fields.get("hdr_len", 20)
+    else:
+        carried = net.fields.get("plen", 0) - (net.length - 40)
+    return max(0, carried - tcp.fields.get("hdr_len", 20) - payload_length)
+
+
+class _Tracker:
+    def __init__(self, keylog: str | None) -> None:
+        self.keylog = keylog
+        self.table = FlowTable()
+
+    def step(self, pkt: Packet) -> Step:
+        facts = transport_facts(pkt)
+        if facts is None:
+            return Step(pkt, None, -1, None, None, (), ())
+        proto, src, sport, dst, dport, flags, payload_length = facts
+        flow, direction, ended = self.table.packet(
+            proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length, payload_length
+        )
+        messages: list[FlowMessage] = []
+        records = tuple(self._end(gone, messages) for gone in ended)
+        state = flow.state
+        if state is None:
+            state = flow.state = _FlowState(flow, self.keylog)
+        parser = state.parser
+        found: list[AppMessage] = []
+        if state.streams is None:  # UDP: each datagram is a message of its own
+            if payload_length:
+                found += parser.feed(direction, pkt.payload, pkt.no, pkt.time)
+        elif not state.closed:
+            side = 0 if direction is Direction.TO_SERVER else 1
+            stream = state.streams[side]
+            payload = pkt.payload if payload_length else b""
+            missing = _missing(pkt, len(payload))
+            items = stream.segment(pkt.tcp_seq or 0, flags or 0, payload, pkt.no, pkt.time, missing)
+            self._deliver(parser, direction, items, pkt, found)
+            if stream.finished and not state.ended[side]:
+                state.ended[side] = True
+                found += parser.end(direction, pkt.no, pkt.time)
+            if (flags or 0) & TCP_RST or flow.over:
+                found += self._close(flow, state, pkt.no, pkt.time)
+        for message in found:
+            messages.append(FlowMessage(flow.key, message))
+        application = parser.protocol
+        if application is not None and application != flow.application:
+            flow.application = application
+        return Step(pkt, flow.key, flow.index, direction, application, tuple(messages), records)
+
+    @staticmethod
+    def _deliver(parser: FlowParser, direction: Direction, items: list, pkt: Packet | None,
+                 found: list[AppMessage]) -> None:
+        for item in items:
+            if type(item) is Chunk:
+                found += parser.feed(direction, item.data, item.delivered_at,
+                                     pkt.time if pkt is not None else item.time)
+            else:
+                found += parser.gap(direction, item.size, item.packet_no)
+
+    def _close(self, flow: Flow, state: _FlowState, packet_no: int, time: float) -> list[AppMessage]:
+        """The connection is over: flush both directions and close the parser, once."""
+        if state.closed:
+            return []
+        found: list[AppMessage] = []
+        if state.streams is not None:
+            for side, direction in ((0, Direction.TO_SERVER), (1, Direction.TO_CLIENT)):
+                stream = state.streams[side]
+                self._deliver(state.parser, direction, stream.finish(packet_no), None, found)
+                if not state.ended[side]:
+                    state.ended[side] = True
+                    found += state.parser.end(direction, packet_no, time)
+        found += state.parser.close()
+        state.closed = True
+        return found
+
+    def _end(self, flow: Flow, messages: list[FlowMessage]) -> FlowRecord:
+        state = flow.state
+        if state is not None:
+            for message in self._close(flow, state, flow.last, flow.last_time):
+                messages.append(FlowMessage(flow.key, message))
+            if state.parser.protocol is not None:
+                flow.application = state.parser.protocol
+            flow.state = None  # release buffers
+        return flow.record()
+
+    def finish(self) -> Step:
+        messages: list[FlowMessage] = []
+        records = tuple(self._end(flow, messages) for flow in self.table.finish())
+        return Step(None, None, -1, None, None, tuple(messages), records)
+
+
+def track(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterator[Step]:
+    """One :class:`Step` per packet, in capture order, then a final flush step.
+
+    Args:
+        packets: a capture (``osilab.read(path)``) or any iterable of packets.
+        keylog: an NSS key log file, passed to the TLS parser for decryption.
+    """
+    tracker = _Tracker(keylog)
+    for pkt in packets:
+        yield tracker.step(pkt)
+    yield tracker.finish()
+
+
+def conversations(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterator[FlowMessage]:
+    """Every application message of a capture, in the order they complete.
+
+    >>> import osilab
+    >>> msgs = conversations(osilab.read("../shared/captures/thirdparty/zeek/http-get.pcap"))  # doctest: +SKIP
+    >>> [m.message.summary for m in msgs][:1]  # doctest: +SKIP
+    ['GET /download/CHANGES.bro-aux.txt HTTP/1.1']
+    """
+    for step in track(packets, keylog=keylog):
+        yield from step.messages
+
+
+def _message_layer(message: AppMessage, pkt: Packet) -> Layer:
+    where = place(message.protocol)
+    fields = dict(message.fields)
+    fields["first_packet"] = message.first_packet
+    fields["reassembled_length"] = message.length
+    summary = message.summary
+    if message.first_packet != message.last_packet:
+        summary += f" [reassembled: packets {message.first_packet}-{message.last_packet}, {message.length} bytes]"
+    return Layer(message.protocol, where.osi, where.tcpip, pkt.payload_offset, message.length,
+                 fields, summary, message.damaged)
+
+
+def _shows_as_layer(message: AppMessage) -> bool:
+    fields = message.fields
+    return fields.get("layer", True) is not False and fields.get("stage") != "headers"
+
+
+_TRANSPORT = frozenset({"tcp", "udp"})
+
+
+def annotate(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterator[Packet]:
+    """The same packets, with stream-aware application layers (as tshark shows them).
+
+    Each application message is added as a :class:`Layer` on the packet that completes it
+    (its ``length`` is the reassembled message length, its fields say where it started):
+    an HTTP request split over three segments appears as ``http`` in the third. Segments
+    of a recognised flow that complete nothing keep only their transport layer; flows whose
+    protocol osilab has no stream parser for keep their per-packet layers.
+    """
+    fragments = Fragments()
+    for step in track(packets, keylog=keylog):
+        pkt = step.packet
+        if pkt is None:
+            continue
+        if step.flow is None:
+            carried = fragments.packet(pkt)
+            if carried:
+                base = tuple(lay for lay in pkt.layers if lay.name != "data")
+                pkt = _rebuilt(pkt, base + carried)
+            yield pkt
+            continue
+        if step.application in (None, "raw"):
+            yield pkt
+            continue
+        extra = tuple(
+            _message_layer(fm.message, pkt)
+            for fm in step.messages
+            if fm.flow == step.flow and fm.message.last_packet == pkt.no and _shows_as_layer(fm.message)
+        )
+        layers = pkt.layers
+        cut = len(layers)
+        for i, lay in enumerate(layers):
+            if lay.name in _TRANSPORT:
+                cut = i + 1
+                break
+        if not extra and cut == len(layers):
+            yield pkt
+            continue
+        yield _rebuilt(pkt, layers[:cut] + extra)
+
+
+def _rebuilt(pkt: Packet, layers: tuple[Layer, ...]) -> Packet:
+    """The same packet with another layer stack (Packet.with_layers keeps application layers)."""
+    return Packet(
+        pkt.no, pkt.time, pkt.data, pkt.linktype, wire_length=pkt.wire_length,
+        interface=pkt.interface, interface_name=pkt.interface_name, comment=pkt.comment,
+        read_error=pkt.read_error, layers=layers,
+    )
+
+
+class Fragments:
+    """IPv4 and IPv6 fragment reassembly, only to show what the fragments carried.
+
+    RFC 791 §3.2 (IPv4) and RFC 8200 §4.5 (IPv6): a datagram too big for a link is cut
+    into fragments that share an identification; the receiver puts them back by their
+    offsets once the last one (More Fragments = 0) and every byte before it are there.
+    Like tshark, osilab then shows the transport layer (and what it carries) on the
+    fragment that completed the datagram. Memory is bounded by
+    :data:`MAX_FRAGMENTED_DATAGRAMS` and :data:`FRAGMENT_TIMEOUT`.
+    """
+
+    def __init__(self) -> None:
+        # key -> [time, {offset: bytes}, total length or None, header-builder facts]
+        self._pending: OrderedDict[tuple, list] = OrderedDict()
+
+    def packet(self, pkt: Packet) -> tuple[Layer, ...] | None:
+        """The layers the completed datagram adds on this fragment, or None."""
+        net = None
+        for lay in pkt.layers:
+            if lay.name in ("ip", "ipv6"):
+                net = lay
+                break
+        if net is None or net.damaged:
+            return None
+        data = pkt.data
+        if net.name == "ip":
+            offset, more = net.fields["frag_offset"], bool(net.fields["flags"] & 1)
+            if not offset and not more:
+                return None
+            key = (4, net.fields["src"], net.fields["dst"], net.fields["id"], net.fields["proto"])
+            start, end = net.offset + net.length, min(len(data), net.offset + net.fields["len"])
+        else:
+            if "fragment.offset" not in net.fields:
+                return None
+            offset, more = net.fields["fragment.offset"], net.fields["fragment.more"]
+            if not offset and not more:
+                return None
+            frag = net.offset + net.length - 8  # the fragment header ends the ipv6 layer
+            ident = int.from_bytes(data[frag + 4 : frag + 8], "big")
+            key = (6, net.fields["src"], net.fields["dst"], ident, net.fields["final_nxt"])
+            start, end = net.offset + net.length, min(len(data), net.offset + 40 + net.fields["plen"])
+        now = pkt.time
+        while self._pending:
+            oldest_key, oldest = next(iter(self._pending.items()))
+            if oldest[0] + FRAGMENT_TIMEOUT >= now and len(self._pending) < MAX_FRAGMENTED_DATAGRAMS:
+                break
+            del self._pending[oldest_key]
+        entry = self._pending.setdefault(key, [now, {}, None, None])
+        entry[1].setdefault(offset, bytes(data[start:end]))
+        if offset == 0:
+            entry[3] = (bytes(data[net.offset : net.offset + (net.length if net.name == "ip" else 40)]))
+        if not more:
+            entry[2] = offset + (end - start)
+        total = entry[2]
+        if total is None or entry[3] is None:
+            return None
+        payload = bytearray()
+        for at in sorted(entry[1]):
+            if at > len(payload):
+                return None  # a hole: wait for the missing fragment
+            payload += entry[1][at][len(payload) - at :]
+        if len(payload) < total:
+            return None
+        del self._pending[key]
+        header = bytearray(entry[3])
+        if key[0] == 4:
+            header[2:4] = (len(header) + total).to_bytes(2, "big")
+            header[6:8] = b"\x00\x00"
+            layers = dissect(bytes(header) + bytes(payload[:total]), 228)
+        else:
+            header[4:6] = total.to_bytes(2, "big")
+            header[6] = key[4]
+            layers = dissect(bytes(header) + bytes(payload[:total]), 229)
+        at = start
+        return tuple(
+            replace(lay, offset=at, summary=lay.summary + f" [reassembled from IP fragments, {total} bytes]")
+            for lay in layers[1:]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FollowItem:
+    """One piece of a followed flow: a chunk of bytes or a gap, and its direction."""
+
+    direction: Direction
+    item: Chunk | Gap
+
+
+def find_flow(flow: str | int | FlowKey, key: FlowKey, index: int) -> bool:
+    """Whether ``flow`` (a FlowKey, a ``client-server`` string or an index) names this flow."""
+    if isinstance(flow, int):
+        return flow == index
+    if isinstance(flow, str):
+        if flow.isdigit():
+            return int(flow) == index
+        try:
+            flow = FlowKey.parse(flow, key.proto)
+        except ValueError:
+            return False
+    return {flow.client, flow.server} == {key.client, key.server} and flow.proto == key.proto
+
+
+def follow(packets: Iterable[Packet], flow: str | int | FlowKey) -> Iterator[FollowItem]:
+    """One TCP flow's conversation, both directions, in the order the bytes became readable.
+
+    ``flow`` is a flow index (as ``osilab flows`` numbers them), a ``client-server`` string
+    or a :class:`FlowKey`. UDP flows yield one chunk per datagram.
+    """
+    table = FlowTable()
+    chosen: int | None = None
+    streams: tuple[StreamReassembler, StreamReassembler] | None = None
+    for pkt in packets:
+        facts = transport_facts(pkt)
+        if facts is None:
+            continue
+        proto, src, sport, dst, dport, flags, payload_length = facts
+        found, direction, _ = table.packet(
+            proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length, payload_length
+        )
+        if chosen is None and find_flow(flow, found.key, found.index):
+            chosen = found.index
+            streams = (StreamReassembler(), StreamReassembler())
+        if found.index != chosen or streams is None:
+            continue
+        payload = pkt.payload if payload_length else b""
+        if proto == "udp":
+            if payload:
+                yield FollowItem(direction, Chunk(payload, 0, pkt.no, pkt.time, pkt.no))
+            continue
+        side = 0 if direction is Direction.TO_SERVER else 1
+        items = streams[side].segment(pkt.tcp_seq or 0, flags or 0, payload, pkt.no, pkt.time,
+                                      _missing(pkt, len(payload)))
+        for item in items:
+            yield FollowItem(direction, item)
+    if streams is not None:
+        for side, direction in ((0, Direction.TO_SERVER), (1, Direction.TO_CLIENT)):
+            for item in streams[side].finish():
+                yield FollowItem(direction, item)
+

@@ -1,0 +1,25 @@
+"""The examples in the balancer modules' docstrings run and hold (they are lessons too)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "osilab.balancers.config",
+    "osilab.balancers.rules",
+    "osilab.balancers.hashing",
+    "osilab.balancers.decision",
+    "osilab.balancers.explain",
+    "osilab.balancers.nlb",
+    "osilab.balancers.alb",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+    assert result.attempted > 0, f"{name} has no examples"
