@@ -70,7 +70,7 @@ XFF_MODES = ("append", "preserve", "remove")
 #: Flow-hash field sets an NLB target group can use (see :mod:`osilab.balancers.hashing`).
 NLB_HASHES = ("5-tuple", "5-tuple+seq", "source-ip", "source-ip-proto")
 #: How a flow hash becomes a target.
-NLB_TABLES = ("maglev", "modulo")
+NLB_TABLES = ("maglev", "modulo", "nft-jhash")
 
 CONDITION_FIELDS = {
     "host-header": "HostHeaderConfig",
@@ -183,7 +183,11 @@ class TargetGroup:
             the protocol: off for IP targets over TCP/TLS, on for UDP/TCP_UDP).
         proxy_protocol_v2: NLB ``proxy_protocol_v2.enabled``.
         hash: NLB flow-hash fields (``"5-tuple"`` by default).
-        table: NLB hash-to-target method, ``"maglev"`` (default) or ``"modulo"``.
+        table: NLB hash-to-target method, ``"maglev"`` (default), ``"modulo"``, or
+            ``"nft-jhash"``: the osilab lab's nftables balancer (``jhash ip saddr . tcp
+            sport . ip daddr . tcp dport mod N seed HashSeed``), to check the model
+            against the real one.
+        hash_seed: the seed of ``"nft-jhash"`` (the lab uses 0x05115EED).
         table_size: Maglev table size M (a prime; default 65537).
         health_changes: scheduled target health changes, in time order.
     """
@@ -200,6 +204,7 @@ class TargetGroup:
     hash: str = "5-tuple"
     table: str = "maglev"
     table_size: int = 65537
+    hash_seed: int = 0
     health_changes: tuple[HealthChange, ...] = ()
 
 
@@ -481,6 +486,7 @@ def _parse_target_group(obj: Any, lb_type: str, index: int) -> TargetGroup:
         "Hash",
         "HashTable",
         "TableSize",
+        "HashSeed",
         "HealthChanges",
         "Attributes",
     } | _IGNORED_TG_KEYS
@@ -570,11 +576,25 @@ def _parse_target_group(obj: Any, lb_type: str, index: int) -> TargetGroup:
         raise ConfigError(
             f"{where}: HashTable must be one of {', '.join(NLB_TABLES)}, not {table!r}"
         )
+    if table == "nft-jhash" and flow_hash != "5-tuple":
+        raise ConfigError(
+            f"{where}: HashTable 'nft-jhash' hashes the 4-tuple; Hash must be '5-tuple'"
+        )
     table_size = int(_number(obj.get("TableSize", 65537), "TableSize", where, 2, 5000011))
     if not _is_prime(table_size):
         raise ConfigError(
             f"{where}: the Maglev TableSize must be prime (65537, 5000011...), not {table_size}"
         )
+
+    raw_seed = obj.get("HashSeed", 0)
+    try:
+        hash_seed = int(raw_seed, 0) if isinstance(raw_seed, str) else int(raw_seed)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: HashSeed must be an integer (or '0x...'), not {raw_seed!r}"
+        ) from None
+    if not 0 <= hash_seed <= 0xFFFFFFFF:
+        raise ConfigError(f"{where}: HashSeed must fit in 32 bits")
 
     changes = []
     for item in obj.get("HealthChanges", []) or []:
@@ -603,6 +623,7 @@ def _parse_target_group(obj: Any, lb_type: str, index: int) -> TargetGroup:
         hash=flow_hash,
         table=table,
         table_size=table_size,
+        hash_seed=hash_seed,
         health_changes=tuple(changes),
     )
 

@@ -22,7 +22,8 @@ fields into a number (a *flow hash*) and the number into a target. Two questions
      (or from one NAT) goes to the same target; this is what NLB ``source_ip``
      stickiness gives.
 
-2. **Which target for a hash?** (:class:`MaglevTable` or :func:`modulo_pick`)
+2. **Which target for a hash?** (:class:`MaglevTable`, :func:`modulo_pick`, or
+   :func:`nft_jhash_index`, the lab's nftables balancer)
 
    ``hash mod N`` is the obvious answer and the worst one: when N changes, almost every
    flow moves. Maglev (Eisenbud et al., *Maglev: A Fast and Reliable Software Network
@@ -56,6 +57,8 @@ __all__ = [
     "MaglevTable",
     "modulo_pick",
     "maglev_disruption",
+    "linux_jhash",
+    "nft_jhash_index",
 ]
 
 #: The flow-hash field sets this module knows.
@@ -279,6 +282,92 @@ def _build_cached(
     backends: tuple[str, ...], size: int, weights: tuple[int, ...] | None, seed: int
 ) -> MaglevTable:
     return MaglevTable._build(backends, size, weights, seed)
+
+
+# --------------------------------------------------------------------------- Linux jhash
+
+_MASK = 0xFFFFFFFF
+
+
+def _rol(value: int, shift: int) -> int:
+    return ((value << shift) | (value >> (32 - shift))) & _MASK
+
+
+def _jhash_mix(a: int, b: int, c: int) -> tuple[int, int, int]:
+    a = (a - c) & _MASK ^ _rol(c, 4)
+    c = (c + b) & _MASK
+    b = (b - a) & _MASK ^ _rol(a, 6)
+    a = (a + c) & _MASK
+    c = (c - b) & _MASK ^ _rol(b, 8)
+    b = (b + a) & _MASK
+    a = (a - c) & _MASK ^ _rol(c, 16)
+    c = (c + b) & _MASK
+    b = (b - a) & _MASK ^ _rol(a, 19)
+    a = (a + c) & _MASK
+    c = (c - b) & _MASK ^ _rol(b, 4)
+    b = (b + a) & _MASK
+    return a, b, c
+
+
+def _jhash_final(a: int, b: int, c: int) -> int:
+    c = (c ^ b) - _rol(b, 14) & _MASK
+    a = (a ^ c) - _rol(c, 11) & _MASK
+    b = (b ^ a) - _rol(a, 25) & _MASK
+    c = (c ^ b) - _rol(b, 16) & _MASK
+    a = (a ^ c) - _rol(c, 4) & _MASK
+    b = (b ^ a) - _rol(a, 14) & _MASK
+    c = (c ^ b) - _rol(b, 24) & _MASK
+    return c
+
+
+def linux_jhash(data: bytes, initval: int) -> int:
+    """The Linux kernel's ``jhash()`` (Bob Jenkins' lookup3, ``include/linux/jhash.h``).
+
+    Words are read little-endian (as on x86, where the lab runs); the tail of 1-12 bytes
+    goes through the final mix, an empty tail does not.
+    """
+    length = len(data)
+    a = b = c = (0xDEADBEEF + length + initval) & _MASK
+    offset = 0
+    while length > 12:
+        a = (a + int.from_bytes(data[offset : offset + 4], "little")) & _MASK
+        b = (b + int.from_bytes(data[offset + 4 : offset + 8], "little")) & _MASK
+        c = (c + int.from_bytes(data[offset + 8 : offset + 12], "little")) & _MASK
+        a, b, c = _jhash_mix(a, b, c)
+        length -= 12
+        offset += 12
+    if length == 0:
+        return c
+    tail = data[offset:] + bytes(12 - length)
+    a = (a + int.from_bytes(tail[0:4], "little")) & _MASK
+    b = (b + int.from_bytes(tail[4:8], "little")) & _MASK
+    c = (c + int.from_bytes(tail[8:12], "little")) & _MASK
+    return _jhash_final(a, b, c)
+
+
+def nft_jhash_index(
+    src_ip: str, src_port: int, dst_ip: str, dst_port: int, modulus: int, seed: int
+) -> int:
+    """What ``jhash ip saddr . tcp sport . ip daddr . tcp dport mod N seed S`` gives in nftables.
+
+    This is the hash of the osilab lab's own L4 balancer (``docs/design.md``, "The lab"),
+    so the NLB model can be checked packet for packet against a real kernel balancer.
+    nftables lays a concatenation out in 32-bit registers, so each 2-byte port is
+    followed by two zero bytes (16 bytes for IPv4); the kernel computes
+    ``jhash(data, 16, seed)`` and scales it into ``[0, N)`` as
+    ``reciprocal_scale``: ``(hash * N) >> 32`` (``net/netfilter/nft_hash.c``).
+    """
+    data = b"".join(
+        (
+            ipaddress.ip_address(src_ip).packed,
+            src_port.to_bytes(2, "big"),
+            b"\0\0",
+            ipaddress.ip_address(dst_ip).packed,
+            dst_port.to_bytes(2, "big"),
+            b"\0\0",
+        )
+    )
+    return (linux_jhash(data, seed) * modulus) >> 32
 
 
 def maglev_disruption(before: MaglevTable, after: MaglevTable) -> float:

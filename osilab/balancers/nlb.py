@@ -47,7 +47,13 @@ from typing import Any
 from osilab.balancers import explain
 from osilab.balancers.config import BalancerConfig, Listener, TargetGroup, load_config
 from osilab.balancers.decision import Decision, DecisionList
-from osilab.balancers.hashing import MaglevTable, flow_hash, flow_hash_fields, modulo_pick
+from osilab.balancers.hashing import (
+    MaglevTable,
+    flow_hash,
+    flow_hash_fields,
+    modulo_pick,
+    nft_jhash_index,
+)
 from osilab.errors import ConfigError
 from osilab.streams.keys import Endpoint, FlowKey
 
@@ -247,8 +253,10 @@ class NetworkLoadBalancer:
 
     # ------------------------------------------------------------------ choosing
 
-    def _pick(self, group: TargetGroup, value: int) -> tuple[str, str, str]:
-        """(target, method description, health note) for a hash value."""
+    def _pick(
+        self, group: TargetGroup, value: int, fields: tuple[str, int, str, int]
+    ) -> tuple[str, str, str]:
+        """(target, method description, health note) for a hash value (or the 4-tuple)."""
         state = self._groups[group.name]
         live = state.healthy or list(group.targets)
         note = ""
@@ -258,6 +266,10 @@ class NetworkLoadBalancer:
                 note = f"{', '.join(down)} unhealthy, so new flows hash over the {len(live)} healthy targets only"
             else:
                 note = "every target is unhealthy, so the NLB fails open and uses them all"
+        if group.table == "nft-jhash":
+            index = nft_jhash_index(*fields, len(live), group.hash_seed)
+            how = f"nftables jhash of the 4-tuple mod {len(live)}, seed {group.hash_seed:#x}: index {index}"
+            return live[index], how, note
         if state.table is not None:
             slot = state.table.slot(value)
             return state.table.lookup(value), f"Maglev slot {slot} of {state.table.size}", note
@@ -409,7 +421,7 @@ class NetworkLoadBalancer:
             value = flow_hash(
                 group.hash, proto, src_ip, src_port, dst_ip, dst_port, seq=tcp_seq, seed=self.seed
             )
-        target, method, health_note = self._pick(group, value)
+        target, method, health_note = self._pick(group, value, (src_ip, src_port, dst_ip, dst_port))
         flow = FlowKey(proto, Endpoint(src_ip, src_port), Endpoint(dst_ip, dst_port))
         ipv6 = ":" in src_ip
         seen = flow_hash_fields(group.hash, proto, ipv6=ipv6)

@@ -190,9 +190,9 @@ class Packet:
             net = trans = None
             proto = None
             for lay in self.layers:
-                if lay.name in ("ip", "ipv6") and net is None:
+                if lay.name in ("ip", "ipv6") and net is None and "src" in lay.fields:
                     net = lay
-                elif lay.name in ("tcp", "udp") and net is not None:
+                elif lay.name in ("tcp", "udp") and net is not None and "srcport" in lay.fields:
                     trans, proto = lay, lay.name
                     break
             facts = self._facts = (proto, net, trans)

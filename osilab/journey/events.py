@@ -46,6 +46,7 @@ no file and prints nothing. :func:`osilab.journey.journey` is the edge that read
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,9 @@ BEHAVIOURS: Mapping[str, str] = {
     "endpoint": "reads the message up to layer 7 and answers or asks on",
     "sink": "reads the message up to layer 7: the journey ends here",
 }
+
+#: Lab roles that are load balancers (their request event is the one a comparison looks at).
+BALANCER_ROLES = frozenset({"alb", "nlb", "l4proxy"})
 
 _MODEL = "balancer model"
 _CAPTURE = "capture"
@@ -345,10 +349,20 @@ def _pdus(index: CaptureIndex, network: Network, legs: list[Exchange]) -> tuple[
     start = last.request.time
     end = last.response.time if last.response else float("inf")
     runs = [run for run in index.runs if start <= run.time <= end and run.flow.key.client.ip in addresses]
+    rid = legs[0].request_id or ""
+    overlapping = [
+        ex for ex in index.exchanges
+        if ex.flow.key.server.ip in addresses and ex.request_id not in (None, rid)
+        and ex.request.time <= end and (ex.response.time if ex.response else float("inf")) >= start
+    ]
+    if overlapping:
+        runs = _naming(runs, rid)
+        notes.append(f"{len(overlapping)} other request(s) were at {worker} at the same time (HTTP/2 streams or "
+                     "concurrent connections): only the store messages that name this request's id, and their "
+                     "replies, are kept; the others cannot be told apart by timing.")
     for run in runs:
         direction = "request" if run.side == "c" else "response"
         pdus.append(_Pdu(index.packets[run.packets[-1]], direction, run.protocol, run.summary, run=run))
-    rid = legs[0].request_id or ""
     stores = {run.protocol for run in runs}
     if "resp" in stores:
         confirmed = any(f"rid:{rid}".encode() in run.data for run in runs if run.protocol == "resp")
@@ -366,6 +380,22 @@ def _pdus(index: CaptureIndex, network: Network, legs: list[Exchange]) -> tuple[
         packet = index.packets[leg.response.headers_complete_packet]
         pdus.append(_Pdu(packet, "response", "http", _status_line(leg), leg=leg))
     return pdus, notes
+
+
+def _naming(runs: list[Run], rid: str) -> list[Run]:
+    """The store commands that name ``rid`` (``rid:<id>`` key, ``rid=<id>`` comment) and their replies."""
+    marker = re.compile(rb"rid[:=]" + re.escape(rid.encode()) + rb"(?![A-Za-z0-9_-])")
+    kept: list[Run] = []
+    asked: dict[int, bool] = {}  # flow identity -> whether its last command was kept
+    for run in runs:
+        if run.side == "c":
+            asked[id(run.flow)] = bool(marker.search(run.data))
+            if asked[id(run.flow)]:
+                kept.append(run)
+        elif asked.get(id(run.flow)):
+            kept.append(run)
+            asked[id(run.flow)] = False
+    return kept
 
 
 def _mac(packet: Packet, which: str) -> str | None:
@@ -710,6 +740,11 @@ def build_journey(
     """
     legs = _legs(index, request_id)
     pdus, notes = _pdus(index, network, legs)
+    first = index.packets[legs[0].request.headers_complete_packet]
+    starter = network.device(network.owner(_mac(first, "src"), first.ip_src)[0])
+    if network.known and starter.role != "client":
+        notes.append(f"the first plaintext request is {starter.name}'s: the client's leg before it is not readable "
+                     f"here (TLS-encrypted, or not captured), so the journey starts at {starter.name}.")
     arrivals = _arrivals(network, pdus)
     events: list[JourneyEvent] = []
     balancer: str | None = None
@@ -731,16 +766,19 @@ def build_journey(
         device = network.device(device_name)
         behaviour = _behaviour(device, arrival_in, arrival_out)
         decision = None
-        is_balancer = (arrival_in is not None and arrival_in.pdu.direction == "request"
-                       and arrival_in.pdu.leg is not None and behaviour in ("forward-l4", "proxy-l7")
-                       and arrival_in.pdu.leg is legs[0])
+        if network.known:
+            is_balancer = device.role in BALANCER_ROLES and arrival_in is not None and arrival_in.pdu.leg is legs[0]
+        else:  # the first device to pass the client's request on
+            is_balancer = (arrival_in is not None and arrival_in.pdu.leg is legs[0]
+                           and behaviour in ("forward-l4", "proxy-l7"))
+        is_balancer = is_balancer and arrival_in is not None and arrival_in.pdu.direction == "request"
         if is_balancer:
             assert arrival_in is not None and arrival_in.pdu.leg is not None
             balancer = balancer or device_name
             if use_models and device_name not in decisions:
                 if behaviour == "forward-l4":
                     decisions[device_name] = _models.nlb_decision(index, network, arrival_in.pdu.leg)
-                elif device.role in ("alb", "host"):
+                elif device.role in ("alb", "host") and behaviour == "proxy-l7":
                     decisions[device_name] = _models.alb_decision(index, network, arrival_in.pdu.leg)
             decision = decisions.get(device_name)
             if decision is not None and arrival_out is not None:

@@ -5,18 +5,26 @@ command, opens a socket or touches a file: :func:`build_commands` turns the decl
 into the ``ip``/``sysctl``/``ethtool`` command lines that :mod:`osilab.lab.runtime` runs,
 and :meth:`Topology.to_json` describes it for the journey view (``topology.json``).
 
-The picture (every box is a Linux network namespace named ``osl-<host>``)::
+The picture (every box is a Linux network namespace named ``osl-<host>``; the names on
+the lines are the captured ends, i.e. the hops)::
 
-                          ┌──────── alb (HAProxy mode http) ────────┐
-                          │ 203.0.113.10           192.0.2.2         │──alb-web1──┐
-     client ──client-alb──┤                                          │──alb-web2──┤
-     198.51.100.7         └──────────────────────────────────────────┘            │
-     198.51.100.8         ┌──────── nlb (nftables DNAT, forwards) ──┐            ├─ web1 192.0.2.11 ──web1-api── api1 192.0.2.21 ─┐
-            ──client-nlb──┤ 203.0.113.20           192.0.2.3         │──nlb-web1──┤                                                 ├─ br-data ─ cache 192.0.2.30 (api-redis)
-                          └──────────────────────────────────────────┘──nlb-web2──┤                                                 │          └ db    192.0.2.40 (api-db)
-                          ┌──────── l4p (HAProxy mode tcp) ─────────┐            ├─ web2 192.0.2.12 ──web2-api── api2 192.0.2.22 ─┘
-            ──client-l4p──┤ 203.0.113.30           192.0.2.4         │──l4p-web1──┤
-                          └──────────────────────────────────────────┘──l4p-web2──┘
+                        client-alb    +- alb: HAProxy mode http -+   alb-web1, alb-web2
+                      +-------------->| 203.0.113.10  192.0.2.2  |------------------+
+   +- client -------+ |               +--------------------------+                  |
+   | 198.51.100.7   | | client-nlb    +- nlb: nftables DNAT -----+   nlb-web1, nlb-web2
+   | 198.51.100.8   |-+-------------->| 203.0.113.20  192.0.2.3  |------------------+
+   +----------------+ |               +--------------------------+                  |
+                      | client-l4p    +- l4p: HAProxy mode tcp --+   l4p-web1, l4p-web2
+                      +-------------->| 203.0.113.30  192.0.2.4  |------------------+
+                                      +--------------------------+                  |
+       +----------------------------------------------------------------------------+
+       v
+   +- web1 nginx -+ web1-api +- api1 app -+             +- cache: Redis ----+
+   | 192.0.2.11   |--------->| 192.0.2.21 |--+ api-redis| 192.0.2.30        |
+   +--------------+          +------------+  +- br-data +- db: PostgreSQL --+
+   +- web2 nginx -+ web2-api +- api2 app -+  |  api-db  | 192.0.2.40        |
+   | 192.0.2.12   |--------->| 192.0.2.22 |--+          +-------------------+
+   +--------------+          +------------+
 
 Every link is a veth pair; each end is named ``<this host>-<peer>`` so that a capture
 taken on it is labelled with the hop it shows (pcapng keeps interface names). The data

@@ -583,3 +583,12 @@ def test_counterpart_keeps_targets_and_drops_rules() -> None:
         g.name: g.targets for g in alb.target_groups
     }
     assert counterpart(nlb).listeners[0].protocol == "HTTP"
+
+
+def test_nft_jhash_table_options() -> None:
+    group = parse_config(nlb_config(HashTable="nft-jhash", HashSeed="0x05115eed")).group("tcp-80")
+    assert (group.table, group.hash_seed) == ("nft-jhash", 0x05115EED)
+    with pytest.raises(ConfigError, match="hashes the 4-tuple"):
+        parse_config(nlb_config(HashTable="nft-jhash", Hash="source-ip"))
+    with pytest.raises(ConfigError, match="HashSeed must be an integer"):
+        parse_config(nlb_config(HashTable="nft-jhash", HashSeed="seed"))

@@ -146,3 +146,15 @@ def test_hash_is_stable_across_processes() -> None:
         ).stdout.split()
         assert int(out[0]) == here and int(out[1]) == table_hash
     assert stable_hash(b"x") != stable_hash(b"x", purpose=b"other")
+
+
+def test_linux_jhash_known_values() -> None:
+    """lookup3 edge cases: an empty key returns the initial c unmixed; the tail is mixed."""
+    from osilab.balancers.hashing import linux_jhash, nft_jhash_index
+
+    assert linux_jhash(b"", 0) == 0xDEADBEEF
+    assert linux_jhash(b"", 1) == 0xDEADBEF0
+    assert linux_jhash(b"a", 0) != linux_jhash(b"b", 0)
+    assert linux_jhash(bytes(16), 0) != linux_jhash(bytes(15), 0)  # the length is hashed too
+    # the lab's nftables choice for one recorded connection (captures/nlb/truth.json)
+    assert nft_jhash_index("198.51.100.7", 38327, "203.0.113.20", 80, 2, 0x05115EED) == 1

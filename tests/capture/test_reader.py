@@ -234,3 +234,15 @@ def test_pcapng_block_with_bad_length_is_reported_and_the_next_block_read(tmp_pa
     packets = list(cap)
     assert [p.names()[0] for p in packets] == ["sll"]
     assert cap.errors[0].offset == epb + 4 and "impossible length 13" in str(cap.errors[0])
+
+
+def test_convenience_accessors_never_raise_even_on_damaged_packets(thirdparty):
+    seen_damaged = 0
+    for path in thirdparty_captures():
+        for pkt in osilab.read(path):
+            facts = (pkt.proto, pkt.ip_src, pkt.ip_dst, pkt.src_port, pkt.dst_port, pkt.tcp_flags,
+                     pkt.tcp_seq, pkt.tcp_ack, pkt.payload, pkt.payload_offset)
+            if pkt.proto is not None:
+                assert facts[1] is not None and facts[3] is not None
+            seen_damaged += pkt.damaged is not None
+    assert seen_damaged > 10  # the fuzzed captures are in the set
