@@ -11,6 +11,14 @@ Application Load Balancer (L7) to see what each can and cannot route on.
 ['eth', 'ip', 'tcp']
 """
 
+from osilab.balancers import (
+    ApplicationLoadBalancer,
+    Decision,
+    NetworkLoadBalancer,
+    compare,
+    load_config,
+    replay,
+)
 from osilab.capture import Capture, Layer, Packet, read
 from osilab.errors import (
     CaptureError,
@@ -27,6 +35,12 @@ __all__ = [
     "Capture",
     "Packet",
     "Layer",
+    "replay",
+    "compare",
+    "load_config",
+    "NetworkLoadBalancer",
+    "ApplicationLoadBalancer",
+    "Decision",
     "OsilabError",
     "CaptureError",
     "DecodeError",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 
-import pytest
 from shared_paths import thirdparty_captures
 from tshark_oracle import frame_protocols, to_osilab_names
 
@@ -42,11 +41,17 @@ PENDING = {
 #: (capture, frame) -> why osilab and tshark differ there, on purpose or by known limit.
 KNOWN: dict[tuple[str, int], str] = {
     **{
-        ("zeek/http-get-to-ssh-server-nsec.pcap", n): "HTTP sent to port 22: tshark names it ssh by "
+        (
+            "zeek/http-get-to-ssh-server-nsec.pcap",
+            n,
+        ): "HTTP sent to port 22: tshark names it ssh by "
         "port, osilab detects HTTP by content (and leaves the server's SSH banner undecoded)"
         for n in (4,)
     },
-    ("scapy/http2-h2c-upgrade.pcap", 2): "this frame carries both the HTTP/1.1 101 response and the "
+    (
+        "scapy/http2-h2c-upgrade.pcap",
+        2,
+    ): "this frame carries both the HTTP/1.1 101 response and the "
     "server's first HTTP/2 SETTINGS; tshark lists http:http2 for it as for every handed-over frame, "
     "and the comparison's rule (see _theirs) drops that http, though here it is a real message",
     **{
@@ -56,7 +61,10 @@ KNOWN: dict[tuple[str, int], str] = {
     },
     ("ndpi/fuzz-2006-06-26-2594.pcap", 669): "fuzzed IPv4 header whose version nibble is 6: tshark "
     "reads the payload as IPv6-in-IP, the per-packet dissector marks the IPv4 header damaged",
-    ("suricata-verify/fuzz-bad-record-length.pcap", 1): "fuzzed frame: tshark stops at ethertype:data, "
+    (
+        "suricata-verify/fuzz-bad-record-length.pcap",
+        1,
+    ): "fuzzed frame: tshark stops at ethertype:data, "
     "osilab decodes the IPv4 header and a damaged TCP header (see tests/capture)",
 }
 
@@ -83,7 +91,8 @@ def _theirs(protocols: str) -> list[str]:
     """
     raw = protocols.split(":")
     cleaned = [
-        name for i, name in enumerate(raw)
+        name
+        for i, name in enumerate(raw)
         if not (name == "http" and i + 1 < len(raw) and raw[i + 1] in ("http2", "websocket"))
     ]
     return to_osilab_names(":".join(cleaned))
@@ -114,9 +123,11 @@ def test_stream_aware_layers_match_tshark(tshark, thirdparty):
             else:
                 unexplained.append((key, pkt.no, got, expected, theirs[pkt.no]))
     share = matched / compared if compared else 0.0
-    print(f"\nstream-aware layers: {matched}/{compared} frames match tshark ({share:.2%}); "
-          f"{len(explained)} known differences; {len(pending)} frames not counted because a "
-          f"stream parser is missing ({', '.join(PENDING) or 'none'})")
+    print(
+        f"\nstream-aware layers: {matched}/{compared} frames match tshark ({share:.2%}); "
+        f"{len(explained)} known differences; {len(pending)} frames not counted because a "
+        f"stream parser is missing ({', '.join(PENDING) or 'none'})"
+    )
     for row in explained:
         print("  known:", row)
     for row in pending[:20]:

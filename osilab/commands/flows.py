@@ -34,9 +34,18 @@ def run(args: argparse.Namespace) -> int:
         print_table(
             ("#", "proto", "client", "server", "packets", "bytes", "first", "last", "state", "app"),
             (
-                (r.index, r.key.proto, r.key.client, r.key.server,
-                 f"{r.packets_to_server}/{r.packets_to_client}", r.bytes, r.first, r.last,
-                 r.state + (" (mid-stream)" if r.midstream else ""), r.application or "")
+                (
+                    r.index,
+                    r.key.proto,
+                    r.key.client,
+                    r.key.server,
+                    f"{r.packets_to_server}/{r.packets_to_client}",
+                    r.bytes,
+                    r.first,
+                    r.last,
+                    r.state + (" (mid-stream)" if r.midstream else ""),
+                    r.application or "",
+                )
                 for r in rows
             ),
         )

@@ -25,21 +25,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument("flow", help="a flow index (see 'osilab flows') or CLIENT:PORT-SERVER:PORT")
     parser.add_argument("--hex", action="store_true", help="show bytes as a hex dump")
-    parser.add_argument("--udp", action="store_true", help="the flow is UDP (for the client-server form)")
+    parser.add_argument(
+        "--udp", action="store_true", help="the flow is UDP (for the client-server form)"
+    )
 
 
 def printable(data: bytes) -> str:
     """Bytes as text: printable ASCII and line ends kept, everything else as '.'."""
-    return "".join(
-        chr(b) if 32 <= b < 127 or b in (9, 10, 13) else "." for b in data
-    ).replace("\r\n", "\n")
+    return "".join(chr(b) if 32 <= b < 127 or b in (9, 10, 13) else "." for b in data).replace(
+        "\r\n", "\n"
+    )
 
 
 def _hexdump(data: bytes, offset: int) -> str:
     lines = []
     for at in range(0, len(data), 16):
         row = data[at : at + 16]
-        lines.append(f"{offset + at:08x}  {row.hex(' '):<47}  {printable(row).replace(chr(10), '.')}")
+        lines.append(
+            f"{offset + at:08x}  {row.hex(' '):<47}  {printable(row).replace(chr(10), '.')}"
+        )
     return "\n".join(lines)
 
 
@@ -64,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
         if current is not None and buffered:
             direction, _ = current
             who = "client -> server" if direction is Direction.TO_SERVER else "server -> client"
-            span = f"packet {packets[0]}" if len(set(packets)) == 1 else f"packets {packets[0]}-{packets[-1]}"
+            span = (
+                f"packet {packets[0]}"
+                if len(set(packets)) == 1
+                else f"packets {packets[0]}-{packets[-1]}"
+            )
             out.write(f"\n=== {who} ({span}) ===\n")
             out.write("".join(buffered))
             if not buffered[-1].endswith("\n"):
@@ -80,15 +88,23 @@ def run(args: argparse.Namespace) -> int:
                 current, packets, buffered = key, [], []
             packets.append(item.packet_no)
             totals[piece.direction] += len(item.data)
-            buffered.append(_hexdump(item.data, item.offset) + "\n" if args.hex else printable(item.data))
+            buffered.append(
+                _hexdump(item.data, item.offset) + "\n" if args.hex else printable(item.data)
+            )
         else:
             flush()
             current, packets, buffered = None, [], []
-            arrow = "client -> server" if piece.direction is Direction.TO_SERVER else "server -> client"
-            out.write(f"\n[... gap: {item.size} bytes {arrow} never captured ({item.reason}) ...]\n")
+            arrow = (
+                "client -> server" if piece.direction is Direction.TO_SERVER else "server -> client"
+            )
+            out.write(
+                f"\n[... gap: {item.size} bytes {arrow} never captured ({item.reason}) ...]\n"
+            )
     flush()
     if not seen:
         raise UsageError(f"no flow {args.flow!r} with data in {args.file} (see 'osilab flows')")
-    out.write(f"\n{totals[Direction.TO_SERVER]} bytes client -> server, "
-              f"{totals[Direction.TO_CLIENT]} bytes server -> client\n")
+    out.write(
+        f"\n{totals[Direction.TO_SERVER]} bytes client -> server, "
+        f"{totals[Direction.TO_CLIENT]} bytes server -> client\n"
+    )
     return report_errors(capture)

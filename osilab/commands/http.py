@@ -19,7 +19,9 @@ from osilab.protocols.messages import HttpRequest, HttpResponse
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "request_json"]
 
 HELP = "list HTTP requests (HTTP/1.x and HTTP/2): method, host, target, packets, status, desync verdict"
-EXAMPLE = "osilab http ../shared/captures/thirdparty/suricata-verify/http-keepalive-chunked.pcap --json"
+EXAMPLE = (
+    "osilab http ../shared/captures/thirdparty/suricata-verify/http-keepalive-chunked.pcap --json"
+)
 
 #: Requests held while waiting for their responses before being printed without one.
 MAX_WAITING = 10_000
@@ -57,7 +59,9 @@ def request_json(request: HttpRequest, response: HttpResponse | None) -> dict[st
     return obj
 
 
-def paired(messages: Iterator[HttpRequest | HttpResponse]) -> Iterator[tuple[HttpRequest, HttpResponse | None]]:
+def paired(
+    messages: Iterator[HttpRequest | HttpResponse],
+) -> Iterator[tuple[HttpRequest, HttpResponse | None]]:
     """Requests with their responses, in request order (bounded wait)."""
     waiting: dict[tuple[str, int], HttpRequest] = {}
     order: list[tuple[str, int]] = []
@@ -89,11 +93,17 @@ def run(args: argparse.Namespace) -> int:
         count = print_table(
             ("flow", "method", "host", "target", "version", "first", "headers", "status", "desync"),
             (
-                (request.flow, request.method, request.host or "", _short(request.target),
-                 request.version + (f" s{request.stream_id}" if request.stream_id else ""),
-                 request.first_packet, request.headers_complete_packet,
-                 response.status if response else "-",
-                 _verdict(request))
+                (
+                    request.flow,
+                    request.method,
+                    request.host or "",
+                    _short(request.target),
+                    request.version + (f" s{request.stream_id}" if request.stream_id else ""),
+                    request.first_packet,
+                    request.headers_complete_packet,
+                    response.status if response else "-",
+                    _verdict(request),
+                )
                 for request, response in pairs
             ),
         )

@@ -130,8 +130,19 @@ class _Side:
     """One direction's parsing state: the current h11 connection and message facts."""
 
     __slots__ = (
-        "conn", "first_packet", "head", "head_done", "body", "fed", "message", "broken",
-        "held", "tolerant", "status", "interim", "accounted",
+        "conn",
+        "first_packet",
+        "head",
+        "head_done",
+        "body",
+        "fed",
+        "message",
+        "broken",
+        "held",
+        "tolerant",
+        "status",
+        "interim",
+        "accounted",
     )
 
     def __init__(self) -> None:
@@ -191,7 +202,9 @@ class HttpParser:
 
     # -- the StreamParser contract -------------------------------------------------------
 
-    def feed(self, direction: Direction, data: bytes, packet_no: int, time: float) -> list[AppMessage]:
+    def feed(
+        self, direction: Direction, data: bytes, packet_no: int, time: float
+    ) -> list[AppMessage]:
         self._time = time
         out: list[AppMessage] = []
         if self.switched is not None:
@@ -243,7 +256,10 @@ class HttpParser:
         out: list[AppMessage] = []
         if self._inner is not None:
             out.extend(self._inner.close())
-        for direction, side in ((Direction.TO_SERVER, self._req), (Direction.TO_CLIENT, self._resp)):
+        for direction, side in (
+            (Direction.TO_SERVER, self._req),
+            (Direction.TO_CLIENT, self._resp),
+        ):
             if side.message is not None or (side.fed and side.head):
                 out.extend(self._cut(direction, side.first_packet or 0, "connection ended first"))
             side.reset()
@@ -341,7 +357,9 @@ class HttpParser:
             self._paused = pending
         out.append(self._request_message(request, head_length, "headers", packet_no))
 
-    def _request_end(self, packet_no: int, out: list[AppMessage], damaged: str | None = None) -> None:
+    def _request_end(
+        self, packet_no: int, out: list[AppMessage], damaged: str | None = None
+    ) -> None:
         side = self._req
         request = side.message
         if not isinstance(request, HttpRequest):
@@ -356,7 +374,12 @@ class HttpParser:
         out.append(self._request_message(request, length, "complete", packet_no, damaged))
 
     def _request_message(
-        self, request: HttpRequest, length: int, stage: str, packet_no: int, damaged: str | None = None
+        self,
+        request: HttpRequest,
+        length: int,
+        stage: str,
+        packet_no: int,
+        damaged: str | None = None,
     ) -> AppMessage:
         fields: dict[str, Any] = {
             "stage": stage,
@@ -411,7 +434,9 @@ class HttpParser:
             desync=verdict,
         )
         self._next_index += 1
-        self._waiting.append(_Pending(request, head.method.encode("utf-8", "surrogateescape"), None))
+        self._waiting.append(
+            _Pending(request, head.method.encode("utf-8", "surrogateescape"), None)
+        )
         damaged = f"not valid HTTP/1.1 ({refused}); read tolerantly"
         out.append(self._request_message(request, head.head_length, "headers", packet_no))
         out.append(self._request_message(request, head.head_length, "complete", packet_no, damaged))
@@ -476,7 +501,12 @@ class HttpParser:
                     self._switch(packet_no, out)
                     return
             elif isinstance(event, h11.Response):
-                side.status = (event.status_code, event.reason, event.http_version, list(event.headers.raw_items()))
+                side.status = (
+                    event.status_code,
+                    event.reason,
+                    event.http_version,
+                    list(event.headers.raw_items()),
+                )
                 side.message = packet_no
                 side.head_done = True
                 side.head = bytearray()
@@ -502,13 +532,17 @@ class HttpParser:
             else:
                 return
 
-    def _interim(self, event: h11.InformationalResponse, packet_no: int, out: list[AppMessage]) -> None:
+    def _interim(
+        self, event: h11.InformationalResponse, packet_no: int, out: list[AppMessage]
+    ) -> None:
         side = self._resp
         side.interim.append(event.status_code)
         trailing = len(side.conn.trailing_data[0]) if side.conn is not None else 0
         length = max(0, side.fed - trailing - side.accounted)
         side.accounted += length
-        summary = f"HTTP/{_text(event.http_version)} {event.status_code} {_text(event.reason)}".strip()
+        summary = (
+            f"HTTP/{_text(event.http_version)} {event.status_code} {_text(event.reason)}".strip()
+        )
         out.append(
             AppMessage(
                 protocol="http",
@@ -517,14 +551,20 @@ class HttpParser:
                 last_packet=packet_no,
                 length=length,
                 summary=summary,
-                fields={"stage": "interim", "response": True, "response.code": event.status_code,
-                        "response.phrase": _text(event.reason)},
+                fields={
+                    "stage": "interim",
+                    "response": True,
+                    "response.code": event.status_code,
+                    "response.phrase": _text(event.reason),
+                },
                 time=self._time,
             )
         )
         side.first_packet = packet_no if trailing else None  # where the next response starts
 
-    def _response_end(self, packet_no: int, out: list[AppMessage], trailing: int, damaged: str | None = None) -> bool:
+    def _response_end(
+        self, packet_no: int, out: list[AppMessage], trailing: int, damaged: str | None = None
+    ) -> bool:
         """Emit the finished response; True when it switches the connection's protocol."""
         side = self._resp
         if side.status is None:
@@ -553,9 +593,14 @@ class HttpParser:
                 last_packet=packet_no,
                 length=max(0, side.fed - trailing - side.accounted),
                 summary=f"{response.version} {status} {response.reason}".strip(),
-                fields={"stage": "complete", "response": True, "response.code": status,
-                        "response.phrase": response.reason, "request_index": index,
-                        "content_length": side.body},
+                fields={
+                    "stage": "complete",
+                    "response": True,
+                    "response.code": status,
+                    "response.phrase": response.reason,
+                    "request_index": index,
+                    "content_length": side.body,
+                },
                 time=self._time,
                 message=response,
                 damaged=damaged,
@@ -575,7 +620,9 @@ class HttpParser:
                 self._requests(held, packet_no, out)
         return switching
 
-    def _switch(self, packet_no: int, out: list[AppMessage], server_rest: bytes | None = None) -> None:
+    def _switch(
+        self, packet_no: int, out: list[AppMessage], server_rest: bytes | None = None
+    ) -> None:
         """101 Switching Protocols (or a CONNECT tunnel): hand the rest to the new protocol."""
         side = self._resp
         if server_rest is None:
@@ -607,9 +654,13 @@ class HttpParser:
         self._req.reset()
         if self._inner is not None:
             if server_rest:
-                out.extend(self._inner.feed(Direction.TO_CLIENT, server_rest, packet_no, self._time))
+                out.extend(
+                    self._inner.feed(Direction.TO_CLIENT, server_rest, packet_no, self._time)
+                )
             if client_rest:
-                out.extend(self._inner.feed(Direction.TO_SERVER, client_rest, packet_no, self._time))
+                out.extend(
+                    self._inner.feed(Direction.TO_SERVER, client_rest, packet_no, self._time)
+                )
 
     # -- cut short -----------------------------------------------------------------------
 
@@ -625,14 +676,24 @@ class HttpParser:
                 if found is not None:
                     head, verdict = found
                     request = HttpRequest(
-                        flow=self.flow, index=self._next_index, method=head.method, target=head.uri,
-                        version=head.version, headers=tuple(head.headers),
-                        first_packet=side.first_packet or packet_no, headers_complete_packet=packet_no,
-                        time=self._time, desync=verdict,
+                        flow=self.flow,
+                        index=self._next_index,
+                        method=head.method,
+                        target=head.uri,
+                        version=head.version,
+                        headers=tuple(head.headers),
+                        first_packet=side.first_packet or packet_no,
+                        headers_complete_packet=packet_no,
+                        time=self._time,
+                        desync=verdict,
                     )
                     self._next_index += 1
                     damaged = f"request head cut short: {why}"
-                    out.append(self._request_message(request, len(side.head), "headers", packet_no, damaged))
+                    out.append(
+                        self._request_message(
+                            request, len(side.head), "headers", packet_no, damaged
+                        )
+                    )
         else:
             side = self._resp
             if side.status is not None:
@@ -645,7 +706,9 @@ class HttpParser:
 # ---------------------------------------------------------------------------------------
 
 
-def iter_http(packets: Iterable[Any], *, keylog: str | None = None) -> Iterator[HttpRequest | HttpResponse]:
+def iter_http(
+    packets: Iterable[Any], *, keylog: str | None = None
+) -> Iterator[HttpRequest | HttpResponse]:
     """Every HTTP request and response of a capture, HTTP/1.x and HTTP/2, in packet order.
 
     A request is yielded when its head is complete (the packet where an L7 balancer can

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 import hpack
 
@@ -148,8 +147,14 @@ class FrameSplitter:
                 break
             stream_id = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
             frames.append(
-                Frame(length, buf[pos + 3], buf[pos + 4], stream_id,
-                      bytes(buf[pos + 9 : pos + 9 + length]), self._first_packet or packet_no)
+                Frame(
+                    length,
+                    buf[pos + 3],
+                    buf[pos + 4],
+                    stream_id,
+                    bytes(buf[pos + 9 : pos + 9 + length]),
+                    self._first_packet or packet_no,
+                )
             )
             pos += 9 + length
             self._first_packet = packet_no
@@ -229,7 +234,9 @@ class Http2Parser:
 
     # -- the StreamParser contract -------------------------------------------------------
 
-    def feed(self, direction: Direction, data: bytes, packet_no: int, time: float) -> list[AppMessage]:
+    def feed(
+        self, direction: Direction, data: bytes, packet_no: int, time: float
+    ) -> list[AppMessage]:
         self._time = time
         side = self._sides[direction]
         frames = side.splitter.feed(data, packet_no)
@@ -274,12 +281,16 @@ class Http2Parser:
         out: list[AppMessage] = []
         for stream_id, stream in sorted(self._streams.items()):
             if not stream.done and stream.status is not None:
-                self._respond(stream_id, stream, stream.response_headers_packet, out, "connection ended first")
+                self._respond(
+                    stream_id, stream, stream.response_headers_packet, out, "connection ended first"
+                )
         return out
 
     # -- frames --------------------------------------------------------------------------
 
-    def _frame(self, direction: Direction, side: _Side, frame: Frame, packet_no: int, out: list) -> str:
+    def _frame(
+        self, direction: Direction, side: _Side, frame: Frame, packet_no: int, out: list
+    ) -> str:
         if frame.type < 0:
             return "Magic"
         name = frame.type_name
@@ -294,8 +305,12 @@ class Http2Parser:
                 start += 5
             elif frame.type == _PUSH_PROMISE:
                 start += 4
-            side.block = bytearray(payload[start:max(start, stop)])
-            side.block_stream, side.block_flags, side.block_type = frame.stream_id, frame.flags, frame.type
+            side.block = bytearray(payload[start : max(start, stop)])
+            side.block_stream, side.block_flags, side.block_type = (
+                frame.stream_id,
+                frame.flags,
+                frame.type,
+            )
             side.block_first = frame.first_packet
             if frame.flags & _END_HEADERS:
                 described += self._block(direction, side, packet_no, out)
@@ -318,7 +333,11 @@ class Http2Parser:
                 key = int.from_bytes(payload[at : at + 2], "big")
                 value = int.from_bytes(payload[at + 2 : at + 6], "big")
                 if key == _SETTINGS_HEADER_TABLE_SIZE:
-                    other = Direction.TO_CLIENT if direction is Direction.TO_SERVER else Direction.TO_SERVER
+                    other = (
+                        Direction.TO_CLIENT
+                        if direction is Direction.TO_SERVER
+                        else Direction.TO_SERVER
+                    )
                     self._sides[other].decoder.max_allowed_table_size = value
         elif frame.type == _RST_STREAM:
             stream = self._streams.get(frame.stream_id)
@@ -334,8 +353,10 @@ class Http2Parser:
         try:
             headers = tuple((str(k), str(v)) for k, v in side.decoder.decode(block))
         except (hpack.HPACKError, IndexError, ValueError, UnicodeDecodeError) as exc:
-            side.broken = f"HPACK header block could not be decoded ({type(exc).__name__}); " \
-                          "the capture may have started after the connection did"
+            side.broken = (
+                f"HPACK header block could not be decoded ({type(exc).__name__}); "
+                "the capture may have started after the connection did"
+            )
             return " (header block not decodable)"
         stream_id = side.block_stream
         if side.block_type == _PUSH_PROMISE:
@@ -370,9 +391,15 @@ class Http2Parser:
                     last_packet=packet_no,
                     length=len(block),
                     summary=f"{method} {path} (stream {stream_id})",
-                    fields={"stage": "headers", "layer": False, "streamid": stream_id,
-                            "headers.method": method, "headers.path": path,
-                            "headers.authority": pseudo.get(":authority"), "end_stream": end_stream},
+                    fields={
+                        "stage": "headers",
+                        "layer": False,
+                        "streamid": stream_id,
+                        "headers.method": method,
+                        "headers.path": path,
+                        "headers.authority": pseudo.get(":authority"),
+                        "end_stream": end_stream,
+                    },
                     time=self._time,
                     message=request,
                 )
@@ -394,7 +421,9 @@ class Http2Parser:
             self._respond(stream_id, stream, packet_no, out)
         return f": {status}"
 
-    def _respond(self, stream_id: int, stream: _Stream, packet_no: int, out: list, damaged: str | None = None) -> None:
+    def _respond(
+        self, stream_id: int, stream: _Stream, packet_no: int, out: list, damaged: str | None = None
+    ) -> None:
         stream.done = True
         if stream.status is None:
             return
@@ -421,8 +450,12 @@ class Http2Parser:
                 last_packet=packet_no,
                 length=stream.response_body,
                 summary=f"{stream.status} (stream {stream_id})",
-                fields={"stage": "complete", "layer": False, "streamid": stream_id,
-                        "headers.status": stream.status},
+                fields={
+                    "stage": "complete",
+                    "layer": False,
+                    "streamid": stream_id,
+                    "headers.status": stream.status,
+                },
                 time=self._time,
                 message=response,
                 damaged=damaged,
@@ -434,4 +467,3 @@ def _with_body(request: HttpRequest, more: int) -> HttpRequest:
     from dataclasses import replace
 
     return replace(request, body_length=request.body_length + more)
-

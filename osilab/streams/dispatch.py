@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from types import MappingProxyType
 from typing import Any
 
@@ -109,7 +109,7 @@ def proxy_header_length(data: bytes) -> int | None:
     return end + 2
 
 
-@lru_cache(maxsize=None)
+@cache
 def _factory(name: str) -> Callable[..., Any] | None:
     spec = PARSERS.get(name)
     if spec is None:
@@ -136,9 +136,21 @@ def new_parser(name: str, flow: FlowKey, **options: Any) -> Any | None:
     return None
 
 
-def _damaged(protocol: str, direction: Direction, packet_no: int, time: float, why: str) -> AppMessage:
-    return AppMessage(protocol, direction, packet_no, packet_no, 0, f"{protocol}: {why}",
-                      {"stage": "error", "layer": False}, time, None, why)
+def _damaged(
+    protocol: str, direction: Direction, packet_no: int, time: float, why: str
+) -> AppMessage:
+    return AppMessage(
+        protocol,
+        direction,
+        packet_no,
+        packet_no,
+        0,
+        f"{protocol}: {why}",
+        {"stage": "error", "layer": False},
+        time,
+        None,
+        why,
+    )
 
 
 class FlowParser:
@@ -148,8 +160,16 @@ class FlowParser:
         protocol: ``None`` while undecided, then the protocol name or ``"raw"``.
     """
 
-    __slots__ = ("flow", "keylog", "protocol", "parser", "_pending", "_pending_size", "_inner",
-                 "_proxy_done")
+    __slots__ = (
+        "flow",
+        "keylog",
+        "protocol",
+        "parser",
+        "_pending",
+        "_pending_size",
+        "_inner",
+        "_proxy_done",
+    )
 
     def __init__(self, flow: FlowKey, keylog: str | None = None) -> None:
         self.flow = flow
@@ -163,7 +183,9 @@ class FlowParser:
 
     # -- feeding -------------------------------------------------------------------------
 
-    def feed(self, direction: Direction, data: bytes, packet_no: int, time: float) -> list[AppMessage]:
+    def feed(
+        self, direction: Direction, data: bytes, packet_no: int, time: float
+    ) -> list[AppMessage]:
         if self.parser is not None:
             return self._call("feed", direction, data, packet_no, time)
         if self.protocol == "raw":
@@ -216,7 +238,10 @@ class FlowParser:
             size = proxy_header_length(head)
             if size is None:
                 if len(pending) < 8:
-                    self._pending, self._pending_size = pending, sum(len(c) for _, c, _, _ in pending)
+                    self._pending, self._pending_size = (
+                        pending,
+                        sum(len(c) for _, c, _, _ in pending),
+                    )
                     return out
                 size = len(head)
             self._proxy_done = True
@@ -250,7 +275,9 @@ class FlowParser:
             rest.append((d, chunk, pkt, t))
         return rest
 
-    def _proxy(self, direction: Direction, header: bytes, packet_no: int, time: float) -> list[AppMessage]:
+    def _proxy(
+        self, direction: Direction, header: bytes, packet_no: int, time: float
+    ) -> list[AppMessage]:
         parser = new_parser("proxy", self.flow)
         if parser is not None:
             try:
@@ -261,8 +288,18 @@ class FlowParser:
                 pass
         version = 2 if header.startswith(_PROXY_V2) else 1
         text = header.rstrip(b"\r\n").decode("ascii", "replace") if version == 1 else "PROXY v2"
-        return [AppMessage("proxy", direction, packet_no, packet_no, len(header), text,
-                           {"stage": "complete", "version": version}, time)]
+        return [
+            AppMessage(
+                "proxy",
+                direction,
+                packet_no,
+                packet_no,
+                len(header),
+                text,
+                {"stage": "complete", "version": version},
+                time,
+            )
+        ]
 
     def _call(self, method: str, *args: Any) -> list[AppMessage]:
         try:
@@ -272,8 +309,15 @@ class FlowParser:
             direction = args[0] if args and isinstance(args[0], Direction) else Direction.TO_SERVER
             packet_no = args[2] if method == "feed" else (args[-1] if method == "gap" else 0)
             self.parser, self.protocol = None, "raw"
-            return [_damaged(name, direction, packet_no if isinstance(packet_no, int) else 0, 0.0,
-                             f"the {name} parser failed ({type(exc).__name__}: {exc}); rest of the flow left raw")]
+            return [
+                _damaged(
+                    name,
+                    direction,
+                    packet_no if isinstance(packet_no, int) else 0,
+                    0.0,
+                    f"the {name} parser failed ({type(exc).__name__}: {exc}); rest of the flow left raw",
+                )
+            ]
         if self.protocol == "tls":
             found += self._decrypted(found)
         return found
@@ -282,7 +326,9 @@ class FlowParser:
         """Feed TLS plaintext (see docs/internal-api.md) to an inner HTTP parser."""
         out: list[AppMessage] = []
         for message in messages:
-            plaintext = message.fields.get("plaintext") if isinstance(message.fields, dict) else None
+            plaintext = (
+                message.fields.get("plaintext") if isinstance(message.fields, dict) else None
+            )
             if not plaintext:
                 continue
             if self._inner is None:
@@ -294,7 +340,9 @@ class FlowParser:
                 if self._inner is None:
                     continue
             try:
-                out += self._inner.feed(message.direction, plaintext, message.last_packet, message.time)
+                out += self._inner.feed(
+                    message.direction, plaintext, message.last_packet, message.time
+                )
             except Exception:  # noqa: BLE001
                 self._inner = None
         return out

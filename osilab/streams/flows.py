@@ -39,7 +39,7 @@ from typing import Any
 
 from osilab.protocols.base import Direction
 from osilab.streams.keys import Endpoint, FlowKey
-from osilab.streams.tcp import TcpState, TcpTracker
+from osilab.streams.tcp import TcpTracker
 
 __all__ = [
     "Flow",
@@ -128,8 +128,20 @@ class Flow:
     """
 
     __slots__ = (
-        "key", "index", "tcp", "packets", "bytes", "payload_bytes", "first", "last",
-        "first_time", "last_time", "midstream", "application", "state", "end_reason",
+        "key",
+        "index",
+        "tcp",
+        "packets",
+        "bytes",
+        "payload_bytes",
+        "first",
+        "last",
+        "first_time",
+        "last_time",
+        "midstream",
+        "application",
+        "state",
+        "end_reason",
     )
 
     def __init__(self, key: FlowKey, index: int, packet_no: int, time: float) -> None:

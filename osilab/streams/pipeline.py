@@ -33,8 +33,19 @@ from osilab.streams.flows import Flow, FlowRecord, FlowTable, transport_facts
 from osilab.streams.keys import FlowKey
 from osilab.streams.reassembly import Chunk, Gap, StreamReassembler
 
-__all__ = ["Step", "FlowMessage", "FollowItem", "track", "conversations", "annotate", "follow",
-           "find_flow", "Fragments", "MAX_FRAGMENTED_DATAGRAMS", "FRAGMENT_TIMEOUT"]
+__all__ = [
+    "Step",
+    "FlowMessage",
+    "FollowItem",
+    "track",
+    "conversations",
+    "annotate",
+    "follow",
+    "find_flow",
+    "Fragments",
+    "MAX_FRAGMENTED_DATAGRAMS",
+    "FRAGMENT_TIMEOUT",
+]
 
 #: Datagrams being put together from IP fragments at once (the oldest is dropped beyond).
 MAX_FRAGMENTED_DATAGRAMS = 1024
@@ -80,7 +91,9 @@ class _FlowState:
 
     def __init__(self, flow: Flow, keylog: str | None) -> None:
         self.parser = FlowParser(flow.key, keylog)
-        self.streams = (StreamReassembler(), StreamReassembler()) if flow.key.proto == "tcp" else None
+        self.streams = (
+            (StreamReassembler(), StreamReassembler()) if flow.key.proto == "tcp" else None
+        )
         self.ended = [False, False]
         self.closed = False
 
@@ -143,16 +156,27 @@ class _Tracker:
         return Step(pkt, flow.key, flow.index, direction, application, tuple(messages), records)
 
     @staticmethod
-    def _deliver(parser: FlowParser, direction: Direction, items: list, pkt: Packet | None,
-                 found: list[AppMessage]) -> None:
+    def _deliver(
+        parser: FlowParser,
+        direction: Direction,
+        items: list,
+        pkt: Packet | None,
+        found: list[AppMessage],
+    ) -> None:
         for item in items:
             if type(item) is Chunk:
-                found += parser.feed(direction, item.data, item.delivered_at,
-                                     pkt.time if pkt is not None else item.time)
+                found += parser.feed(
+                    direction,
+                    item.data,
+                    item.delivered_at,
+                    pkt.time if pkt is not None else item.time,
+                )
             else:
                 found += parser.gap(direction, item.size, item.packet_no)
 
-    def _close(self, flow: Flow, state: _FlowState, packet_no: int, time: float) -> list[AppMessage]:
+    def _close(
+        self, flow: Flow, state: _FlowState, packet_no: int, time: float
+    ) -> list[AppMessage]:
         """The connection is over: flush both directions and close the parser, once."""
         if state.closed:
             return []
@@ -217,8 +241,16 @@ def _message_layer(message: AppMessage, pkt: Packet) -> Layer:
     summary = message.summary
     if message.first_packet != message.last_packet:
         summary += f" [reassembled: packets {message.first_packet}-{message.last_packet}, {message.length} bytes]"
-    return Layer(message.protocol, where.osi, where.tcpip, pkt.payload_offset, message.length,
-                 fields, summary, message.damaged)
+    return Layer(
+        message.protocol,
+        where.osi,
+        where.tcpip,
+        pkt.payload_offset,
+        message.length,
+        fields,
+        summary,
+        message.damaged,
+    )
 
 
 def _shows_as_layer(message: AppMessage) -> bool:
@@ -256,7 +288,9 @@ def annotate(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterato
         extra = tuple(
             _message_layer(fm.message, pkt)
             for fm in step.messages
-            if fm.flow == step.flow and fm.message.last_packet == pkt.no and _shows_as_layer(fm.message)
+            if fm.flow == step.flow
+            and fm.message.last_packet == pkt.no
+            and _shows_as_layer(fm.message)
         )
         layers = pkt.layers
         cut = len(layers)
@@ -273,9 +307,16 @@ def annotate(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterato
 def _rebuilt(pkt: Packet, layers: tuple[Layer, ...]) -> Packet:
     """The same packet with another layer stack (Packet.with_layers keeps application layers)."""
     return Packet(
-        pkt.no, pkt.time, pkt.data, pkt.linktype, wire_length=pkt.wire_length,
-        interface=pkt.interface, interface_name=pkt.interface_name, comment=pkt.comment,
-        read_error=pkt.read_error, layers=layers,
+        pkt.no,
+        pkt.time,
+        pkt.data,
+        pkt.linktype,
+        wire_length=pkt.wire_length,
+        interface=pkt.interface,
+        interface_name=pkt.interface_name,
+        comment=pkt.comment,
+        read_error=pkt.read_error,
+        layers=layers,
     )
 
 
@@ -319,17 +360,25 @@ class Fragments:
             frag = net.offset + net.length - 8  # the fragment header ends the ipv6 layer
             ident = int.from_bytes(data[frag + 4 : frag + 8], "big")
             key = (6, net.fields["src"], net.fields["dst"], ident, net.fields["final_nxt"])
-            start, end = net.offset + net.length, min(len(data), net.offset + 40 + net.fields["plen"])
+            start, end = (
+                net.offset + net.length,
+                min(len(data), net.offset + 40 + net.fields["plen"]),
+            )
         now = pkt.time
         while self._pending:
             oldest_key, oldest = next(iter(self._pending.items()))
-            if oldest[0] + FRAGMENT_TIMEOUT >= now and len(self._pending) < MAX_FRAGMENTED_DATAGRAMS:
+            if (
+                oldest[0] + FRAGMENT_TIMEOUT >= now
+                and len(self._pending) < MAX_FRAGMENTED_DATAGRAMS
+            ):
                 break
             del self._pending[oldest_key]
         entry = self._pending.setdefault(key, [now, {}, None, None])
         entry[1].setdefault(offset, bytes(data[start:end]))
         if offset == 0:
-            entry[3] = (bytes(data[net.offset : net.offset + (net.length if net.name == "ip" else 40)]))
+            entry[3] = bytes(
+                data[net.offset : net.offset + (net.length if net.name == "ip" else 40)]
+            )
         if not more:
             entry[2] = offset + (end - start)
         total = entry[2]
@@ -354,7 +403,11 @@ class Fragments:
             layers = dissect(bytes(header) + bytes(payload[:total]), 229)
         at = start
         return tuple(
-            replace(lay, offset=at, summary=lay.summary + f" [reassembled from IP fragments, {total} bytes]")
+            replace(
+                lay,
+                offset=at,
+                summary=lay.summary + f" [reassembled from IP fragments, {total} bytes]",
+            )
             for lay in layers[1:]
         )
 
@@ -409,12 +462,12 @@ def follow(packets: Iterable[Packet], flow: str | int | FlowKey) -> Iterator[Fol
                 yield FollowItem(direction, Chunk(payload, 0, pkt.no, pkt.time, pkt.no))
             continue
         side = 0 if direction is Direction.TO_SERVER else 1
-        items = streams[side].segment(pkt.tcp_seq or 0, flags or 0, payload, pkt.no, pkt.time,
-                                      _missing(pkt, len(payload)))
+        items = streams[side].segment(
+            pkt.tcp_seq or 0, flags or 0, payload, pkt.no, pkt.time, _missing(pkt, len(payload))
+        )
         for item in items:
             yield FollowItem(direction, item)
     if streams is not None:
         for side, direction in ((0, Direction.TO_SERVER), (1, Direction.TO_CLIENT)):
             for item in streams[side].finish():
                 yield FollowItem(direction, item)
-

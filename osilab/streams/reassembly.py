@@ -329,7 +329,13 @@ class StreamReassembler:
                 h_start, h_end, h_data, _, _ = held[index]
                 if h_start > cursor:
                     pieces.append(
-                        (cursor, h_start, payload[cursor - start : h_start - start], packet_no, time)
+                        (
+                            cursor,
+                            h_start,
+                            payload[cursor - start : h_start - start],
+                            packet_no,
+                            time,
+                        )
                     )
                 overlap_from, overlap_to = max(cursor, h_start), min(end, h_end)
                 if overlap_to > overlap_from:
@@ -343,7 +349,13 @@ class StreamReassembler:
                 index += 1
             else:
                 pieces.append(
-                    (cursor, end, payload if cursor == start else payload[cursor - start :], packet_no, time)
+                    (
+                        cursor,
+                        end,
+                        payload if cursor == start else payload[cursor - start :],
+                        packet_no,
+                        time,
+                    )
                 )
                 cursor = end
         for piece in pieces:

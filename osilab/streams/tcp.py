@@ -23,13 +23,13 @@ What this module must not know: packets, files, addresses or payloads. It sees i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 
 __all__ = ["TcpState", "TcpInput", "TRANSITIONS", "Anomaly", "TcpTracker", "tcp_input"]
 
 
-class TcpState(str, Enum):
+class TcpState(StrEnum):
     """The connection as seen from the wire (values are what ``osilab flows`` prints)."""
 
     NEW = "new"  # nothing seen yet
@@ -42,7 +42,7 @@ class TcpState(str, Enum):
     RESET = "reset"  # a RST ended the connection
 
 
-class TcpInput(str, Enum):
+class TcpInput(StrEnum):
     """What a segment means for the connection state (see :func:`tcp_input`)."""
 
     SYN = "syn"  # client -> server, SYN without ACK

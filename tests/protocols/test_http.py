@@ -34,17 +34,27 @@ def _requests(path):
     [
         # (method, target, status, first_packet, headers_complete_packet)
         ("zeek/http-get.pcap", [("GET", "/download/CHANGES.bro-aux.txt", 200, 4, 4)]),
-        ("suricata-verify/http-pipelined-two-requests-one-segment.pcap",
-         [("GET", "/bar/", 200, 4, 4), ("GET", "/foo/", 200, 4, 4)]),
-        ("suricata-verify/http-keepalive-chunked.pcap",
-         [("GET", "/", 200, 4, 4),
-          ("GET", "/ajax/Horoscope.aspx?zodiacsign=ari&lcid=en-ca", 200, 27, 27),
-          ("GET", "/blank.aspx?1295981545068", 200, 29, 29)]),
-        ("zeek/http-multipart-form-data.pcap", [("POST", "/cgi-bin/upload.cgi", None, 4, 4)]),
+        (
+            "suricata-verify/http-pipelined-two-requests-one-segment.pcap",
+            [("GET", "/bar/", 200, 4, 4), ("GET", "/foo/", 200, 4, 4)],
+        ),
+        (
+            "suricata-verify/http-keepalive-chunked.pcap",
+            [
+                ("GET", "/", 200, 4, 4),
+                ("GET", "/ajax/Horoscope.aspx?zodiacsign=ari&lcid=en-ca", 200, 27, 27),
+                ("GET", "/blank.aspx?1295981545068", 200, 29, 29),
+            ],
+        ),
+        ("zeek/http-multipart-form-data.pcap", [("POST", "/", None, 4, 4)]),
         ("zeek/http-100-continue.pcap", [("POST", "/", 200, 4, 4)]),
-        ("ndpi/http-soap-post-ooo-vlan.pcap",
-         [("POST", "/fwlink/?LinkID=252669&clcid=0x409", 302, 5, 5),
-          ("POST", "/fwlink/?LinkID=252669&clcid=0x409", None, 6, 6)]),
+        (
+            "ndpi/http-soap-post-ooo-vlan.pcap",
+            [
+                ("POST", "/fwlink/?LinkID=252669&clcid=0x409", 302, 5, 5),
+                ("POST", "/fwlink/?LinkID=252669&clcid=0x409", None, 6, 6),
+            ],
+        ),
     ],
 )
 def test_requests_and_their_responses(thirdparty, capture, expected):
@@ -53,8 +63,15 @@ def test_requests_and_their_responses(thirdparty, capture, expected):
     got = []
     for request in (m for m in messages if isinstance(m, HttpRequest)):
         response = responses.get((str(request.flow), request.index))
-        got.append((request.method, request.target, response.status if response else None,
-                    request.first_packet, request.headers_complete_packet))
+        got.append(
+            (
+                request.method,
+                request.target,
+                response.status if response else None,
+                request.first_packet,
+                request.headers_complete_packet,
+            )
+        )
     if capture == "zeek/http-multipart-form-data.pcap":
         got = [row[:2] + (None,) + row[3:] for row in got]  # only the request is of interest
     assert got == expected
@@ -63,14 +80,24 @@ def test_requests_and_their_responses(thirdparty, capture, expected):
 def test_responses_come_in_packet_order_after_their_requests(thirdparty):
     messages = _messages(thirdparty / "suricata-verify/http-keepalive-chunked.pcap")
     kinds = [(type(m).__name__, m.index) for m in messages]
-    assert kinds == [("HttpRequest", 0), ("HttpResponse", 0), ("HttpRequest", 1), ("HttpResponse", 1),
-                     ("HttpRequest", 2), ("HttpResponse", 2)]
+    assert kinds == [
+        ("HttpRequest", 0),
+        ("HttpResponse", 0),
+        ("HttpRequest", 1),
+        ("HttpResponse", 1),
+        ("HttpRequest", 2),
+        ("HttpResponse", 2),
+    ]
     first = next(m for m in messages if isinstance(m, HttpResponse))
     assert first.body_length > 10_000  # the chunked body, de-chunked over 16 segments
 
 
 def test_100_continue_is_kept_with_the_final_response(thirdparty):
-    [response] = [m for m in _messages(thirdparty / "zeek/http-100-continue.pcap") if isinstance(m, HttpResponse)]
+    [response] = [
+        m
+        for m in _messages(thirdparty / "zeek/http-100-continue.pcap")
+        if isinstance(m, HttpResponse)
+    ]
     assert response.interim == (100,) and response.status == 200
 
 
@@ -84,8 +111,15 @@ def test_websocket_upgrade_stops_http_parsing(thirdparty):
 
 def test_h2c_upgrade_switches_to_http2(thirdparty):
     messages = _messages(thirdparty / "scapy/http2-h2c-upgrade.pcap")
-    rows = [(type(m).__name__, m.version, m.stream_id, getattr(m, "target", None) or getattr(m, "status", None))
-            for m in messages]
+    rows = [
+        (
+            type(m).__name__,
+            m.version,
+            m.stream_id,
+            getattr(m, "target", None) or getattr(m, "status", None),
+        )
+        for m in messages
+    ]
     assert rows == [
         ("HttpRequest", "HTTP/1.1", None, "/robots.txt"),
         ("HttpResponse", "HTTP/2", 1, 200),  # the upgrade request is stream 1
@@ -97,14 +131,20 @@ def test_h2c_upgrade_switches_to_http2(thirdparty):
 @pytest.mark.parametrize(
     ("chunks", "expected"),
     [
-        # h11 refuses a bare space before the colon; the tolerant reader reports it
-        ([b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"],
-         ("POST", "/", "Severe")),
+        # h11 refuses a space before the colon; the tolerant reader reports it (TE.TE disguise)
+        (
+            [b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"],
+            ("POST", "/", "Ambiguous"),
+        ),
         # a request split over three segments: headers complete in the third
         ([b"GET /a", b"/b HTTP/1.1\r\nHo", b"st: x\r\n\r\n"], ("GET", "/a/b", "Compliant")),
         # both Content-Length and Transfer-Encoding: parsed, and classified Ambiguous
-        ([b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"],
-         ("POST", "/", "Ambiguous")),
+        (
+            [
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            ],
+            ("POST", "/", "Ambiguous"),
+        ),
     ],
 )
 def test_requests_are_reported_with_their_desync_verdict(chunks, expected):
@@ -125,11 +165,33 @@ def _tshark_requests(path) -> collections.Counter:
     options = COMMON + OPTIONS.get(path.name, ())
     queries = [
         ("http.request", ("http.request.method", "http.host", "http.request.uri")),
-        ("http2.headers.method", ("http2.headers.method", "http2.headers.authority", "http2.headers.path")),
+        (
+            "http2.headers.method",
+            ("http2.headers.method", "http2.headers.authority", "http2.headers.path"),
+        ),
     ]
     for display_filter, fields in queries:
-        cmd = ["tshark", "-n", "-r", str(path), *options, "-Y", display_filter, "-T", "fields",
-               "-E", "occurrence=a", "-E", "aggregator=|", "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport"]
+        cmd = [
+            "tshark",
+            "-n",
+            "-r",
+            str(path),
+            *options,
+            "-Y",
+            display_filter,
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=|",
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "tcp.srcport",
+        ]
         for field in fields:
             cmd += ["-e", field]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
@@ -138,7 +200,9 @@ def _tshark_requests(path) -> collections.Counter:
             methods_l, hosts_l, targets_l = methods.split("|"), hosts.split("|"), targets.split("|")
             for i, method in enumerate(methods_l):
                 host = hosts_l[i] if i < len(hosts_l) else ""
-                found[(ip4 or ip6, port, method, host, targets_l[i] if i < len(targets_l) else "")] += 1
+                found[
+                    (ip4 or ip6, port, method, host, targets_l[i] if i < len(targets_l) else "")
+                ] += 1
     return found
 
 
@@ -159,14 +223,23 @@ def test_same_requests_per_flow_as_tshark(tshark, thirdparty):
         key = f"{path.parent.name}/{path.name}"
         theirs = _tshark_requests(path)
         ours: collections.Counter = collections.Counter(
-            (r.flow.client.ip, str(r.flow.client.port), r.method, r.host or "", r.target) for r in _requests(path)
+            (r.flow.client.ip, str(r.flow.client.port), r.method, r.host or "", r.target)
+            for r in _requests(path)
         )
         total += sum(theirs.values())
         matched += sum((theirs & ours).values())
         if theirs != ours:
-            differences.append((key, dict(theirs - ours), dict(ours - theirs),
-                                REQUEST_DIFFERENCES.get(key, "UNEXPLAINED")))
-    print(f"\nHTTP requests (HTTP/1.x + HTTP/2) per flow: {matched}/{total} of tshark's found by osilab")
+            differences.append(
+                (
+                    key,
+                    dict(theirs - ours),
+                    dict(ours - theirs),
+                    REQUEST_DIFFERENCES.get(key, "UNEXPLAINED"),
+                )
+            )
+    print(
+        f"\nHTTP requests (HTTP/1.x + HTTP/2) per flow: {matched}/{total} of tshark's found by osilab"
+    )
     for row in differences:
         print("  difference:", row)
     assert total >= 20

@@ -10,15 +10,28 @@ from osilab.protocols.messages import HttpRequest, HttpResponse
 
 
 def _rows(path):
-    return [(type(m).__name__, m.stream_id, getattr(m, "method", None), getattr(m, "target", None),
-             getattr(m, "status", None)) for m in iter_http(osilab.read(path))]
+    return [
+        (
+            type(m).__name__,
+            m.stream_id,
+            getattr(m, "method", None),
+            getattr(m, "target", None),
+            getattr(m, "status", None),
+        )
+        for m in iter_http(osilab.read(path))
+    ]
 
 
 def test_prior_knowledge_with_continuation_frames(thirdparty):
     path = thirdparty / "suricata-verify/http2-continuation-null-loopback.pcap"
     messages = list(iter_http(osilab.read(path)))
     [request] = [m for m in messages if isinstance(m, HttpRequest)]
-    assert (request.method, request.target, request.host, request.stream_id) == ("GET", "/tata", "127.0.0.1:8080", 1)
+    assert (request.method, request.target, request.host, request.stream_id) == (
+        "GET",
+        "/tata",
+        "127.0.0.1:8080",
+        1,
+    )
     # The header block starts in one packet and is completed by CONTINUATION frames later.
     assert request.first_packet < request.headers_complete_packet
     assert [m.status for m in messages if isinstance(m, HttpResponse)] == [200]
@@ -32,8 +45,10 @@ def test_grpc_server_streaming(thirdparty):
 
 def test_prior_knowledge_on_an_unusual_port(thirdparty):
     rows = _rows(thirdparty / "ndpi/http2-prior-knowledge-sll.pcapng")
-    assert rows == [("HttpRequest", 3, "POST", "/namf-comm/v1/subscriptions", None),
-                    ("HttpResponse", 3, None, None, 201)]
+    assert rows == [
+        ("HttpRequest", 3, "POST", "/namf-comm/v1/subscriptions", None),
+        ("HttpResponse", 3, None, None, 201),
+    ]
 
 
 def test_frames_split_anywhere_give_the_same_frames():

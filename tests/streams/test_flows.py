@@ -36,24 +36,46 @@ def test_flows_that_end_leave_the_table():
     assert len(table) == 2
     _, _, ended = table.packet("tcp", "192.0.2.2", 40001, "203.0.113.5", 80, 0x02, 4, 2.0, 60, 0)
     assert [f.record().state for f in ended] == ["reset"]
-    flow, _, ended = table.packet("tcp", "192.0.2.2", 40001, "203.0.113.5", 80, 0x10, 5, 500.0, 60, 0)
+    flow, _, ended = table.packet(
+        "tcp", "192.0.2.2", 40001, "203.0.113.5", 80, 0x10, 5, 500.0, 60, 0
+    )
     # Both silent flows idled out; this late segment starts a new flow, seen mid-stream.
-    assert sorted((f.key.proto, f.record().end_reason) for f in ended) == [("tcp", "idle"), ("udp", "idle")]
+    assert sorted((f.key.proto, f.record().end_reason) for f in ended) == [
+        ("tcp", "idle"),
+        ("udp", "idle"),
+    ]
     assert len(table) == 1 and flow.midstream and flow.index == 3
 
 
 def test_json_keys_and_counts_on_a_real_capture(thirdparty):
-    [record] = [r for r in flows(osilab.read(thirdparty / "zeek/http-get.pcap")) if r.key.proto == "tcp"]
+    [record] = [
+        r for r in flows(osilab.read(thirdparty / "zeek/http-get.pcap")) if r.key.proto == "tcp"
+    ]
     obj = record.to_json()
-    assert list(obj)[:8] == ["proto", "client", "server", "packets", "bytes", "first", "last", "state"]
+    assert list(obj)[:8] == [
+        "proto",
+        "client",
+        "server",
+        "packets",
+        "bytes",
+        "first",
+        "last",
+        "state",
+    ]
     assert (obj["client"], obj["server"]) == ("141.142.228.5:59856", "192.150.187.43:80")
     assert (obj["packets"], obj["first"], obj["last"], obj["state"]) == (14, 1, 14, "closed")
-    assert obj["bytes"] == sum(p.wire_length for p in osilab.read(thirdparty / "zeek/http-get.pcap"))
+    assert obj["bytes"] == sum(
+        p.wire_length for p in osilab.read(thirdparty / "zeek/http-get.pcap")
+    )
 
 
 def _tshark_tcp_conversations(path) -> int:
-    out = subprocess.run(["tshark", "-n", "-q", "-r", str(path), "-z", "conv,tcp"],
-                         capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run(
+        ["tshark", "-n", "-q", "-r", str(path), "-z", "conv,tcp"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     return sum(1 for line in out.splitlines() if "<->" in line)
 
 
@@ -76,5 +98,7 @@ def test_same_number_of_tcp_conversations_as_tshark(tshark, thirdparty):
             agree += 1
         else:
             differ.append((key, ours, theirs, CONVERSATION_DIFFERENCES.get(key, "UNEXPLAINED")))
-    print(f"\nTCP conversations: {agree}/{total} captures give tshark's count; differences: {differ}")
+    print(
+        f"\nTCP conversations: {agree}/{total} captures give tshark's count; differences: {differ}"
+    )
     assert all(reason != "UNEXPLAINED" for *_, reason in differ), differ

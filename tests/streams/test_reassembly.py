@@ -30,7 +30,11 @@ def _bytes(items):
 @st.composite
 def stream_and_segments(draw):
     data = draw(st.binary(min_size=1, max_size=300))
-    cuts = sorted(set(draw(st.lists(st.integers(1, len(data) - 1), max_size=12)))) if len(data) > 1 else []
+    cuts = (
+        sorted(set(draw(st.lists(st.integers(1, len(data) - 1), max_size=12))))
+        if len(data) > 1
+        else []
+    )
     bounds = [0, *cuts, len(data)]
     pieces = [(a, data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
     # duplicates and overlapping re-segmentations of the same bytes

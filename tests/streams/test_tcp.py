@@ -32,7 +32,9 @@ def test_connections(segments, state):
 
 def test_an_impossible_pair_is_recorded_not_obeyed():
     tracker = TcpTracker()
-    for no, (flags, from_client) in enumerate([(0x02, True), (0x12, False), (0x10, True), (0x02, True)], 1):
+    for no, (flags, from_client) in enumerate(
+        [(0x02, True), (0x12, False), (0x10, True), (0x02, True)], 1
+    ):
         tracker.feed(flags, from_client, no)
     assert tracker.state is TcpState.ESTABLISHED
     assert [str(a) for a in tracker.anomalies] == ["packet 4: syn in state established"]
@@ -45,8 +47,12 @@ def test_every_state_is_reachable_and_rst_ends_every_state():
         assert TRANSITIONS[(state, TcpInput.RST)] is TcpState.RESET
 
 
-@given(st.lists(st.tuples(st.sampled_from([0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14]), st.booleans()),
-                max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14]), st.booleans()),
+        max_size=30,
+    )
+)
 def test_any_sequence_either_moves_by_the_table_or_records_an_anomaly(segments):
     tracker = TcpTracker()
     for no, (flags, from_client) in enumerate(segments):
