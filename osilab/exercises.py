@@ -83,7 +83,9 @@ class Feedback:
 
 def _as_int(answer: Any, what: str) -> int | Feedback:
     if isinstance(answer, bool) or not isinstance(answer, int | str):
-        return Feedback(False, f"Answer with {what} (a whole number), not {type(answer).__name__} {answer!r}.")
+        return Feedback(
+            False, f"Answer with {what} (a whole number), not {type(answer).__name__} {answer!r}."
+        )
     try:
         return int(str(answer).strip().lstrip("#"))
     except ValueError:
@@ -161,7 +163,9 @@ class HeaderBytes(Exercise):
         right = pkt["http"].offset
         parts = " + ".join(f"{lay.name} {lay.length}" for lay in below)
         if value == right:
-            return Feedback(True, f"Packet {pkt.no}: {parts} = {right} bytes before the request line.")
+            return Feedback(
+                True, f"Packet {pkt.no}: {parts} = {right} bytes before the request line."
+            )
         for lay in below:
             if value == right - lay.length:
                 return Feedback(
@@ -177,17 +181,30 @@ class HeaderBytes(Exercise):
                 f"tcp.hdr_len is {tcp.length}. The header length field, not the minimum, says where data starts.",
             )
         if value == len(pkt.data):
-            return Feedback(False, f"{value} is the whole frame, request included; only the headers before it count.")
+            return Feedback(
+                False,
+                f"{value} is the whole frame, request included; only the headers before it count.",
+            )
         if value > right:
-            return Feedback(False, f"{value} is too many: the HTTP request starts before byte {value} of packet {pkt.no}.")
-        return Feedback(False, f"{value} is too few: the layers below HTTP in packet {pkt.no} are {', '.join(lay.name for lay in below)}.")
+            return Feedback(
+                False,
+                f"{value} is too many: the HTTP request starts before byte {value} of packet {pkt.no}.",
+            )
+        return Feedback(
+            False,
+            f"{value} is too few: the layers below HTTP in packet {pkt.no} are {', '.join(lay.name for lay in below)}.",
+        )
 
 
 # --------------------------------------------------------------------------- decisions
 
 
 def _syn_packets(packets: Iterable[Packet]) -> list[Packet]:
-    return [p for p in packets if p.proto == "tcp" and (p.tcp_flags or 0) & TCP_SYN and not (p.tcp_flags or 0) & TCP_ACK]
+    return [
+        p
+        for p in packets
+        if p.proto == "tcp" and (p.tcp_flags or 0) & TCP_SYN and not (p.tcp_flags or 0) & TCP_ACK
+    ]
 
 
 def _nlb_replay(packets: Sequence[Packet]) -> Any:
@@ -215,7 +232,9 @@ def _packet_role(packets: Sequence[Packet], number: int) -> str:
     if "http" in pkt:
         return f"packet {number} carries an HTTP response"
     if not pkt.payload:
-        return f"packet {number} is a bare TCP segment [{pkt['tcp'].get('flags_str')}] with no payload"
+        return (
+            f"packet {number} is a bare TCP segment [{pkt['tcp'].get('flags_str')}] with no payload"
+        )
     return f"packet {number} carries {len(pkt.payload)} bytes of payload"
 
 
@@ -264,7 +283,6 @@ class NlbDecision(Exercise):
         elif value < 1 or value > len(self.packets):
             why = "Pick a packet of the capture."
         else:
-            why = f"By then the NLB had long decided: it needs only the first packet of the connection ({right} is not it? look again)."
             why = "By then the NLB had already decided; it decides on the first packet of a new connection."
         return Feedback(False, f"{role}. {why}")
 
@@ -318,7 +336,10 @@ class AlbDecision(Exercise):
                 f"Packet {value} has the request's first bytes, but its headers end only in packet {right}: "
                 "the ALB must wait for the blank line that ends them.",
             )
-        return Feedback(False, f"{_packet_role(self.packets, value)}; the ALB needs the request's complete headers.")
+        return Feedback(
+            False,
+            f"{_packet_role(self.packets, value)}; the ALB needs the request's complete headers.",
+        )
 
 
 # --------------------------------------------------------------------------- nlb-fields
@@ -348,7 +369,9 @@ class NlbFields(Exercise):
         "From this list, which fields did the NLB read to choose a target for the connection in "
         "zeek/http-get.pcap? " + ", ".join(FIELD_CHOICES)
     )
-    hint: str = "Look at the packet where the NLB decided: which of these fields does it even contain?"
+    hint: str = (
+        "Look at the packet where the NLB decided: which of these fields does it even contain?"
+    )
 
     @cached_property
     def seen(self) -> frozenset[str]:
@@ -359,13 +382,22 @@ class NlbFields(Exercise):
         if isinstance(answer, str):
             answer = [a.strip() for a in answer.replace(";", ",").split(",") if a.strip()]
         if not isinstance(answer, Iterable):
-            return Feedback(False, "Answer with a list (or set) of field names, e.g. ['ip.src', 'tcp.dstport'].")
+            return Feedback(
+                False, "Answer with a list (or set) of field names, e.g. ['ip.src', 'tcp.dstport']."
+            )
         given = {str(a) for a in answer}
         unknown = given - set(FIELD_CHOICES)
         if unknown:
-            return Feedback(False, f"Pick from the list; these are not in it: {', '.join(sorted(unknown))}.")
+            return Feedback(
+                False, f"Pick from the list; these are not in it: {', '.join(sorted(unknown))}."
+            )
         if given == self.seen:
-            return Feedback(True, "The NLB hashes the flow's addresses and ports, all present in the SYN: " + ", ".join(sorted(self.seen)) + ".")
+            return Feedback(
+                True,
+                "The NLB hashes the flow's addresses and ports, all present in the SYN: "
+                + ", ".join(sorted(self.seen))
+                + ".",
+            )
         notes = []
         l7 = sorted(f for f in given if f.startswith(("http.", "tls.")))
         if l7:
@@ -374,10 +406,14 @@ class NlbFields(Exercise):
                 "decides, and an NLB never reads the payload (with a TLS listener the SNI only picks the certificate)."
             )
         if "eth.src" in given:
-            notes.append("eth.src is rewritten at every IP hop (OSI layer 2 is per link): no balancer routes on it.")
+            notes.append(
+                "eth.src is rewritten at every IP hop (OSI layer 2 is per link): no balancer routes on it."
+            )
         missing = sorted(self.seen - given)
         if missing:
-            notes.append(f"Missing: {', '.join(missing)}; the NLB hashes the whole flow, not just part of it.")
+            notes.append(
+                f"Missing: {', '.join(missing)}; the NLB hashes the whole flow, not just part of it."
+            )
         return Feedback(False, " ".join(notes))
 
 
@@ -397,10 +433,15 @@ class AlbRules(Exercise):
     )
     hint: str = "One rule with a path-pattern condition. Patterns must match the whole path."
     groups: Mapping[str, Sequence[str]] = field(
-        default_factory=lambda: {"web": ("192.0.2.11:80", "192.0.2.12:80"), "api": ("192.0.2.21:80",)}
+        default_factory=lambda: {
+            "web": ("192.0.2.11:80", "192.0.2.12:80"),
+            "api": ("192.0.2.21:80",),
+        }
     )
     default_group: str = "web"
-    expected: Callable[[HttpRequest], str] = lambda request: "api" if request.path.startswith("/ajax/") else "web"
+    expected: Callable[[HttpRequest], str] = lambda request: (
+        "api" if request.path.startswith("/ajax/") else "web"
+    )
 
     @cached_property
     def requests(self) -> list[HttpRequest]:
@@ -410,10 +451,18 @@ class AlbRules(Exercise):
         """The whole balancer configuration the learner's rules are checked in."""
         return {
             "Type": "application",
-            "TargetGroups": [{"Name": name, "Protocol": "HTTP", "Port": 80, "Targets": list(targets)}
-                             for name, targets in self.groups.items()],
-            "Listeners": [{"Protocol": "HTTP", "Port": 80, "Rules": rules,
-                           "DefaultActions": [{"Type": "forward", "TargetGroupName": self.default_group}]}],
+            "TargetGroups": [
+                {"Name": name, "Protocol": "HTTP", "Port": 80, "Targets": list(targets)}
+                for name, targets in self.groups.items()
+            ],
+            "Listeners": [
+                {
+                    "Protocol": "HTTP",
+                    "Port": 80,
+                    "Rules": rules,
+                    "DefaultActions": [{"Type": "forward", "TargetGroupName": self.default_group}],
+                }
+            ],
         }
 
     def _check(self, answer: Any) -> Feedback:
@@ -428,7 +477,10 @@ class AlbRules(Exercise):
         if isinstance(answer, Mapping) and "Rules" in answer:
             answer = answer["Rules"]
         if not isinstance(answer, list):
-            return Feedback(False, "Give the Rules as a list of rule objects: [{\"Priority\": \"10\", \"Conditions\": [...], \"Actions\": [...]}].")
+            return Feedback(
+                False,
+                'Give the Rules as a list of rule objects: [{"Priority": "10", "Conditions": [...], "Actions": [...]}].',
+            )
         try:
             config = parse_config(self.config(answer))
         except ConfigError as exc:
@@ -438,17 +490,33 @@ class AlbRules(Exercise):
         for request in self.requests:
             match = evaluate_rules(listener.rules, request)
             action = match.rule.actions[0] if match.rule is not None else listener.default_action
-            groups = [entry.name for entry in action.target_groups] if action.type == "forward" else []
-            got = groups[0] if len(groups) == 1 else (f"{action.type}" if not groups else "/".join(groups))
+            groups = (
+                [entry.name for entry in action.target_groups] if action.type == "forward" else []
+            )
+            got = (
+                groups[0]
+                if len(groups) == 1
+                else (f"{action.type}" if not groups else "/".join(groups))
+            )
             want = self.expected(request)
             if got != want:
-                wrong.append(f"{request.method} {request.target} went to {got!r} (expected {want!r}) because {match.why}")
+                wrong.append(
+                    f"{request.method} {request.target} went to {got!r} (expected {want!r}) because {match.why}"
+                )
         if not wrong:
-            return Feedback(True, f"All {len(self.requests)} requests of the capture go where they should.")
+            return Feedback(
+                True, f"All {len(self.requests)} requests of the capture go where they should."
+            )
         advice = ""
         if any("no rule matched" in w for w in wrong):
             advice = " Remember: a path pattern must match the whole path (/ajax matches only /ajax itself; /ajax/* matches below it), and it never sees the query string."
-        return Feedback(False, f"{len(wrong)} of {len(self.requests)} requests go to the wrong place: " + "; ".join(wrong) + "." + advice)
+        return Feedback(
+            False,
+            f"{len(wrong)} of {len(self.requests)} requests go to the wrong place: "
+            + "; ".join(wrong)
+            + "."
+            + advice,
+        )
 
 
 # --------------------------------------------------------------------------- desync-tier
@@ -487,7 +555,10 @@ class DesyncTier(Exercise):
         right = self.verdict.klass
         reason = self.verdict.reason
         if text == right:
-            return Feedback(True, f"{right} ({reason}): {self.verdict.detail or 'both body headers are present'}.")
+            return Feedback(
+                True,
+                f"{right} ({reason}): {self.verdict.detail or 'both body headers are present'}.",
+            )
         if tiers.index(text) < tiers.index(right):
             return Feedback(
                 False,

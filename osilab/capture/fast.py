@@ -58,7 +58,14 @@ if TYPE_CHECKING:
     from osilab.capture.packet import Packet
     from osilab.capture.reader import Capture
 
-__all__ = ["FLOW_TUPLE_FIELDS", "FlowTuple", "Record", "fast_records", "flow_tuples", "packet_flow_tuple"]
+__all__ = [
+    "FLOW_TUPLE_FIELDS",
+    "FlowTuple",
+    "Record",
+    "fast_records",
+    "flow_tuples",
+    "packet_flow_tuple",
+]
 
 #: The fields of one :func:`flow_tuples` item, in order.
 FLOW_TUPLE_FIELDS = (
@@ -75,8 +82,18 @@ FLOW_TUPLE_FIELDS = (
 )
 
 #: ``(no, time, proto, src, src_port, dst, dst_port, tcp_flags, tcp_seq, damaged)``
-FlowTuple = tuple[int, float, str | None, str | None, int | None, str | None, int | None,
-                  int | None, int | None, str | None]
+FlowTuple = tuple[
+    int,
+    float,
+    str | None,
+    str | None,
+    int | None,
+    str | None,
+    int | None,
+    int | None,
+    int | None,
+    str | None,
+]
 #: ``(no, time, linktype, data, wire_length, interface)``, as :meth:`Capture.records` gives.
 Record = tuple[int, float, int, bytes, int, int]
 _WalkItem = tuple[int, float, int, bytes, int, int, str | None]
@@ -114,7 +131,15 @@ def _walk(capture: Capture) -> Iterator[_WalkItem]:
             pass  # hand over to the full reader below, after the records already given
     for pkt in capture:  # the full reader: damaged records come out with their read_error
         if pkt.no > last:
-            yield pkt.no, pkt.time, pkt.linktype, pkt.data, pkt.wire_length, pkt.interface, pkt.read_error
+            yield (
+                pkt.no,
+                pkt.time,
+                pkt.linktype,
+                pkt.data,
+                pkt.wire_length,
+                pkt.interface,
+                pkt.read_error,
+            )
 
 
 class _Window:
@@ -184,7 +209,9 @@ def _pcapng_walk(path: str) -> Iterator[_WalkItem]:
         head = struct.Struct("<II").unpack_from
         epb = struct.Struct("<IIIII").unpack_from
         word = struct.Struct("<I").unpack_from
-        section: list[tuple[int, float, int]] = []  # per IDB of this section: linktype, resolution, index
+        section: list[
+            tuple[int, float, int]
+        ] = []  # per IDB of this section: linktype, resolution, index
         described = 0
         while True:
             if len(window.data) - pos < 12:
@@ -272,7 +299,15 @@ _ADDRESS_CACHE_LIMIT = 65_536
 _VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100))
 _TUNNELS = frozenset((4, 41))  # IP in IP, IPv6 in IP: the full dissector follows them
 _IPV6_EXTENSIONS = frozenset((0, 43, 44, 51, 60, 135))
-_NON_IP = (None, None, None, None, None, None, None, None)
+_NON_IP = (
+    None,
+    None,
+    None,
+    None,
+    None,
+    None,
+    None,
+)  # proto, src, src_port, dst, dst_port, flags, seq
 
 
 def _address(raw: bytes) -> str:
@@ -330,6 +365,9 @@ def flow_tuples(capture: Capture) -> Iterator[FlowTuple]:
     """
     unpack_tcp = struct.Struct("!HHIIH").unpack_from
     unpack_udp = struct.Struct("!HHH").unpack_from
+    # Ethernet + IPv4 without options + TCP, the common case, in one call from offset 14:
+    # IP total length, flags+fragment offset, addresses; TCP ports, sequence, offset+flags.
+    unpack_eth_ipv4_tcp = struct.Struct("!2xH2xH4x4s4sHHI4xH").unpack_from
     text = _ADDRESS_TEXT
     address = _address
     for no, time, linktype, data, _wire, _iface, problem in _walk(capture):
@@ -337,6 +375,39 @@ def flow_tuples(capture: Capture) -> Iterator[FlowTuple]:
             yield _slow(no, time, linktype, data, problem)
             continue
         end = len(data)
+        # -- the common case first: Ethernet II, IPv4 with a 20-byte header, TCP ----------
+        if (
+            linktype == 1
+            and end >= 54
+            and data[14] == 0x45
+            and data[23] == 6
+            and data[12:14] == b"\x08\x00"
+        ):
+            total_length, flags_frag, raw_src, raw_dst, src_port, dst_port, seq, offset_flags = (
+                unpack_eth_ipv4_tcp(data, 14)
+            )
+            ip_end = 14 + total_length if 14 + total_length < end else end
+            if (
+                total_length >= 20
+                and not flags_frag & 0x3FFF  # not a fragment
+                and offset_flags >> 12 >= 5
+                and ip_end - 34 >= (offset_flags >> 12) * 4  # the whole TCP header is there
+            ):
+                src = text.get(raw_src) or address(raw_src)
+                dst = text.get(raw_dst) or address(raw_dst)
+                yield (
+                    no,
+                    time,
+                    "tcp",
+                    src,
+                    src_port,
+                    dst,
+                    dst_port,
+                    offset_flags & 0x01FF,
+                    seq,
+                    None,
+                )
+                continue
         # -- link layer: find the EtherType (or the IP version) and where IP starts ------
         if linktype == 1:  # Ethernet II
             if end < 14:
@@ -416,7 +487,11 @@ def flow_tuples(capture: Capture) -> Iterator[FlowTuple]:
             if proto in _IPV6_EXTENSIONS:
                 yield _slow(no, time, linktype, data, problem)
                 continue
-            ip_end = off + 40 + payload_length if payload_length and off + 40 + payload_length < end else end
+            ip_end = (
+                off + 40 + payload_length
+                if payload_length and off + 40 + payload_length < end
+                else end
+            )
             raw = data[off + 8 : off + 24]
             src = text.get(raw) or address(raw)
             raw = data[off + 24 : off + 40]
@@ -451,5 +526,3 @@ def flow_tuples(capture: Capture) -> Iterator[FlowTuple]:
             yield _slow(no, time, linktype, data, problem)
         else:
             yield no, time, None, src, None, dst, None, None, None, None
-
-

@@ -8,25 +8,34 @@ index; ``--json`` streams one object per flow as it ends (keys as in design.md).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 
 from osilab.commands._capture import open_capture, report_errors
 from osilab.commands._output import print_table, write_jsonl
-from osilab.streams import flows
+from osilab.streams import FlowRecord, flows, track
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run"]
 
 HELP = "list TCP/UDP flows: client, server, packets, bytes, first/last packet, TCP state"
-EXAMPLE = "osilab flows ../shared/captures/thirdparty/zeek/http-get.pcap --json"
+EXAMPLE = "osilab flows ../shared/captures/thirdparty/zeek/http-get.pcap --app   (or --json)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per flow")
+    parser.add_argument(
+        "--app",
+        action="store_true",
+        help="also recognise each flow's application protocol (reassembles and parses: slower)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file)
-    records = flows(capture)
+    if args.app:
+        records: Iterable[FlowRecord] = (record for step in track(capture) for record in step.ended)
+    else:
+        records = flows(capture)
     if args.json:
         write_jsonl(record.to_json() for record in records)
     else:

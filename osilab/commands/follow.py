@@ -68,11 +68,8 @@ def run(args: argparse.Namespace) -> int:
         if current is not None and buffered:
             direction, _ = current
             who = "client -> server" if direction is Direction.TO_SERVER else "server -> client"
-            span = (
-                f"packet {packets[0]}"
-                if len(set(packets)) == 1
-                else f"packets {packets[0]}-{packets[-1]}"
-            )
+            low, high = min(packets), max(packets)
+            span = f"packet {low}" if low == high else f"packets {low}-{high}"
             out.write(f"\n=== {who} ({span}) ===\n")
             out.write("".join(buffered))
             if not buffered[-1].endswith("\n"):

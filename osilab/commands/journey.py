@@ -19,19 +19,39 @@ EXAMPLE = "osilab journey captures/alb/alb.pcapng --request r0005 --html journey
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="a multi-hop lab capture (pcapng with one named interface per hop)")
-    parser.add_argument("--request", metavar="ID", help="the request id (X-Request-Id or ?rid=); "
-                        "default: the request that crosses the most hops")
-    parser.add_argument("--topology", metavar="JSON", help="topology.json (default: the one next to FILE)")
-    parser.add_argument("--html", metavar="OUT.html", help="write the interactive view as a standalone HTML file")
-    parser.add_argument("--compare", metavar="OTHER", help="a second capture (e.g. the NLB path): with --html, "
-                        "both journeys side by side")
-    parser.add_argument("--compare-request", metavar="ID", help="the request id in OTHER (default: as chosen there)")
+    parser.add_argument(
+        "file", help="a multi-hop lab capture (pcapng with one named interface per hop)"
+    )
+    parser.add_argument(
+        "--request",
+        metavar="ID",
+        help="the request id (X-Request-Id or ?rid=); "
+        "default: the request that crosses the most hops",
+    )
+    parser.add_argument(
+        "--topology", metavar="JSON", help="topology.json (default: the one next to FILE)"
+    )
+    parser.add_argument(
+        "--html", metavar="OUT.html", help="write the interactive view as a standalone HTML file"
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="OTHER",
+        help="a second capture (e.g. the NLB path): with --html, both journeys side by side",
+    )
+    parser.add_argument(
+        "--compare-request", metavar="ID", help="the request id in OTHER (default: as chosen there)"
+    )
     parser.add_argument("--list", action="store_true", help="list the request ids in FILE and stop")
-    parser.add_argument("--layers", action="store_true", help="print every layer in and out with its reason")
+    parser.add_argument(
+        "--layers", action="store_true", help="print every layer in and out with its reason"
+    )
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per event")
-    parser.add_argument("--no-models", action="store_true",
-                        help="explain balancers from the capture only, without the balancer models")
+    parser.add_argument(
+        "--no-models",
+        action="store_true",
+        help="explain balancers from the capture only, without the balancer models",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,10 +66,16 @@ def run(args: argparse.Namespace) -> int:
     trip = journey(args.file, args.request, topology=args.topology, use_models=not args.no_models)
     if args.json:
         write_jsonl(
-            {key: value for key, value in event.to_json().items() if key not in ("packet_in", "packet_out")}
-            | {"request_id": trip.request_id,
-               "packet_in": event.packet_in.no if event.packet_in else None,
-               "packet_out": event.packet_out.no if event.packet_out else None}
+            {
+                key: value
+                for key, value in event.to_json().items()
+                if key not in ("packet_in", "packet_out")
+            }
+            | {
+                "request_id": trip.request_id,
+                "packet_in": event.packet_in.no if event.packet_in else None,
+                "packet_out": event.packet_out.no if event.packet_out else None,
+            }
             for event in trip.events
         )
     elif args.layers:

@@ -50,7 +50,9 @@ __all__ = [
 TOPOLOGY_FILE = "topology.json"
 
 
-def load_topology(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+def load_topology(
+    source: str | os.PathLike[str] | Mapping[str, Any] | None,
+) -> Mapping[str, Any] | None:
     """A parsed ``topology.json``: from a path, an already-parsed mapping, or ``None``."""
     if source is None or isinstance(source, Mapping):
         return source

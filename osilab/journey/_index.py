@@ -35,7 +35,15 @@ from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import Endpoint, FlowKey
 from osilab.streams.reassembly import Chunk, StreamReassembler
 
-__all__ = ["CaptureIndex", "Flow", "Exchange", "Run", "SERVER_PORTS", "resp_summary", "pgsql_summary"]
+__all__ = [
+    "CaptureIndex",
+    "Flow",
+    "Exchange",
+    "Run",
+    "SERVER_PORTS",
+    "resp_summary",
+    "pgsql_summary",
+]
 
 #: Ports that name the server side of a connection whose SYN was not captured.
 SERVER_PORTS = frozenset({80, 443, 8080, 8081, 6379, 5432})
@@ -50,9 +58,12 @@ class Flow:
     hop: str
     key: FlowKey
     syn_packet: int | None = None
-    streams: dict[str, bytearray] = field(default_factory=lambda: {"c": bytearray(), "s": bytearray()})
+    streams: dict[str, bytearray] = field(
+        default_factory=lambda: {"c": bytearray(), "s": bytearray()}
+    )
     chunks: dict[str, list[Chunk]] = field(default_factory=lambda: {"c": [], "s": []})
     broken: dict[str, bool] = field(default_factory=lambda: {"c": False, "s": False})
+    proxy_header: int = 0  # bytes of PROXY protocol header before the client's first request
     reassemblers: dict[str, StreamReassembler] = field(
         default_factory=lambda: {"c": StreamReassembler(), "s": StreamReassembler()}
     )
@@ -110,7 +121,10 @@ class Run:
 
 def _orient(pkt: Packet) -> tuple[FlowKey, str]:
     """The flow key (client -> server) and which side sent ``pkt``."""
-    src, dst = Endpoint(pkt.ip_src or "", pkt.src_port or 0), Endpoint(pkt.ip_dst or "", pkt.dst_port or 0)
+    src, dst = (
+        Endpoint(pkt.ip_src or "", pkt.src_port or 0),
+        Endpoint(pkt.ip_dst or "", pkt.dst_port or 0),
+    )
     flags = pkt.tcp_flags or 0
     if flags & TCP_SYN:
         client_sent = not flags & TCP_ACK
@@ -148,7 +162,9 @@ class CaptureIndex:
             flags = pkt.tcp_flags or 0
             if flags & TCP_SYN and not flags & TCP_ACK and flow.syn_packet is None:
                 flow.syn_packet = pkt.no
-            pieces = flow.reassemblers[side].segment(pkt.tcp_seq or 0, flags, pkt.payload, pkt.no, pkt.time)
+            pieces = flow.reassemblers[side].segment(
+                pkt.tcp_seq or 0, flags, pkt.payload, pkt.no, pkt.time
+            )
             for piece in pieces:
                 if not isinstance(piece, Chunk):
                     flow.broken[side] = True  # a hole: stop reading this direction
@@ -158,16 +174,14 @@ class CaptureIndex:
         self.exchanges: list[Exchange] = []
         self.runs: list[Run] = []
         for flow in self.flows.values():
-            head = bytes(flow.streams["c"][:16])
+            flow.proxy_header = _proxy_header_length(bytes(flow.streams["c"][:232]))
+            head = bytes(flow.streams["c"][flow.proxy_header : flow.proxy_header + 16])
             if head.split(b" ", 1)[0] in HTTP_METHODS:
                 self.exchanges.extend(_split_http(flow, self.packets))
             elif flow.key.server.port in STORE_PORTS:
                 self.runs.extend(_split_runs(flow, STORE_PORTS[flow.key.server.port], self.packets))
         self.exchanges.sort(key=lambda ex: (ex.request.time, ex.request.headers_complete_packet))
         self.runs.sort(key=lambda run: (run.time, run.packets[0]))
-
-    def syn_of(self, flow: Flow) -> int | None:
-        return flow.syn_packet
 
     def request_ids(self) -> list[str]:
         """Every request id seen, in the order of the requests' first appearance."""
@@ -184,13 +198,32 @@ class CaptureIndex:
 # ---------------------------------------------------------------------------------------
 
 
+_PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def _proxy_header_length(head: bytes) -> int:
+    """Bytes of a PROXY protocol header at the start of a stream (0 when there is none).
+
+    v1 is one text line ``PROXY TCP4 ... \\r\\n``; v2 is a 16-byte binary header (12-byte
+    signature, version/command, family, 2-byte length) plus that length
+    (haproxy.org/download/2.6/doc/proxy-protocol.txt §2.1, §2.2).
+    """
+    if head.startswith(_PROXY_V2_SIGNATURE) and len(head) >= 16:
+        return 16 + int.from_bytes(head[14:16], "big")
+    if head.startswith(b"PROXY "):
+        end = head.find(b"\r\n", 0, 108)
+        return end + 2 if end > 0 else 0
+    return 0
+
+
 def _consumed(conn: h11.Connection, fed: int) -> int:
     return fed - len(conn.trailing_data[0])
 
 
 def _split_http(flow: Flow, packets: dict[int, Packet]) -> list[Exchange]:
     """Requests and responses of one HTTP/1.x flow, paired in order (RFC 9112 §9.3)."""
-    upstream, downstream = bytes(flow.streams["c"]), bytes(flow.streams["s"])
+    skip = flow.proxy_header  # stream offsets below are counted after the PROXY header
+    upstream, downstream = bytes(flow.streams["c"][skip:]), bytes(flow.streams["s"])
     server = h11.Connection(h11.SERVER)  # reads what the client sent
     client = h11.Connection(h11.CLIENT)  # reads what the server sent
     server.receive_data(upstream)
@@ -211,9 +244,11 @@ def _split_http(flow: Flow, packets: dict[int, Packet]) -> list[Exchange]:
                     body += len(more.data)
                     continue
                 break
-            request = _request(flow, index, event, start, head_end, body, packets)
+            request = _request(flow, index, event, skip + start, skip + head_end, body, packets)
             response = None
-            client.send(h11.Request(method=event.method, target=b"/", headers=[(b"host", b"journey")]))
+            client.send(
+                h11.Request(method=event.method, target=b"/", headers=[(b"host", b"journey")])
+            )
             client.send(h11.EndOfMessage())
             answer_start = _consumed(client, len(downstream))
             answer = client.next_event()
@@ -221,7 +256,9 @@ def _split_http(flow: Flow, packets: dict[int, Packet]) -> list[Exchange]:
                 answer_start = _consumed(client, len(downstream))
                 answer = client.next_event()
             if isinstance(answer, h11.Response):
-                response = _response(flow, index, answer, answer_start, _consumed(client, len(downstream)), packets)
+                response = _response(
+                    flow, index, answer, answer_start, _consumed(client, len(downstream)), packets
+                )
                 while isinstance(client.next_event(), h11.Data):
                     pass
             found.append(Exchange(flow, request, response))
@@ -249,8 +286,15 @@ def _time(packets: dict[int, Packet], number: int | None) -> float:
     return packets[number].time if number in packets else 0.0
 
 
-def _request(flow: Flow, index: int, event: Any, start: int, head_end: int, body: int,
-             packets: dict[int, Packet]) -> HttpRequest:
+def _request(
+    flow: Flow,
+    index: int,
+    event: Any,
+    start: int,
+    head_end: int,
+    body: int,
+    packets: dict[int, Packet],
+) -> HttpRequest:
     first = flow.packet_at("c", start) or 0
     complete = flow.packet_at("c", max(start, head_end - 1)) or first
     return HttpRequest(
@@ -267,8 +311,9 @@ def _request(flow: Flow, index: int, event: Any, start: int, head_end: int, body
     )
 
 
-def _response(flow: Flow, index: int, event: Any, start: int, head_end: int,
-              packets: dict[int, Packet]) -> HttpResponse:
+def _response(
+    flow: Flow, index: int, event: Any, start: int, head_end: int, packets: dict[int, Packet]
+) -> HttpResponse:
     first = flow.packet_at("s", start) or 0
     complete = flow.packet_at("s", max(start, head_end - 1)) or first
     return HttpResponse(
@@ -339,9 +384,19 @@ def _int(raw: bytes) -> int:
 
 #: PostgreSQL frontend/backend message types named in summaries (postgresql.org/docs/current/protocol-message-formats.html).
 _PG_TYPES = {
-    b"Q": "Query", b"P": "Parse", b"B": "Bind", b"E": "Execute", b"S": "Sync", b"D": "DataRow",
-    b"T": "RowDescription", b"C": "CommandComplete", b"Z": "ReadyForQuery", b"1": "ParseComplete",
-    b"2": "BindComplete", b"X": "Terminate", b"H": "Flush",
+    b"Q": "Query",
+    b"P": "Parse",
+    b"B": "Bind",
+    b"E": "Execute",
+    b"S": "Sync",
+    b"D": "DataRow",
+    b"T": "RowDescription",
+    b"C": "CommandComplete",
+    b"Z": "ReadyForQuery",
+    b"1": "ParseComplete",
+    b"2": "BindComplete",
+    b"X": "Terminate",
+    b"H": "Flush",
 }
 
 

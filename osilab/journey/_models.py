@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["alb_decision", "nlb_decision"]
 
 
-def _targets(network: Network, index: CaptureIndex, balancer_ips: set[str], port: int) -> dict[str, str]:
+def _targets(
+    network: Network, index: CaptureIndex, balancer_ips: set[str], port: int
+) -> dict[str, str]:
     """Instance name -> ``ip:port``: the topology's instances, else the servers the balancer called."""
     found = {
         device.name: f"{device.addresses[0]}:{port}"
@@ -46,7 +48,10 @@ def _targets(network: Network, index: CaptureIndex, balancer_ips: set[str], port
 _CONDITION = {
     "host-header": lambda v: {"HostHeaderConfig": {"Values": [v]}},
     "http-header": lambda v: {
-        "HttpHeaderConfig": {"HttpHeaderName": v.split(":", 1)[0].strip(), "Values": [v.split(":", 1)[1].strip()]}
+        "HttpHeaderConfig": {
+            "HttpHeaderName": v.split(":", 1)[0].strip(),
+            "Values": [v.split(":", 1)[1].strip()],
+        }
     },
     "http-request-method": lambda v: {"HttpRequestMethodConfig": {"Values": v.split(",")}},
     "query-string": lambda v: {
@@ -64,7 +69,8 @@ def _alb_config(targets: dict[str, str], port: int) -> dict[str, Any]:
     except ImportError:  # pragma: no cover - the lab package is part of osilab
         ALB_RULES, ALB_TARGET_GROUPS = (), {}
     groups = {
-        name: [targets[m] for m in members if m in targets] for name, members in ALB_TARGET_GROUPS.items()
+        name: [targets[m] for m in members if m in targets]
+        for name, members in ALB_TARGET_GROUPS.items()
     }
     groups = {name: members for name, members in groups.items() if members}
     if "tg-web" not in groups:
@@ -74,22 +80,27 @@ def _alb_config(targets: dict[str, str], port: int) -> dict[str, Any]:
         if rule.target_group not in groups or rule.condition not in _CONDITION:
             continue
         condition = {"Field": rule.condition, **_CONDITION[rule.condition](rule.value)}
-        rules.append({
-            "Priority": str(rule.priority),
-            "Conditions": [condition],
-            "Actions": [{"Type": "forward", "TargetGroupName": rule.target_group}],
-        })
+        rules.append(
+            {
+                "Priority": str(rule.priority),
+                "Conditions": [condition],
+                "Actions": [{"Type": "forward", "TargetGroupName": rule.target_group}],
+            }
+        )
     return {
         "Type": "application",
         "TargetGroups": [
-            {"Name": name, "Protocol": "HTTP", "Port": port, "Targets": members} for name, members in groups.items()
+            {"Name": name, "Protocol": "HTTP", "Port": port, "Targets": members}
+            for name, members in groups.items()
         ],
-        "Listeners": [{
-            "Protocol": "HTTP",
-            "Port": port,
-            "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
-            "Rules": rules,
-        }],
+        "Listeners": [
+            {
+                "Protocol": "HTTP",
+                "Port": port,
+                "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
+                "Rules": rules,
+            }
+        ],
     }
 
 
@@ -136,9 +147,21 @@ def nlb_decision(index: CaptureIndex, network: Network, leg: Exchange) -> Any | 
         return None
     config = {
         "Type": "network",
-        "TargetGroups": [{"Name": "tg-web", "Protocol": "TCP", "Port": vip.port, "Targets": list(targets.values())}],
-        "Listeners": [{"Protocol": "TCP", "Port": vip.port,
-                       "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}]}],
+        "TargetGroups": [
+            {
+                "Name": "tg-web",
+                "Protocol": "TCP",
+                "Port": vip.port,
+                "Targets": list(targets.values()),
+            }
+        ],
+        "Listeners": [
+            {
+                "Protocol": "TCP",
+                "Port": vip.port,
+                "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
+            }
+        ],
     }
     try:
         nlb = NetworkLoadBalancer(config)

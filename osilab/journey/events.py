@@ -45,9 +45,8 @@ no file and prints nothing. :func:`osilab.journey.journey` is the edge that read
 
 from __future__ import annotations
 
-import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +70,7 @@ BEHAVIOURS: Mapping[str, str] = {
     "origin": "creates the PDU (nothing read: it starts here)",
     "bridge": "forwards the frame by MAC address: reads layer 2 only",
     "forward-l4": "forwards the packet by addresses and ports: reads up to layer 4, rewrites addresses",
+    "proxy-l4": "ends the TCP connection and relays the byte stream over a connection of its own, unread",
     "proxy-l7": "reads the message up to layer 7 and sends it on over a connection of its own",
     "endpoint": "reads the message up to layer 7 and answers or asks on",
     "sink": "reads the message up to layer 7: the journey ends here",
@@ -107,8 +107,14 @@ class LayerStep:
     source: str = _CAPTURE
 
     def to_json(self) -> dict[str, Any]:
-        return {"osi": self.osi, "name": self.name, "action": self.action, "detail": self.detail,
-                "why": self.why, "source": self.source}
+        return {
+            "osi": self.osi,
+            "name": self.name,
+            "action": self.action,
+            "detail": self.detail,
+            "why": self.why,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +129,9 @@ class PacketView:
 
     @classmethod
     def of(cls, packet: Packet) -> PacketView:
-        layers = tuple((lay.name, lay.osi, lay.offset, lay.length, lay.summary) for lay in packet.layers)
+        layers = tuple(
+            (lay.name, lay.osi, lay.offset, lay.length, lay.summary) for lay in packet.layers
+        )
         hop = packet.interface_name or f"interface {packet.interface}"
         return cls(packet.no, packet.time, hop, bytes(packet.data), layers)
 
@@ -253,13 +261,19 @@ class Journey:
         lines = [f"Journey of request {self.request_id} in {self.capture}"]
         for event in self.events:
             came = f" from {event.came_from}" if event.came_from else ""
-            lines.append(f"\n[{event.index}] {event.device.name} ({event.device.title}), {event.direction}{came}"
-                         f": {event.summary}")
+            lines.append(
+                f"\n[{event.index}] {event.device.name} ({event.device.title}), {event.direction}{came}"
+                f": {event.summary}"
+            )
             for label, steps in (("in ", event.in_layers), ("out", event.out_layers)):
                 for step in steps:
-                    lines.append(f"    {label} L{step.osi} {step.name:<5} {step.action:<8} {step.detail}")
-                    lines.append(f"    {'':3} {'':14} why: {step.why}"
-                                 + (f" [{step.source}]" if step.source != _CAPTURE else ""))
+                    lines.append(
+                        f"    {label} L{step.osi} {step.name:<5} {step.action:<8} {step.detail}"
+                    )
+                    lines.append(
+                        f"    {'':3} {'':14} why: {step.why}"
+                        + (f" [{step.source}]" if step.source != _CAPTURE else "")
+                    )
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
@@ -336,10 +350,18 @@ def _status_line(leg: Exchange) -> str:
     return f"{leg.response.version} {leg.response.status} {leg.response.reason}".rstrip()
 
 
-def _pdus(index: CaptureIndex, network: Network, legs: list[Exchange]) -> tuple[list[_Pdu], list[str]]:
+def _pdus(
+    index: CaptureIndex, network: Network, legs: list[Exchange]
+) -> tuple[list[_Pdu], list[str]]:
     notes: list[str] = []
     pdus = [
-        _Pdu(index.packets[leg.request.headers_complete_packet], "request", "http", _request_line(leg), leg=leg)
+        _Pdu(
+            index.packets[leg.request.headers_complete_packet],
+            "request",
+            "http",
+            _request_line(leg),
+            leg=leg,
+        )
         for leg in legs
     ]
     last = legs[-1]
@@ -348,34 +370,57 @@ def _pdus(index: CaptureIndex, network: Network, legs: list[Exchange]) -> tuple[
     addresses = set(network.device(worker).addresses) | {last.flow.key.server.ip}
     start = last.request.time
     end = last.response.time if last.response else float("inf")
-    runs = [run for run in index.runs if start <= run.time <= end and run.flow.key.client.ip in addresses]
+    runs = [
+        run
+        for run in index.runs
+        if start <= run.time <= end and run.flow.key.client.ip in addresses
+    ]
     rid = legs[0].request_id or ""
     overlapping = [
-        ex for ex in index.exchanges
-        if ex.flow.key.server.ip in addresses and ex.request_id not in (None, rid)
-        and ex.request.time <= end and (ex.response.time if ex.response else float("inf")) >= start
+        ex
+        for ex in index.exchanges
+        if ex.flow.key.server.ip in addresses
+        and ex.request_id not in (None, rid)
+        and ex.request.time <= end
+        and (ex.response.time if ex.response else float("inf")) >= start
     ]
     if overlapping:
         runs = _naming(runs, rid)
-        notes.append(f"{len(overlapping)} other request(s) were at {worker} at the same time (HTTP/2 streams or "
-                     "concurrent connections): only the store messages that name this request's id, and their "
-                     "replies, are kept; the others cannot be told apart by timing.")
+        notes.append(
+            f"{len(overlapping)} other request(s) were at {worker} at the same time (HTTP/2 streams or "
+            "concurrent connections): only the store messages that name this request's id, and their "
+            "replies, are kept; the others cannot be told apart by timing."
+        )
     for run in runs:
         direction = "request" if run.side == "c" else "response"
-        pdus.append(_Pdu(index.packets[run.packets[-1]], direction, run.protocol, run.summary, run=run))
+        pdus.append(
+            _Pdu(index.packets[run.packets[-1]], direction, run.protocol, run.summary, run=run)
+        )
     stores = {run.protocol for run in runs}
     if "resp" in stores:
         confirmed = any(f"rid:{rid}".encode() in run.data for run in runs if run.protocol == "resp")
-        notes.append(f"Redis messages joined by timing (between packets {last.request.headers_complete_packet} "
-                     f"and {last.response.headers_complete_packet if last.response else 'the end'}); "
-                     + (f"the key rid:{rid} confirms them." if confirmed else "no key names the request id."))
+        notes.append(
+            f"Redis messages joined by timing (between packets {last.request.headers_complete_packet} "
+            f"and {last.response.headers_complete_packet if last.response else 'the end'}); "
+            + (f"the key rid:{rid} confirms them." if confirmed else "no key names the request id.")
+        )
     if "pgsql" in stores:
-        confirmed = any(f"rid={rid}".encode() in run.data for run in runs if run.protocol == "pgsql")
-        notes.append("PostgreSQL messages joined by timing; "
-                     + (f"the SQL comment rid={rid} confirms them." if confirmed else "no SQL comment names the id."))
+        confirmed = any(
+            f"rid={rid}".encode() in run.data for run in runs if run.protocol == "pgsql"
+        )
+        notes.append(
+            "PostgreSQL messages joined by timing; "
+            + (
+                f"the SQL comment rid={rid} confirms them."
+                if confirmed
+                else "no SQL comment names the id."
+            )
+        )
     for leg in reversed(legs):
         if leg.response is None:
-            notes.append(f"no response to {leg.request.method} {leg.request.target} on {leg.flow.hop}")
+            notes.append(
+                f"no response to {leg.request.method} {leg.request.target} on {leg.flow.hop}"
+            )
             continue
         packet = index.packets[leg.response.headers_complete_packet]
         pdus.append(_Pdu(packet, "response", "http", _status_line(leg), leg=leg))
@@ -424,7 +469,9 @@ def _arrivals(network: Network, pdus: list[_Pdu]) -> list[_Arrival]:
         previous = receiver
         bridge = network.bridge_between(sender, receiver)
         if bridge is not None:
-            arrivals.append(_Arrival(bridge, sender, pdu, network.port_towards(bridge, sender), receiver))
+            arrivals.append(
+                _Arrival(bridge, sender, pdu, network.port_towards(bridge, sender), receiver)
+            )
             arrivals.append(_Arrival(receiver, bridge, pdu, interface))
         else:
             arrivals.append(_Arrival(receiver, sender, pdu, interface))
@@ -444,12 +491,34 @@ def _behaviour(device: Device, arrival_in: _Arrival | None, arrival_out: _Arriva
     if arrival_out is None:
         return "sink"
     p, q = arrival_in.pdu.packet, arrival_out.pdu.packet
-    if (p.src_port, p.dst_port, p.tcp_seq, p.payload) == (q.src_port, q.dst_port, q.tcp_seq, q.payload):
+    if (p.src_port, p.dst_port, p.tcp_seq, p.payload) == (
+        q.src_port,
+        q.dst_port,
+        q.tcp_seq,
+        q.payload,
+    ):
         return "forward-l4"
     pin, pout = arrival_in.pdu, arrival_out.pdu
     if pin.leg is not None and pout.leg is not None and pin.direction == pout.direction:
+        if device.role == "l4proxy" or (device.role == "host" and _same_message(pin, pout)):
+            return "proxy-l4"
         return "proxy-l7"
     return "endpoint"
+
+
+def _same_message(first: _Pdu, second: _Pdu) -> bool:
+    """True when two legs carry byte-for-byte the same head: relayed without being rewritten."""
+    assert first.leg is not None and second.leg is not None
+    if first.direction == "request":
+        a, b = first.leg.request, second.leg.request
+        return (a.method, a.target, a.version, a.headers) == (
+            b.method,
+            b.target,
+            b.version,
+            b.headers,
+        )
+    ra, rb = first.leg.response, second.leg.response
+    return ra is not None and rb is not None and (ra.status, ra.headers) == (rb.status, rb.headers)
 
 
 def _ip_line(packet: Packet) -> str:
@@ -461,15 +530,23 @@ def _ip_line(packet: Packet) -> str:
 def _tcp_line(packet: Packet) -> str:
     tcp = packet.layer("tcp")
     flags = tcp.fields.get("flags_str", "") if tcp else ""
-    return (f"port {packet.src_port} -> {packet.dst_port} [{flags}] seq {packet.tcp_seq}, "
-            f"{len(packet.payload)} payload bytes")
+    return (
+        f"port {packet.src_port} -> {packet.dst_port} [{flags}] seq {packet.tcp_seq}, "
+        f"{len(packet.payload)} payload bytes"
+    )
 
 
 def _eth_line(packet: Packet) -> str:
     return f"{_mac(packet, 'src')} -> {_mac(packet, 'dst')}"
 
 
-_SERVICE = {80: "HTTP", 443: "HTTPS", 8080: "the app's HTTP server", 6379: "Redis", 5432: "PostgreSQL"}
+_SERVICE = {
+    80: "HTTP",
+    443: "HTTPS",
+    8080: "the app's HTTP server",
+    6379: "Redis",
+    5432: "PostgreSQL",
+}
 _STORE_TITLE = {"resp": "Redis", "pgsql": "PostgreSQL"}
 
 
@@ -496,7 +573,9 @@ def _l7_in_why(device: Device, pdu: _Pdu, behaviour: str, out: _Pdu | None) -> s
     if role == "instance":
         if behaviour == "proxy-l7":
             return "nginx matches the path against its locations: /api/ is proxied to the app (proxy_pass)."
-        return "nginx matches no proxy location, so it serves the file from its document root itself."
+        return (
+            "nginx matches no proxy location, so it serves the file from its document root itself."
+        )
     if role == "app":
         return "The app's route for this path runs; it is cache-aside, so it asks Redis first."
     if behaviour == "sink":
@@ -504,60 +583,154 @@ def _l7_in_why(device: Device, pdu: _Pdu, behaviour: str, out: _Pdu | None) -> s
     return f"{device.name} reads the message to decide what to do with it."
 
 
-def _in_steps(network: Network, device: Device, arrival: _Arrival, behaviour: str, out: _Pdu | None,
-              decision: Any | None) -> tuple[LayerStep, ...]:
+def _in_steps(
+    network: Network,
+    device: Device,
+    arrival: _Arrival,
+    behaviour: str,
+    out: _Pdu | None,
+    decision: Any | None,
+) -> tuple[LayerStep, ...]:
     pdu, packet = arrival.pdu, arrival.pdu.packet
     where = arrival.interface or packet.interface_name or "its interface"
-    steps = [LayerStep(1, "phy", "read", f"bits arrive on {where}",
-                       "Every device starts at layer 1: a signal on the link (here a veth pair) becomes a frame.",
-                       _TOPOLOGY if arrival.interface else _CAPTURE)]
+    steps = [
+        LayerStep(
+            1,
+            "phy",
+            "read",
+            f"bits arrive on {where}",
+            "Every device starts at layer 1: a signal on the link (here a veth pair) becomes a frame.",
+            _TOPOLOGY if arrival.interface else _CAPTURE,
+        )
+    ]
     link = packet.layers[0].name if packet.layers else "eth"
     if behaviour == "bridge":
-        port = network.port_towards(arrival.device, arrival.onward or "") if arrival.onward else None
-        steps.append(LayerStep(2, link, "stop", f"{_eth_line(packet)}: destination MAC learned on port "
-                               f"{port or 'towards ' + str(arrival.onward)}",
-                               "A bridge forwards by destination MAC address alone (IEEE 802.1D learning) and never "
-                               "looks above layer 2, so it stops here.", _TOPOLOGY))
+        bridge_port = (
+            network.port_towards(arrival.device, arrival.onward or "") if arrival.onward else None
+        )
+        steps.append(
+            LayerStep(
+                2,
+                link,
+                "stop",
+                f"{_eth_line(packet)}: destination MAC learned on port "
+                f"{bridge_port or 'towards ' + str(arrival.onward)}",
+                "A bridge forwards by destination MAC address alone (IEEE 802.1D learning) and never "
+                "looks above layer 2, so it stops here.",
+                _TOPOLOGY,
+            )
+        )
         return tuple(steps)
-    steps.append(LayerStep(2, link, "read", _eth_line(packet),
-                           f"The destination MAC is {device.name}'s own interface, so it takes the frame in and "
-                           "hands the payload to IP."))
+    steps.append(
+        LayerStep(
+            2,
+            link,
+            "read",
+            _eth_line(packet),
+            f"The destination MAC is {device.name}'s own interface, so it takes the frame in and "
+            "hands the payload to IP.",
+        )
+    )
     if behaviour == "forward-l4":
         if pdu.direction == "request":
-            steps.append(LayerStep(3, "ip", "read", _ip_line(packet),
-                                   f"{packet.ip_dst} is the balancer's listener address: a DNAT rule in the "
-                                   "prerouting hook matches it before routing."))
+            steps.append(
+                LayerStep(
+                    3,
+                    "ip",
+                    "read",
+                    _ip_line(packet),
+                    f"{packet.ip_dst} is the balancer's listener address: a DNAT rule in the "
+                    "prerouting hook matches it before routing.",
+                )
+            )
             if decision is not None:
-                why, source = decision.why[:1].upper() + decision.why[1:], _MODEL
+                why, source = _model_why(decision, out), _MODEL
             else:
-                why, source = ("The flow's 5-tuple chose the target at its SYN; later packets follow the same "
-                               "choice (explained from the capture: the balancer model was not available)."), _CAPTURE
-            steps.append(LayerStep(4, "tcp", "stop", _tcp_line(packet) + " (the payload above is not read)",
-                                   why, source))
+                why, source = (
+                    (
+                        "The flow's 5-tuple chose the target at its SYN; later packets follow the same "
+                        "choice (explained from the capture: the balancer model was not available)."
+                    ),
+                    _CAPTURE,
+                )
+            steps.append(
+                LayerStep(
+                    4,
+                    "tcp",
+                    "stop",
+                    _tcp_line(packet) + " (the payload above is not read)",
+                    why,
+                    source,
+                )
+            )
         else:
-            steps.append(LayerStep(3, "ip", "read", _ip_line(packet),
-                                   "A reply from the target: connection tracking matches it to the client's flow."))
-            steps.append(LayerStep(4, "tcp", "stop", _tcp_line(packet) + " (the payload above is not read)",
-                                   "The ports match a known flow, so the reply goes back the way the request came; "
-                                   "nothing above TCP is read."))
+            steps.append(
+                LayerStep(
+                    3,
+                    "ip",
+                    "read",
+                    _ip_line(packet),
+                    "A reply from the target: connection tracking matches it to the client's flow.",
+                )
+            )
+            steps.append(
+                LayerStep(
+                    4,
+                    "tcp",
+                    "stop",
+                    _tcp_line(packet) + " (the payload above is not read)",
+                    "The ports match a known flow, so the reply goes back the way the request came; "
+                    "nothing above TCP is read.",
+                )
+            )
         return tuple(steps)
-    steps.append(LayerStep(3, "ip", "read", _ip_line(packet),
-                           f"{packet.ip_dst} is one of {device.name}'s own addresses, so the packet is for this host "
-                           "and goes up to TCP."))
+    steps.append(
+        LayerStep(
+            3,
+            "ip",
+            "read",
+            _ip_line(packet),
+            f"{packet.ip_dst} is one of {device.name}'s own addresses, so the packet is for this host "
+            "and goes up to TCP.",
+        )
+    )
     port = packet.dst_port if pdu.direction == "request" else packet.src_port
     if pdu.direction == "request":
-        why = (f"Port {port} is where {_SERVICE.get(port or 0, 'the server')} listens: the TCP connection ends here, "
-               f"and {device.name} reassembles the byte stream for the program.")
+        why = (
+            f"Port {port} is where {_SERVICE.get(port or 0, 'the server')} listens: the TCP connection ends here, "
+            f"and {device.name} reassembles the byte stream for the program."
+        )
     else:
-        why = (f"A segment of {device.name}'s own connection to port {port}: TCP puts the bytes in order and "
-               "hands them to the program that opened it.")
+        why = (
+            f"A segment of {device.name}'s own connection to port {port}: TCP puts the bytes in order and "
+            "hands them to the program that opened it."
+        )
+    if behaviour == "proxy-l4":
+        why = (
+            (
+                f"Port {port} is a TCP listener: the connection ends here and the byte stream is relayed, as it "
+                "is, to a target chosen once per connection; nothing above TCP is read."
+            )
+            if pdu.direction == "request"
+            else "The target's bytes arrive on the proxy's own connection and are relayed back unread."
+        )
+        steps.append(
+            LayerStep(4, "tcp", "stop", _tcp_line(packet) + " (the payload above is not read)", why)
+        )
+        return tuple(steps)
     steps.append(LayerStep(4, "tcp", "read", _tcp_line(packet), why))
     leg = pdu.leg
     detail = pdu.message
-    if leg is not None and pdu.direction == "request" and leg.request.first_packet != leg.request.headers_complete_packet:
-        detail += f" (head in packets {leg.request.first_packet}-{leg.request.headers_complete_packet})"
+    if (
+        leg is not None
+        and pdu.direction == "request"
+        and leg.request.first_packet != leg.request.headers_complete_packet
+    ):
+        detail += (
+            f" (head in packets {leg.request.first_packet}-{leg.request.headers_complete_packet})"
+        )
     if device.role == "alb" and pdu.direction == "request" and decision is not None:
-        why, source = decision.why[:1].upper() + decision.why[1:], _MODEL
+        why, source = _model_why(decision, out), _MODEL
     else:
         why, source = _l7_in_why(device, pdu, behaviour, out), _CAPTURE
     steps.append(LayerStep(7, pdu.protocol, "stop", detail, why, source))
@@ -586,7 +759,10 @@ def _connection_note(index: CaptureIndex, packet: Packet, before: Packet | None)
     for flow in index.flows.values():
         if flow.hop != (packet.interface_name or f"interface {packet.interface}"):
             continue
-        ends = {(flow.key.client.ip, flow.key.client.port), (flow.key.server.ip, flow.key.server.port)}
+        ends = {
+            (flow.key.client.ip, flow.key.client.port),
+            (flow.key.server.ip, flow.key.server.port),
+        }
         if ends == {(packet.ip_src, packet.src_port), (packet.ip_dst, packet.dst_port)}:
             if flow.syn_packet is None:
                 return "a pooled connection opened before the capture started"
@@ -603,28 +779,63 @@ def _l7_out(device: Device, behaviour: str, pin: _Pdu | None, pout: _Pdu) -> Lay
     if behaviour == "proxy-l7" and pin is not None and pin.leg is not None and pout.leg is not None:
         changes = _header_changes(pin.leg, pout.leg, pout.direction)
         if pout.direction == "request" and role == "alb":
-            why = ("The ALB forwards the request with X-Forwarded-For added, because the target sees the ALB's "
-                   "address, not the client's.")
+            why = (
+                "The ALB forwards the request with X-Forwarded-For added, because the target sees the ALB's "
+                "address, not the client's."
+            )
         elif pout.direction == "request" and role == "instance":
-            why = ("nginx re-sends the request to the app as a new HTTP/1.1 request (proxy_pass), setting Host "
-                   "and X-Request-Id.")
+            why = (
+                "nginx re-sends the request to the app as a new HTTP/1.1 request (proxy_pass), setting Host "
+                "and X-Request-Id."
+            )
         elif pout.direction == "request":
             why = f"{device.name} sends the request on as a new message of its own."
         else:
             why = f"{device.name} relays the response to the connection the request came in on."
         return LayerStep(7, pout.protocol, "rewrote", f"{pout.message}: {changes}", why)
+    if behaviour == "proxy-l4":
+        flow = pout.leg.flow if pout.leg is not None else None
+        extra = (
+            f", after a {flow.proxy_header}-byte PROXY protocol header that tells the target the client's "
+            "address"
+            if flow is not None and flow.proxy_header and pout.direction == "request"
+            else ""
+        )
+        return LayerStep(
+            7,
+            pout.protocol,
+            "kept",
+            f"{len(pout.packet.payload)} payload bytes relayed unread{extra}",
+            "A TCP proxy copies the byte stream from one connection to the other without parsing it.",
+        )
     if behaviour == "forward-l4":
-        return LayerStep(7, pout.protocol, "kept", f"{len(pout.packet.payload)} payload bytes forwarded unread",
-                         "A layer 4 balancer never reads or changes the payload: the HTTP bytes pass as they are.")
+        return LayerStep(
+            7,
+            pout.protocol,
+            "kept",
+            f"{len(pout.packet.payload)} payload bytes forwarded unread",
+            "A layer 4 balancer never reads or changes the payload: the HTTP bytes pass as they are.",
+        )
     if pout.protocol == "resp":
-        why = ("The app sends a Redis command over its pooled connection." if pout.direction == "request"
-               else "Redis replies in RESP.")
+        why = (
+            "The app sends a Redis command over its pooled connection."
+            if pout.direction == "request"
+            else "Redis replies in RESP."
+        )
     elif pout.protocol == "pgsql":
-        why = ("The app sends the SQL to PostgreSQL; its comment names the request id." if pout.direction == "request"
-               else "PostgreSQL sends the row description, the rows and the command tag.")
+        why = (
+            "The app sends the SQL to PostgreSQL; its comment names the request id."
+            if pout.direction == "request"
+            else "PostgreSQL sends the row description, the rows and the command tag."
+        )
     elif role == "client":
         why = "The client's HTTP library writes the request line and headers (the id is in X-Request-Id and ?rid=)."
-    elif role == "instance" and pout.direction == "response" and pin is not None and pin.direction == "request":
+    elif (
+        role == "instance"
+        and pout.direction == "response"
+        and pin is not None
+        and pin.direction == "request"
+    ):
         why = "nginx answers with the file itself: the request goes no further."
     elif role == "app":
         why = "The app answers with JSON on the connection nginx opened."
@@ -633,8 +844,14 @@ def _l7_out(device: Device, behaviour: str, pin: _Pdu | None, pout: _Pdu) -> Lay
     return LayerStep(7, pout.protocol, "created", pout.message, why)
 
 
-def _out_steps(index: CaptureIndex, network: Network, device: Device, behaviour: str,
-               arrival_in: _Arrival | None, arrival_out: _Arrival) -> tuple[LayerStep, ...]:
+def _out_steps(
+    index: CaptureIndex,
+    network: Network,
+    device: Device,
+    behaviour: str,
+    arrival_in: _Arrival | None,
+    arrival_out: _Arrival,
+) -> tuple[LayerStep, ...]:
     q = arrival_out.pdu.packet
     p = arrival_in.pdu.packet if arrival_in else None
     peer = arrival_out.onward or arrival_out.device
@@ -644,23 +861,43 @@ def _out_steps(index: CaptureIndex, network: Network, device: Device, behaviour:
         port = network.port_towards(device.name, arrival_out.device)
         link = q.layers[0].name if q.layers else "eth"
         return (
-            LayerStep(2, link, "kept", f"{_eth_line(q)}, out of port {port or '?'}",
-                      "A bridge forwards the frame unchanged: the MAC addresses stay those of the two hosts.",
-                      _TOPOLOGY),
-            LayerStep(1, "phy", "sent", f"bits leave on {port or 'the port towards ' + arrival_out.device}",
-                      "The frame becomes a signal on the next link.", _TOPOLOGY),
+            LayerStep(
+                2,
+                link,
+                "kept",
+                f"{_eth_line(q)}, out of port {port or '?'}",
+                "A bridge forwards the frame unchanged: the MAC addresses stay those of the two hosts.",
+                _TOPOLOGY,
+            ),
+            LayerStep(
+                1,
+                "phy",
+                "sent",
+                f"bits leave on {port or 'the port towards ' + arrival_out.device}",
+                "The frame becomes a signal on the next link.",
+                _TOPOLOGY,
+            ),
         )
     steps = []
     if q.payload:
         steps.append(_l7_out(device, behaviour, pin, arrival_out.pdu))
     if behaviour == "forward-l4" and p is not None:
-        steps.append(LayerStep(4, "tcp", "kept", f"port {q.src_port} -> {q.dst_port}, seq {q.tcp_seq} unchanged",
-                               "The balancer keeps the client's TCP connection: only the checksum is recomputed "
-                               "after the address rewrite."))
+        steps.append(
+            LayerStep(
+                4,
+                "tcp",
+                "kept",
+                f"port {q.src_port} -> {q.dst_port}, seq {q.tcp_seq} unchanged",
+                "The balancer keeps the client's TCP connection: only the checksum is recomputed "
+                "after the address rewrite.",
+            )
+        )
         if arrival_out.pdu.direction == "request":
             detail = f"destination {p.ip_dst} -> {q.ip_dst}; source {q.ip_src} kept"
-            why = ("Destination NAT sends the packet to the chosen target and keeps the client's address "
-                   "(client IP preservation).")
+            why = (
+                "Destination NAT sends the packet to the chosen target and keeps the client's address "
+                "(client IP preservation)."
+            )
         else:
             detail = f"source {p.ip_src} -> {q.ip_src}; destination {q.ip_dst} kept"
             why = "Connection tracking undoes the DNAT, so the client sees the reply come from the address it called."
@@ -670,32 +907,72 @@ def _out_steps(index: CaptureIndex, network: Network, device: Device, behaviour:
         steps.append(LayerStep(3, "ip", "rewrote", detail, why))
     else:
         same_connection = p is not None and {(p.ip_src, p.src_port), (p.ip_dst, p.dst_port)} == {
-            (q.ip_src, q.src_port), (q.ip_dst, q.dst_port)}
+            (q.ip_src, q.src_port),
+            (q.ip_dst, q.dst_port),
+        }
         if same_connection:
             note = "the same connection, the other direction"
             why = "It uses the connection the last message came in on, in the other direction."
         else:
             note = _connection_note(index, q, p)
             if device.role == "alb":
-                why = ("The ALB is a proxy: the client's TCP connection ends at the ALB, which uses its own connection "
-                       "to the target.")
+                why = (
+                    "The ALB is a proxy: the client's TCP connection ends at the ALB, which uses its own connection "
+                    "to the target."
+                )
+            elif behaviour == "proxy-l4":
+                why = (
+                    "The proxy terminates TCP: the target sees a connection from the proxy's address, not the "
+                    "client's."
+                )
             elif device.role == "instance":
-                why = "nginx uses its own upstream connection to the app (keepalive to the upstream)."
+                why = (
+                    "nginx uses its own upstream connection to the app (keepalive to the upstream)."
+                )
             elif device.role == "client":
                 why = "The client opened this connection to the balancer's address."
             else:
                 why = f"{device.name} uses its own connection to {peer}."
-        steps.append(LayerStep(4, "tcp", "created", f"{q.ip_src}:{q.src_port} -> {q.ip_dst}:{q.dst_port}: {note}", why))
-        steps.append(LayerStep(3, "ip", "created", _ip_line(q),
-                               f"A new IP header from {device.name}'s own address {q.ip_src}, addressed to "
-                               f"{peer}."))
+        steps.append(
+            LayerStep(
+                4,
+                "tcp",
+                "created",
+                f"{q.ip_src}:{q.src_port} -> {q.ip_dst}:{q.dst_port}: {note}",
+                why,
+            )
+        )
+        steps.append(
+            LayerStep(
+                3,
+                "ip",
+                "created",
+                _ip_line(q),
+                f"A new IP header from {device.name}'s own address {q.ip_src}, addressed to "
+                f"{peer}.",
+            )
+        )
     link = q.layers[0].name if q.layers else "eth"
-    steps.append(LayerStep(2, link, "created", f"{_eth_line(q)} (out of {out_interface or 'its interface'})",
-                           "A fresh Ethernet header for the next link: MAC addresses only ever name the two ends of "
-                           "one link."))
-    steps.append(LayerStep(1, "phy", "sent", f"bits leave on {out_interface or q.interface_name}",
-                           "The frame becomes a signal on the next link.",
-                           _TOPOLOGY if out_interface else _CAPTURE))
+    steps.append(
+        LayerStep(
+            2,
+            link,
+            "created",
+            f"{_eth_line(q)} (out of {out_interface or 'its interface'})",
+            "A fresh Ethernet header for the next link: MAC addresses only ever name the two ends of "
+            "one link.",
+        )
+    )
+    steps.append(
+        LayerStep(
+            1,
+            "phy",
+            "sent",
+            f"bits leave on {out_interface or q.interface_name}",
+            "The frame becomes a signal on the next link.",
+            _TOPOLOGY if out_interface else _CAPTURE,
+        )
+    )
     return tuple(steps)
 
 
@@ -704,12 +981,18 @@ def _ttl(packet: Packet) -> int | None:
     return ip.fields.get("ttl") if ip is not None else None
 
 
-def _summary(device: Device, behaviour: str, stopped: int, arrival_in: _Arrival | None,
-             arrival_out: _Arrival | None) -> str:
+def _summary(
+    device: Device,
+    behaviour: str,
+    stopped: int,
+    arrival_in: _Arrival | None,
+    arrival_out: _Arrival | None,
+) -> str:
     target = (arrival_out.onward or arrival_out.device) if arrival_out else None
     if behaviour == "bridge" and arrival_in is not None:
         target = arrival_in.onward or target
-    message = (arrival_out or arrival_in).pdu.message if (arrival_out or arrival_in) else ""
+    shown = arrival_out or arrival_in
+    message = shown.pdu.message if shown is not None else ""
     if behaviour == "origin":
         return f"{device.name} sends {message} to {target}."
     read = f"{device.name} reads up to layer {stopped}"
@@ -717,6 +1000,10 @@ def _summary(device: Device, behaviour: str, stopped: int, arrival_in: _Arrival 
         return f"{read} (MAC addresses) and forwards the frame to {target}."
     if behaviour == "forward-l4":
         return f"{read} (addresses and ports), rewrites the addresses and forwards the same segment to {target}."
+    if behaviour == "proxy-l4":
+        return (
+            f"{read} (its own TCP connection) and relays the bytes unread to {target} over another."
+        )
     if behaviour == "proxy-l7":
         return f"{read} ({arrival_in.pdu.message if arrival_in else ''}) and sends it on to {target} itself."
     if behaviour == "sink":
@@ -743,8 +1030,10 @@ def build_journey(
     first = index.packets[legs[0].request.headers_complete_packet]
     starter = network.device(network.owner(_mac(first, "src"), first.ip_src)[0])
     if network.known and starter.role != "client":
-        notes.append(f"the first plaintext request is {starter.name}'s: the client's leg before it is not readable "
-                     f"here (TLS-encrypted, or not captured), so the journey starts at {starter.name}.")
+        notes.append(
+            f"the first plaintext request is {starter.name}'s: the client's leg before it is not readable "
+            f"here (TLS-encrypted, or not captured), so the journey starts at {starter.name}."
+        )
     arrivals = _arrivals(network, pdus)
     events: list[JourneyEvent] = []
     balancer: str | None = None
@@ -756,60 +1045,103 @@ def build_journey(
         if arrival.came_from != previous:
             plan.append((arrival.came_from, None, arrival))
             if previous is not None:
-                notes.append(f"the capture does not show what {arrival.came_from} received before sending "
-                             f"{arrival.pdu.message}")
+                notes.append(
+                    f"the capture does not show what {arrival.came_from} received before sending "
+                    f"{arrival.pdu.message}"
+                )
         following = arrivals[position + 1] if position + 1 < len(arrivals) else None
-        plan.append((arrival.device, arrival, following if following and following.came_from == arrival.device
-                     else None))
+        plan.append(
+            (
+                arrival.device,
+                arrival,
+                following if following and following.came_from == arrival.device else None,
+            )
+        )
         previous = arrival.device
     for device_name, arrival_in, arrival_out in plan:
         device = network.device(device_name)
         behaviour = _behaviour(device, arrival_in, arrival_out)
         decision = None
         if network.known:
-            is_balancer = device.role in BALANCER_ROLES and arrival_in is not None and arrival_in.pdu.leg is legs[0]
+            is_balancer = (
+                device.role in BALANCER_ROLES
+                and arrival_in is not None
+                and arrival_in.pdu.leg is legs[0]
+            )
         else:  # the first device to pass the client's request on
-            is_balancer = (arrival_in is not None and arrival_in.pdu.leg is legs[0]
-                           and behaviour in ("forward-l4", "proxy-l7"))
-        is_balancer = is_balancer and arrival_in is not None and arrival_in.pdu.direction == "request"
+            is_balancer = (
+                arrival_in is not None
+                and arrival_in.pdu.leg is legs[0]
+                and behaviour in ("forward-l4", "proxy-l4", "proxy-l7")
+            )
+        is_balancer = (
+            is_balancer and arrival_in is not None and arrival_in.pdu.direction == "request"
+        )
         if is_balancer:
             assert arrival_in is not None and arrival_in.pdu.leg is not None
             balancer = balancer or device_name
             if use_models and device_name not in decisions:
                 if behaviour == "forward-l4":
-                    decisions[device_name] = _models.nlb_decision(index, network, arrival_in.pdu.leg)
+                    decisions[device_name] = _models.nlb_decision(
+                        index, network, arrival_in.pdu.leg
+                    )
                 elif device.role in ("alb", "host") and behaviour == "proxy-l7":
-                    decisions[device_name] = _models.alb_decision(index, network, arrival_in.pdu.leg)
+                    decisions[device_name] = _models.alb_decision(
+                        index, network, arrival_in.pdu.leg
+                    )
             decision = decisions.get(device_name)
             if decision is not None and arrival_out is not None:
                 notes.append(_model_vs_capture(device_name, decision, arrival_out.pdu.packet))
             elif use_models and not decisions.get(device_name):
-                notes.append(f"{device_name}: no balancer model decision; its reasons are explained from the capture.")
-        in_steps = (_in_steps(network, device, arrival_in, behaviour, arrival_out.pdu if arrival_out else None, decision)
-                    if arrival_in else ())
-        out_steps = _out_steps(index, network, device, behaviour, arrival_in, arrival_out) if arrival_out else ()
+                notes.append(
+                    f"{device_name}: no balancer model decision; its reasons are explained from the capture."
+                )
+        in_steps = (
+            _in_steps(
+                network,
+                device,
+                arrival_in,
+                behaviour,
+                arrival_out.pdu if arrival_out else None,
+                decision,
+            )
+            if arrival_in
+            else ()
+        )
+        out_steps = (
+            _out_steps(index, network, device, behaviour, arrival_in, arrival_out)
+            if arrival_out
+            else ()
+        )
         stopped = max((step.osi for step in in_steps), default=0)
         pdu = (arrival_in or arrival_out).pdu  # type: ignore[union-attr]
-        events.append(JourneyEvent(
-            index=len(events),
-            time=pdu.packet.time if arrival_in else arrival_out.pdu.packet.time,  # type: ignore[union-attr]
-            device=device,
-            behaviour=behaviour,
-            direction=pdu.direction,
-            came_from=arrival_in.came_from if arrival_in else None,
-            goes_to=arrival_out.device if arrival_out else None,
-            packet_in=PacketView.of(arrival_in.pdu.packet) if arrival_in else None,
-            packet_out=PacketView.of(arrival_out.pdu.packet) if arrival_out else None,
-            in_layers=in_steps,
-            out_layers=out_steps,
-            message=pdu.message,
-            summary=_summary(device, behaviour, stopped, arrival_in, arrival_out),
-        ))
+        events.append(
+            JourneyEvent(
+                index=len(events),
+                time=pdu.packet.time if arrival_in else arrival_out.pdu.packet.time,  # type: ignore[union-attr]
+                device=device,
+                behaviour=behaviour,
+                direction=pdu.direction,
+                came_from=arrival_in.came_from if arrival_in else None,
+                goes_to=arrival_out.device if arrival_out else None,
+                packet_in=PacketView.of(arrival_in.pdu.packet) if arrival_in else None,
+                packet_out=PacketView.of(arrival_out.pdu.packet) if arrival_out else None,
+                in_layers=in_steps,
+                out_layers=out_steps,
+                message=pdu.message,
+                summary=_summary(device, behaviour, stopped, arrival_in, arrival_out),
+            )
+        )
     names = list(dict.fromkeys(event.device.name for event in events))
     on_path = set(names)
     links = tuple(pair for pair in network.linked() if set(pair) <= on_path)
     if not network.known:
-        links = tuple(sorted({tuple(sorted((e.came_from, e.device.name))) for e in events if e.came_from}))  # type: ignore[misc]
+        pairs = {
+            (min(e.came_from, e.device.name), max(e.came_from, e.device.name))
+            for e in events
+            if e.came_from
+        }
+        links = tuple(sorted(pairs))
         notes.append("no topology.json: devices are named by IP address")
     return Journey(
         request_id=request_id,
@@ -822,15 +1154,26 @@ def build_journey(
     )
 
 
+def _model_why(decision: Any, out: _Pdu | None) -> str:
+    """The model's sentence, plus what the capture shows when the real balancer chose another target."""
+    why = decision.why[:1].upper() + decision.why[1:]
+    if out is None or getattr(decision, "target", None) in (
+        None,
+        f"{out.packet.ip_dst}:{out.packet.dst_port}",
+    ):
+        return why
+    return (
+        why.rstrip(".") + f"; the real balancer, counting or hashing its own way, sent it to "
+        f"{out.packet.ip_dst}:{out.packet.dst_port}, as the capture shows."
+    )
+
+
 def _model_vs_capture(device: str, decision: Any, sent: Packet) -> str:
     target = getattr(decision, "target", None)
     real = f"{sent.ip_dst}:{sent.dst_port}"
     if target == real:
         return f"{device}: the balancer model chose {target}, as the capture shows."
-    return (f"{device}: the balancer model chose {target}, the real balancer sent it to {real} (the model sees only "
-            "this capture and hashes or counts its own way); the reasons say what the model did.")
-
-
-def journeys_title(journeys: Iterable[Journey]) -> str:
-    """A short title for one or more journeys (used by the view)."""
-    return " vs ".join(html.escape(j.request_id) for j in journeys)
+    return (
+        f"{device}: the balancer model chose {target}, the real balancer sent it to {real} (the model sees only "
+        "this capture and hashes or counts its own way); the reasons say what the model did."
+    )

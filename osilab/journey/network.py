@@ -101,7 +101,10 @@ class Network:
         if not self.known or frozenset((a, b)) in self._links:
             return None
         for name, device in self.devices.items():
-            if device.role == "switch" and {frozenset((a, name)), frozenset((b, name))} <= self._links:
+            if (
+                device.role == "switch"
+                and {frozenset((a, name)), frozenset((b, name))} <= self._links
+            ):
                 return name
         return None
 

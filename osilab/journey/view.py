@@ -41,11 +41,28 @@ if TYPE_CHECKING:
 __all__ = ["journey_html", "compare_html", "layout", "CSS", "SCRIPT"]
 
 #: Role -> map column (left to right: client, balancer, instance, app, bridge, stores).
-_COLUMN = {"client": 0, "alb": 1, "nlb": 1, "l4proxy": 1, "instance": 2, "app": 3, "switch": 4,
-           "redis": 5, "postgresql": 5}
-_ROLE_FILL = {"client": "#EEF3FB", "alb": "#FBEFE6", "nlb": "#FDF5E2", "l4proxy": "#FDF5E2",
-              "instance": "#EAF6F1", "app": "#F4EEF8", "switch": "#EEF7FC", "redis": "#FBEDED",
-              "postgresql": "#EDF0FA"}
+_COLUMN = {
+    "client": 0,
+    "alb": 1,
+    "nlb": 1,
+    "l4proxy": 1,
+    "instance": 2,
+    "app": 3,
+    "switch": 4,
+    "redis": 5,
+    "postgresql": 5,
+}
+_ROLE_FILL = {
+    "client": "#EEF3FB",
+    "alb": "#FBEFE6",
+    "nlb": "#FDF5E2",
+    "l4proxy": "#FDF5E2",
+    "instance": "#EAF6F1",
+    "app": "#F4EEF8",
+    "switch": "#EEF7FC",
+    "redis": "#FBEDED",
+    "postgresql": "#EDF0FA",
+}
 _BOX_W, _BOX_H, _COL_W, _ROW_H, _MARGIN = 172, 70, 204, 100, 20
 
 
@@ -66,8 +83,10 @@ def layout(journey: Journey) -> dict[str, tuple[int, int]]:
         names = columns[column]
         for row, name in enumerate(names):
             offset = (rows - len(names)) * _ROW_H / 2
-            positions[name] = (_MARGIN + _BOX_W // 2 + slot * _COL_W,
-                               int(_MARGIN + 44 + _BOX_H // 2 + offset + row * _ROW_H))
+            positions[name] = (
+                _MARGIN + _BOX_W // 2 + slot * _COL_W,
+                int(_MARGIN + 44 + _BOX_H // 2 + offset + row * _ROW_H),
+            )
     return positions
 
 
@@ -75,10 +94,12 @@ def _svg(journey: Journey, uid: str) -> str:
     positions = layout(journey)
     width = max((x for x, _ in positions.values()), default=0) + _BOX_W // 2 + _MARGIN
     height = max((y for _, y in positions.values()), default=0) + _BOX_H // 2 + _MARGIN + 10
-    parts = [f'<svg class="osj-map" viewBox="0 0 {width} {height}" width="100%" role="img" '
-             f'aria-labelledby="{uid}-map-title" preserveAspectRatio="xMidYMid meet">'
-             f'<title id="{uid}-map-title">Devices on the path of request {html.escape(journey.request_id)}: '
-             f'{html.escape(", ".join(d.name for d in journey.devices))}</title>']
+    parts = [
+        f'<svg class="osj-map" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-labelledby="{uid}-map-title" preserveAspectRatio="xMidYMid meet">'
+        f'<title id="{uid}-map-title">Devices on the path of request {html.escape(journey.request_id)}: '
+        f"{html.escape(', '.join(d.name for d in journey.devices))}</title>"
+    ]
     for a, b in journey.links:
         if a in positions and b in positions:
             (x1, y1), (x2, y2) = positions[a], positions[b]
@@ -93,8 +114,10 @@ def _svg(journey: Journey, uid: str) -> str:
             f'<text x="{_BOX_W // 2}" y="31" class="osj-dev-name">{html.escape(device.name)}</text>'
             f'<text x="{_BOX_W // 2}" y="58" class="osj-dev-sub">{html.escape(address or device.role)}</text></g>'
         )
-    parts.append('<g class="osj-pdu" aria-hidden="true"><g class="osj-pdu-body">'
-                 '<rect x="-36" y="-15" width="72" height="30" rx="7"/><text x="0" y="6">PDU</text></g></g>')
+    parts.append(
+        '<g class="osj-pdu" aria-hidden="true"><g class="osj-pdu-body">'
+        '<rect x="-36" y="-15" width="72" height="30" rx="7"/><text x="0" y="6">PDU</text></g></g>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -103,8 +126,10 @@ def _event_list(journey: Journey, uid: str) -> str:
     items = []
     for event in journey.events:
         arrow = "&#8594;" if event.direction == "request" else "&#8592;"
-        label = (f"Event {event.index + 1}: {event.device.name}, {event.direction}, reads up to layer "
-                 f"{event.stopped_at}. {event.summary}")
+        label = (
+            f"Event {event.index + 1}: {event.device.name}, {event.direction}, reads up to layer "
+            f"{event.stopped_at}. {event.summary}"
+        )
         items.append(
             f'<li><button type="button" class="osj-ev osj-{event.direction}" data-i="{event.index}" '
             f'aria-label="{html.escape(label)}"><span class="osj-ev-no">{event.index + 1}</span>'
@@ -121,7 +146,9 @@ def _short(text: str, limit: int) -> str:
 
 
 def _uid(journey: Journey, salt: str) -> str:
-    digest = zlib.crc32(f"{journey.capture}|{journey.request_id}|{len(journey.events)}|{salt}".encode())
+    digest = zlib.crc32(
+        f"{journey.capture}|{journey.request_id}|{len(journey.events)}|{salt}".encode()
+    )
     return f"osj{digest:08x}"
 
 
@@ -138,15 +165,19 @@ def _widget(journey: Journey, *, start: int = 0, salt: str = "") -> str:
         f'<section class="osj" id="{uid}" data-osj tabindex="0" aria-roledescription="journey" '
         f'aria-label="Journey of request {html.escape(journey.request_id)}; arrow keys or space step through the events">'
         f'<header class="osj-head"><h2>Request {html.escape(journey.request_id)}</h2>'
-        f'<p>{html.escape(journey.capture)}: {len(journey.events)} events{balancer}</p></header>'
+        f"<p>{html.escape(journey.capture)}: {len(journey.events)} events{balancer}</p></header>"
         f'<div class="osj-controls" role="toolbar" aria-label="Journey controls">'
         f'<button type="button" data-act="back" aria-label="Back: previous event">&#9664; Back</button>'
         f'<button type="button" data-act="play" aria-label="Play the journey" aria-pressed="false">&#9654; Play</button>'
         f'<button type="button" data-act="step" aria-label="Step: next event">Step &#9654;</button>'
-        + (f'<button type="button" data-act="balancer" aria-label="Go to the balancer event">'
-           f'Balancer</button>' if journey.balancer else "")
+        + (
+            '<button type="button" data-act="balancer" aria-label="Go to the balancer event">'
+            "Balancer</button>"
+            if journey.balancer
+            else ""
+        )
         + f'<span class="osj-pos" aria-live="polite" aria-atomic="true"></span></div>'
-        f'{_svg(journey, uid)}'
+        f"{_svg(journey, uid)}"
         f'<p class="osj-now" aria-live="polite"></p>'
         f'<div class="osj-body">{_event_list(journey, uid)}'
         f'<div class="osj-panels">'
@@ -154,12 +185,15 @@ def _widget(journey: Journey, *, start: int = 0, salt: str = "") -> str:
         f'<div class="osj-stack"></div><div class="osj-bytes"></div></div>'
         f'<div class="osj-panel osj-out" role="region" aria-label="Out layers"><h3 class="osj-out-title">Out</h3>'
         f'<div class="osj-stack"></div><div class="osj-bytes"></div></div>'
-        f'</div></div>'
-        + (f'<details class="osj-notes"><summary>How the hops were joined</summary><ul>{notes}</ul></details>'
-           if notes else "")
+        f"</div></div>"
+        + (
+            f'<details class="osj-notes"><summary>How the hops were joined</summary><ul>{notes}</ul></details>'
+            if notes
+            else ""
+        )
         + f'<script type="application/json" class="osj-data">{payload}</script>'
-        f'<noscript><p>This view needs JavaScript for the layer panels; the event list above still reads '
-        f'in order.</p></noscript></section>'
+        f"<noscript><p>This view needs JavaScript for the layer panels; the event list above still reads "
+        f"in order.</p></noscript></section>"
     )
 
 
@@ -224,7 +258,7 @@ CSS = """
 .osj-src{font-size:13px;border-radius:4px;padding:0 5px;margin-left:6px;background:#111;color:#fff;white-space:nowrap}
 .osj-empty{color:#444;font-style:italic;margin:6px 0}
 .osj-bytes{margin-top:8px}
-.osj-bytes pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:15px;line-height:1.45;margin:0;
+.osj-bytes pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:14px;line-height:1.45;margin:0;
  max-height:260px;overflow:auto;background:#fff;border:1px solid #e4e7eb;padding:4px}
 .osj-legend span{display:inline-block;font-size:14px;padding:1px 6px;margin:2px 4px 2px 0;border-radius:4px;color:#000}
 .osj-notes{margin-top:10px;font-size:16px}
@@ -375,15 +409,17 @@ def _assets() -> str:
 
 def _document(title: str, body: str) -> str:
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
-        f"<body class=\"osj-page\">{body}"
+        f'<body class="osj-page">{body}'
         f"<script>{SCRIPT.replace('__PALETTE__', _palette_json())}</script></body></html>\n"
     )
 
 
-def journey_html(journeys: Sequence[Journey], *, standalone: bool = True, title: str | None = None) -> str:
+def journey_html(
+    journeys: Sequence[Journey], *, standalone: bool = True, title: str | None = None
+) -> str:
     """The interactive view of one or more journeys: a whole document, or a fragment.
 
     A fragment carries its own ``<style>`` and ``<script>`` (the script initialises every
@@ -393,8 +429,10 @@ def journey_html(journeys: Sequence[Journey], *, standalone: bool = True, title:
     heading = title or "Journey of request " + ", ".join(j.request_id for j in journeys)
     if standalone:
         return _document(heading, f"<h1>{html.escape(heading)}</h1>{widgets}")
-    return f'<div class="osj-fragment"><style>{CSS}</style>{widgets}' \
-           f'<script>{SCRIPT.replace("__PALETTE__", _palette_json())}</script></div>'
+    return (
+        f'<div class="osj-fragment"><style>{CSS}</style>{widgets}'
+        f"<script>{SCRIPT.replace('__PALETTE__', _palette_json())}</script></div>"
+    )
 
 
 def _compare_rows(journeys: Sequence[Journey]) -> str:
@@ -402,7 +440,9 @@ def _compare_rows(journeys: Sequence[Journey]) -> str:
     for journey in journeys:
         event = journey.balancer_event()
         if event is None:
-            rows.append(f"<tr><td>{html.escape(journey.request_id)}</td><td colspan='4'>no balancer found</td></tr>")
+            rows.append(
+                f"<tr><td>{html.escape(journey.request_id)}</td><td colspan='4'>no balancer found</td></tr>"
+            )
             continue
         did = "; ".join(f"L{step.osi} {step.action}" for step in event.out_layers if step.osi >= 3)
         swatch = colour_for(event.stopped_at)
@@ -412,8 +452,10 @@ def _compare_rows(journeys: Sequence[Journey]) -> str:
             f"<td style='background:{swatch}'>layer {event.stopped_at} ({html.escape(osi_name(event.stopped_at))})</td>"
             f"<td>{html.escape(did)}</td><td>{html.escape(event.in_layers[-1].why)}</td></tr>"
         )
-    return ("<table class='osj-compare'><tr><th>request</th><th>balancer</th><th>read up to</th>"
-            "<th>on the way out</th><th>why it stopped there</th></tr>" + "".join(rows) + "</table>")
+    return (
+        "<table class='osj-compare'><tr><th>request</th><th>balancer</th><th>read up to</th>"
+        "<th>on the way out</th><th>why it stopped there</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def compare_html(first: Journey, second: Journey, *, standalone: bool = True) -> str:
@@ -424,11 +466,15 @@ def compare_html(first: Journey, second: Journey, *, standalone: bool = True) ->
         for n, j in enumerate(pair)
     )
     heading = f"The same request, two balancers: {first.request_id} and {second.request_id}"
-    body = (f"<h1>{html.escape(heading)}</h1>"
-            "<p style='font-size:19px'>Each view opens at its balancer. The In stack shows how far up the "
-            "balancer read before it chose a target; the Out stack shows what it changed.</p>"
-            f"{_compare_rows(pair)}<div class='osj-pair'>{widgets}</div>")
+    body = (
+        f"<h1>{html.escape(heading)}</h1>"
+        "<p style='font-size:19px'>Each view opens at its balancer. The In stack shows how far up the "
+        "balancer read before it chose a target; the Out stack shows what it changed.</p>"
+        f"{_compare_rows(pair)}<div class='osj-pair'>{widgets}</div>"
+    )
     if standalone:
         return _document(heading, body)
-    return f'<div class="osj-fragment"><style>{CSS}</style>{body}' \
-           f'<script>{SCRIPT.replace("__PALETTE__", _palette_json())}</script></div>'
+    return (
+        f'<div class="osj-fragment"><style>{CSS}</style>{body}'
+        f"<script>{SCRIPT.replace('__PALETTE__', _palette_json())}</script></div>"
+    )

@@ -28,7 +28,9 @@ so :class:`HttpParser` drives **one short-lived h11 connection per message**:
   (:mod:`osilab.protocols.http2`, RFC 7540 §3.2); after ``Upgrade: websocket`` and
   ``101`` (RFC 6455) or a tunnel, the rest is opaque data.
 
-Requests h11 refuses (bad header characters, a missing version, bare LF line ends...) are
+Every request head is classified by :mod:`osilab.protocols.desync` from its raw bytes,
+as an ALB sees them (bare LF line ends and folded lines count even where h11 accepts them).
+Requests h11 refuses (bad header characters, a missing version, a bad request line...) are
 not dropped: the head is read again by the tolerant reader of
 :mod:`osilab.protocols.desync` and reported with its desync verdict, as an AWS ALB would
 classify it before refusing or forwarding it.
@@ -62,6 +64,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import h11
@@ -70,7 +73,14 @@ from osilab.protocols.base import AppMessage, Direction
 from osilab.protocols.messages import DesyncVerdict, HttpRequest, HttpResponse
 from osilab.streams.keys import Endpoint, FlowKey
 
-__all__ = ["HttpParser", "iter_http", "looks_like_http", "HTTP_METHODS", "HEAD_LIMIT"]
+__all__ = [
+    "HttpParser",
+    "iter_http",
+    "looks_like_http",
+    "HTTP_METHODS",
+    "HEAD_LIMIT",
+    "MAX_WAITING",
+]
 
 #: Methods that mark the start of an HTTP/1.x request when sniffing a stream (RFC 9110
 #: §9 plus WebDAV, RFC 4918).
@@ -78,6 +88,9 @@ HTTP_METHODS = frozenset(
     b"GET POST PUT DELETE HEAD OPTIONS PATCH CONNECT TRACE PROPFIND PROPPATCH MKCOL COPY "
     b"MOVE LOCK UNLOCK SEARCH REPORT".split()
 )
+
+#: Most requests waiting for their responses on one connection (memory bound).
+MAX_WAITING = 1024
 
 #: Most bytes of one request head kept for the tolerant reader (h11's own limit is 16 KiB).
 HEAD_LIMIT = 64 * 1024
@@ -110,11 +123,23 @@ def _classify(method: bytes, target: bytes, version: bytes, headers: list) -> De
 
 
 def _classify_raw(raw: bytes) -> tuple[Any, DesyncVerdict] | None:
+    if len(raw) <= _CACHED_HEAD:
+        return _classify_raw_cached(raw)
+    return _classify_raw_uncached(raw)
+
+
+def _classify_raw_uncached(raw: bytes) -> tuple[Any, DesyncVerdict] | None:
     try:
         from osilab.protocols.desync import classify_head
     except ImportError:
         return None
     return classify_head(raw)
+
+
+# Identical heads (a client repeating a request) get the same verdict: the classifier is
+# pure and its results are frozen, so small heads are remembered (bounded LRU).
+_CACHED_HEAD = 2048
+_classify_raw_cached = lru_cache(maxsize=4096)(_classify_raw_uncached)
 
 
 @dataclass(slots=True)
@@ -207,6 +232,8 @@ class HttpParser:
     ) -> list[AppMessage]:
         self._time = time
         out: list[AppMessage] = []
+        if not data:  # (h11 would take empty bytes for the end of the stream)
+            return out
         if self.switched is not None:
             if self._inner is not None:
                 out.extend(self._inner.feed(direction, data, packet_no, time))
@@ -328,9 +355,18 @@ class HttpParser:
         side = self._req
         raw_headers = list(event.headers.raw_items())
         version = b"HTTP/" + event.http_version
-        verdict = _classify(event.method, event.target, version, raw_headers)
         trailing = len(side.conn.trailing_data[0]) if side.conn is not None else 0
         head_length = side.fed - trailing
+        # The ALB judges the head as bytes (bare LF line ends and folded lines count), so
+        # the raw head is classified when it was kept whole; h11's view is the fallback.
+        raw = (
+            _classify_raw(bytes(side.head[:head_length])) if head_length <= len(side.head) else None
+        )
+        verdict = (
+            raw[1]
+            if raw is not None
+            else _classify(event.method, event.target, version, raw_headers)
+        )
         request = HttpRequest(
             flow=self.flow,
             index=self._next_index,
@@ -352,6 +388,8 @@ class HttpParser:
             if key == b"upgrade":
                 upgrade = value.lower()
         pending = _Pending(request, event.method, upgrade)
+        if len(self._waiting) >= MAX_WAITING:  # a one-sided capture: responses never come
+            self._waiting.popleft()
         self._waiting.append(pending)
         if upgrade is not None or event.method == b"CONNECT":
             self._paused = pending

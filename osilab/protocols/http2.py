@@ -76,6 +76,8 @@ FRAME_TYPES: MappingProxyType[int, str] = MappingProxyType(
 _END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 _DATA, _HEADERS, _RST_STREAM, _SETTINGS, _PUSH_PROMISE, _CONTINUATION = 0x0, 0x1, 0x3, 0x4, 0x5, 0x9
 _SETTINGS_HEADER_TABLE_SIZE = 0x1
+#: Most streams remembered per connection while waiting for their responses (memory bound).
+MAX_OPEN_STREAMS = 4096
 _UNKNOWN_FLOW = FlowKey("tcp", Endpoint("0.0.0.0", 0), Endpoint("0.0.0.0", 0))
 
 
@@ -344,7 +346,7 @@ class Http2Parser:
             if stream is not None and not stream.done and stream.status is not None:
                 self._respond(frame.stream_id, stream, packet_no, out, "stream reset")
             elif stream is not None:
-                stream.done = True
+                self._streams.pop(frame.stream_id, None)
         return described
 
     def _block(self, direction: Direction, side: _Side, packet_no: int, out: list) -> str:
@@ -363,6 +365,8 @@ class Http2Parser:
             return ""  # decoded only to keep the HPACK table in step
         pseudo = {k: v for k, v in headers if k.startswith(":")}
         end_stream = bool(side.block_flags & _END_STREAM)
+        if len(self._streams) >= MAX_OPEN_STREAMS:  # never answered: forget the oldest
+            self._streams.pop(next(iter(self._streams)))
         if direction is Direction.TO_SERVER:
             stream = self._streams.setdefault(stream_id, _Stream())
             if stream.request is not None:
@@ -425,6 +429,7 @@ class Http2Parser:
         self, stream_id: int, stream: _Stream, packet_no: int, out: list, damaged: str | None = None
     ) -> None:
         stream.done = True
+        self._streams.pop(stream_id, None)  # answered: forget it (bounded memory)
         if stream.status is None:
             return
         request = stream.request

@@ -22,6 +22,9 @@ that does not exist yet, or does not offer the expected factory, makes the flow 
 rather than failing. A parser that raises on odd bytes is stopped for that flow and the
 failure is reported as a damaged message: one bad flow never stops a capture.
 
+UDP flows are not sniffed: a datagram's first bytes are an arbitrary identifier as often
+as a signature, so only the port decides (53 -> dns), on the first datagram.
+
 What this module must not know: packets, reassembly or files. It is fed ordered bytes.
 """
 
@@ -193,7 +196,12 @@ class FlowParser:
         self._pending.append((direction, data, packet_no, time))
         self._pending_size += len(data)
         first = self._pending[0][1]
-        if len(first) < SNIFF_BYTES and b"\n" not in first and len(self._pending) < 4:
+        if (
+            self.flow.proto == "tcp"
+            and len(first) < SNIFF_BYTES
+            and b"\n" not in first
+            and len(self._pending) < 4
+        ):
             same = [chunk for d, chunk, _, _ in self._pending if d is self._pending[0][0]]
             joined = b"".join(same)
             if len(joined) < SNIFF_BYTES and b"\n" not in joined:
@@ -232,7 +240,11 @@ class FlowParser:
         pending, self._pending, self._pending_size = self._pending, [], 0
         direction = pending[0][0]
         head = b"".join(chunk for d, chunk, _, _ in pending if d is direction)[:256]
-        name = sniff(head, self.flow.server.port)
+        if self.flow.proto == "udp":
+            # A datagram is whole: decide at once, by port (DNS ids can look like anything).
+            name = "dns" if self.flow.server.port == 53 else "raw"
+        else:
+            name = sniff(head, self.flow.server.port)
         out: list[AppMessage] = []
         if name == "proxy" and not self._proxy_done:
             size = proxy_header_length(head)

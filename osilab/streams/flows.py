@@ -249,6 +249,15 @@ class FlowRecord:
             "anomalies": list(self.anomalies),
         }
 
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in self.to_json().items()
+        )
+        return f"<p>{html.escape(self.summary())}</p><table>{rows}</table>"
+
     def summary(self) -> str:
         return (
             f"{self.key.proto} {self.key}  {self.packets} packets, {self.bytes} bytes, "
@@ -396,7 +405,7 @@ def flow_records(packets: Iterable[Any]) -> Iterator[FlowRecord]:
         facts = transport_facts(pkt)
         if facts is None:
             continue
-        proto, src, sport, dst, dport, flags, payload_length = facts
+        proto, src, sport, dst, dport, flags, payload_length, _, _ = facts
         _, _, ended = table.packet(
             proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length, payload_length
         )
@@ -406,23 +415,45 @@ def flow_records(packets: Iterable[Any]) -> Iterator[FlowRecord]:
         yield flow.record()
 
 
-def transport_facts(pkt: Any) -> tuple[str, str, int, str, int, int | None, int] | None:
-    """(proto, src ip, src port, dst ip, dst port, tcp flags, payload length), or None.
+_Facts = tuple[str, str, int, str, int, "int | None", int, int, bytes]
+
+
+def transport_facts(pkt: Any) -> _Facts | None:
+    """(proto, src ip, src port, dst ip, dst port, tcp flags, payload length, seq, payload).
 
     None for packets without a usable TCP or UDP header (ARP, ICMP, fragments, a
-    transport header cut short).
+    transport header cut short). One walk over the layer stack, the same one
+    :attr:`Packet.proto` makes (the first ip/ipv6, then the first tcp/udp above it); the
+    payload is bounded by the IP length, as :attr:`Packet.payload` is.
     """
-    proto = pkt.proto
-    if proto is None:
-        return None
-    try:
-        src, dst = pkt.ip_src, pkt.ip_dst
-        sport, dport = pkt.src_port, pkt.dst_port
-        flags = pkt.tcp_flags if proto == "tcp" else None
-    except KeyError:  # a damaged transport header without ports
-        return None
-    if sport is None or dport is None or src is None:
-        return None
-    trans = pkt.layer(proto)
-    size = trans.fields.get("len" if proto == "tcp" else "payload_len", 0) if trans else 0
-    return proto, src, sport, dst, dport, flags, size
+    net = None
+    for lay in pkt.layers:
+        name = lay.name
+        if net is None:
+            if (name == "ip" or name == "ipv6") and "src" in lay.fields:
+                net = lay.fields
+        elif (name == "tcp" or name == "udp") and "srcport" in lay.fields:
+            fields = lay.fields
+            sport, dport = fields["srcport"], fields.get("dstport")
+            src, dst = net["src"], net.get("dst")
+            if dport is None or dst is None:
+                return None
+            start = lay.offset + lay.length
+            if name == "tcp":
+                size = fields.get("len", 0)
+                payload = pkt.data[start : start + size] if size else b""
+                return (
+                    name,
+                    src,
+                    sport,
+                    dst,
+                    dport,
+                    fields.get("flags", 0),
+                    size,
+                    fields.get("seq", 0),
+                    payload,
+                )
+            size = fields.get("payload_len", 0)
+            payload = pkt.data[start : start + size] if size else b""
+            return name, src, sport, dst, dport, None, size, 0, payload
+    return None

@@ -122,7 +122,7 @@ class _Tracker:
         facts = transport_facts(pkt)
         if facts is None:
             return Step(pkt, None, -1, None, None, (), ())
-        proto, src, sport, dst, dport, flags, payload_length = facts
+        proto, src, sport, dst, dport, flags, payload_length, seq, payload = facts
         flow, direction, ended = self.table.packet(
             proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length, payload_length
         )
@@ -135,13 +135,12 @@ class _Tracker:
         found: list[AppMessage] = []
         if state.streams is None:  # UDP: each datagram is a message of its own
             if payload_length:
-                found += parser.feed(direction, pkt.payload, pkt.no, pkt.time)
+                found += parser.feed(direction, payload, pkt.no, pkt.time)
         elif not state.closed:
             side = 0 if direction is Direction.TO_SERVER else 1
             stream = state.streams[side]
-            payload = pkt.payload if payload_length else b""
             missing = _missing(pkt, len(payload))
-            items = stream.segment(pkt.tcp_seq or 0, flags or 0, payload, pkt.no, pkt.time, missing)
+            items = stream.segment(seq, flags or 0, payload, pkt.no, pkt.time, missing)
             self._deliver(parser, direction, items, pkt, found)
             if stream.finished and not state.ended[side]:
                 state.ended[side] = True
@@ -447,7 +446,7 @@ def follow(packets: Iterable[Packet], flow: str | int | FlowKey) -> Iterator[Fol
         facts = transport_facts(pkt)
         if facts is None:
             continue
-        proto, src, sport, dst, dport, flags, payload_length = facts
+        proto, src, sport, dst, dport, flags, payload_length, seq, payload = facts
         found, direction, _ = table.packet(
             proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length, payload_length
         )
@@ -456,14 +455,13 @@ def follow(packets: Iterable[Packet], flow: str | int | FlowKey) -> Iterator[Fol
             streams = (StreamReassembler(), StreamReassembler())
         if found.index != chosen or streams is None:
             continue
-        payload = pkt.payload if payload_length else b""
         if proto == "udp":
             if payload:
                 yield FollowItem(direction, Chunk(payload, 0, pkt.no, pkt.time, pkt.no))
             continue
         side = 0 if direction is Direction.TO_SERVER else 1
         items = streams[side].segment(
-            pkt.tcp_seq or 0, flags or 0, payload, pkt.no, pkt.time, _missing(pkt, len(payload))
+            seq, flags or 0, payload, pkt.no, pkt.time, _missing(pkt, len(payload))
         )
         for item in items:
             yield FollowItem(direction, item)

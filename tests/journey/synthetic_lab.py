@@ -60,7 +60,9 @@ def write_pcapng(path: Path, hops: list[str], frames: list[tuple[float, str, byt
     for time, hop, frame in sorted(frames, key=lambda item: item[0]):
         stamp = round(time * 1_000_000)
         pad = (-len(frame)) % 4
-        body = struct.pack("<IIIII", index[hop], stamp >> 32, stamp & 0xFFFFFFFF, len(frame), len(frame))
+        body = struct.pack(
+            "<IIIII", index[hop], stamp >> 32, stamp & 0xFFFFFFFF, len(frame), len(frame)
+        )
         out += _block(6, body + frame + b"\0" * pad)
     path.write_bytes(bytes(out))
 
@@ -94,15 +96,27 @@ class Conn:
         for step, view in enumerate(views):
             if side == "c":
                 smac, dmac = view.client_mac, view.server_mac
-                src, dst, sport, dport = view.client_ip, view.server_ip, self.client_port, self.server_port
+                src, dst, sport, dport = (
+                    view.client_ip,
+                    view.server_ip,
+                    self.client_port,
+                    self.server_port,
+                )
             else:
                 smac, dmac = view.server_mac, view.client_mac
-                src, dst, sport, dport = view.server_ip, view.client_ip, self.server_port, self.client_port
+                src, dst, sport, dport = (
+                    view.server_ip,
+                    view.client_ip,
+                    self.server_port,
+                    self.client_port,
+                )
             ack = self.seq[other] if flags != "S" else 0
             frame = (
                 Ether(src=smac, dst=dmac)
                 / IP(src=src, dst=dst, ttl=view.ttl, id=0)
-                / TCP(sport=sport, dport=dport, flags=flags, seq=self.seq[side], ack=ack, window=64240)
+                / TCP(
+                    sport=sport, dport=dport, flags=flags, seq=self.seq[side], ack=ack, window=64240
+                )
             )
             if payload:
                 frame = frame / payload
@@ -148,10 +162,15 @@ def _pg_query(sql: str) -> bytes:
 
 
 def _pg_rows() -> bytes:
-    fields = b"".join(name + b"\0" + struct.pack("!IhIhih", 0, 0, 23, 4, -1, 0) for name in (b"id", b"name", b"price"))
+    fields = b"".join(
+        name + b"\0" + struct.pack("!IhIhih", 0, 0, 23, 4, -1, 0)
+        for name in (b"id", b"name", b"price")
+    )
     row_description = _pg_message(b"T", struct.pack("!h", 3) + fields)
     values = [b"3", b"item 3", b"11.10"]
-    data_row = _pg_message(b"D", struct.pack("!h", 3) + b"".join(struct.pack("!i", len(v)) + v for v in values))
+    data_row = _pg_message(
+        b"D", struct.pack("!h", 3) + b"".join(struct.pack("!i", len(v)) + v for v in values)
+    )
     return row_description + data_row + _pg_message(b"C", b"SELECT 1\0") + _pg_message(b"Z", b"I")
 
 
@@ -170,8 +189,12 @@ def _with_xff(head: bytes, client: str) -> bytes:
 
 
 def _nginx_to_app(rid: str, target: str, xff: str | None) -> bytes:
-    lines = [f"GET {target}?rid={rid} HTTP/1.1", "Host: shop.example.com", f"X-Request-Id: {rid}",
-             "User-Agent: osilab-lab-client/1"]
+    lines = [
+        f"GET {target}?rid={rid} HTTP/1.1",
+        "Host: shop.example.com",
+        f"X-Request-Id: {rid}",
+        "User-Agent: osilab-lab-client/1",
+    ]
     if xff:
         lines.append(f"X-Forwarded-For: {xff}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -189,10 +212,18 @@ class _Backend:
 
     def __init__(self, wire: Wire, app: str, app_ip: str, app_port_base: int) -> None:
         macs = interface_macs()
-        self.redis = Conn(wire, [View("api-redis", app_ip, "192.0.2.30", macs[f"{app}-data"], macs["api-redis"])],
-                          app_port_base, 6379)
-        self.db = Conn(wire, [View("api-db", app_ip, "192.0.2.40", macs[f"{app}-data"], macs["api-db"])],
-                       app_port_base + 1, 5432)
+        self.redis = Conn(
+            wire,
+            [View("api-redis", app_ip, "192.0.2.30", macs[f"{app}-data"], macs["api-redis"])],
+            app_port_base,
+            6379,
+        )
+        self.db = Conn(
+            wire,
+            [View("api-db", app_ip, "192.0.2.40", macs[f"{app}-data"], macs["api-db"])],
+            app_port_base + 1,
+            5432,
+        )
 
     def item(self, t: float, rid: str, cached: bool) -> float:
         t = self.redis.send(t, "c", _resp("SET", f"rid:{rid}", "item:3", "EX", "300"))
@@ -201,7 +232,11 @@ class _Backend:
         if cached:
             return self.redis.send(t + 0.0003, "s", b"$%d\r\n%s\r\n" % (len(ITEM), ITEM))
         t = self.redis.send(t + 0.0003, "s", b"$-1\r\n")
-        t = self.db.send(t + 0.0003, "c", _pg_query(f"/* rid={rid} */ SELECT id, name, price FROM items WHERE id = 3"))
+        t = self.db.send(
+            t + 0.0003,
+            "c",
+            _pg_query(f"/* rid={rid} */ SELECT id, name, price FROM items WHERE id = 3"),
+        )
         t = self.db.send(t + 0.002, "s", _pg_rows())
         t = self.redis.send(t + 0.0003, "c", _resp("SET", "item:3", ITEM.decode(), "EX", "300"))
         return self.redis.send(t + 0.0003, "s", b"+OK\r\n")
@@ -209,7 +244,11 @@ class _Backend:
 
 def _app_response(rid: str, cached: bool, app: str) -> bytes:
     body = b'{"item": %s, "cache": "%s", "rid": "%s", "app": "%s"}' % (
-        ITEM, b"hit" if cached else b"miss", rid.encode(), app.encode())
+        ITEM,
+        b"hit" if cached else b"miss",
+        rid.encode(),
+        app.encode(),
+    )
     return _http_response(body, "application/json; charset=utf-8")
 
 
@@ -222,39 +261,85 @@ def build_alb(directory: Path) -> Path:
     macs = interface_macs()
     wire = Wire()
     t0 = 1_764_352_800.0
-    backends = {"web1": _Backend(wire, "api1", "192.0.2.21", 41000), "web2": _Backend(wire, "api2", "192.0.2.22", 42000)}
-    client = Conn(wire, [View("client-alb", "198.51.100.7", "203.0.113.10", macs["client-alb"], macs["alb-client"])],
-                  51514, 80)
+    backends = {
+        "web1": _Backend(wire, "api1", "192.0.2.21", 41000),
+        "web2": _Backend(wire, "api2", "192.0.2.22", 42000),
+    }
+    client = Conn(
+        wire,
+        [
+            View(
+                "client-alb", "198.51.100.7", "203.0.113.10", macs["client-alb"], macs["alb-client"]
+            )
+        ],
+        51514,
+        80,
+    )
     t = client.handshake(t0)
     instance_ip = {"web1": "192.0.2.11", "web2": "192.0.2.12"}
     app_of = {"web1": ("api1", "192.0.2.21"), "web2": ("api2", "192.0.2.22")}
-    plan = [("r0001", "/api/items/3", "web1", False), ("r0002", "/api/items/3", "web2", True),
-            ("r0003", "/static/app.js", "web1", None)]
+    plan = [
+        ("r0001", "/api/items/3", "web1", False),
+        ("r0002", "/api/items/3", "web2", True),
+        ("r0003", "/static/app.js", "web1", None),
+    ]
     for number, (rid, target, web, cached) in enumerate(plan):
         head = _client_request(rid, target)
         t = client.send(t + 0.01, "c", head)
-        back = Conn(wire, [View(f"alb-{web}", "192.0.2.2", instance_ip[web], macs[f"alb-{web}"], macs[f"{web}-alb"])],
-                    33000 + number, 80)
+        back = Conn(
+            wire,
+            [
+                View(
+                    f"alb-{web}",
+                    "192.0.2.2",
+                    instance_ip[web],
+                    macs[f"alb-{web}"],
+                    macs[f"{web}-alb"],
+                )
+            ],
+            33000 + number,
+            80,
+        )
         t = back.handshake(t + 0.0002)
         t = back.send(t, "c", _with_xff(head, "198.51.100.7"))
         if cached is None:
             response = _http_response(b"console.log('osilab');\n", "application/javascript", web)
         else:
             app, app_ip = app_of[web]
-            upstream = Conn(wire, [View(f"{web}-api", instance_ip[web], app_ip, macs[f"{web}-api"], macs[f"api-{web}"])],
-                            47000 + number, 8080)
+            upstream = Conn(
+                wire,
+                [
+                    View(
+                        f"{web}-api",
+                        instance_ip[web],
+                        app_ip,
+                        macs[f"{web}-api"],
+                        macs[f"api-{web}"],
+                    )
+                ],
+                47000 + number,
+                8080,
+            )
             t = upstream.handshake(t + 0.0002)
             t = upstream.send(t, "c", _nginx_to_app(rid, target, "198.51.100.7"))
             t = backends[web].item(t + 0.0005, rid, cached)
             app_response = _app_response(rid, cached, app)
             t = upstream.send(t + 0.0005, "s", app_response)
-            response = app_response.replace(b"\r\n\r\n", f"\r\nX-Served-By: {web}\r\n\r\n".encode(), 1)
+            response = app_response.replace(
+                b"\r\n\r\n", f"\r\nX-Served-By: {web}\r\n\r\n".encode(), 1
+            )
         t = back.send(t + 0.0003, "s", response)
         t = client.send(t + 0.0003, "s", response)
-    _topology(directory, ("client-alb", "alb-web1", "alb-web2", "web1-api", "web2-api", "api-redis", "api-db"))
+    _topology(
+        directory,
+        ("client-alb", "alb-web1", "alb-web2", "web1-api", "web2-api", "api-redis", "api-db"),
+    )
     path = directory / "alb.pcapng"
-    write_pcapng(path, ["client-alb", "alb-web1", "alb-web2", "web1-api", "web2-api", "api-redis", "api-db"],
-                 wire.frames)
+    write_pcapng(
+        path,
+        ["client-alb", "alb-web1", "alb-web2", "web1-api", "web2-api", "api-redis", "api-db"],
+        wire.frames,
+    )
     return path
 
 
@@ -264,15 +349,29 @@ def build_nlb(directory: Path, *, cached: bool = True) -> Path:
     wire = Wire()
     t0 = 1_764_352_900.0
     backend = _Backend(wire, "api1", "192.0.2.21", 41000)
-    client = Conn(wire, [
-        View("client-nlb", "198.51.100.7", "203.0.113.20", macs["client-nlb"], macs["nlb-client"]),
-        View("nlb-web1", "198.51.100.7", "192.0.2.11", macs["nlb-web1"], macs["web1-nlb"], ttl=63),
-    ], 52000, 80)
+    client = Conn(
+        wire,
+        [
+            View(
+                "client-nlb", "198.51.100.7", "203.0.113.20", macs["client-nlb"], macs["nlb-client"]
+            ),
+            View(
+                "nlb-web1", "198.51.100.7", "192.0.2.11", macs["nlb-web1"], macs["web1-nlb"], ttl=63
+            ),
+        ],
+        52000,
+        80,
+    )
     t = client.handshake(t0)
     rid, target = "r0101", "/api/items/3"
     head = _client_request(rid, target)
     t = client.send(t + 0.01, "c", head)
-    upstream = Conn(wire, [View("web1-api", "192.0.2.11", "192.0.2.21", macs["web1-api"], macs["api-web1"])], 47100, 8080)
+    upstream = Conn(
+        wire,
+        [View("web1-api", "192.0.2.11", "192.0.2.21", macs["web1-api"], macs["api-web1"])],
+        47100,
+        8080,
+    )
     t = upstream.handshake(t + 0.0002)
     t = upstream.send(t, "c", _nginx_to_app(rid, target, None))
     t = backend.item(t + 0.0005, rid, cached)

@@ -73,7 +73,9 @@ def test_database_query_carries_the_request_id(architecture, scenario, outcome):
         assert any(f"rid={rid}" in note for note in trip.notes)
     else:
         assert queries == []
-    commands = [e.message for e in trip.events if e.device.role == "redis" and e.direction == "request"]
+    commands = [
+        e.message for e in trip.events if e.device.role == "redis" and e.direction == "request"
+    ]
     assert any(command.startswith(f"SET rid:{rid}") for command in commands), commands
 
 
@@ -111,10 +113,13 @@ def test_nlb_reads_up_to_l4_and_keeps_the_client_address(architecture):
     assert after.payload == before.payload
 
 
-@pytest.mark.parametrize(("scenario", "outcome", "reason_source"), [
-    ("alb", "miss", "balancer model"),
-    ("nlb", "hit", "balancer model"),
-])
+@pytest.mark.parametrize(
+    ("scenario", "outcome", "reason_source"),
+    [
+        ("alb", "miss", "balancer model"),
+        ("nlb", "hit", "balancer model"),
+    ],
+)
 def test_balancer_reason_comes_from_the_model(architecture, scenario, outcome, reason_source):
     path = architecture[scenario]
     trip = journey(path, request=_pick(path, outcome))
@@ -175,21 +180,30 @@ def test_explicit_topology_argument(synthetic, tmp_path):
     assert named.hops()[:2] == ["client", "alb"]
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    (b"*3\r\n$3\r\nSET\r\n$8\r\nrid:r001\r\n$6\r\nitem:3\r\n", "SET rid:r001 item:3"),
-    (b"+OK\r\n", "+OK"),
-    (b"$-1\r\n", "(nil): not in the cache"),
-    (b"$2\r\nhi\r\n", '"hi" (2 bytes)'),
-    (b"", "(empty)"),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"*3\r\n$3\r\nSET\r\n$8\r\nrid:r001\r\n$6\r\nitem:3\r\n", "SET rid:r001 item:3"),
+        (b"+OK\r\n", "+OK"),
+        (b"$-1\r\n", "(nil): not in the cache"),
+        (b"$2\r\nhi\r\n", '"hi" (2 bytes)'),
+        (b"", "(empty)"),
+    ],
+)
 def test_resp_summary(data, expected):
     assert resp_summary(data) == expected
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    (b"Q\x00\x00\x00\x0dSELECT 1\x00", "Query: SELECT 1"),
-    (b"C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I", "CommandComplete SELECT 1, ReadyForQuery"),
-    (b"\x00\x01", "2 bytes"),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"Q\x00\x00\x00\x0dSELECT 1\x00", "Query: SELECT 1"),
+        (
+            b"C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I",
+            "CommandComplete SELECT 1, ReadyForQuery",
+        ),
+        (b"\x00\x01", "2 bytes"),
+    ],
+)
 def test_pgsql_summary(data, expected):
     assert pgsql_summary(data) == expected

@@ -138,6 +138,12 @@ def test_h2c_upgrade_switches_to_http2(thirdparty):
         ),
         # a request split over three segments: headers complete in the third
         ([b"GET /a", b"/b HTTP/1.1\r\nHo", b"st: x\r\n\r\n"], ("GET", "/a/b", "Compliant")),
+        # bare LF line ends: h11 accepts them, the ALB's guardian notes them (raw head)
+        ([b"GET /y HTTP/1.1\nHost: a\n\n"], ("GET", "/y", "Acceptable")),
+        # no version at all (HTTP/0.9 style): h11 refuses, still reported
+        ([b"GET /x\r\nHost: a\r\n\r\n"], ("GET", "/x", "Acceptable")),
+        # a control character in the target
+        ([b"GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n"], ("GET", "/\x01", "Ambiguous")),
         # both Content-Length and Transfer-Encoding: parsed, and classified Ambiguous
         (
             [
@@ -245,3 +251,75 @@ def test_same_requests_per_flow_as_tshark(tshark, thirdparty):
     assert total >= 20
     assert matched == total  # every request tshark sees, osilab sees the same way
     assert all(reason != "UNEXPLAINED" for *_, reason in differences), differences
+
+
+def _exchange(parser, steps):
+    """Feed (direction, bytes) steps; return the completed responses' (index, status, body)."""
+    done = []
+    for no, (direction, data) in enumerate(steps, start=1):
+        if data is None:
+            messages = parser.end(direction, no, 0.0)
+        else:
+            messages = parser.feed(direction, data, no, 0.0)
+        done += [
+            (m.message.index, m.message.status, m.message.body_length)
+            for m in messages
+            if isinstance(m.message, HttpResponse)
+        ]
+    return done
+
+
+S, C = Direction.TO_SERVER, Direction.TO_CLIENT
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        # HEAD: the response announces a length but carries no body (RFC 9110 §9.3.2)
+        (
+            [
+                (S, b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"),
+                (
+                    C,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                ),
+            ],
+            [(0, 200, 0), (1, 200, 2)],
+        ),
+        # a body delimited by the server closing the connection (RFC 9112 §6.3 rule 8)
+        (
+            [
+                (S, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+                (C, b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc"),
+                (C, b"def"),
+                (C, None),
+            ],
+            [(0, 200, 6)],
+        ),
+        # chunked, split inside a chunk
+        (
+            [
+                (S, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+                (C, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"),
+                (C, b"lo\r\n0\r\n\r\n"),
+            ],
+            [(0, 200, 5)],
+        ),
+        # a response whose request was not captured still completes (index -1)
+        ([(C, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")], [(-1, 404, 0)]),
+        # an upgrade the server declines: HTTP/1.1 goes on
+        (
+            [
+                (
+                    S,
+                    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+                ),
+                (S, b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"),
+                (C, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"),
+            ],
+            [(0, 200, 0), (1, 204, 0)],
+        ),
+    ],
+)
+def test_response_framing(steps, expected):
+    assert _exchange(HttpParser(), steps) == expected

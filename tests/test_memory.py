@@ -1,0 +1,213 @@
+"""osilab streams: memory stays bounded however big the capture or long the flow.
+
+Measured with :mod:`tracemalloc` (the Python heap, which is where a leak would show):
+
+* reading a generated 50 MB capture packet by packet (full reader with layers, and the
+  fast path) keeps the peak under a few MiB: one read buffer, not the file;
+* one long-lived HTTP flow (a 24 MB response) goes through reassembly and the HTTP
+  parser without its body being kept;
+* the same flow with a segment lost early: the reassembler holds at most
+  ``MAX_BUFFERED_BYTES`` of out-of-order data, then reports a gap and lets go;
+* many short flows one after the other: the per-flow state is released when a flow
+  ends, so twice the flows do not take twice the memory.
+"""
+
+from __future__ import annotations
+
+import struct
+import tracemalloc
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from osilab.capture import read
+from osilab.capture.fast import fast_records, flow_tuples
+
+MiB = 1024 * 1024
+CLIENT, SERVER = bytes((198, 51, 100, 7)), bytes((203, 0, 113, 10))
+SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
+
+
+def frame(
+    src: bytes,
+    dst: bytes,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    payload: bytes = b"",
+) -> bytes:
+    tcp = struct.pack(
+        "!HHIIHHHH",
+        sport,
+        dport,
+        seq & 0xFFFFFFFF,
+        ack & 0xFFFFFFFF,
+        (5 << 12) | flags,
+        65535,
+        0,
+        0,
+    )
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 0, 0x4000, 64, 6, 0, src, dst)
+    return b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x08\x00" + ip + tcp + payload
+
+
+def write_pcap(path: Path, frames: Iterator[bytes | tuple[float, bytes]]) -> int:
+    """Stream frames into a pcap file (never all in memory); returns the file size.
+
+    Frames without a time are 1 ms apart.
+    """
+    with open(path, "wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, item in enumerate(frames):
+            when, data = item if isinstance(item, tuple) else (1_700_000_000 + i / 1000, item)
+            seconds = int(when)
+            out.write(
+                struct.pack("<IIII", seconds, int((when - seconds) * 1e6), len(data), len(data))
+            )
+            out.write(data)
+    return path.stat().st_size
+
+
+def http_flow(sport: int, body_size: int, *, lose_segment: int | None = None) -> Iterator[bytes]:
+    """One HTTP/1.1 exchange: handshake, GET, a response of ``body_size`` bytes, FIN."""
+    c, s = 1000, 5000
+    yield frame(CLIENT, SERVER, sport, 80, c, 0, SYN)
+    yield frame(SERVER, CLIENT, 80, sport, s, c + 1, SYN | ACK)
+    c, s = c + 1, s + 1
+    yield frame(CLIENT, SERVER, sport, 80, c, s, ACK)
+    request = b"GET /big HTTP/1.1\r\nHost: shop.example\r\n\r\n"
+    yield frame(CLIENT, SERVER, sport, 80, c, s, PSH | ACK, request)
+    c += len(request)
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {body_size}\r\n\r\n".encode()
+    yield frame(SERVER, CLIENT, 80, sport, s, c, PSH | ACK, head)
+    s += len(head)
+    chunk = bytes(range(256)) * 5 + bytes(168)  # 1448 bytes, an MSS with timestamps
+    sent = 0
+    index = 0
+    while sent < body_size:
+        piece = chunk[: min(len(chunk), body_size - sent)]
+        if index != lose_segment:
+            yield frame(SERVER, CLIENT, 80, sport, s + sent, c, ACK, piece)
+        sent += len(piece)
+        index += 1
+        if index % 20 == 0:
+            yield frame(CLIENT, SERVER, sport, 80, c, s + sent, ACK)
+    s += sent
+    yield frame(SERVER, CLIENT, 80, sport, s, c, FIN | ACK)
+    yield frame(CLIENT, SERVER, sport, 80, c, s + 1, FIN | ACK)
+    yield frame(SERVER, CLIENT, 80, sport, s + 1, c + 1, ACK)
+
+
+def peak_while(consume: Callable[[], object]) -> int:
+    """The peak traced Python memory while ``consume()`` runs, in bytes."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        consume()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def big_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 50 MB capture of many sequential flows (1448-byte segments)."""
+    path = tmp_path_factory.mktemp("memory") / "fifty.pcap"
+
+    def flows() -> Iterator[bytes]:
+        for n in range(50):
+            yield from http_flow(20000 + n, 1_000_000)
+
+    assert write_pcap(path, flows()) > 50_000_000
+    return path
+
+
+def _layers(path: Path) -> int:
+    count = 0
+    for pkt in read(path):
+        count += len(pkt.layers)
+    return count
+
+
+READERS: list[tuple[str, Callable[[Path], object], int]] = [
+    ("Capture with layers", _layers, 6 * MiB),
+    ("fast_records", lambda p: sum(1 for _ in fast_records(read(p))), 4 * MiB),
+    ("flow_tuples", lambda p: sum(1 for _ in flow_tuples(read(p))), 4 * MiB),
+]
+
+
+@pytest.mark.parametrize(("name", "consume", "bound"), READERS, ids=[r[0] for r in READERS])
+def test_reading_50_mb_keeps_memory_flat(big_capture: Path, name: str, consume: Callable[[Path], object],
+                                         bound: int) -> None:  # fmt: skip
+    peak = peak_while(lambda: consume(big_capture))
+    assert peak < bound, f"{name}: peak {peak / MiB:.1f} MiB while reading a 50 MB capture"
+
+
+def _http_requests(path: Path) -> list:
+    from osilab.protocols.http import iter_http
+
+    return list(iter_http(read(path)))
+
+
+def test_a_long_flow_is_not_kept(tmp_path: Path) -> None:
+    pytest.importorskip("osilab.protocols.http")
+    path = tmp_path / "long.pcap"
+    write_pcap(path, http_flow(40000, 24 * MiB))
+    found: list = []
+    peak = peak_while(lambda: found.extend(_http_requests(path)))
+    kinds = [type(m).__name__ for m in found]
+    assert kinds == ["HttpRequest", "HttpResponse"], kinds
+    assert found[1].body_length == 24 * MiB if hasattr(found[1], "body_length") else True
+    assert peak < 8 * MiB, (
+        f"peak {peak / MiB:.1f} MiB for a 24 MiB response (the body must not be kept)"
+    )
+
+
+def test_out_of_order_data_is_capped(tmp_path: Path) -> None:
+    """A segment lost early: no more than MAX_BUFFERED_BYTES wait for it."""
+    pytest.importorskip("osilab.protocols.http")
+    from osilab.streams.reassembly import MAX_BUFFERED_BYTES
+
+    path = tmp_path / "lost.pcap"
+    write_pcap(path, http_flow(40001, 24 * MiB, lose_segment=3))
+    found: list = []
+    peak = peak_while(lambda: found.extend(_http_requests(path)))
+    assert [type(m).__name__ for m in found][:1] == ["HttpRequest"]
+    # The cap itself, twice over for bookkeeping (chunks, the packet map), plus the reader.
+    bound = 2 * MAX_BUFFERED_BYTES + 6 * MiB
+    assert peak < bound, (
+        f"peak {peak / MiB:.1f} MiB with a lost segment (cap {MAX_BUFFERED_BYTES / MiB:.0f} MiB)"
+    )
+
+
+def test_flow_state_is_released(tmp_path: Path) -> None:
+    """Ended flows are let go once their linger (``CLOSED_LINGER``) is over: 4x the flows
+    must not take anywhere near 4x the memory."""
+    pytest.importorskip("osilab.protocols.http")
+
+    from osilab.streams.flows import CLOSED_LINGER
+
+    def capture(name: str, flows: int) -> Path:
+        """Flows one after the other, each starting after the last one's linger is over."""
+        path = tmp_path / name
+        spacing = CLOSED_LINGER + 1.0
+        write_pcap(path, ((1_700_000_000 + n * spacing + i / 1000, f)
+                          for n in range(flows) for i, f in enumerate(http_flow(10000 + n, 2000))))  # fmt: skip
+        return path
+
+    def consume(path: Path) -> None:
+        from osilab.protocols.http import iter_http
+
+        for _ in iter_http(read(path)):
+            pass
+
+    small, large = capture("small.pcap", 500), capture("large.pcap", 2000)
+    peak_small = peak_while(lambda: consume(small))
+    peak_large = peak_while(lambda: consume(large))
+    assert peak_large < 2 * peak_small + MiB, (
+        f"{peak_small / MiB:.2f} MiB for 500 flows but {peak_large / MiB:.2f} MiB for 2000: flow state is kept"
+    )
