@@ -45,14 +45,14 @@ import base64
 import hashlib
 import hmac
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
 from osilab.balancers import explain
 from osilab.balancers.config import Action, BalancerConfig, Listener, TargetGroup, load_config
-from osilab.balancers.decision import Decision, DecisionList
+from osilab.balancers.decision import KEEP_DECISIONS, Decision, DecisionList
 from osilab.balancers.hashing import stable_hash
 from osilab.balancers.rules import evaluate_rules
 from osilab.errors import ConfigError
@@ -90,6 +90,13 @@ DESYNC_TABLE = {
         "Severe": "block",
     },
 }
+
+#: Connections whose SYN packet number is remembered (for the "packets after the SYN"
+#: note), and requests remembered as outstanding at a target. Both are bounded so that a
+#: capture of millions of connections, or a one-sided capture whose responses never come,
+#: cannot grow memory without end: beyond the cap the oldest entry is forgotten (its
+#: request then stops counting as outstanding; ``forgotten`` counts these).
+MAX_TRACKED = 65_536
 
 #: Cookie lifetime AWS sets: a fixed 7 days, renewed on every request [ALB-UG sticky-sessions.md].
 COOKIE_EXPIRY_SECONDS = 7 * 24 * 3600
@@ -250,9 +257,21 @@ class ApplicationLoadBalancer:
     kind = "alb"
 
     def __init__(
-        self, config: BalancerConfig | dict[str, Any] | str, *, seed: int | None = None
+        self,
+        config: BalancerConfig | dict[str, Any] | str,
+        *,
+        seed: int | None = None,
+        keep_decisions: int | None = KEEP_DECISIONS,
     ) -> None:
         self.config = load_config(config)
+        #: Most decisions kept (:data:`~osilab.balancers.decision.KEEP_DECISIONS`); None: all.
+        self.keep_decisions = keep_decisions
+        #: Decisions made but not kept because of ``keep_decisions`` (0: none dropped).
+        self.decisions_dropped = 0
+        #: Called with every decision as it is made (streaming: ``osilab route --json``).
+        self.on_decision: Callable[[Decision], object] | None = None
+        #: Outstanding requests and SYN notes forgotten because of :data:`MAX_TRACKED`.
+        self.forgotten = 0
         if self.config.is_network:
             raise ConfigError(
                 "ApplicationLoadBalancer needs a configuration with Type 'application'"
@@ -294,7 +313,10 @@ class ApplicationLoadBalancer:
         """
         if self._first_time is None and time is not None:
             self._first_time = time
-        self._syn[flow] = packet  # the latest SYN: a reused 4-tuple is a new connection
+        self._syn.pop(flow, None)  # the latest SYN: a reused 4-tuple is a new connection
+        self._syn[flow] = packet
+        if len(self._syn) > MAX_TRACKED:  # dicts keep insertion order: drop the oldest
+            del self._syn[next(iter(self._syn))]
 
     def connection_closed(self, flow: FlowKey) -> None:
         """The client's connection ended (its requests without a response stop counting)."""
@@ -501,6 +523,10 @@ class ApplicationLoadBalancer:
         )
         self._in_flight[key] = target
         self.outstanding[target] = self.outstanding.get(target, 0) + 1
+        if len(self._in_flight) > MAX_TRACKED:  # a response never seen: stop waiting for it
+            oldest = next(iter(self._in_flight))
+            self.outstanding[self._in_flight.pop(oldest)] -= 1
+            self.forgotten += 1
         why = explain.alb_forward_why(
             request=request, rule_why=rule_why, target_group=group_name, target=target, how=how
         )
@@ -634,5 +660,10 @@ class ApplicationLoadBalancer:
                     ]
 
     def _record(self, decision: Decision) -> Decision:
-        self._decisions.append(decision)
+        if self.keep_decisions is None or len(self._decisions) < self.keep_decisions:
+            self._decisions.append(decision)
+        else:
+            self.decisions_dropped += 1
+        if self.on_decision is not None:
+            self.on_decision(decision)
         return decision

@@ -27,7 +27,14 @@ from typing import Any, TextIO, overload
 from osilab.protocols.messages import HttpRequest
 from osilab.streams.keys import FlowKey
 
-__all__ = ["Decision", "DecisionList", "imbalance"]
+__all__ = ["Decision", "DecisionList", "imbalance", "KEEP_DECISIONS"]
+
+#: Decisions a balancer keeps for inspection (the first ones, in packet order). A decision
+#: is a few KiB (the request, its headers to the target, a sentence of why), so a 1.5 GB
+#: capture's millions of requests would need gigabytes; past this cap decisions are still
+#: *made* and counted in the accounting, only not kept, and ``decisions_dropped`` says how
+#: many (the marker that the cap was hit). ``keep_decisions=None`` keeps all of them.
+KEEP_DECISIONS = 10_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,11 +42,12 @@ import ipaddress
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from osilab.balancers import explain
 from osilab.balancers.config import BalancerConfig, Listener, TargetGroup, load_config
-from osilab.balancers.decision import Decision, DecisionList
+from osilab.balancers.decision import KEEP_DECISIONS, Decision, DecisionList
 from osilab.balancers.hashing import (
     MaglevTable,
     flow_hash,
@@ -56,6 +57,9 @@ from osilab.balancers.hashing import (
 )
 from osilab.errors import ConfigError
 from osilab.streams.keys import Endpoint, FlowKey
+
+if TYPE_CHECKING:
+    from osilab.capture.fast import FlowTuple
 
 __all__ = [
     "NetworkLoadBalancer",
@@ -189,9 +193,19 @@ class NetworkLoadBalancer:
     kind = "nlb"
 
     def __init__(
-        self, config: BalancerConfig | dict[str, Any] | str, *, seed: int | None = None
+        self,
+        config: BalancerConfig | dict[str, Any] | str,
+        *,
+        seed: int | None = None,
+        keep_decisions: int | None = KEEP_DECISIONS,
     ) -> None:
         self.config = load_config(config)
+        #: Most decisions kept (:data:`~osilab.balancers.decision.KEEP_DECISIONS`); None: all.
+        self.keep_decisions = keep_decisions
+        #: Decisions made but not kept because of ``keep_decisions`` (0: none dropped).
+        self.decisions_dropped = 0
+        #: Called with every decision as it is made (streaming: ``osilab route --json``).
+        self.on_decision: Callable[[Decision], object] | None = None
         if not self.config.is_network:
             raise ConfigError("NetworkLoadBalancer needs a configuration with Type 'network'")
         self.seed = self.config.seed if seed is None else seed
@@ -461,9 +475,68 @@ class NetworkLoadBalancer:
         self._flows[(proto, src_ip, src_port, dst_ip, dst_port)] = _FlowState(
             decision, time, idle, isn=tcp_seq if is_syn else None, packets=1
         )
-        self._decisions.append(decision)
+        if self.keep_decisions is None or len(self._decisions) < self.keep_decisions:
+            self._decisions.append(decision)
+        else:
+            self.decisions_dropped += 1
+        if self.on_decision is not None:
+            self.on_decision(decision)
         self.accounting["routed"] += 1
         return PacketFate(no, True, decision=decision, new_flow=True)
+
+    def feed_flows(self, tuples: Iterable[FlowTuple]) -> int:
+        """Feed many packets' flow facts at once; returns how many were fed.
+
+        ``tuples`` are :func:`osilab.capture.fast.flow_tuples` items. The decisions and
+        the accounting are exactly those of calling :meth:`feed` once per packet (the
+        tests check this on every bundled and third-party capture), only faster, for a
+        replay that wants decisions and counts and not each packet's :class:`PacketFate`.
+
+        Why it is faster: most packets belong to a flow the table already knows. For
+        them an NLB does one thing, a flow-table lookup, and so does this loop: no
+        keyword arguments, no health check, no ``PacketFate``. Every other packet (a SYN,
+        an unknown or idle flow, damage, a pending health change, the periodic sweep) goes
+        through :meth:`feed`, so the rules live in one place.
+        """
+        flows = self._flows
+        feed = self.feed
+        groups = self._groups.values()
+        pending = any(state.pending for state in groups)
+        routed = 0
+        count = 0
+        for no, time, proto, src, sport, dst, dport, flags, seq, damaged in tuples:
+            count += 1
+            state = None
+            if (
+                not pending
+                and damaged is None
+                and sport is not None
+                and self._first_time is not None
+                and (self._fed + 1) % SWEEP_EVERY
+                and not (proto == "tcp" and flags & TCP_SYN and not flags & TCP_ACK)
+            ):
+                # A reply from the target side first, as feed() looks (a SYN never gets here).
+                state = flows.get((proto, dst, dport, src, sport)) or flows.get(
+                    (proto, src, sport, dst, dport)
+                )
+                if state is not None and (
+                    state.expired or time - state.last_seen > state.idle_timeout
+                ):
+                    state = None  # an idle timeout: feed() says what happens
+            if state is None:
+                feed(no=no, time=time, proto=proto, src_ip=src, src_port=sport, dst_ip=dst,
+                     dst_port=dport, tcp_flags=flags or 0, tcp_seq=seq, damaged=damaged)  # fmt: skip
+                if pending:
+                    pending = any(s.pending for s in groups)
+                continue
+            self._fed += 1  # what feed() -> _follow() does for a routed packet:
+            state.last_seen = time
+            state.packets += 1
+            if flags and flags & (TCP_FIN | TCP_RST):
+                state.closed = True
+            routed += 1
+        self.accounting["routed"] += routed
+        return count
 
     def feed_packet(self, packet: Any) -> PacketFate:
         """Adapter: feed an :class:`osilab.capture.packet.Packet` (see docs/internal-api.md)."""

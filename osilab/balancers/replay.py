@@ -13,6 +13,21 @@ decisions and an **accounting** that sums to the total, so nothing silently disa
   (or which may be given directly). The unit is the request: each is forwarded,
   redirected, answered with a fixed response, blocked, or not routable.
 
+Big captures
+------------
+A replay streams: memory depends on the live flows, not on the capture's size.
+
+- Given a :class:`~osilab.capture.reader.Capture` (``osilab.read(path)``), the NLB is fed
+  from :func:`osilab.capture.fast.flow_tuples` through
+  :meth:`NetworkLoadBalancer.feed_flows`: the same decisions as feeding full packets, at
+  the speed of the record walk. The ALB is fed from the streams stage's own fast path
+  (TCP payloads straight from the records, :func:`osilab.streams.pipeline.conversations`).
+- Decisions are *made* for everything, but a balancer keeps only the first
+  :data:`~osilab.balancers.decision.KEEP_DECISIONS` of them (``keep_decisions=None``
+  on the balancer keeps all); :attr:`Replay.dropped` says how many were not kept, and
+  ``on_decision`` sees every one of them as it is made.
+- In a notebook, a big capture gets a progress bar (``progress=``).
+
 This module reads nothing itself: the caller opens the capture.
 """
 
@@ -20,13 +35,16 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from osilab._progress import library_bar
 from osilab.balancers.alb import ApplicationLoadBalancer
-from osilab.balancers.decision import DecisionList
+from osilab.balancers.decision import Decision, DecisionList
 from osilab.balancers.nlb import TCP_ACK, TCP_SYN, NetworkLoadBalancer
+from osilab.capture.fast import flow_tuples
+from osilab.capture.reader import Capture
 from osilab.errors import OsilabError, UsageError
 from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import Endpoint, FlowKey
@@ -51,6 +69,8 @@ class Replay:
     decisions: DecisionList
     total: int
     accounting: dict[str, int] = field(default_factory=dict)
+    #: Decisions made but not kept (the balancer's ``keep_decisions`` cap was hit).
+    dropped: int = 0
 
     @property
     def routed(self) -> int:
@@ -63,9 +83,15 @@ class Replay:
 
     def summary(self) -> str:
         other = ", ".join(f"{k} {v}" for k, v in sorted(self.not_routable.items())) or "none"
+        kept = f"{len(self.decisions)} decisions"
+        if self.dropped:
+            kept += (
+                f" kept, {self.dropped} more made but not kept (keep_decisions cap; "
+                "on_decision sees them all)"
+            )
         return (
             f"{self.balancer.upper()}: {self.total} {self.unit}s, {self.routed} routed, "
-            f"not routed: {other}; {len(self.decisions)} decisions"
+            f"not routed: {other}; {kept}"
         )
 
     def show(self, file: TextIO | None = None) -> None:
@@ -85,9 +111,15 @@ class Replay:
 
 
 def http_messages(
-    packets: Iterable[Any], *, keylog: str | None = None
+    packets: Iterable[Any],
+    *,
+    keylog: str | None = None,
+    on_syn: Callable[[FlowKey, int, float], object] | None = None,
 ) -> Iterator[HttpRequest | HttpResponse]:
-    """HTTP requests and responses from packets, via :func:`osilab.protocols.http.iter_http`."""
+    """HTTP requests and responses from packets, via :func:`osilab.protocols.http.iter_http`.
+
+    ``on_syn(flow, packet_no, time)`` is told of every client SYN on the way.
+    """
     try:
         from osilab.protocols.http import iter_http
     except ImportError as exc:
@@ -96,7 +128,7 @@ def http_messages(
             f"({exc}); feed HttpRequest objects to ApplicationLoadBalancer directly"
         ) from None
     try:
-        yield from iter_http(packets, keylog=keylog)
+        yield from iter_http(packets, keylog=keylog, on_syn=on_syn)
     except ImportError as exc:  # a part of the HTTP reader that is not installed
         raise OsilabError(
             f"the HTTP reader needed by the ALB replay is incomplete: {exc}"
@@ -129,30 +161,65 @@ def replay(
     balancer: NetworkLoadBalancer | ApplicationLoadBalancer,
     *,
     keylog: str | None = None,
+    on_decision: Callable[[Decision], object] | None = None,
+    progress: bool | None = None,
 ) -> Replay:
     """Feed a capture (or packets, or HTTP messages for an ALB) to a balancer.
 
+    Args:
+        source: ``osilab.read(path)`` (the fast paths), any iterable of packets, or, for
+            an ALB, HTTP messages.
+        balancer: the model to feed.
+        keylog: an NSS key log, for an ALB behind TLS.
+        on_decision: called with every decision as it is made, kept or not.
+        progress: a bar for big captures: ``None`` in a notebook only, ``True`` also in
+            a terminal, ``False`` never.
+
     >>> # nlb = NetworkLoadBalancer(config); replay(osilab.read("web.pcap"), nlb).summary()
     """
+    if on_decision is not None:
+        balancer.on_decision = on_decision
+    try:
+        with library_bar(source, show=progress):
+            return _replay(source, balancer, keylog)
+    finally:
+        if on_decision is not None:
+            balancer.on_decision = None
+
+
+def _replay(
+    source: Iterable[Any],
+    balancer: NetworkLoadBalancer | ApplicationLoadBalancer,
+    keylog: str | None,
+) -> Replay:
     if isinstance(balancer, NetworkLoadBalancer):
-        for packet in source:
-            balancer.feed_packet(packet)
-        accounting = dict(balancer.accounting)
-        return Replay("nlb", "packet", balancer.decisions, sum(accounting.values()), accounting)
-    if isinstance(balancer, ApplicationLoadBalancer):
-        iterator = iter(source)
-        first = next(iterator, None)
-        if first is None:
-            return Replay("alb", "request", balancer.decisions, 0, {})
-
-        def rejoined() -> Iterator[Any]:
-            yield first
-            yield from iterator
-
-        if _is_message(first):
-            messages: Iterable[Any] = rejoined()
+        if isinstance(source, Capture):
+            balancer.feed_flows(flow_tuples(source))  # the fast path: no Packet objects
         else:
-            messages = http_messages(_tap_connections(rejoined(), balancer), keylog=keylog)
+            for packet in source:
+                balancer.feed_packet(packet)
+        accounting = dict(balancer.accounting)
+        return Replay("nlb", "packet", balancer.decisions, sum(accounting.values()), accounting,
+                      balancer.decisions_dropped)  # fmt: skip
+    if isinstance(balancer, ApplicationLoadBalancer):
+        if isinstance(source, Capture):  # the streams stage's fast path, SYNs told on the way
+            messages: Iterable[Any] = http_messages(
+                source, keylog=keylog, on_syn=balancer.connection_opened
+            )
+        else:
+            iterator = iter(source)
+            first = next(iterator, None)
+            if first is None:
+                return Replay("alb", "request", balancer.decisions, 0, {})
+
+            def rejoined() -> Iterator[Any]:
+                yield first
+                yield from iterator
+
+            if _is_message(first):
+                messages = rejoined()
+            else:
+                messages = http_messages(_tap_connections(rejoined(), balancer), keylog=keylog)
         counts: Counter[str] = Counter()
         for message in messages:
             decision = balancer.feed(message)
@@ -162,7 +229,8 @@ def replay(
                 counts["routed"] += 1
             else:
                 counts[decision.action] += 1
-        return Replay("alb", "request", balancer.decisions, sum(counts.values()), dict(counts))
+        return Replay("alb", "request", balancer.decisions, sum(counts.values()), dict(counts),
+                      balancer.decisions_dropped)  # fmt: skip
     raise UsageError(
         f"replay needs a NetworkLoadBalancer or an ApplicationLoadBalancer, not {type(balancer).__name__}"
     )

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from osilab.capture.reader import MAX_RECORD
@@ -65,6 +65,7 @@ __all__ = [
     "fast_records",
     "flow_tuples",
     "packet_flow_tuple",
+    "raw_records",
 ]
 
 #: The fields of one :func:`flow_tuples` item, in order.
@@ -115,15 +116,22 @@ class _Unusual(Exception):
 # ---------------------------------------------------------------------------------------
 
 
-def _walk(capture: Capture) -> Iterator[_WalkItem]:
+#: Called with the number of bytes just read from the file (about once per MiB): how a
+#: progress bar at the edge follows the walk without this module knowing of bars.
+ReadCallback = Callable[[int], object]
+
+
+def _walk(capture: Capture, progress: ReadCallback | None = None) -> Iterator[_WalkItem]:
     """Records with their read problem: the fast walk, then the full reader if needed."""
+    if progress is None:
+        progress = getattr(capture, "progress", None)
     with open(capture.path, "rb") as handle:
         magic = handle.read(4)
     last = 0
     if magic in _PCAP_MAGICS or magic == _PCAPNG_SHB:
         walker = _pcap_walk if magic in _PCAP_MAGICS else _pcapng_walk
         try:
-            for record in walker(capture.path):
+            for record in walker(capture.path, progress):
                 last = record[0]
                 yield record
             return
@@ -145,12 +153,13 @@ def _walk(capture: Capture) -> Iterator[_WalkItem]:
 class _Window:
     """A sliding window over a file, so that a record can be read whole from ``data``."""
 
-    __slots__ = ("handle", "data", "eof")
+    __slots__ = ("handle", "data", "eof", "progress")
 
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: BinaryIO, progress: ReadCallback | None = None) -> None:
         self.handle = handle
         self.data = b""
         self.eof = False
+        self.progress = progress
 
     def need(self, pos: int, n: int, *, end_ok: bool = False) -> int:
         """Slide so that ``data[pos:pos+n]`` is there; returns the new ``pos``.
@@ -167,14 +176,16 @@ class _Window:
             if not more:
                 self.eof = True
                 continue
+            if self.progress is not None:
+                self.progress(len(more))
             self.data = self.data[pos:] + more
             pos = 0
         return pos
 
 
-def _pcap_walk(path: str) -> Iterator[_WalkItem]:
+def _pcap_walk(path: str, progress: ReadCallback | None = None) -> Iterator[_WalkItem]:
     with open(path, "rb", buffering=0) as handle:
-        window = _Window(handle)
+        window = _Window(handle, progress)
         window.need(0, 24)
         order, resolution = _PCAP_MAGICS[window.data[:4]]
         snaplen, linktype = struct.unpack_from(order + "II", window.data, 16)
@@ -200,9 +211,9 @@ def _pcap_walk(path: str) -> Iterator[_WalkItem]:
                    wirelen if wirelen > caplen else caplen, 0, None)  # fmt: skip
 
 
-def _pcapng_walk(path: str) -> Iterator[_WalkItem]:
+def _pcapng_walk(path: str, progress: ReadCallback | None = None) -> Iterator[_WalkItem]:
     with open(path, "rb", buffering=0) as handle:
-        window = _Window(handle)
+        window = _Window(handle, progress)
         pos = 0
         no = 0
         order = "<"
@@ -276,7 +287,20 @@ def _tsresol(options: bytes, order: str) -> float:
     return 1e-6
 
 
-def fast_records(capture: Capture) -> Iterator[Record]:
+def raw_records(
+    capture: Capture, *, progress: ReadCallback | None = None
+) -> Iterator[tuple[int, float, int, bytes, int, int, str | None]]:
+    """Every record, damaged ones included: :func:`fast_records` items plus ``read_error``.
+
+    ``(no, time, linktype, data, wire_length, interface, read_error)``; ``read_error`` is
+    the full reader's reason for a damaged record (what ``Packet.read_error`` holds), else
+    ``None``. For a consumer that builds its own view of every packet (the streams
+    stage's fast path) and must see the same packets as iterating the capture gives.
+    """
+    return _walk(capture, progress)
+
+
+def fast_records(capture: Capture, *, progress: ReadCallback | None = None) -> Iterator[Record]:
     """The same records as :meth:`Capture.records`, read faster.
 
     ``(no, time, linktype, data, wire_length, interface)`` per frame; damaged records are
@@ -284,7 +308,7 @@ def fast_records(capture: Capture) -> Iterator[Record]:
     :meth:`Capture.records`, the fast walk does not fill ``capture.interfaces`` or keep
     pcapng comments: use the full reader for those.
     """
-    for record in _walk(capture):
+    for record in _walk(capture, progress):
         if record[6] is None:
             yield record[:6]
 
@@ -350,7 +374,7 @@ def _slow(no: int, time: float, linktype: int, data: bytes, problem: str | None)
     return packet_flow_tuple(Packet(no, time, data, linktype, read_error=problem))
 
 
-def flow_tuples(capture: Capture) -> Iterator[FlowTuple]:
+def flow_tuples(capture: Capture, *, progress: ReadCallback | None = None) -> Iterator[FlowTuple]:
     """Every packet's flow facts, in capture order, without building layers.
 
     Yields ``(no, time, proto, src, src_port, dst, dst_port, tcp_flags, tcp_seq, damaged)``
@@ -370,7 +394,7 @@ def flow_tuples(capture: Capture) -> Iterator[FlowTuple]:
     unpack_eth_ipv4_tcp = struct.Struct("!2xH2xH4x4s4sHHI4xH").unpack_from
     text = _ADDRESS_TEXT
     address = _address
-    for no, time, linktype, data, _wire, _iface, problem in _walk(capture):
+    for no, time, linktype, data, _wire, _iface, problem in _walk(capture, progress):
         if problem:  # a damaged record: the full reader's reason, the full dissector's facts
             yield _slow(no, time, linktype, data, problem)
             continue

@@ -30,7 +30,7 @@ import gzip
 import io
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -88,8 +88,9 @@ class _LimitedReader(io.RawIOBase):
 class _Buffer:
     """A sliding window over a byte stream: ``need(n)`` guarantees n bytes from ``pos``."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, progress: Callable[[int], object] | None = None) -> None:
         self.stream = stream
+        self.progress = progress
         self.data = b""
         self.pos = 0
         self.base = 0  # file offset of data[0]
@@ -101,6 +102,8 @@ class _Buffer:
             if not more:
                 self.eof = True
                 break
+            if self.progress is not None:
+                self.progress(len(more))
             self.base += self.pos
             self.data = self.data[self.pos:] + more
             self.pos = 0
@@ -122,6 +125,8 @@ class Capture:
             goes on after a damaged record wherever the next record can be found.
         interfaces: the interfaces seen so far (all of them once a read has finished).
         format: ``"pcap"`` or ``"pcapng"`` (with ``+gzip`` when compressed).
+        progress: ``None``, or a callable the readers call with the number of bytes they
+            have just read (about once per MiB): how a progress bar follows a read.
 
     Example:
         >>> import osilab
@@ -137,6 +142,7 @@ class Capture:
         self.interfaces: list[Interface] = []
         self.format = "?"
         self.packets_read = 0
+        self.progress: Callable[[int], object] | None = None
         if not os.path.exists(self.path):
             raise CaptureError("no such file", file=self.path)
         if os.path.isdir(self.path):
@@ -210,7 +216,7 @@ class Capture:
         stream, kind = self._open()
         self.format = kind
         try:
-            buf = _Buffer(stream)
+            buf = _Buffer(stream, self.progress)
             if kind.startswith("pcapng"):
                 yield from self._pcapng(buf)
             else:

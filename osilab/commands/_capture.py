@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 
+from osilab._progress import ByteBar, attach
 from osilab.capture import Capture, Packet, read
 
 __all__ = ["open_capture", "report_errors", "packets", "MAX_ERRORS_SHOWN"]
@@ -17,9 +18,18 @@ __all__ = ["open_capture", "report_errors", "packets", "MAX_ERRORS_SHOWN"]
 MAX_ERRORS_SHOWN = 20
 
 
-def open_capture(path: str) -> Capture:
-    """Open ``path`` (raises CaptureError with the file named when it is not a capture)."""
-    return read(path)
+def open_capture(path: str, *, progress: bool = False) -> Capture:
+    """Open ``path`` (raises CaptureError with the file named when it is not a capture).
+
+    ``progress``: draw a bar on stderr while the capture is read, when it is big and
+    stderr is a terminal (:mod:`osilab._progress`); commands pass ``not args.quiet``.
+    The bar goes to stderr only, so JSON on stdout is the same with or without it;
+    :func:`report_errors` removes it.
+    """
+    capture = read(path)
+    if progress:
+        attach(capture)
+    return capture
 
 
 def packets(capture: Capture, *, streams: bool = True, keylog: str | None = None) -> Iterator[Packet]:
@@ -42,6 +52,10 @@ def packets(capture: Capture, *, streams: bool = True, keylog: str | None = None
 
 def report_errors(capture: Capture, *, damaged: int = 0) -> int:
     """Print the capture's read errors to stderr; returns the exit code (1 if nothing was read)."""
+    bar = getattr(capture, "progress", None)
+    if isinstance(bar, ByteBar):
+        bar.close()
+        capture.progress = None
     for err in capture.errors[:MAX_ERRORS_SHOWN]:
         print(f"osilab: warning: {err}", file=sys.stderr)
     if len(capture.errors) > MAX_ERRORS_SHOWN:

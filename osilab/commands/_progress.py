@@ -1,133 +1,23 @@
-"""A progress bar for commands that read big captures, shown only when it helps.
+"""The command line's progress bars: see :mod:`osilab._progress` (shared with the library)."""
 
-A command that reads a 2 GB capture is silent for a minute; a bar on stderr says it is
-working. But a bar is noise everywhere else, so :func:`progress` shows one only when all
-of these hold:
+from osilab._progress import (
+    THRESHOLD_BYTES,
+    ByteBar,
+    attach,
+    file_size,
+    library_bar,
+    notebook_progress,
+    progress,
+    should_show,
+)
 
-* the command allows it (``enabled``: commands pass ``not (args.json or args.quiet)``,
-  so JSON output and ``--quiet`` never get a bar);
-* the capture is big: at least :data:`THRESHOLD_BYTES` (20 MB) on disk;
-* stderr is a terminal (not a pipe, a file or CI's log);
-* tqdm is installed (it is optional: without it, no bar).
-
-In a Jupyter notebook, :func:`notebook_progress` uses ``tqdm.auto``, which draws a
-widget when ipywidgets is there and a text bar otherwise.
-
-The bar counts **bytes of the file**, not packets: the number of packets is unknown
-until the end, while the file size is known at once. Callers report progress with the
-size of each record they have read (``len(frame) + record header``), which is close
-enough for a bar.
-
-What this module must not know: packets, layers or any command's output. It wraps an
-iterable and writes only to stderr.
-"""
-
-from __future__ import annotations
-
-import os
-import sys
-from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, TypeVar
-
-__all__ = ["progress", "notebook_progress", "should_show", "file_size", "THRESHOLD_BYTES"]
-
-T = TypeVar("T")
-
-#: Captures smaller than this (20 MB) are read too quickly to need a bar.
-THRESHOLD_BYTES = 20 * 1024 * 1024
-
-
-def should_show(
-    total_bytes: int | None, *, enabled: bool = True, stream: IO[str] | None = None
-) -> bool:
-    """True when a bar helps: enabled, a big capture, and a terminal to draw it on."""
-    stream = sys.stderr if stream is None else stream
-    if not enabled or total_bytes is None or total_bytes < THRESHOLD_BYTES:
-        return False
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # a closed or odd stream: no bar
-        return False
-
-
-def progress(
-    iterable: Iterable[T],
-    *,
-    total_bytes: int | None = None,
-    enabled: bool = True,
-    desc: str = "",
-    size_of: Callable[[T], int] | None = None,
-    stream: IO[str] | None = None,
-) -> Iterator[T]:
-    """Yield from ``iterable``, drawing a bar on stderr when :func:`should_show` says so.
-
-    Args:
-        iterable: what the command loops over (records, packets, messages...).
-        total_bytes: the capture file's size (``os.path.getsize(path)``); no bar without it.
-        enabled: ``False`` for ``--json`` and ``--quiet``.
-        desc: a few words before the bar (the file name).
-        size_of: how many bytes of the file one item stands for; the default counts
-            each item as its ``len(item.data) + 16`` (a packet and its pcap record header)
-            when it has ``data``, else as 0 (the bar then shows only the rate).
-        stream: where to draw (stderr by default); for tests.
-
-    The bar is closed when the loop ends, also on ``break`` or an exception.
-    """
-    if not should_show(total_bytes, enabled=enabled, stream=stream):
-        yield from iterable
-        return
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is optional
-        yield from iterable
-        return
-    measure = size_of or _frame_size
-    bar = tqdm(total=total_bytes, desc=desc or None, unit="B", unit_scale=True, unit_divisor=1024,
-               file=stream or sys.stderr, leave=False, mininterval=0.5)  # fmt: skip
-    try:
-        pending = 0
-        for item in iterable:
-            pending += measure(item)
-            if pending >= 1 << 20:  # update per MiB: a bar must not slow the loop
-                bar.update(pending)
-                pending = 0
-            yield item
-        bar.update(pending)
-    finally:
-        bar.close()
-
-
-def notebook_progress(
-    iterable: Iterable[T], *, total_bytes: int | None = None, desc: str = ""
-) -> Iterator[T]:
-    """The same bar for Jupyter (``tqdm.auto``: a widget when ipywidgets is installed).
-
-    A notebook has no terminal, so the size threshold alone decides.
-    """
-    if total_bytes is None or total_bytes < THRESHOLD_BYTES:
-        yield from iterable
-        return
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        yield from iterable
-        return
-    with tqdm(
-        total=total_bytes, desc=desc or None, unit="B", unit_scale=True, unit_divisor=1024
-    ) as bar:
-        for item in iterable:
-            bar.update(_frame_size(item))
-            yield item
-
-
-def file_size(path: str | os.PathLike[str]) -> int | None:
-    """A file's size in bytes, or ``None`` when it cannot be known (then no bar)."""
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
-
-
-def _frame_size(item: Any) -> int:
-    data = getattr(item, "data", None)
-    return len(data) + 16 if data is not None else 0
+__all__ = [
+    "progress",
+    "notebook_progress",
+    "should_show",
+    "file_size",
+    "ByteBar",
+    "attach",
+    "library_bar",
+    "THRESHOLD_BYTES",
+]

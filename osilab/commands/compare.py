@@ -26,6 +26,8 @@ EXAMPLE = "osilab compare captures/alb/alb.pcapng --config lb.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (shown on stderr for captures over 20 MB)")
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument(
         "--config",
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         nlb_config, alb_config = configs_for(None, servers_seen(open_capture(args.file)))
     else:
         nlb_config, alb_config = configs_for(args.config)
-    capture = open_capture(args.file)
+    capture = open_capture(args.file, progress=not args.quiet)
     result = compare(capture, nlb_config, alb_config=alb_config, keylog=args.keylog)
     if args.json:
         write_jsonl(row.to_json() for row in result.rows)

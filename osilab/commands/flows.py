@@ -21,6 +21,8 @@ EXAMPLE = "osilab flows ../shared/captures/thirdparty/zeek/http-get.pcap --app  
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (shown on stderr for captures over 20 MB)")
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per flow")
     parser.add_argument(
@@ -31,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    capture = open_capture(args.file)
+    capture = open_capture(args.file, progress=not args.quiet)
     if args.app:
         records: Iterable[FlowRecord] = (record for step in track(capture) for record in step.ended)
     else:

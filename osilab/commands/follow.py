@@ -22,6 +22,8 @@ EXAMPLE = "osilab follow ../shared/captures/thirdparty/zeek/http-get.pcap 0   (o
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (shown on stderr for captures over 20 MB)")
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument("flow", help="a flow index (see 'osilab flows') or CLIENT:PORT-SERVER:PORT")
     parser.add_argument("--hex", action="store_true", help="show bytes as a hex dump")
@@ -48,7 +50,7 @@ def _hexdump(data: bytes, offset: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    capture = open_capture(args.file)
+    capture = open_capture(args.file, progress=not args.quiet)
     wanted: object = args.flow
     if not args.flow.isdigit():
         from osilab.streams import FlowKey

@@ -28,6 +28,8 @@ MAX_WAITING = 10_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (shown on stderr for captures over 20 MB)")
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per request")
     parser.add_argument("--keylog", metavar="FILE", help="NSS key log file to decrypt HTTPS")
@@ -85,7 +87,7 @@ def paired(
 
 
 def run(args: argparse.Namespace) -> int:
-    capture = open_capture(args.file)
+    capture = open_capture(args.file, progress=not args.quiet)
     pairs = paired(iter_http(capture, keylog=args.keylog))
     if args.json:
         write_jsonl(request_json(request, response) for request, response in pairs)

@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-streams", action="store_true",
                         help="dissect each packet alone (no TCP reassembly)")
     parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (shown on stderr for captures over 20 MB)")
 
 
 def packet_json(pkt) -> dict:  # type: ignore[no-untyped-def]
@@ -72,7 +73,7 @@ def packet_json_line(pkt) -> str:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
-    capture = open_capture(args.file)
+    capture = open_capture(args.file, progress=not args.quiet)
     stream = packets(capture, streams=not args.no_streams, keylog=args.keylog)
     damaged = 0
     out = sys.stdout

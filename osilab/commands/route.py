@@ -30,6 +30,8 @@ NO_REQUESTS_NOTE = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (shown on stderr for captures over 20 MB)")
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument("--lb", choices=("nlb", "alb"), required=True, help="which balancer model")
     parser.add_argument(
@@ -64,7 +66,7 @@ def balancer_config(path: str | None, kind: str, capture_path: str) -> BalancerC
 def run(args: argparse.Namespace) -> int:
     config = balancer_config(args.config, args.lb, args.file)
     balancer = NetworkLoadBalancer(config) if args.lb == "nlb" else ApplicationLoadBalancer(config)
-    capture = open_capture(args.file)
+    capture = open_capture(args.file, progress=not args.quiet)
     result = replay(capture, balancer, keylog=args.keylog)
     if args.json:
         write_jsonl(d.to_json() for d in result.decisions)

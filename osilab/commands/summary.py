@@ -14,6 +14,8 @@ EXAMPLE = "osilab summary ../shared/captures/thirdparty/zeek/http-get.pcap"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (shown on stderr for captures over 20 MB)")
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per protocol")
     parser.add_argument("--no-streams", action="store_true", help="dissect each packet alone")
@@ -36,7 +38,7 @@ def hierarchy(stream) -> tuple[int, int, Counter, Counter, int]:  # type: ignore
 
 
 def run(args: argparse.Namespace) -> int:
-    capture = open_capture(args.file)
+    capture = open_capture(args.file, progress=not args.quiet)
     total, total_bytes, pkts, size, damaged = hierarchy(packets(capture, streams=not args.no_streams))
     order = sorted(pkts, key=lambda n: (-place(n).osi, -pkts[n], n))
     if args.json:

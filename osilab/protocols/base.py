@@ -14,13 +14,13 @@ Wireshark shows a reassembled message in the frame that completes it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 __all__ = ["Direction", "AppMessage", "StreamParser"]
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     """Which way bytes travel in a flow: from the client to the server, or back."""
 
     TO_SERVER = "to_server"

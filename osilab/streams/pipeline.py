@@ -114,20 +114,47 @@ def _missing(pkt: Packet, payload_length: int) -> int:
 
 
 class _Tracker:
-    def __init__(self, keylog: str | None) -> None:
+    def __init__(
+        self, keylog: str | None, on_syn: Callable[[FlowKey, int, float], object] | None = None
+    ) -> None:
         self.keylog = keylog
         self.table = FlowTable()
+        #: Told ``(flow, packet number, time)`` of every client SYN (an ALB's "connection opened").
+        self.on_syn = on_syn
 
     def step(self, pkt: Packet) -> Step:
         facts = transport_facts(pkt)
         if facts is None:
             return Step(pkt, None, -1, None, None, (), ())
+        missing = _missing(pkt, len(facts[8])) if facts[0] == "tcp" else 0
+        flow, direction, application, messages, records = self.advance(
+            facts, pkt.no, pkt.time, pkt.wire_length, missing
+        )
+        return Step(pkt, flow.key, flow.index, direction, application, tuple(messages), records)
+
+    def advance(
+        self, facts: _Facts, no: int, time: float, wire_length: int, missing: int
+    ) -> tuple[Flow, Direction, str | None, list[FlowMessage], tuple[FlowRecord, ...]]:
+        """One TCP/UDP packet's facts through the flow table, reassembly and its parser.
+
+        Returns its flow, its direction, the protocol its flow speaks (None while
+        undecided), the messages completed (any flow) and the records of flows that ended. :meth:`step` (a :class:`Packet`) and the fast path
+        (:func:`_fast_messages`, records) both come here, so they cannot disagree.
+        """
         proto, src, sport, dst, dport, flags, payload_length, seq, payload = facts
         flow, direction, ended = self.table.packet(
-            proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length, payload_length
+            proto, src, sport, dst, dport, flags, no, time, wire_length, payload_length
         )
         messages: list[FlowMessage] = []
-        records = tuple(self._end(gone, messages) for gone in ended)
+        records = tuple(self._end(gone, messages) for gone in ended) if ended else ()
+        if (
+            self.on_syn is not None
+            and flags is not None
+            and flags & _SYN
+            and not flags & _ACK
+            and proto == "tcp"
+        ):
+            self.on_syn(FlowKey(proto, Endpoint(src, sport), Endpoint(dst, dport)), no, time)
         state = flow.state
         if state is None:
             state = flow.state = _FlowState(flow, self.keylog)
@@ -135,40 +162,43 @@ class _Tracker:
         found: list[AppMessage] = []
         if state.streams is None:  # UDP: each datagram is a message of its own
             if payload_length:
-                found += parser.feed(direction, payload, pkt.no, pkt.time)
+                found += parser.feed(direction, payload, no, time)
         elif not state.closed:
             side = 0 if direction is Direction.TO_SERVER else 1
             stream = state.streams[side]
-            missing = _missing(pkt, len(payload))
-            items = stream.segment(seq, flags or 0, payload, pkt.no, pkt.time, missing)
-            self._deliver(parser, direction, items, pkt, found)
+            items = stream.segment(seq, flags or 0, payload, no, time, missing)
+            if items:
+                self._deliver(parser, direction, items, time, found)
             if stream.finished and not state.ended[side]:
                 state.ended[side] = True
-                found += parser.end(direction, pkt.no, pkt.time)
+                found += parser.end(direction, no, time)
             if (flags or 0) & TCP_RST or flow.over:
-                found += self._close(flow, state, pkt.no, pkt.time)
-        for message in found:
-            messages.append(FlowMessage(flow.key, message))
+                found += self._close(flow, state, no, time)
+        if found:
+            key = flow.key
+            messages += [FlowMessage(key, message) for message in found]
         application = parser.protocol
         if application is not None and application != flow.application:
             flow.application = application
-        return Step(pkt, flow.key, flow.index, direction, application, tuple(messages), records)
+        return flow, direction, application, messages, records
 
     @staticmethod
     def _deliver(
         parser: FlowParser,
         direction: Direction,
         items: list,
-        pkt: Packet | None,
+        time: float | None,
         found: list[AppMessage],
     ) -> None:
+        """Feed reassembled chunks (and gaps) to the flow's parser; ``time`` is the
+        packet's that made them readable (None at the end: each chunk's own time)."""
         for item in items:
             if type(item) is Chunk:
                 found += parser.feed(
                     direction,
                     item.data,
                     item.delivered_at,
-                    pkt.time if pkt is not None else item.time,
+                    time if time is not None else item.time,
                 )
             else:
                 found += parser.gap(direction, item.size, item.packet_no)
