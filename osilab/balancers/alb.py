@@ -295,6 +295,9 @@ class ApplicationLoadBalancer:
         self._decisions: list[Decision] = []
         self._first_time: float | None = None
         self._syn: dict[FlowKey, int] = {}
+        #: Client connections the desync mitigation closed: flow -> the sentence saying
+        #: when and why. Bytes that arrive on them later never reach a target.
+        self._closed_by_mitigation: dict[FlowKey, str] = {}
 
     # ------------------------------------------------------------------ results
 
@@ -315,12 +318,14 @@ class ApplicationLoadBalancer:
             self._first_time = time
         self._syn.pop(flow, None)  # the latest SYN: a reused 4-tuple is a new connection
         self._syn[flow] = packet
+        self._closed_by_mitigation.pop(flow, None)
         if len(self._syn) > MAX_TRACKED:  # dicts keep insertion order: drop the oldest
             del self._syn[next(iter(self._syn))]
 
     def connection_closed(self, flow: FlowKey) -> None:
         """The client's connection ended (its requests without a response stop counting)."""
         self._syn.pop(flow, None)
+        self._closed_by_mitigation.pop(flow, None)
         for key in [k for k in self._in_flight if k[0] == str(flow)]:
             target = self._in_flight.pop(key)
             self.outstanding[target] -= 1
@@ -383,11 +388,37 @@ class ApplicationLoadBalancer:
         listener_name = f"{listener.protocol}:{listener.port}"
         base["listener"] = listener_name
 
+        closed_why = self._closed_by_mitigation.get(request.flow)
+        if closed_why is not None:
+            # This is how the defence works: a smuggled request hides *after* an ambiguous
+            # one on the same connection. Closing the connection throws it away unread.
+            return self._record(
+                Decision(
+                    **base,
+                    target_group=None,
+                    target=None,
+                    seen=("tcp.stream",),
+                    why=(
+                        f"{request.method} {request.target} (headers complete at packet "
+                        f"{request.headers_complete_packet}) arrived on a connection the ALB had "
+                        f"already closed: {closed_why}; no target ever sees these bytes"
+                    ),
+                    action="connection-closed",
+                )
+            )
+
         close_note = ""
         verdict = request.desync
         if verdict is not None and verdict.klass != "Compliant":
             mode = self.config.desync_mitigation_mode
             what, mitigation_why = _mitigate(verdict, mode)
+            if what in ("block", "allow-close"):
+                self._closed_by_mitigation[request.flow] = (
+                    f"at packet {request.headers_complete_packet} desync mitigation ({mode} mode) "
+                    f"closed it after {request.method} {request.target}"
+                )
+                if len(self._closed_by_mitigation) > MAX_TRACKED:
+                    del self._closed_by_mitigation[next(iter(self._closed_by_mitigation))]
             if what == "block":
                 return self._record(
                     Decision(

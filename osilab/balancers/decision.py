@@ -52,7 +52,8 @@ class Decision:
         seen: the fields the balancer read to decide (Wireshark names).
         why: one readable sentence.
         action: ``"forward"``, ``"redirect"``, ``"fixed-response"``, ``"blocked"``
-            (desync mitigation) or ``"not-routable"``.
+            (desync mitigation), ``"connection-closed"`` (a request that arrived on a
+            connection the desync mitigation had closed) or ``"not-routable"``.
         status: the HTTP status the balancer itself answered with (redirect,
             fixed-response, blocked), else ``None``.
         rule: the rule's priority (ALB), ``"default"``, or ``None`` (NLB).

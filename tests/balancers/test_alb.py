@@ -368,9 +368,27 @@ def test_desync_local_table_when_the_desync_module_is_missing(monkeypatch) -> No
     config = alb_config(Attributes={"routing.http.desync_mitigation_mode": "defensive"})
     alb = ApplicationLoadBalancer(config)
     blocked = alb.request(request(desync=DesyncVerdict("Severe", "BadContentLength")))
-    closed = alb.request(request(index=1, desync=DesyncVerdict("Ambiguous", "EmptyHeader")))
+    # a new connection: the 400 closed the first one
+    closed = alb.request(
+        request(on=flow(client_port=51515), desync=DesyncVerdict("Ambiguous", "EmptyHeader"))
+    )
     assert (blocked.action, blocked.status) == (
         "blocked",
         400,
     ) and "BadContentLength" in blocked.why
     assert closed.action == "forward" and "closes both" in closed.why
+
+
+def test_desync_mitigation_closes_the_connection_so_later_requests_never_reach_a_target() -> None:
+    """A smuggled request hides after an ambiguous one: closing the connection drops it."""
+    alb = ApplicationLoadBalancer(alb_config())  # defensive, the AWS default
+    outer = alb.request(request("/a", desync=DesyncVerdict("Ambiguous", "BothTeClPresent")))
+    hidden = alb.request(request("/hidden", index=1, first=5, complete=5))
+    elsewhere = alb.request(request("/b", on=flow(client_port=40000)))
+    assert outer.forwarded and "closes both" in outer.why
+    assert (hidden.action, hidden.target) == ("connection-closed", None)
+    assert "at packet 4 desync mitigation (defensive mode) closed it" in hidden.why
+    assert elsewhere.forwarded  # other connections are untouched
+    # a new SYN on the same 4-tuple is a new connection: it is served again
+    alb.connection_opened(flow(), packet=20)
+    assert alb.request(request("/again", index=0, first=22, complete=22)).forwarded
