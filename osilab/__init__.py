@@ -29,6 +29,7 @@ from osilab.errors import (
     RuleError,
     UsageError,
 )
+from osilab.journey import journey
 
 __all__ = [
     "read",
@@ -37,6 +38,7 @@ __all__ = [
     "Layer",
     "replay",
     "compare",
+    "journey",
     "load_config",
     "NetworkLoadBalancer",
     "ApplicationLoadBalancer",
