@@ -585,9 +585,9 @@ def _http(data: bytes, off: int, end: int) -> _Next:
         if sep:
             headers.append((name.decode("latin-1"), value.strip().decode("latin-1")))
     fields["headers"] = tuple(headers)
-    for name, value in headers:
-        if name.lower() == "host":
-            fields["host"] = value
+    for header_name, header_value in headers:
+        if header_name.lower() == "host":
+            fields["host"] = header_value
             break
     fields["headers_complete"] = complete
     length = (head_end + 4) if complete else (end - off)

@@ -68,7 +68,7 @@ class Interface:
 class _LimitedReader(io.RawIOBase):
     """Passes bytes through until ``limit`` bytes have been read, then refuses more."""
 
-    def __init__(self, inner: BinaryIO, limit: int, path: str) -> None:
+    def __init__(self, inner: BinaryIO | gzip.GzipFile, limit: int, path: str) -> None:
         self._inner, self._left, self._path, self._limit = inner, limit, path, limit
 
     def readable(self) -> bool:
@@ -176,7 +176,7 @@ class Capture:
         if kind != "gzip":
             return raw, kind
         stream = io.BufferedReader(_LimitedReader(gzip.GzipFile(fileobj=raw), self.max_decompressed,
-                                                  self.path), _CHUNK)  # type: ignore[arg-type]
+                                                  self.path), _CHUNK)
         try:
             inner = self._sniff(stream.peek(4)[:4])
         except (OSError, EOFError) as exc:

@@ -43,7 +43,9 @@ __all__ = [
 
 def flow_of(pkt: Packet) -> FlowKey | None:
     """The flow of a TCP packet, oriented from its sender to its receiver (None if not TCP)."""
-    if pkt.proto != "tcp" or pkt.ip_src is None:
+    if pkt.proto != "tcp" or pkt.ip_src is None or pkt.ip_dst is None:
+        return None
+    if pkt.src_port is None or pkt.dst_port is None:
         return None
     return FlowKey("tcp", Endpoint(pkt.ip_src, pkt.src_port), Endpoint(pkt.ip_dst, pkt.dst_port))
 
