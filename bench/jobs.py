@@ -8,7 +8,8 @@ The three tasks, as each tool would naturally be used for them:
 
 * **l4** -- every packet's 5-tuple (protocol, addresses, ports). osilab also replays
   the packets through its NLB model (a decision per new flow, a flow-table lookup per
-  packet), from :func:`osilab.capture.fast.flow_tuples`.
+  packet): ``replay(osilab.read(path), nlb)``, which reads
+  :func:`osilab.capture.fast.flow_tuples` into ``NetworkLoadBalancer.feed_flows``.
 * **l7** -- every HTTP request's method, host and path. osilab reassembles each TCP
   stream (in order, gaps marked), parses HTTP/1.x with h11 and replays the requests
   through its ALB model. dpkt's usual loop parses each segment on its own (no
@@ -85,7 +86,21 @@ def osilab_l4_tuples(path: str, sample: int | None) -> dict[str, Any]:
 
 
 def osilab_l4_nlb(path: str, sample: int | None) -> dict[str, Any]:
-    """osilab's NLB model fed from the fast path: one decision per new flow."""
+    """osilab's public ``replay(osilab.read(path), nlb)``: the fast path (``feed_flows``)."""
+    from osilab.balancers import NetworkLoadBalancer, replay
+    from osilab.capture import read
+
+    started = time.perf_counter()
+    result = replay(read(path), NetworkLoadBalancer(NLB_CONFIG))
+    seconds = time.perf_counter() - started
+    return {"packets": result.total, "seconds": seconds,
+            "results": {"decisions": len(result.decisions), "digest": _digest(result.decisions),
+                        "accounting": result.accounting}}  # fmt: skip
+
+
+def osilab_l4_nlb_feed(path: str, sample: int | None) -> dict[str, Any]:
+    """osilab's NLB teaching core, ``feed`` called once per packet (keyword arguments, a
+    ``PacketFate`` each), from the fast path: what ``feed_flows`` saves."""
     from osilab.balancers import NetworkLoadBalancer
     from osilab.capture import read
     from osilab.capture.fast import flow_tuples
@@ -100,32 +115,16 @@ def osilab_l4_nlb(path: str, sample: int | None) -> dict[str, Any]:
         packets += 1
     seconds = time.perf_counter() - started
     return {"packets": packets, "seconds": seconds,
-            "results": {"decisions": len(nlb._decisions), "digest": _digest(nlb._decisions),
-                        "accounting": dict(nlb.accounting)}}  # fmt: skip
-
-
-def osilab_l4_nlb_fast(path: str, sample: int | None) -> dict[str, Any]:
-    """The same NLB, with the per-packet fast path proposed in ``bench/nlb_fast.py``."""
-    from bench.nlb_fast import replay_flow_tuples
-    from osilab.balancers import NetworkLoadBalancer
-    from osilab.capture import read
-    from osilab.capture.fast import flow_tuples
-
-    nlb = NetworkLoadBalancer(NLB_CONFIG)
-    started = time.perf_counter()
-    packets = replay_flow_tuples(nlb, flow_tuples(read(path)))
-    seconds = time.perf_counter() - started
-    return {"packets": packets, "seconds": seconds,
-            "results": {"decisions": len(nlb._decisions), "digest": _digest(nlb._decisions),
+            "results": {"decisions": len(nlb.decisions), "digest": _digest(nlb.decisions),
                         "accounting": dict(nlb.accounting)}}  # fmt: skip
 
 
 def osilab_l4_nlb_packets(path: str, sample: int | None) -> dict[str, Any]:
-    """osilab's public ``replay(capture, nlb)``: full Packet objects, every layer dissected."""
+    """``replay(packets, nlb)`` over full Packet objects, every layer dissected."""
     from osilab.balancers import NetworkLoadBalancer, replay
     from osilab.capture import read
 
-    packets = _limited(read(path), sample)
+    packets = _Counting(read(path), sample)  # an iterable of Packets, not the Capture
     started = time.perf_counter()
     result = replay(packets, NetworkLoadBalancer(NLB_CONFIG))
     seconds = time.perf_counter() - started
@@ -134,18 +133,26 @@ def osilab_l4_nlb_packets(path: str, sample: int | None) -> dict[str, Any]:
                         "accounting": result.accounting}}  # fmt: skip
 
 
+def _record_count(path: str) -> int:
+    """Packets in the capture, counted before the timed loop (the fast paths read records)."""
+    from osilab.capture import read
+    from osilab.capture.fast import raw_records
+
+    return sum(1 for _ in raw_records(read(path)))
+
+
 def osilab_l7_alb(path: str, sample: int | None) -> dict[str, Any]:
-    """osilab's ``replay(capture, alb)``: reassembly, h11, ALB rules, per request."""
+    """osilab's ``replay(osilab.read(path), alb)``: reassembly, HTTP, ALB rules, per request."""
     from osilab.balancers import ApplicationLoadBalancer, replay
     from osilab.capture import read
 
-    capture = read(path)
-    counter = _Counting(capture)
+    packets = _record_count(path)
     started = time.perf_counter()
-    result = replay(counter, ApplicationLoadBalancer(ALB_CONFIG))
+    result = replay(read(path), ApplicationLoadBalancer(ALB_CONFIG))
     seconds = time.perf_counter() - started
-    return {"packets": counter.count, "seconds": seconds,
-            "results": {"requests": result.total, "accounting": result.accounting}}  # fmt: skip
+    return {"packets": packets, "seconds": seconds,
+            "results": {"requests": result.total, "accounting": result.accounting,
+                        "kept": len(result.decisions), "dropped": result.dropped}}  # fmt: skip
 
 
 def osilab_l7_http(path: str, sample: int | None) -> dict[str, Any]:
@@ -154,16 +161,17 @@ def osilab_l7_http(path: str, sample: int | None) -> dict[str, Any]:
     from osilab.protocols.http import iter_http
     from osilab.protocols.messages import HttpRequest
 
-    counter = _Counting(read(path))
+    packets = _record_count(path)
     requests = 0
     seen: Counter[tuple] = Counter()
     started = time.perf_counter()
-    for message in iter_http(counter):
+    for message in iter_http(read(path)):
         if isinstance(message, HttpRequest):
             requests += 1
             seen[message.method, message.host] += 1
+            _path = message.path
     seconds = time.perf_counter() - started
-    return {"packets": counter.count, "seconds": seconds,
+    return {"packets": packets, "seconds": seconds,
             "results": {"requests": requests, "kinds": len(seen)}}  # fmt: skip
 
 
@@ -187,10 +195,6 @@ class _Counting:
                 return
             self.count += 1
             yield packet
-
-
-def _limited(packets: Any, limit: int | None) -> Any:
-    return _Counting(packets, limit) if limit else packets
 
 
 # ---------------------------------------------------------------------------------------
@@ -401,7 +405,7 @@ JOBS: dict[str, Callable[..., dict[str, Any]]] = {
     "osilab-walk": osilab_walk,
     "osilab-l4-tuples": osilab_l4_tuples,
     "osilab-l4-nlb": osilab_l4_nlb,
-    "osilab-l4-nlb-fast": osilab_l4_nlb_fast,
+    "osilab-l4-nlb-feed": osilab_l4_nlb_feed,
     "osilab-l4-nlb-packets": osilab_l4_nlb_packets,
     "osilab-l7-alb": osilab_l7_alb,
     "osilab-l7-http": osilab_l7_http,

@@ -44,7 +44,7 @@ MEMORY_LIMIT_MB = 200
 #: The memory check stops a job whose address space passes this (it would not fit anyway).
 MEMORY_CEILING = 3 << 30
 MEMORY_JOBS = ["osilab-walk", "osilab-l4-nlb", "osilab-l4-tuples", "osilab-layers-cli-no-streams",
-               "osilab-l7-alb", "osilab-layers-cli"]  # fmt: skip
+               "osilab-l7-http", "osilab-l7-alb", "osilab-layers-cli", "osilab-route-cli"]  # fmt: skip
 GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").exists() else None
 
 
@@ -123,6 +123,15 @@ def cli_layers(capture: Path, total: int, *, streams: bool = True, sink: Path | 
             "sampled": False, "results": {"lines": lines}}  # fmt: skip
 
 
+def cli_route(capture: Path, total: int, *, limit_bytes: int | None = None) -> dict:
+    """``osilab route --lb alb --json`` (the benchmark's ALB configuration), output discarded."""
+    argv = [OSILAB_CLI, "route", str(capture), "--lb", "alb", "--config", str(BENCH / "alb.json"),
+            "--json", "--quiet"]  # fmt: skip
+    wall, rss, code, _ = run_process(argv, limit_bytes=limit_bytes)
+    return {"job": "osilab-route-cli", "packets": total, "seconds": wall, "wall": wall, "rss_kib": rss,
+            "ok": code == 0, "sampled": False, "results": {}}  # fmt: skip
+
+
 def best(runs: list[dict]) -> dict:
     good = [r for r in runs if r["ok"]] or runs
     return min(good, key=lambda r: r["seconds"] / max(r["packets"], 1))
@@ -170,15 +179,16 @@ def count_packets(capture: Path) -> int:
 
 JOB_TITLES = {
     "osilab-walk": "osilab record walk (`fast_records`): the floor",
-    "osilab-l4-nlb": "osilab NLB replay (`flow_tuples` -> `NetworkLoadBalancer.feed`)",
-    "osilab-l4-nlb-fast": "osilab NLB replay, proposed `feed_flows` fast path (bench/nlb_fast.py)",
+    "osilab-l4-nlb": "osilab NLB replay, `replay(osilab.read(path), nlb)` (`flow_tuples` -> `feed_flows`)",
+    "osilab-l4-nlb-feed": "osilab NLB `feed` per packet, from `flow_tuples` (what `feed_flows` saves)",
     "osilab-l4-tuples": "osilab 5-tuples (`flow_tuples`)",
-    "osilab-l4-nlb-packets": "osilab `replay(capture, nlb)` over full Packets",
+    "osilab-l4-nlb-packets": "osilab `replay(packets, nlb)` over full Packets",
     "dpkt-l4": "dpkt 5-tuple loop",
     "scapy-l4": "scapy 5-tuple (sample, scaled)",
     "tshark-l4": "tshark -T fields 5-tuple",
-    "osilab-l7-alb": "osilab ALB replay (`replay(capture, alb)`: reassembly + h11 + rules)",
-    "osilab-l7-http": "osilab `iter_http` (reassembly + h11, no balancer)",
+    "osilab-l7-alb": "osilab ALB replay, `replay(osilab.read(path), alb)`: reassembly + HTTP + rules",
+    "osilab-l7-http": "osilab `iter_http(osilab.read(path))` (reassembly + HTTP, no balancer)",
+    "osilab-route-cli": "`osilab route --lb alb --json` (CLI, memory check only)",
     "dpkt-l7": "dpkt naive request extraction (per segment, no reassembly)",
     "scapy-l7": "scapy TCPSession + HTTP (sample, scaled)",
     "tshark-l7": "tshark -Y http.request -T fields method/host/uri",
@@ -192,7 +202,6 @@ JOB_TITLES = {
 #: (job, peers it is compared with, the goal's ratio per peer)
 GOALS = [
     ("osilab-l4-nlb", {"dpkt-l4": 3.0, "tshark-l4": 9.0, "scapy-l4": 45.0}),
-    ("osilab-l4-nlb-fast", {"dpkt-l4": 3.0, "tshark-l4": 9.0, "scapy-l4": 45.0}),
     ("osilab-l4-tuples", {"dpkt-l4": 3.0, "tshark-l4": 9.0, "scapy-l4": 45.0}),
     ("osilab-l7-alb", {"dpkt-l7": 1.0, "tshark-l7": 2.5, "scapy-l7": None}),
     ("osilab-l7-http", {"dpkt-l7": 1.0, "tshark-l7": 2.5, "scapy-l7": None}),
@@ -209,7 +218,7 @@ def speed_run(capture: Path, total: int, repeat: int, only: set[str] | None) -> 
     plan: list[tuple[str, Any]] = [
         ("osilab-walk", lambda: python_job("osilab-walk", capture)),
         ("osilab-l4-nlb", lambda: python_job("osilab-l4-nlb", capture)),
-        ("osilab-l4-nlb-fast", lambda: python_job("osilab-l4-nlb-fast", capture)),
+        ("osilab-l4-nlb-feed", lambda: python_job("osilab-l4-nlb-feed", capture)),
         ("osilab-l4-tuples", lambda: python_job("osilab-l4-tuples", capture)),
         ("osilab-l4-nlb-packets", lambda: python_job("osilab-l4-nlb-packets", capture)),
         ("dpkt-l4", lambda: python_job("dpkt-l4", capture)),
@@ -259,6 +268,8 @@ def memory_run(source: Path, jobs: list[str]) -> tuple[dict, dict[str, dict]]:
                 r = cli_layers(big, info["packets"], sink=Path(os.devnull), streams=not job.endswith("no-streams"),
                                limit_bytes=MEMORY_CEILING)  # fmt: skip
                 r["job"] = job
+            elif job == "osilab-route-cli":
+                r = cli_route(big, info["packets"], limit_bytes=MEMORY_CEILING)
             else:
                 r = python_job(job, big, limit_bytes=MEMORY_CEILING)
             results[job] = r

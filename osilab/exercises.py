@@ -23,6 +23,12 @@ The exercises:
 ``desync-tier``        how would the ALB classify this request head?
 =====================  ============================================================
 
+Every exercise runs on a bundled lab capture (``captures/<scenario>/``, see
+``captures/README.md``), on one hop of it: the packets the balancer in question received.
+The right answer is never written in this file: each checker computes it from the capture
+and from osilab's own models (the dissector, the HTTP reader, the NLB and ALB models),
+so a re-recorded capture, with other ports and other packet numbers, still checks.
+
 This module reads captures through :func:`osilab.read` and finds them with
 :mod:`osilab.viz.samples`; it prints nothing (the notebook shows the feedback).
 """
@@ -43,6 +49,7 @@ from osilab.errors import ConfigError, UsageError
 from osilab.protocols.messages import HttpRequest
 from osilab.viz import samples
 from osilab.viz.conversation import http_requests
+from osilab.viz.lessons import client_records, lab_nlb_config
 
 __all__ = [
     "Feedback",
@@ -100,6 +107,7 @@ class Exercise:
     capture: str
     question: str
     hint: str = ""
+    hop: str | None = None
 
     @cached_property
     def path(self) -> Path:
@@ -108,8 +116,17 @@ class Exercise:
 
     @cached_property
     def packets(self) -> tuple[Packet, ...]:
-        """The capture's packets, read once."""
-        return tuple(read(self.path))
+        """The packets of the exercise's hop (all of the capture's when ``hop`` is None), read once.
+
+        A lab capture merges every hop of a scenario; a balancer only ever sees its own
+        client side, so that is what the question is about.
+        """
+        return tuple(p for p in read(self.path) if self.hop is None or p.interface_name == self.hop)
+
+    @property
+    def scenario(self) -> str:
+        """The lab scenario of the capture (``"alb"`` for ``alb/alb.pcapng``)."""
+        return Path(self.capture).parts[0]
 
     def check(self, answer: Any) -> Feedback:
         """Compare ``answer`` with the capture; never raises for a wrong answer."""
@@ -124,11 +141,20 @@ class Exercise:
                 return pkt
         raise UsageError(f"{self.capture} has no packet {number}")
 
+    def __str__(self) -> str:
+        where = f"{self.capture}, hop {self.hop}" if self.hop else self.capture
+        hint = f"\nHint: {self.hint}" if self.hint else ""
+        return f"Exercise {self.name} ({where})\n{self.question}{hint}"
+
     def _repr_html_(self) -> str:
         hint = f"<div style='color:#555'>Hint: {html.escape(self.hint)}</div>" if self.hint else ""
+        where = html.escape(self.capture) + (
+            f"</code>, hop <code>{html.escape(self.hop)}" if self.hop else ""
+        )
+        question = html.escape(self.question).replace("\n", "<br>")
         return (
             f"<div style='font-size:16px'><b>Exercise {html.escape(self.name)}</b> "
-            f"(capture <code>{html.escape(self.capture)}</code>)<br>{html.escape(self.question)}{hint}</div>"
+            f"(capture <code>{where}</code>)<br>{question}{hint}</div>"
         )
 
 
@@ -140,10 +166,12 @@ class HeaderBytes(Exercise):
     """How many bytes of headers (link + network + transport) precede the first HTTP request?"""
 
     name: str = "header-bytes"
-    capture: str = "zeek/http-get.pcap"
+    capture: str = "alb/alb.pcapng"
+    hop: str | None = "client-alb"
     question: str = (
-        "In zeek/http-get.pcap, the first HTTP request starts some bytes into its frame. "
-        "How many bytes of headers (all the layers below HTTP) come before it?"
+        "In captures/alb/alb.pcapng, on the hop client-alb, find the first packet that carries an "
+        "HTTP request. How many bytes of headers (all the layers below HTTP) come before its "
+        "request line?"
     )
     hint: str = "Add the header length of every layer below HTTP; look at tcp.hdr_len."
 
@@ -208,18 +236,23 @@ def _syn_packets(packets: Iterable[Packet]) -> list[Packet]:
 
 
 def _nlb_replay(packets: Sequence[Packet]) -> Any:
-    from osilab.balancers import NetworkLoadBalancer, default_config, replay
-    from osilab.balancers.compare import servers_seen
+    """The NLB model (the lab's NLB role: TCP listeners on 80 and 443) fed ``packets``."""
+    from osilab.balancers import NetworkLoadBalancer, parse_config, replay
 
-    config = default_config("network", servers_seen(packets))
-    return replay(packets, NetworkLoadBalancer(config))
+    return replay(packets, NetworkLoadBalancer(parse_config(lab_nlb_config((80, 443)))))
 
 
 def _packet_role(packets: Sequence[Packet], number: int) -> str:
     """What a packet is, in words a learner knows (used to explain a wrong packet number)."""
     pkt = next((p for p in packets if p.no == number), None)
     if pkt is None:
-        return f"there is no packet {number}: the capture has packets 1 to {len(packets)}"
+        first, last = (packets[0].no, packets[-1].no) if packets else (0, 0)
+        if first <= number <= last:
+            return (
+                f"packet {number} was captured on another hop of the lab, not on the one this "
+                "question is about (the balancer never saw it)"
+            )
+        return f"there is no packet {number} here: this hop has packets {first} to {last}"
     flags = pkt.tcp_flags or 0
     if pkt.proto != "tcp":
         return f"packet {number} is not TCP ({' / '.join(pkt.names())})"
@@ -243,19 +276,31 @@ class NlbDecision(Exercise):
     """In which packet did the NLB choose the target for the connection?"""
 
     name: str = "nlb-decision"
-    capture: str = "suricata-verify/http-keepalive-chunked.pcap"
+    capture: str = "nlb/nlb.pcapng"
+    hop: str | None = "client-nlb"
     question: str = (
-        "Replay suricata-verify/http-keepalive-chunked.pcap (three requests on one keep-alive connection) "
-        "through an NLB. In which packet did the NLB choose the target for the connection?"
+        "Replay captures/nlb/nlb.pcapng (hop client-nlb) through an NLB. The first TCP connection "
+        "carries several keep-alive HTTP requests. In which packet did the NLB choose the target "
+        "for that connection?"
     )
     hint: str = "What does a layer-4 balancer need, and which packet is the first to carry it?"
 
     @cached_property
-    def decided_at(self) -> int:
+    def decision(self) -> Any:
+        """The NLB model's decision for the capture's first connection."""
         decisions = _nlb_replay(self.packets).decisions
-        if not decisions:  # pragma: no cover - fixed capture
+        if not decisions:
             raise UsageError(f"the NLB made no decision on {self.capture}")
-        return decisions[0].decided_at
+        return decisions[0]
+
+    @property
+    def decided_at(self) -> int:
+        return int(self.decision.decided_at)
+
+    @cached_property
+    def requests(self) -> list[HttpRequest]:
+        """The HTTP requests of that first connection, in order."""
+        return [r for r in http_requests(self.packets) if r.flow == self.decision.flow]
 
     def _check(self, answer: Any) -> Feedback:
         value = _as_int(answer, "a packet number")
@@ -266,8 +311,8 @@ class NlbDecision(Exercise):
             return Feedback(
                 True,
                 f"Packet {right}, the SYN: it already carries the addresses and ports the NLB hashes "
-                "(ip.src, ip.dst, tcp.srcport, tcp.dstport). Every later packet, all three requests included, "
-                "follows that choice.",
+                f"({', '.join(self.decision.seen)}). Every later packet of the connection, all "
+                f"{len(self.requests)} requests included, follows that choice.",
             )
         role = _packet_role(self.packets, value)
         if "HTTP request" in role:
@@ -280,8 +325,8 @@ class NlbDecision(Exercise):
                 "The SYN-ACK comes from the target the NLB already chose: the SYN had to be forwarded "
                 "somewhere before anyone could answer it."
             )
-        elif value < 1 or value > len(self.packets):
-            why = "Pick a packet of the capture."
+        elif "there is no packet" in role or "another hop" in role:
+            why = "Pick a packet of the hop the NLB received."
         else:
             why = "By then the NLB had already decided; it decides on the first packet of a new connection."
         return Feedback(False, f"{role}. {why}")
@@ -292,11 +337,13 @@ class AlbDecision(Exercise):
     """In which packet could the ALB decide for a given request on a keep-alive connection?"""
 
     name: str = "alb-decision"
-    capture: str = "suricata-verify/http-keepalive-chunked.pcap"
-    request_index: int = 1
+    capture: str = "alb/alb.pcapng"
+    hop: str | None = "client-alb"
+    suite: str = "slow_head"
     question: str = (
-        "Same capture, through an ALB: in which packet could the ALB choose a target for the SECOND "
-        "request on the connection (GET /ajax/Horoscope.aspx...)?"
+        "In captures/alb/alb.pcapng (hop client-alb) the lab client sent one request head in four "
+        "pieces (GET /api/items/9, the 'slow_head' request). In which packet could the ALB choose "
+        "a target for it?"
     )
     hint: str = "An ALB decides per request, when that request's headers are complete."
 
@@ -304,11 +351,20 @@ class AlbDecision(Exercise):
     def requests(self) -> list[HttpRequest]:
         return http_requests(self.packets)
 
+    @cached_property
+    def request(self) -> HttpRequest:
+        """The request the question is about: the client's record of its suite names its id."""
+        rid = next(r["rid"] for r in client_records(self.scenario) if r["suite"] == self.suite)
+        for request in self.requests:
+            if request.header("X-Request-Id") == rid:
+                return request
+        raise UsageError(f"request {rid} is not on hop {self.hop} of {self.capture}")
+
     def _check(self, answer: Any) -> Feedback:
         value = _as_int(answer, "a packet number")
         if isinstance(value, Feedback):
             return value
-        target = self.requests[self.request_index]
+        target = self.request
         right = target.headers_complete_packet
         if value == right:
             return Feedback(
@@ -324,12 +380,22 @@ class AlbDecision(Exercise):
                 "and has no HTTP to route on yet.",
             )
         for other in self.requests:
-            if other is not target and value in (other.first_packet, other.headers_complete_packet):
+            if (
+                other.flow == target.flow
+                and other is not target
+                and value in (other.first_packet, other.headers_complete_packet)
+            ):
                 return Feedback(
                     False,
                     f"Packet {value} carries another request ({other.method} {other.target}). On a keep-alive "
                     "connection the ALB decides again for each request, so the second one has its own packet.",
                 )
+        if target.first_packet < value < right:
+            return Feedback(
+                False,
+                f"Packet {value} lies between the request's first bytes (packet {target.first_packet}) and the "
+                f"end of its headers: the ALB must wait for the blank line that ends them.",
+            )
         if target.first_packet != right and value == target.first_packet:
             return Feedback(
                 False,
@@ -348,6 +414,7 @@ class AlbDecision(Exercise):
 FIELD_CHOICES = (
     "ip.src",
     "ip.dst",
+    "ip.ttl",
     "tcp.srcport",
     "tcp.dstport",
     "http.host",
@@ -364,10 +431,11 @@ class NlbFields(Exercise):
     """Which fields does an NLB read to choose a target?"""
 
     name: str = "nlb-fields"
-    capture: str = "zeek/http-get.pcap"
+    capture: str = "nlb/nlb.pcapng"
+    hop: str | None = "client-nlb"
     question: str = (
-        "From this list, which fields did the NLB read to choose a target for the connection in "
-        "zeek/http-get.pcap? " + ", ".join(FIELD_CHOICES)
+        "From this list, which fields did the NLB read to choose a target for the first connection "
+        "of captures/nlb/nlb.pcapng (hop client-nlb)? " + ", ".join(FIELD_CHOICES)
     )
     hint: str = (
         "Look at the packet where the NLB decided: which of these fields does it even contain?"
@@ -425,27 +493,30 @@ class AlbRules(Exercise):
     """Write the ``Rules`` of an ALB listener that send some requests of a capture elsewhere."""
 
     name: str = "alb-rules"
-    capture: str = "suricata-verify/http-keepalive-chunked.pcap"
+    capture: str = "alb/alb.pcapng"
+    hop: str | None = "client-alb"
     question: str = (
         "Write the Rules list of an ALB HTTP:80 listener (as `aws elbv2 describe-rules` prints them) so that "
-        "the requests whose path starts with /ajax/ go to the target group 'api' and every other request "
-        "goes to 'web' (the listener's default action already forwards to 'web')."
+        "the requests of captures/alb/alb.pcapng (hop client-alb, port 80) whose path starts with /static/ "
+        "go to the target group 'static' and every other request goes to 'web' (the listener's default "
+        "action already forwards to 'web')."
     )
     hint: str = "One rule with a path-pattern condition. Patterns must match the whole path."
     groups: Mapping[str, Sequence[str]] = field(
         default_factory=lambda: {
             "web": ("192.0.2.11:80", "192.0.2.12:80"),
-            "api": ("192.0.2.21:80",),
+            "static": ("192.0.2.12:80",),
         }
     )
     default_group: str = "web"
     expected: Callable[[HttpRequest], str] = lambda request: (
-        "api" if request.path.startswith("/ajax/") else "web"
+        "static" if request.path.startswith("/static/") else "web"
     )
 
     @cached_property
     def requests(self) -> list[HttpRequest]:
-        return http_requests(self.packets)
+        """The plain-HTTP requests to the listener's port 80 (HTTPS ones go to another listener)."""
+        return [r for r in http_requests(self.packets) if r.flow.server.port == 80]
 
     def config(self, rules: Any) -> dict[str, Any]:
         """The whole balancer configuration the learner's rules are checked in."""
@@ -509,43 +580,53 @@ class AlbRules(Exercise):
             )
         advice = ""
         if any("no rule matched" in w for w in wrong):
-            advice = " Remember: a path pattern must match the whole path (/ajax matches only /ajax itself; /ajax/* matches below it), and it never sees the query string."
+            advice = " Remember: a path pattern must match the whole path (/static matches only /static itself; /static/* matches below it), and it never sees the query string."
+        shown = "; ".join(wrong[:3]) + (f"; and {len(wrong) - 3} more" if len(wrong) > 3 else "")
         return Feedback(
             False,
-            f"{len(wrong)} of {len(self.requests)} requests go to the wrong place: "
-            + "; ".join(wrong)
-            + "."
-            + advice,
+            f"{len(wrong)} of {len(self.requests)} requests go to the wrong place: {shown}.{advice}",
         )
 
 
 # --------------------------------------------------------------------------- desync-tier
 
-_SMUGGLE = (
-    b"POST /search HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 44\r\n"
-    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: shop.example\r\n\r\n"
-)
-
 
 @dataclass(frozen=True)
 class DesyncTier(Exercise):
-    """Which of http-desync-guardian's tiers does the ALB put a request head in?"""
+    """Which of http-desync-guardian's tiers does the ALB put the smuggling attempt in?"""
 
     name: str = "desync-tier"
-    capture: str = ""
-    head: bytes = _SMUGGLE
+    capture: str = "smuggle/smuggle.pcapng"
+    hop: str | None = "client-alb"
     question: str = (
-        "An ALB receives this request (a CL.TE smuggling attempt). Which tier does its desync guard "
-        "(http-desync-guardian) put it in: Compliant, Acceptable, Ambiguous or Severe?\n\n"
-        + _SMUGGLE.decode("ascii")
+        "The first request of captures/smuggle/smuggle.pcapng (hop client-alb) is a CL.TE smuggling "
+        "attempt. Which tier does the ALB's desync guard (http-desync-guardian) put it in: Compliant, "
+        "Acceptable, Ambiguous or Severe? Print ex.request_head to see it."
     )
     hint: str = "Two headers say where the body ends. What if two servers believe different ones?"
 
     @cached_property
-    def verdict(self) -> Any:
-        from osilab.protocols.desync import classify_head
+    def request(self) -> HttpRequest:
+        """The capture's first request on the ALB's client side."""
+        found = http_requests(self.packets)
+        if not found:
+            raise UsageError(f"{self.capture} has no HTTP request on hop {self.hop}")
+        return found[0]
 
-        return classify_head(self.head.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n")[1]
+    @property
+    def request_head(self) -> str:
+        """The request line and headers, as the ALB received them."""
+        r = self.request
+        lines = [f"{r.method} {r.target} {r.version}", *(f"{k}: {v}" for k, v in r.headers)]
+        return "\n".join(lines)
+
+    @cached_property
+    def verdict(self) -> Any:
+        """The guardian's verdict, computed by :mod:`osilab.protocols.desync` from the captured head."""
+        from osilab.protocols.desync import classify_request
+
+        r = self.request
+        return r.desync or classify_request(r.method, r.target, r.version, list(r.headers))
 
     def _check(self, answer: Any) -> Feedback:
         tiers = ("Compliant", "Acceptable", "Ambiguous", "Severe")
@@ -557,7 +638,7 @@ class DesyncTier(Exercise):
         if text == right:
             return Feedback(
                 True,
-                f"{right} ({reason}): {self.verdict.detail or 'both body headers are present'}.",
+                f"{right} ({reason}): {(self.verdict.detail or 'both body headers are present').rstrip('.')}.",
             )
         if tiers.index(text) < tiers.index(right):
             return Feedback(

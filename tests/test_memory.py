@@ -211,3 +211,103 @@ def test_flow_state_is_released(tmp_path: Path) -> None:
     assert peak_large < 2 * peak_small + MiB, (
         f"{peak_small / MiB:.2f} MiB for 500 flows but {peak_large / MiB:.2f} MiB for 2000: flow state is kept"
     )
+
+
+# ---------------------------------------------------------------------------------------
+# The balancers: an ALB replay of many connections keeps no per-request state
+# ---------------------------------------------------------------------------------------
+
+ALB_CONFIG = {
+    "Type": "application",
+    "TargetGroups": [{"Name": "web", "Targets": ["192.0.2.11:80", "192.0.2.12:80"]}],
+    "Listeners": [{"Protocol": "HTTP", "Port": 80,
+                   "DefaultActions": [{"Type": "forward", "TargetGroupName": "web"}]}],
+}  # fmt: skip
+
+
+def keep_alive_flow(sport: int, client: bytes, requests: int = 2) -> Iterator[bytes]:
+    """A keep-alive HTTP/1.1 connection: handshake, ``requests`` GET/200 pairs, FIN."""
+    c, s = 1000, 5000
+    yield frame(client, SERVER, sport, 80, c, 0, SYN)
+    yield frame(SERVER, client, 80, sport, s, c + 1, SYN | ACK)
+    c, s = c + 1, s + 1
+    yield frame(client, SERVER, sport, 80, c, s, ACK)
+    for n in range(requests):
+        request = f"GET /item/{sport}/{n} HTTP/1.1\r\nHost: shop.example\r\nX-Request-Id: {sport}-{n}\r\n\r\n"
+        yield frame(client, SERVER, sport, 80, c, s, PSH | ACK, request.encode())
+        c += len(request)
+        response = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\n\r\nhello"
+        yield frame(SERVER, client, 80, sport, s, c, PSH | ACK, response)
+        s += len(response)
+    yield frame(client, SERVER, sport, 80, c, s, FIN | ACK)
+    yield frame(SERVER, client, 80, sport, s, c + 1, FIN | ACK)
+    yield frame(client, SERVER, sport, 80, c + 1, s + 1, ACK)
+
+
+def many_connections(path: Path, connections: int) -> Path:
+    """``connections`` keep-alive connections from many clients, 0.5 s apart (so the
+    closed ones leave the flow table while the capture goes on)."""
+
+    def frames() -> Iterator[tuple[float, bytes]]:
+        for n in range(connections):
+            client = bytes((198, 51, 100 + n // 60000, 1 + n % 250))
+            for i, data in enumerate(keep_alive_flow(1024 + n % 60000, client)):
+                yield 1_700_000_000 + n * 0.5 + i / 1000, data
+
+    write_pcap(path, frames())
+    return path
+
+
+def test_alb_replay_memory_does_not_grow_with_the_capture(tmp_path: Path) -> None:
+    """4x the connections and requests, about the same peak: the ALB, the streams stage and
+    the HTTP parser keep nothing per request once it is decided (only the first
+    ``keep_decisions`` decisions)."""
+    from osilab.balancers import ApplicationLoadBalancer, replay
+
+    def run(path: Path) -> int:
+        alb = ApplicationLoadBalancer(ALB_CONFIG)
+        alb.keep_decisions = 100
+        result: list = []
+        peak = peak_while(lambda: result.append(replay(read(path), alb)))
+        assert result[0].total == result[0].routed > 0
+        return peak
+
+    small = many_connections(tmp_path / "small.pcap", 1500)
+    large = many_connections(tmp_path / "large.pcap", 6000)
+    peak_small, peak_large = run(small), run(large)
+    assert peak_large < 1.5 * peak_small + MiB, (
+        f"{peak_small / MiB:.2f} MiB for 3,000 requests but {peak_large / MiB:.2f} MiB for "
+        "12,000: something is kept per request or per connection"
+    )
+
+
+def test_the_decision_cap_is_marked(tmp_path: Path) -> None:
+    """Past ``keep_decisions`` decisions are made and counted, not kept, and the replay says so."""
+    from osilab.balancers import ApplicationLoadBalancer, replay
+
+    path = many_connections(tmp_path / "capped.pcap", 300)
+    seen: list = []
+    alb = ApplicationLoadBalancer(ALB_CONFIG, keep_decisions=50)
+    result = replay(read(path), alb, on_decision=seen.append)
+    assert result.total == result.routed == 600 == len(seen)
+    assert len(result.decisions) == 50 and result.dropped == 550 == alb.decisions_dropped
+    assert "550 more made but not kept" in result.summary()
+    assert [d.decided_at for d in result.decisions] == [d.decided_at for d in seen[:50]]
+    everything = replay(read(path), ApplicationLoadBalancer(ALB_CONFIG, keep_decisions=None))
+    assert len(everything.decisions) == 600 and everything.dropped == 0
+
+
+def test_cli_route_json_streams_every_decision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``osilab route --json`` writes every decision as it is made, beyond the cap."""
+    import json
+
+    from osilab.balancers.decision import KEEP_DECISIONS
+    from osilab.cli import main
+
+    config = tmp_path / "alb.json"
+    config.write_text(json.dumps(ALB_CONFIG))
+    path = many_connections(tmp_path / "route.pcap", 60)
+    assert main(["route", str(path), "--lb", "alb", "--config", str(config), "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 120 and KEEP_DECISIONS >= 120
+    assert all(json.loads(line)["target"] for line in lines)

@@ -291,7 +291,7 @@ class ApplicationLoadBalancer:
         self.outstanding: dict[str, int] = {
             t: 0 for g in self.config.target_groups for t in g.targets
         }
-        self._in_flight: dict[tuple[str, int], str] = {}
+        self._in_flight: dict[tuple[FlowKey, int], str] = {}
         self._decisions: list[Decision] = []
         self._first_time: float | None = None
         self._syn: dict[FlowKey, int] = {}
@@ -322,11 +322,17 @@ class ApplicationLoadBalancer:
         if len(self._syn) > MAX_TRACKED:  # dicts keep insertion order: drop the oldest
             del self._syn[next(iter(self._syn))]
 
+    def connection_ended(self, flow: FlowKey) -> None:
+        """The capture saw the last of ``flow`` (closed, idle or reused), after its last
+        request: forget its SYN. Its requests still without a response keep counting as
+        outstanding (use :meth:`connection_closed` to stop that too)."""
+        self._syn.pop(flow, None)
+
     def connection_closed(self, flow: FlowKey) -> None:
         """The client's connection ended (its requests without a response stop counting)."""
         self._syn.pop(flow, None)
         self._closed_by_mitigation.pop(flow, None)
-        for key in [k for k in self._in_flight if k[0] == str(flow)]:
+        for key in [k for k in self._in_flight if k[0] == flow]:
             target = self._in_flight.pop(key)
             self.outstanding[target] -= 1
 
@@ -352,7 +358,7 @@ class ApplicationLoadBalancer:
     def response(self, response: HttpResponse) -> None:
         """A complete response: its request is no longer outstanding at its target."""
         key = (
-            str(response.flow),
+            response.flow,
             response.stream_id if response.stream_id is not None else response.index,
         )
         target = self._in_flight.pop(key, None)
@@ -549,7 +555,7 @@ class ApplicationLoadBalancer:
         if notes:
             how = "; ".join(notes) + "; " + how
         key = (
-            str(request.flow),
+            request.flow,
             request.stream_id if request.stream_id is not None else request.index,
         )
         self._in_flight[key] = target

@@ -41,8 +41,8 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from osilab.balancers import explain
@@ -535,7 +535,8 @@ class NetworkLoadBalancer:
             if flags and flags & (TCP_FIN | TCP_RST):
                 state.closed = True
             routed += 1
-        self.accounting["routed"] += routed
+        if routed:
+            self.accounting["routed"] += routed
         return count
 
     def feed_packet(self, packet: Any) -> PacketFate:

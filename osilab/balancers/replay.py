@@ -115,10 +115,12 @@ def http_messages(
     *,
     keylog: str | None = None,
     on_syn: Callable[[FlowKey, int, float], object] | None = None,
+    on_end: Callable[[FlowKey], object] | None = None,
 ) -> Iterator[HttpRequest | HttpResponse]:
     """HTTP requests and responses from packets, via :func:`osilab.protocols.http.iter_http`.
 
-    ``on_syn(flow, packet_no, time)`` is told of every client SYN on the way.
+    ``on_syn(flow, packet_no, time)`` is told of every client SYN on the way, and
+    ``on_end(flow)`` of every flow that ended.
     """
     try:
         from osilab.protocols.http import iter_http
@@ -128,7 +130,10 @@ def http_messages(
             f"({exc}); feed HttpRequest objects to ApplicationLoadBalancer directly"
         ) from None
     try:
-        yield from iter_http(packets, keylog=keylog, on_syn=on_syn)
+        if on_syn is None and on_end is None:
+            yield from iter_http(packets, keylog=keylog)
+        else:
+            yield from iter_http(packets, keylog=keylog, on_syn=on_syn, on_end=on_end)
     except ImportError as exc:  # a part of the HTTP reader that is not installed
         raise OsilabError(
             f"the HTTP reader needed by the ALB replay is incomplete: {exc}"
@@ -204,7 +209,10 @@ def _replay(
     if isinstance(balancer, ApplicationLoadBalancer):
         if isinstance(source, Capture):  # the streams stage's fast path, SYNs told on the way
             messages: Iterable[Any] = http_messages(
-                source, keylog=keylog, on_syn=balancer.connection_opened
+                source,
+                keylog=keylog,
+                on_syn=balancer.connection_opened,
+                on_end=balancer.connection_ended,
             )
         else:
             iterator = iter(source)

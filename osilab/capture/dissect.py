@@ -708,8 +708,12 @@ _DISSECTORS: MappingProxyType[str, Callable[[bytes, int, int], _Next]] = Mapping
 })
 
 
-def dissect(data: bytes, linktype: int) -> tuple[Layer, ...]:
+def dissect(data: bytes, linktype: int, *, through_transport: bool = False) -> tuple[Layer, ...]:
     """Dissect one frame into its layer stack, bottom first. Never raises on bad bytes.
+
+    ``through_transport`` stops after the first TCP or UDP layer: for the streams stage,
+    which puts the application layers of a recognised flow together from the reassembled
+    stream and would throw away what one segment alone shows.
 
     >>> from osilab.capture.dissect import dissect
     >>> frame = bytes.fromhex("ffffffffffff0200000000010806") + bytes(28)
@@ -732,6 +736,6 @@ def dissect(data: bytes, linktype: int) -> tuple[Layer, ...]:
                                  f"{name}: could not decode", f"{name} dissector failed: {exc!r}"))
             break
         layers.append(layer)
-        if layer.damaged:
+        if layer.damaged or (through_transport and layer.name in ("tcp", "udp")):
             break
     return tuple(layers)

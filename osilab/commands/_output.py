@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
-__all__ = ["write_jsonl", "print_table"]
+__all__ = ["write_jsonl", "jsonl_writer", "print_table"]
 
 
 def write_jsonl(objects: Iterable[dict[str, Any]], out: TextIO | None = None) -> int:
@@ -20,6 +20,19 @@ def write_jsonl(objects: Iterable[dict[str, Any]], out: TextIO | None = None) ->
         out.write("\n")
         count += 1
     return count
+
+
+def jsonl_writer(out: TextIO | None = None) -> Callable[[dict[str, Any]], None]:
+    """A function that writes one object as one line, as :func:`write_jsonl` does
+    (for output that streams: each object written as soon as it exists)."""
+    out = out or sys.stdout
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+    write = out.write
+
+    def write_one(obj: dict[str, Any]) -> None:
+        write(dumps(obj) + "\n")
+
+    return write_one
 
 
 def print_table(

@@ -17,7 +17,7 @@ from osilab.balancers import ApplicationLoadBalancer, NetworkLoadBalancer, repla
 from osilab.balancers.compare import servers_seen
 from osilab.balancers.config import BalancerConfig, counterpart, default_config, load_config
 from osilab.commands._capture import open_capture, report_errors
-from osilab.commands._output import print_table, write_jsonl
+from osilab.commands._output import jsonl_writer, print_table
 
 HELP = "replay a capture through an AWS NLB (L4) or ALB (L7) model: one line per decision"
 EXAMPLE = "osilab route captures/alb/alb.pcapng --lb alb --config lb.json --json"
@@ -65,12 +65,22 @@ def balancer_config(path: str | None, kind: str, capture_path: str) -> BalancerC
 
 def run(args: argparse.Namespace) -> int:
     config = balancer_config(args.config, args.lb, args.file)
-    balancer = NetworkLoadBalancer(config) if args.lb == "nlb" else ApplicationLoadBalancer(config)
-    capture = open_capture(args.file, progress=not args.quiet)
-    result = replay(capture, balancer, keylog=args.keylog)
     if args.json:
-        write_jsonl(d.to_json() for d in result.decisions)
+        # Streaming: each decision is written as it is made and none is kept, so the
+        # output of a capture of any size takes constant memory.
+        balancer: NetworkLoadBalancer | ApplicationLoadBalancer = (
+            NetworkLoadBalancer(config, keep_decisions=0)
+            if args.lb == "nlb"
+            else ApplicationLoadBalancer(config, keep_decisions=0)
+        )
+        capture = open_capture(args.file, progress=not args.quiet)
+        write = jsonl_writer()
+        result = replay(capture, balancer, keylog=args.keylog,
+                        on_decision=lambda d: write(d.to_json()))  # fmt: skip
     else:
+        balancer = NetworkLoadBalancer(config) if args.lb == "nlb" else ApplicationLoadBalancer(config)
+        capture = open_capture(args.file, progress=not args.quiet)
+        result = replay(capture, balancer, keylog=args.keylog)
         rows = []
         for d in result.decisions:
             where = d.target or (f"{d.action} {d.status}" if d.status else d.action)
@@ -83,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"\npacket {d.decided_at}: {d.why}")
         print()
         print(result.summary())
+        if result.dropped:
+            print(f"(the table shows the first {len(result.decisions)} decisions; --json writes "
+                  "every one of them)")  # fmt: skip
         counts = result.decisions.counts()
         print(
             "per target: "

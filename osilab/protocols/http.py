@@ -62,13 +62,14 @@ References:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 import h11
 
+from osilab.protocols._http_fast import read_request, read_response
 from osilab.protocols.base import AppMessage, Direction
 from osilab.protocols.messages import DesyncVerdict, HttpRequest, HttpResponse
 from osilab.streams.keys import Endpoint, FlowKey
@@ -94,6 +95,9 @@ MAX_WAITING = 1024
 
 #: Most bytes of one request head kept for the tolerant reader (h11's own limit is 16 KiB).
 HEAD_LIMIT = 64 * 1024
+
+#: What the desync guardian says of a plain head (see :mod:`osilab.protocols._http_fast`).
+_COMPLIANT = DesyncVerdict("Compliant")
 
 _UNKNOWN_FLOW = FlowKey("tcp", Endpoint("0.0.0.0", 0), Endpoint("0.0.0.0", 0))
 
@@ -223,6 +227,10 @@ class HttpParser:
         self._inner: Any = None  # the parser after a protocol switch (HTTP/2), if any
         #: What the connection switched to: None, "http2", "websocket" or "tunnel".
         self.switched: str | None = None
+        #: Requests forgotten because :data:`MAX_WAITING` were already waiting for their
+        #: responses (a one-sided capture): the marker that the cap was hit. A response
+        #: that comes after all is then paired with a later request.
+        self.unanswered_dropped = 0
         self._time = 0.0
 
     # -- the StreamParser contract -------------------------------------------------------
@@ -300,6 +308,10 @@ class HttpParser:
             if not looks_like_http(data):
                 return
             side.broken = None  # a new request starts this chunk: resynchronised
+        if side.conn is None and not side.head and not side.tolerant and side.message is None:
+            data = self._plain_requests(data, packet_no, out)
+            if not data:
+                return
         if side.first_packet is None:
             side.first_packet = packet_no
         if not side.head_done and len(side.head) < HEAD_LIMIT:
@@ -312,6 +324,50 @@ class HttpParser:
         side.fed += len(data)
         side.conn.receive_data(data)
         self._run_requests(packet_no, out)
+
+    def _plain_requests(self, data: bytes, packet_no: int, out: list[AppMessage]) -> bytes:
+        """Whole plain requests at the start of ``data`` without h11; returns the rest.
+
+        :mod:`osilab.protocols._http_fast` reads them exactly as h11 would (and a head it
+        calls plain is one the desync guardian calls Compliant); the first message it
+        does not recognise, and everything after it, is left to h11.
+        """
+        while data:
+            found = read_request(data)
+            if found is None:
+                return data
+            method, target, version, headers, head_length, body, plain = found
+            if plain is not None:
+                verdict: DesyncVerdict | None = _COMPLIANT
+            else:
+                raw = _classify_raw(data[:head_length])
+                verdict = (
+                    raw[1] if raw is not None else _classify(method, target, version, headers)
+                )
+            request = HttpRequest(
+                flow=self.flow,
+                index=self._next_index,
+                method=method,
+                target=target,
+                version="HTTP/" + version,
+                headers=tuple(headers),
+                first_packet=packet_no,
+                headers_complete_packet=packet_no,
+                time=self._time,
+                desync=verdict,
+            )
+            self._next_index += 1
+            pending = _Pending(request, method.encode("ascii"), None)
+            if len(self._waiting) >= MAX_WAITING:
+                self._waiting.popleft()
+                self.unanswered_dropped += 1
+            self._waiting.append(pending)
+            out.append(self._request_message(request, head_length, "headers", packet_no))
+            if body:
+                request = pending.request = replace(request, body_length=body)
+            out.append(self._request_message(request, head_length + body, "complete", packet_no))
+            data = data[head_length + body :]
+        return data
 
     def _run_requests(self, packet_no: int, out: list[AppMessage]) -> None:
         side = self._req
@@ -390,6 +446,7 @@ class HttpParser:
         pending = _Pending(request, event.method, upgrade)
         if len(self._waiting) >= MAX_WAITING:  # a one-sided capture: responses never come
             self._waiting.popleft()
+            self.unanswered_dropped += 1
         self._waiting.append(pending)
         if upgrade is not None or event.method == b"CONNECT":
             self._paused = pending
@@ -513,6 +570,10 @@ class HttpParser:
             if not data.startswith(b"HTTP/"):
                 return
             side.broken = None
+        if side.conn is None and not side.fed and side.status is None and self._paused is None:
+            data = self._plain_responses(data, packet_no, out)
+            if not data:
+                return
         if side.first_packet is None:
             side.first_packet = packet_no
         if side.conn is None:
@@ -520,6 +581,56 @@ class HttpParser:
         side.fed += len(data)
         side.conn.receive_data(data)
         self._run_responses(packet_no, out)
+
+    def _plain_responses(self, data: bytes, packet_no: int, out: list[AppMessage]) -> bytes:
+        """Whole plain responses at the start of ``data`` without h11; returns the rest."""
+        waiting = self._waiting
+        while data:
+            pending = waiting[0] if waiting else None
+            if pending is not None and pending.upgrade is not None:
+                return data
+            found = read_response(data, pending.method if pending is not None else b"GET")
+            if found is None:
+                return data
+            status, reason, version, headers, head_length, body = found
+            if pending is not None:
+                waiting.popleft()
+            index = pending.request.index if pending is not None else -1
+            response = HttpResponse(
+                flow=self.flow,
+                index=index,
+                status=status,
+                reason=reason,
+                version="HTTP/" + version,
+                headers=tuple(headers),
+                first_packet=packet_no,
+                headers_complete_packet=packet_no,
+                time=self._time,
+                body_length=body,
+                interim=(),
+            )
+            out.append(
+                AppMessage(
+                    protocol="http",
+                    direction=Direction.TO_CLIENT,
+                    first_packet=packet_no,
+                    last_packet=packet_no,
+                    length=head_length + body,
+                    summary=f"{response.version} {status} {response.reason}".strip(),
+                    fields={
+                        "stage": "complete",
+                        "response": True,
+                        "response.code": status,
+                        "response.phrase": response.reason,
+                        "request_index": index,
+                        "content_length": body,
+                    },
+                    time=self._time,
+                    message=response,
+                )
+            )
+            data = data[head_length + body :]
+        return data
 
     def _run_responses(self, packet_no: int, out: list[AppMessage]) -> None:
         side = self._resp
@@ -745,13 +856,22 @@ class HttpParser:
 
 
 def iter_http(
-    packets: Iterable[Any], *, keylog: str | None = None
+    packets: Iterable[Any],
+    *,
+    keylog: str | None = None,
+    on_syn: Callable[[FlowKey, int, float], object] | None = None,
+    on_end: Callable[[FlowKey], object] | None = None,
+    progress: bool | None = None,
 ) -> Iterator[HttpRequest | HttpResponse]:
     """Every HTTP request and response of a capture, HTTP/1.x and HTTP/2, in packet order.
 
     A request is yielded when its head is complete (the packet where an L7 balancer can
     decide); a response when it has ended (so a balancer can count outstanding requests).
-    ``keylog`` (an NSS key log file) lets the TLS layer decrypt HTTPS when it can.
+    ``keylog`` (an NSS key log file) lets the TLS layer decrypt HTTPS when it can;
+    ``on_syn(flow, packet_no, time)`` is told of every client SYN (a balancer's
+    "connection opened") and ``on_end(flow)`` of every flow that ended. Given ``osilab.read(path)``, the packets are read by the streams
+    stage's fast path (no :class:`Packet` objects); a big capture shows a progress bar in
+    a notebook (``progress``: ``None`` notebook only, ``True`` also in a terminal).
 
     Examples:
         >>> import osilab
@@ -761,13 +881,15 @@ def iter_http(
         HttpRequest 4
         HttpResponse 12
     """
+    from osilab._progress import library_bar
     from osilab.streams import conversations
 
-    for item in conversations(packets, keylog=keylog):
-        message = item.message
-        rich = message.message
-        stage = message.fields.get("stage")
-        if isinstance(rich, HttpRequest) and stage == "headers":
-            yield rich
-        elif isinstance(rich, HttpResponse) and stage == "complete":
-            yield rich
+    with library_bar(packets, show=progress):
+        for item in conversations(packets, keylog=keylog, on_syn=on_syn, on_end=on_end):
+            message = item.message
+            rich = message.message
+            stage = message.fields.get("stage")
+            if isinstance(rich, HttpRequest) and stage == "headers":
+                yield rich
+            elif isinstance(rich, HttpResponse) and stage == "complete":
+                yield rich

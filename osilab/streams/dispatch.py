@@ -79,6 +79,17 @@ def _looks_like_tls(data: bytes) -> bool:
     return len(data) >= 3 and 20 <= data[0] <= 24 and data[1] == 3 and data[2] <= 4
 
 
+#: First bytes that may begin a signature sniffed above (an HTTP method or status line,
+#: ``PROXY``, ``PRI``, the PROXY v2 ``\r``, a TLS content type). Bytes starting otherwise
+#: can only be decided by port, so there is no point waiting for more of them (a
+#: PostgreSQL SSLRequest is 8 bytes and its answer is one byte).
+_SIGNATURE_STARTS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\x14\x15\x16\x17\x18")
+
+
+def _may_be_signature(first: bytes) -> bool:
+    return not first or first[0] in _SIGNATURE_STARTS
+
+
 def sniff(data: bytes, server_port: int) -> str:
     """The protocol a flow's first bytes (or, failing that, its server port) announce.
 
@@ -198,6 +209,7 @@ class FlowParser:
         first = self._pending[0][1]
         if (
             self.flow.proto == "tcp"
+            and _may_be_signature(first)
             and len(first) < SNIFF_BYTES
             and b"\n" not in first
             and len(self._pending) < 4

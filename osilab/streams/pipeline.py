@@ -20,17 +20,20 @@ What this module must not know: files, printing, or any protocol's syntax.
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from osilab.capture.dissect import dissect
+from osilab.capture.fast import raw_records
 from osilab.capture.packet import TCP_RST, Layer, Packet
+from osilab.capture.reader import Capture
 from osilab.layers import place
 from osilab.protocols.base import AppMessage, Direction
 from osilab.streams.dispatch import FlowParser
-from osilab.streams.flows import Flow, FlowRecord, FlowTable, transport_facts
-from osilab.streams.keys import FlowKey
+from osilab.streams.flows import Flow, FlowRecord, FlowTable, _Facts, transport_facts
+from osilab.streams.keys import Endpoint, FlowKey
 from osilab.streams.reassembly import Chunk, Gap, StreamReassembler
 
 __all__ = [
@@ -46,6 +49,8 @@ __all__ = [
     "MAX_FRAGMENTED_DATAGRAMS",
     "FRAGMENT_TIMEOUT",
 ]
+
+_SYN, _ACK = 0x02, 0x10
 
 #: Datagrams being put together from IP fragments at once (the oldest is dropped beyond).
 MAX_FRAGMENTED_DATAGRAMS = 1024
@@ -115,12 +120,17 @@ def _missing(pkt: Packet, payload_length: int) -> int:
 
 class _Tracker:
     def __init__(
-        self, keylog: str | None, on_syn: Callable[[FlowKey, int, float], object] | None = None
+        self,
+        keylog: str | None,
+        on_syn: Callable[[FlowKey, int, float], object] | None = None,
+        on_end: Callable[[FlowKey], object] | None = None,
     ) -> None:
         self.keylog = keylog
         self.table = FlowTable()
         #: Told ``(flow, packet number, time)`` of every client SYN (an ALB's "connection opened").
         self.on_syn = on_syn
+        #: Told the flow of every flow that ended, after its last messages.
+        self.on_end = on_end
 
     def step(self, pkt: Packet) -> Step:
         facts = transport_facts(pkt)
@@ -229,6 +239,8 @@ class _Tracker:
             if state.parser.protocol is not None:
                 flow.application = state.parser.protocol
             flow.state = None  # release buffers
+        if self.on_end is not None:
+            self.on_end(flow.key)
         return flow.record()
 
     def finish(self) -> Step:
@@ -237,32 +249,139 @@ class _Tracker:
         return Step(None, None, -1, None, None, tuple(messages), records)
 
 
-def track(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterator[Step]:
+def track(
+    packets: Iterable[Packet],
+    *,
+    keylog: str | None = None,
+    on_syn: Callable[[FlowKey, int, float], object] | None = None,
+) -> Iterator[Step]:
     """One :class:`Step` per packet, in capture order, then a final flush step.
 
     Args:
         packets: a capture (``osilab.read(path)``) or any iterable of packets.
         keylog: an NSS key log file, passed to the TLS parser for decryption.
+        on_syn: told ``(flow, packet number, time)`` of every client SYN.
     """
-    tracker = _Tracker(keylog)
+    tracker = _Tracker(keylog, on_syn)
     for pkt in packets:
         yield tracker.step(pkt)
     yield tracker.finish()
 
 
-def conversations(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterator[FlowMessage]:
+def conversations(
+    packets: Iterable[Packet],
+    *,
+    keylog: str | None = None,
+    on_syn: Callable[[FlowKey, int, float], object] | None = None,
+    on_end: Callable[[FlowKey], object] | None = None,
+) -> Iterator[FlowMessage]:
     """Every application message of a capture, in the order they complete.
+
+    Given a :class:`~osilab.capture.reader.Capture` (``osilab.read(path)``), the packets
+    are not built at all: :func:`_fast_facts` reads each TCP segment's facts and payload
+    straight from the records, and only unusual packets are dissected. The messages are
+    the same as from the packets (``tests/streams/test_fast_pipeline.py``), several
+    times faster. ``on_syn(flow, packet_no, time)`` is told of every client SYN, and
+    ``on_end(flow)`` of every flow that ended (after its last messages).
 
     >>> import osilab
     >>> msgs = conversations(osilab.read("../shared/captures/thirdparty/zeek/http-get.pcap"))  # doctest: +SKIP
     >>> [m.message.summary for m in msgs][:1]  # doctest: +SKIP
     ['GET /download/CHANGES.bro-aux.txt HTTP/1.1']
     """
-    for step in track(packets, keylog=keylog):
-        yield from step.messages
+    tracker = _Tracker(keylog, on_syn, on_end)
+    if isinstance(packets, Capture):
+        advance = tracker.advance
+        for no, time, wire_length, facts, missing in _fast_facts(packets):
+            if facts is not None:
+                found = advance(facts, no, time, wire_length, missing)[3]
+                if found:
+                    yield from found
+    else:
+        for pkt in packets:
+            yield from tracker.step(pkt).messages
+    yield from tracker.finish().messages
 
 
-def _message_layer(message: AppMessage, pkt: Packet) -> Layer:
+#: Ethernet II + IPv4 (20-byte header) + TCP, read in one call from frame offset 14: IP
+#: total length, flags and fragment offset, addresses; TCP ports, sequence number, data
+#: offset and flags.
+_ETH_IPV4_TCP = struct.Struct("!2xH2xH4x4s4sHHI4xH")
+
+
+def _quick_facts(
+    data: bytes, wire: int, text: dict[bytes, str]
+) -> tuple[_Facts, int] | None:
+    """``(transport facts, bytes missing)`` of an Ethernet II + IPv4 + TCP frame, or None.
+
+    The common frame (IPv4 without options and not a fragment, a whole TCP header) is read
+    with one :meth:`struct.Struct.unpack_from`; for anything else, None: the caller asks
+    the full dissector. ``text`` caches address text (bounded).
+    """
+    end = len(data)
+    if end < 54 or data[14] != 0x45 or data[23] != 6 or data[12:14] != b"\x08\x00":
+        return None
+    total, flags_frag, raw_src, raw_dst, sport, dport, seq, offset_flags = _ETH_IPV4_TCP.unpack_from(
+        data, 14
+    )
+    ip_end = 14 + total if 14 + total < end else end
+    header = (offset_flags >> 12) * 4
+    if total < 20 or flags_frag & 0x3FFF or header < 20 or ip_end - 34 < header:
+        return None
+    src = text.get(raw_src)
+    if src is None:
+        if len(text) > 65_536:  # bounded, however many addresses
+            text.clear()
+        src = text[raw_src] = ".".join(map(str, raw_src))
+    dst = text.get(raw_dst)
+    if dst is None:
+        dst = text[raw_dst] = ".".join(map(str, raw_dst))
+    start = 34 + header
+    size = ip_end - start
+    missing = 0
+    if wire > end:  # cut by the snap length: the rest of the payload is a gap
+        missing = max(0, total - 20 - header - size)
+    payload = data[start:ip_end] if size else b""
+    return ("tcp", src, sport, dst, dport, offset_flags & 0x01FF, size, seq, payload), missing
+
+
+def _packet_facts(pkt: Packet, text: dict[bytes, str]) -> tuple[_Facts, int] | None:
+    """:func:`_quick_facts` for a packet when it can, else from its dissected layers."""
+    if pkt.linktype == 1 and pkt.read_error is None:
+        found = _quick_facts(pkt.data, pkt.wire_length, text)
+        if found is not None:
+            return found
+    facts = transport_facts(pkt)
+    if facts is None:
+        return None
+    return facts, (_missing(pkt, len(facts[8])) if facts[0] == "tcp" else 0)
+
+
+def _fast_facts(
+    capture: Capture,
+) -> Iterator[tuple[int, float, int, _Facts | None, int]]:
+    """``(no, time, wire_length, transport facts or None, bytes missing)`` per record.
+
+    The facts are :func:`~osilab.streams.flows.transport_facts`' and ``missing`` is
+    :func:`_missing`'s, read without building a :class:`Packet` (:func:`_quick_facts`);
+    every other frame, and every damaged record, is dissected in full and asked the same
+    questions, so the rare cases stay exact.
+    """
+    text: dict[bytes, str] = {}
+    quick = _quick_facts
+    for no, time, linktype, data, wire, iface, problem in raw_records(capture):
+        if problem is None and linktype == 1:
+            found = quick(data, wire, text)
+            if found is not None:
+                yield no, time, wire, found[0], found[1]
+                continue
+        pkt = Packet(no, time, data, linktype, wire_length=wire, interface=iface, read_error=problem)
+        facts = transport_facts(pkt)
+        missing = _missing(pkt, len(facts[8])) if facts is not None and facts[0] == "tcp" else 0
+        yield no, time, wire, facts, missing
+
+
+def _message_layer(message: AppMessage, payload_offset: int) -> Layer:
     where = place(message.protocol)
     fields = dict(message.fields)
     fields["first_packet"] = message.first_packet
@@ -274,7 +393,7 @@ def _message_layer(message: AppMessage, pkt: Packet) -> Layer:
         message.protocol,
         where.osi,
         where.tcpip,
-        pkt.payload_offset,
+        payload_offset,
         message.length,
         fields,
         summary,
@@ -300,37 +419,44 @@ def annotate(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterato
     protocol osilab has no stream parser for keep their per-packet layers.
     """
     fragments = Fragments()
-    for step in track(packets, keylog=keylog):
-        pkt = step.packet
-        if pkt is None:
-            continue
-        if step.flow is None:
+    tracker = _Tracker(keylog)
+    advance = tracker.advance
+    text: dict[bytes, str] = {}
+    for pkt in packets:
+        found = _packet_facts(pkt, text)
+        if found is None:  # not TCP/UDP: maybe a fragment that completes a datagram
             carried = fragments.packet(pkt)
             if carried:
                 base = tuple(lay for lay in pkt.layers if lay.name != "data")
                 pkt = _rebuilt(pkt, base + carried)
             yield pkt
             continue
-        if step.application in (None, "raw"):
-            yield pkt
-            continue
-        extra = tuple(
-            _message_layer(fm.message, pkt)
-            for fm in step.messages
-            if fm.flow == step.flow
-            and fm.message.last_packet == pkt.no
-            and _shows_as_layer(fm.message)
+        no = pkt.no
+        flow, _direction, application, messages, _ended = advance(
+            found[0], no, pkt.time, pkt.wire_length, found[1]
         )
-        layers = pkt.layers
-        cut = len(layers)
-        for i, lay in enumerate(layers):
-            if lay.name in _TRANSPORT:
-                cut = i + 1
-                break
-        if not extra and cut == len(layers):
+        if application is None or application == "raw":
             yield pkt
             continue
-        yield _rebuilt(pkt, layers[:cut] + extra)
+        # The flow's application layers come from the stream: what this one segment alone
+        # would show above TCP is not needed, so the dissection stops at the transport.
+        layers = pkt._layers
+        if layers is None:
+            layers = dissect(pkt.data, pkt.linktype, through_transport=True)
+        else:
+            for i, lay in enumerate(layers):
+                if lay.name in _TRANSPORT:
+                    layers = layers[: i + 1]
+                    break
+        top = layers[-1] if layers else None
+        offset = top.offset + top.length if top is not None and top.name in _TRANSPORT else len(pkt.data)
+        key = flow.key
+        extra = tuple(
+            _message_layer(fm.message, offset)
+            for fm in messages
+            if fm.flow == key and fm.message.last_packet == no and _shows_as_layer(fm.message)
+        )
+        yield _rebuilt(pkt, layers + extra)
 
 
 def _rebuilt(pkt: Packet, layers: tuple[Layer, ...]) -> Packet:

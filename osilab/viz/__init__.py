@@ -9,12 +9,14 @@ so every figure looks the same: projector-sized, titled, labelled, with a legend
   ladder diagrams, reassembly;
 * :mod:`osilab.viz.balancing` - what an L4 and an L7 balancer read, per-target counts,
   timelines;
-* :mod:`osilab.viz.balancers` - the balancer models' own plots (the balancer work).
+* :mod:`osilab.viz.balancers` - the balancer models' own plots (the balancer work);
+* :mod:`osilab.viz.lessons` - what the notebooks share about the lab captures: hops, the
+  lab's balancer rules as AWS configurations, the recorded truth, journey breakdowns.
 
 Matplotlib is imported only when a figure is drawn.
 """
 
-from osilab.viz import samples
+from osilab.viz import lessons, samples
 from osilab.viz.balancing import (
     Interval,
     grouped_counts_chart,
@@ -37,6 +39,7 @@ from osilab.viz.layers import (
 
 __all__ = [
     "samples",
+    "lessons",
     "Conversation",
     "tcp_conversation",
     "tcp_flows",

@@ -256,10 +256,16 @@ def ladder(
     ax.set_yticks([])
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
-    return finish(
+    finish(
         ax,
         title or "Where each balancer decides, packet by packet",
         "",
         "time (packets, top to bottom)",
-        legend_loc="lower right",
-    ).figure
+        legend=False,
+        tight=False,
+    )
+    ax.legend(
+        fontsize=FONT - 2, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False
+    )
+    fig.tight_layout()
+    return fig

@@ -43,9 +43,27 @@ L4_READS = frozenset({"ip", "ipv6", "tcp", "udp"})
 L7_READS = frozenset({"http", "http2", "tls"})
 
 
-def visible_bytes(pkt: Packet, reads: frozenset[str]) -> int:
-    """How many bytes of ``pkt`` belong to the layers a balancer reads."""
-    return sum(b.length for b in frame_layout(pkt) if b.name in reads)
+def _reads_band(name: str | None, osi: int, reads: frozenset[str], from_client: bool) -> bool:
+    """Whether a balancer that reads ``reads`` looks at this run of bytes to route.
+
+    An L4 balancer reads the IP and TCP/UDP headers of every packet (that is how it finds
+    the packet's flow). An L7 balancer routes on what the client sends above TCP: every
+    application byte from the client counts (a request head split over four segments is
+    read in all four, even where a segment alone decodes as plain ``data``), and nothing
+    the server sends back.
+    """
+    if name is None:
+        return False
+    if reads is L7_READS or reads & L7_READS:
+        return from_client and (name in reads or osi >= 5)
+    return name in reads
+
+
+def visible_bytes(pkt: Packet, reads: frozenset[str], *, from_client: bool = True) -> int:
+    """How many bytes of ``pkt`` a balancer reading the layers ``reads`` looks at to route."""
+    return sum(
+        b.length for b in frame_layout(pkt) if _reads_band(b.name, b.osi, reads, from_client)
+    )
 
 
 def visibility_figure(
@@ -68,10 +86,13 @@ def visibility_figure(
         ("L7 balancer (ALB) reads", L7_READS, l7_decided_at),
     )
     widest = max((len(p.data) for p in packets), default=1)
+    read_layers: set[int] = set()
     for ax, (heading, reads, decided) in zip(axes, panels, strict=True):
         for row, pkt in enumerate(packets):
             for band in frame_layout(pkt):
-                seen = band.name in reads
+                seen = _reads_band(band.name, band.osi, reads, conv.from_client(pkt))
+                if seen:
+                    read_layers.add(band.osi)
                 ax.barh(
                     row,
                     band.length,
@@ -113,10 +134,9 @@ def visibility_figure(
             tight=False,
         )
     axes[0].invert_yaxis()
-    layers_present = sorted({b.osi for p in packets for b in frame_layout(p) if b.name})
     handles = [
         Patch(color=colour_for(n), label=f"read by the balancer, OSI layer {n}")
-        for n in layers_present
+        for n in sorted(read_layers)
     ]
     handles.append(Patch(color=GREY, label="passes through, not read to route"))
     fig.legend(
@@ -136,10 +156,14 @@ def grouped_counts_chart(
     title: str,
     xlabel: str = "target",
     ylabel: str = "requests",
+    colours: Mapping[str, str] | None = None,
 ) -> Any:
     """Grouped bars: for each target, one bar per model (``{"NLB": {target: n}, "ALB": {...}}``).
 
     An even spread has bars of equal height; the number over each bar is the count.
+    ``colours`` gives a series its colour when it stands for a layer (take it from
+    :func:`osilab.layers.palette.colour_for`); otherwise the series take the transport,
+    application, network and presentation colours in turn.
     """
     fig, ax = new_figure()
     models = list(counts)
@@ -148,7 +172,7 @@ def grouped_counts_chart(
         targets.extend(t for t in per_target if t not in targets)
     width = 0.8 / max(len(models), 1)
     hatches = ("", "//", "..", "xx")
-    colours = (colour_for(4), colour_for(7), colour_for(3), colour_for(6))
+    cycle = (colour_for(4), colour_for(7), colour_for(3), colour_for(6))
     for m_index, model in enumerate(models):
         for t_index, target in enumerate(targets):
             value = counts[model].get(target, 0)
@@ -157,7 +181,7 @@ def grouped_counts_chart(
                 x,
                 value,
                 width=width,
-                color=colours[m_index % 4],
+                color=(colours or {}).get(model, cycle[m_index % 4]),
                 hatch=hatches[m_index % 4],
                 edgecolor="black",
                 label=model if t_index == 0 else None,

@@ -503,10 +503,14 @@ def reassembly_figure(conv: Conversation, *, title: str | None = None) -> Any:
     ax.set_yticklabels([f"#{p.no}" for p in data_packets])
     ax.set_xlim(left=0)
     heading = title or f"Client -> server bytes of {conv.flow}, by packet"
-    return finish(
+    finish(
         ax,
         heading,
         "relative sequence number (byte of the stream)",
         "packet",
-        legend_loc="lower right",
-    ).figure
+        legend=False,
+        tight=False,
+    )
+    ax.legend(fontsize=FONT - 2, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig

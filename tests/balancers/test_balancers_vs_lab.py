@@ -160,21 +160,24 @@ def test_alb_model_matches_the_lab_haproxy_balancer() -> None:
             pytest.skip(f"the HTTP reader is not ready: {exc}")
         raise
     requests = truth["requests"]
-    compared, wrong = 0, []
+    compared, decrypted, wrong = 0, 0, []
     for decision in result.decisions:
         rid = decision.request.header("x-request-id") if decision.request else None
         if rid not in requests:
             continue
         compared += 1
+        decrypted += decision.request.flow.server.port == 443  # read through TLS with the key log
         real = requests[rid]
         got = (RULE_NAMES[decision.rule or ""], decision.target_group, decision.target)
         if got != (real["rule"], real["target_group"], real["target"]):
             wrong.append((rid, got, (real["rule"], real["target_group"], real["target"])))
     print(
         f"\nALB model vs HAProxy: {compared - len(wrong)}/{compared} requests with the same rule, "
-        f"target group and target ({len(requests)} in the truth; the rest need TLS/HTTP/2 reading)"
+        f"target group and target ({len(requests)} in the truth; {decrypted} of them HTTPS, "
+        f"HTTP/1.1 and h2, decrypted with the key log)"
     )
-    assert compared >= 60  # at least every plain-HTTP request of the scenario
+    assert compared == len(requests)  # every request: plain HTTP, and HTTPS via the key log
+    assert decrypted >= 32  # the HTTPS connections (HTTP/1.1 and h2) of the scenario
     assert wrong == []
     assert all(
         d.decided_at == d.request.headers_complete_packet for d in result.decisions if d.request

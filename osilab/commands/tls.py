@@ -1,0 +1,110 @@
+"""``osilab tls``: every TLS ClientHello of a capture, with the server's answer.
+
+One line (or JSON object) per ClientHello: the flow, the packet that completed the hello,
+the server name (SNI), the ALPN protocols offered and the highest version offered -- the
+facts a TLS-terminating balancer reads before any HTTP -- plus, when the ServerHello was
+captured, the version and cipher suite the server chose and its ALPN choice (TLS 1.3 hides
+the ALPN answer in an encrypted message: ``--keylog`` reveals it).
+
+A hello is printed once its ServerHello is seen, or when the capture ends, so the command
+streams in bounded memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from osilab.commands._capture import open_capture, report_errors
+from osilab.commands._output import print_table, write_jsonl
+from osilab.protocols.tls import ClientHello, ServerHello
+from osilab.streams import conversations
+from osilab.streams.pipeline import FlowMessage
+
+__all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "hellos"]
+
+HELP = "list TLS ClientHellos: SNI, ALPN, offered version, and the server's choice"
+EXAMPLE = "osilab tls ../shared/captures/thirdparty/zeek/tls13-chrome125-kyber-sni.pcap --json"
+
+#: ClientHellos held while waiting for their ServerHello before being printed without it.
+MAX_WAITING = 10_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="a pcap or pcapng capture")
+    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per ClientHello")
+    parser.add_argument("--keylog", metavar="FILE",
+                        help="NSS key log file (SSLKEYLOGFILE): also shows TLS 1.3's ALPN answer")
+
+
+def _entry(flow: str, packet: int, hello: ClientHello) -> dict[str, Any]:
+    return {
+        "flow": flow,
+        "packet": packet,
+        "sni": hello.server_name,
+        "alpn": list(hello.alpn),
+        "version": hello.version,
+        "server_version": None,
+        "cipher": None,
+        "server_alpn": None,
+        "server_packet": None,
+    }
+
+
+def hellos(messages: Iterable[FlowMessage]) -> Iterator[dict[str, Any]]:
+    """One dict per ClientHello (design.md's ``osilab tls --json`` keys plus the server's answer)."""
+    waiting: list[dict[str, Any]] = []
+    for item in messages:
+        message = item.message
+        if message.protocol != "tls":
+            continue
+        flow = str(item.flow)
+        hello = message.message
+        if isinstance(hello, ClientHello):
+            waiting.append(_entry(flow, message.last_packet, hello))
+        elif isinstance(hello, ServerHello) and not hello.hello_retry:
+            for entry in reversed(waiting):
+                if entry["flow"] == flow and entry["server_version"] is None:
+                    entry.update(server_version=hello.version, cipher=hello.cipher,
+                                 server_alpn=hello.alpn, server_packet=message.last_packet)
+                    break
+        elif message.fields.get("handshake.type") == 8 and message.fields.get(
+            "handshake.extensions_alpn_str"
+        ):  # decrypted TLS 1.3 EncryptedExtensions: the ALPN answer
+            for entry in reversed(waiting):
+                if entry["flow"] == flow:
+                    entry["server_alpn"] = message.fields["handshake.extensions_alpn_str"]
+                    break
+        while waiting and (
+            len(waiting) > MAX_WAITING
+            or (waiting[0]["server_version"] is not None and waiting[0]["server_alpn"] is not None)
+        ):
+            yield waiting.pop(0)
+    yield from waiting
+
+
+def run(args: argparse.Namespace) -> int:
+    capture = open_capture(args.file)
+    found = hellos(conversations(capture, keylog=args.keylog))
+    if args.json:
+        write_jsonl(found)
+    else:
+        count = print_table(
+            ("flow", "packet", "sni", "alpn", "offers", "server", "cipher", "server alpn"),
+            (
+                (
+                    entry["flow"],
+                    entry["packet"],
+                    entry["sni"] or "-",
+                    ",".join(entry["alpn"]) or "-",
+                    entry["version"],
+                    entry["server_version"] or "-",
+                    entry["cipher"] or "-",
+                    entry["server_alpn"] or "-",
+                )
+                for entry in found
+            ),
+        )
+        print(f"{count} ClientHellos")
+    return report_errors(capture)
