@@ -388,7 +388,8 @@ rules. The question is not which balancer is better, but what each one *can* rou
 - one request per rule type: host, header, method, query, source, path, and where each went;
 - the ALB model checked against the real balancer's own log (`truth.json`);
 - the distribution of requests over the targets, and when each decision was made;
-- why an NLB cannot send `/api` elsewhere, and what it can do instead.
+- why an NLB cannot send `/api` elsewhere, and what it can do instead;
+- a request-smuggling attempt that only the ALB can see, and stop.
 
 ## What to notice
 
@@ -463,6 +464,40 @@ with two listeners, one per service:"""),
 for listener in two_ports.listeners:
     group = listener.default_actions[0].target_groups[0].name
     print(f"listener {listener.protocol}:{listener.port} -> target group {group} (rules: {len(listener.rules)})")"""),
+    md("""## A request-smuggling attempt: only the ALB can see it
+
+The `smuggle` capture holds a `POST` carrying both `Content-Length` (covering a hidden
+`GET /api/items/2`) and `Transfer-Encoding: chunked` (ending *before* it). A server that
+trusts one header sees one request; a server that trusts the other sees two. That
+disagreement is how a hidden request slips past a balancer. AWS's ALB classifies every
+request with http-desync-guardian: CL and TE together is **Ambiguous**. What it does then
+depends on `routing.http.desync_mitigation_mode`."""),
+    code("""smuggle_front = lessons.hop_packets(SMUGGLE, "client-alb")
+rows, results = {}, {}
+for mode in ("monitor", "defensive", "strictest"):
+    config = lessons.lab_alb_config()
+    config["Attributes"] = [{"Key": "routing.http.desync_mitigation_mode", "Value": mode}]
+    results[mode] = result = osilab.replay(smuggle_front, osilab.ApplicationLoadBalancer(config))
+    for d in result.decisions[:3]:       # the outer POST, the hidden GET, the one sent after
+        key = f"{d.request.method} {d.request.target}"
+        rows.setdefault(key, {"desync class": f"{d.request.desync.klass} ({d.request.desync.reason})"})
+        rows[key][mode] = d.action + (f" -> {d.target}" if d.target else "")
+pd.DataFrame.from_dict(rows, orient="index")"""),
+    md("""In the default *defensive* mode the ALB forwards the ambiguous POST and then closes
+the connection, so the hidden request is never read. The real HAProxy in the lab did the
+same: `truth.json` lists the hidden and the following request as never forwarded."""),
+    code("""print("HAProxy never forwarded:", lessons.truth("smuggle")["not_forwarded"])
+why = [d.why for d in results["defensive"].decisions if d.action == "connection-closed"][0]
+print("model (defensive):", why)"""),
+    md("""The NLB sees the same attempt as one TCP connection. It decides at the SYN from four
+numbers, and the hidden request reaches a target byte for byte (nginx then refused it
+with `400`, but the NLB had no say)."""),
+    code("""nlb_front = lessons.hop_packets(SMUGGLE, "client-nlb")
+nlb_result = osilab.replay(nlb_front, osilab.NetworkLoadBalancer(lessons.lab_nlb_config()))
+print("fields the NLB read:", nlb_result.decisions[0].seen)
+behind = b"".join(p.payload for p in lessons.hop_packets(SMUGGLE, "nlb-web1", "nlb-web2"))
+start = behind.find(b"GET /api/items/")
+print("bytes that reached a target:", behind[start:start + 40])"""),
     md("""## Question for the team
 
 Our ALB rules use `source-ip` for the office and `X-Canary` for canaries. Which of our six
