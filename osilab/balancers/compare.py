@@ -90,6 +90,9 @@ class Comparison:
     alb: Replay
     rows: tuple[ComparisonRow, ...]
     targets: tuple[str, ...]
+    #: The ALB's registered targets, when its configuration differs from the NLB's
+    #: (empty: the same as ``targets``). Each model's spread counts its own targets only.
+    alb_targets: tuple[str, ...] = ()
 
     def nlb_request_counts(self) -> dict[str, int]:
         """Requests per target as the NLB spread them (a request follows its connection)."""
@@ -103,11 +106,12 @@ class Comparison:
     def alb_request_counts(self) -> dict[str, int]:
         """Requests per target as the ALB spread them."""
         counter = Counter(row.alb_target for row in self.rows if row.alb_target)
-        return {t: counter.get(t, 0) for t in self._all_targets(counter)}
+        return {t: counter.get(t, 0) for t in self._all_targets(counter, self.alb_targets)}
 
-    def _all_targets(self, counter: Counter[Any]) -> list[str]:
-        extra = [t for t in counter if t and t not in self.targets]
-        return list(self.targets) + extra
+    def _all_targets(self, counter: Counter[Any], registered: tuple[str, ...] = ()) -> list[str]:
+        known = registered or self.targets
+        extra = [t for t in counter if t and t not in known]
+        return list(known) + extra
 
     def imbalance(self) -> dict[str, float]:
         """max / mean of requests per target, for each model."""
@@ -348,4 +352,5 @@ def compare(
     )
     alb_replay = Replay("alb", "request", alb.decisions, sum(counts.values()), dict(counts))
     targets = tuple(dict.fromkeys(t for g in nlb_config.target_groups for t in g.targets))
-    return Comparison(nlb_replay, alb_replay, tuple(rows), targets)
+    alb_targets = tuple(dict.fromkeys(t for g in alb_side.target_groups for t in g.targets))
+    return Comparison(nlb_replay, alb_replay, tuple(rows), targets, alb_targets)

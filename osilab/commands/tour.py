@@ -214,10 +214,13 @@ def text_tour() -> list[str]:
             f"bytes {layer.offset:3}-{layer.offset + layer.length - 1:<4} {layer.summary.splitlines()[0]}"
         )
 
+    # HTTP on 80 and HTTPS on 443: the ALB model reads the HTTPS requests with the key
+    # log the lab's client wrote (an ALB holds the certificate; the model needs the keys).
     comparison = osilab.compare(
         front,
-        parse_config(lessons.lab_nlb_config()),
-        alb_config=parse_config(lessons.lab_alb_config()),
+        parse_config(lessons.lab_nlb_config(ports=(80, 443))),
+        alb_config=parse_config(lessons.lab_alb_config(https_port=443)),
+        keylog=str(lessons.capture_path("alb").parent / "keylog.txt"),
     )
     lines += ["", "2. The same client traffic through an NLB (L4) and an ALB (L7) model:"]
     lines += [f"   {line}" for line in comparison.summary_lines()]

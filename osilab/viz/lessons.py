@@ -124,12 +124,15 @@ def _condition(field: str, value: str) -> dict[str, Any]:
     return {"Field": field, "PathPatternConfig": {"Values": [value]}}
 
 
-def lab_alb_config(port: int = 80) -> dict[str, Any]:
+def lab_alb_config(port: int = 80, https_port: int | None = None) -> dict[str, Any]:
     """The lab's ALB role as an AWS-shaped configuration: its six rules and seven target groups.
 
     Written from :data:`osilab.lab.configs.ALB_RULES` and ``ALB_TARGET_GROUPS``, the
     table the lab turned into HAProxy ACLs, so the ALB model and the real balancer run
     the same rules (priority order, first match wins; ``tg-web`` is the default action).
+    With ``https_port`` (443 in the lab) an HTTPS listener with the same rules is added:
+    the ALB terminates TLS there and forwards plain HTTP to the same target groups, as
+    the lab's HAProxy does. Replay it with the capture's key log to read those requests.
     """
     from osilab.lab.configs import ALB_RULES, ALB_TARGET_GROUPS
 
@@ -161,7 +164,19 @@ def lab_alb_config(port: int = 80) -> dict[str, Any]:
                 "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
                 "Rules": rules,
             }
-        ],
+        ]
+        + (
+            [
+                {
+                    "Protocol": "HTTPS",
+                    "Port": https_port,
+                    "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
+                    "Rules": rules,
+                }
+            ]
+            if https_port is not None
+            else []
+        ),
     }
 
 

@@ -200,3 +200,14 @@ def test_every_result_object_shows_itself(capsys) -> None:
     assert result.summary().startswith("6 requests on 3 connections")
     assert result.alb.decisions.summary().startswith("6 decisions; per target:")
     assert "<table" in result._repr_html_()
+
+
+def test_each_model_is_spread_over_its_own_targets() -> None:
+    """An NLB with more listeners than the ALB must not dilute the ALB's imbalance."""
+    packets, messages = keep_alive_capture(connections=3, requests_per_connection=2)
+    alb = alb_config(groups=[{"Name": "web", "Targets": ["192.0.2.11:80", "192.0.2.12:80"]}])
+    nlb = nlb_config(["192.0.2.11:80", "192.0.2.12:80", "192.0.2.13:80", "192.0.2.14:80"])
+    result = compare(packets, nlb, alb_config=alb, messages=messages)
+    assert set(result.alb_request_counts()) == {"192.0.2.11:80", "192.0.2.12:80"}
+    assert len(result.nlb_request_counts()) == 4
+    assert result.imbalance()["alb"] == 1.0
