@@ -228,7 +228,8 @@ def text_tour() -> list[str]:
     agree = sum(
         1
         for d in comparison.alb.decisions
-        if truth.get(d.request.header("X-Request-Id") or "", {}).get("target") == d.target
+        if d.request is not None
+        and truth.get(d.request.header("X-Request-Id") or "", {}).get("target") == d.target
     )
     lines.append(
         f"   the ALB model agrees with the real balancer's log on {agree} of "

@@ -115,7 +115,8 @@ def _cstrings(body: bytes) -> list[str]:
 
 def _details(message: PgsqlMessage) -> tuple[dict[str, Any], str]:
     """Key fields and the summary's tail for one message (never raises on odd bodies)."""
-    body, code, fields = message.body, message.type_code, {}
+    body, code = message.body, message.type_code
+    fields: dict[str, Any] = {}
     tail = ""
     if message.type in ("Startup message",):
         parts = _cstrings(body[4:])
@@ -124,13 +125,13 @@ def _details(message: PgsqlMessage) -> tuple[dict[str, Any], str]:
         fields["parameters"] = params
         tail = " ".join(f"{k}={v}" for k, v in params.items() if k in ("user", "database"))
     elif message.frontend and code == "Q":
-        fields["query"] = _cstrings(body)[0]
-        tail = fields["query"]
+        query = fields["query"] = _cstrings(body)[0]
+        tail = query
     elif message.frontend and code == "P":
         parts = _cstrings(body)
         fields["statement"] = parts[0]
-        fields["query"] = parts[1] if len(parts) > 1 else ""
-        tail = fields["query"]
+        query = fields["query"] = parts[1] if len(parts) > 1 else ""
+        tail = query
     elif message.frontend and code in ("B", "E"):
         fields["portal"] = _cstrings(body)[0]
     elif not message.frontend and code == "C":
