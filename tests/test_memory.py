@@ -311,3 +311,34 @@ def test_cli_route_json_streams_every_decision(tmp_path: Path, capsys: pytest.Ca
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 120 and KEEP_DECISIONS >= 120
     assert all(json.loads(line)["target"] for line in lines)
+
+
+def test_reassembly_memory_of_all_flows_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many flows each waiting for a lost segment: past ``MAX_HELD_TOTAL`` over all flows,
+    the biggest holder gives up its hole (a gap, counted by its reassembler), so the total
+    held stays under the budget however many flows have holes."""
+    import osilab.streams.pipeline as pipeline
+
+    budget = 200_000
+    monkeypatch.setattr(pipeline, "MAX_HELD_TOTAL", budget)
+
+    def frames() -> Iterator[bytes]:
+        for n in range(40):  # 40 flows, each loses its first data segment, then sends 20 more
+            sport = 30000 + n
+            yield frame(CLIENT, SERVER, sport, 80, 1000, 0, SYN)
+            yield frame(SERVER, CLIENT, 80, sport, 5000, 1001, SYN | ACK)
+            for i in range(1, 21):
+                yield frame(CLIENT, SERVER, sport, 80, 1001 + i * 1000, 5001, ACK, bytes(1000))
+
+    path = tmp_path / "holes.pcap"
+    write_pcap(path, frames())
+    tracker = pipeline._Tracker(None)
+    peak = 0
+    for pkt in read(path):
+        tracker.step(pkt)
+        peak = max(peak, tracker.held_total)
+    # without the budget, 40 flows x 20,000 bytes = 800,000 bytes would be held at the end
+    assert peak <= budget + 1000, peak
+    assert tracker.held_total == sum(s.buffered_bytes for s in tracker._holders)
+    streams = [flow.state.streams[0] for flow in tracker.table._live.values()]
+    assert sum(s.gaps for s in streams) >= 30  # the holes given up, each a visible gap

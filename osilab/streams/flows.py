@@ -167,6 +167,15 @@ class Flow:
             return self.tcp.state.value
         return "idle" if self.end_reason == "idle" else "open"
 
+    def _anomalies(self) -> tuple[str, ...]:
+        if self.tcp is None:
+            return ()
+        found = tuple(str(a) for a in self.tcp.anomalies)
+        if self.tcp.anomalies_dropped:
+            found += (f"... and {self.tcp.anomalies_dropped} more (only the first "
+                      f"{len(self.tcp.anomalies)} are kept)",)  # fmt: skip
+        return found
+
     def record(self) -> FlowRecord:
         return FlowRecord(
             key=self.key,
@@ -185,7 +194,7 @@ class Flow:
             midstream=self.midstream,
             application=self.application,
             end_reason=self.end_reason,
-            anomalies=tuple(str(a) for a in self.tcp.anomalies) if self.tcp else (),
+            anomalies=self._anomalies(),
         )
 
 

@@ -48,9 +48,17 @@ __all__ = [
     "Fragments",
     "MAX_FRAGMENTED_DATAGRAMS",
     "FRAGMENT_TIMEOUT",
+    "MAX_HELD_TOTAL",
 ]
 
 _SYN, _ACK = 0x02, 0x10
+
+#: Out-of-order bytes held for reassembly over all flows at once (64 MiB). Each direction
+#: holds at most :data:`~osilab.streams.reassembly.MAX_BUFFERED_BYTES`, but a capture with
+#: holes in many flows at the same time could still add up; past this budget the direction
+#: holding the most gives up its holes (a :class:`Gap` with the reason, then its data).
+MAX_HELD_TOTAL = 64 * 1024 * 1024
+_BUDGET_REASON = "given up: the reassembly memory of all flows (MAX_HELD_TOTAL) was full"
 
 #: Datagrams being put together from IP fragments at once (the oldest is dropped beyond).
 MAX_FRAGMENTED_DATAGRAMS = 1024
@@ -131,6 +139,9 @@ class _Tracker:
         self.on_syn = on_syn
         #: Told the flow of every flow that ended, after its last messages.
         self.on_end = on_end
+        #: Bytes held out of order over all flows, and who holds them (for MAX_HELD_TOTAL).
+        self.held_total = 0
+        self._holders: dict[StreamReassembler, tuple[Flow, Direction]] = {}
 
     def step(self, pkt: Packet) -> Step:
         facts = transport_facts(pkt)
@@ -176,9 +187,12 @@ class _Tracker:
         elif not state.closed:
             side = 0 if direction is Direction.TO_SERVER else 1
             stream = state.streams[side]
+            held = stream.buffered_bytes
             items = stream.segment(seq, flags or 0, payload, no, time, missing)
             if items:
                 self._deliver(parser, direction, items, time, found)
+            if stream.buffered_bytes != held:
+                self._account(stream, held, flow, direction, no, messages, found)
             if stream.finished and not state.ended[side]:
                 state.ended[side] = True
                 found += parser.end(direction, no, time)
@@ -213,6 +227,35 @@ class _Tracker:
             else:
                 found += parser.gap(direction, item.size, item.packet_no)
 
+    def _account(
+        self,
+        stream: StreamReassembler,
+        before: int,
+        flow: Flow,
+        direction: Direction,
+        no: int,
+        messages: list[FlowMessage],
+        found_here: list[AppMessage],
+    ) -> None:
+        """Keep :attr:`held_total` and, past :data:`MAX_HELD_TOTAL`, make room: the
+        messages this completes go to ``found_here`` for this packet's flow, to
+        ``messages`` for another flow."""
+        self.held_total += stream.buffered_bytes - before
+        if stream.buffered_bytes:
+            self._holders[stream] = (flow, direction)
+        else:
+            self._holders.pop(stream, None)
+        while self.held_total > MAX_HELD_TOTAL and self._holders:
+            biggest = max(self._holders, key=lambda s: s.buffered_bytes)
+            owner, way = self._holders.pop(biggest)
+            self.held_total -= biggest.buffered_bytes
+            found: list[AppMessage] = found_here if owner is flow else []
+            items = biggest.give_up(no, _BUDGET_REASON)
+            if owner.state is not None:
+                self._deliver(owner.state.parser, way, items, None, found)
+            if owner is not flow:
+                messages += [FlowMessage(owner.key, message) for message in found]
+
     def _close(
         self, flow: Flow, state: _FlowState, packet_no: int, time: float
     ) -> list[AppMessage]:
@@ -223,6 +266,9 @@ class _Tracker:
         if state.streams is not None:
             for side, direction in ((0, Direction.TO_SERVER), (1, Direction.TO_CLIENT)):
                 stream = state.streams[side]
+                if stream in self._holders:  # what it held is delivered (or given up) now
+                    del self._holders[stream]
+                    self.held_total -= stream.buffered_bytes
                 self._deliver(state.parser, direction, stream.finish(packet_no), None, found)
                 if not state.ended[side]:
                     state.ended[side] = True

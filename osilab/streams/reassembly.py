@@ -256,6 +256,22 @@ class StreamReassembler:
         self._check_fin()
         return out
 
+    def give_up(self, packet_no: int, reason: str) -> list[Chunk | Gap]:
+        """Give up every hole in front of held data now, and deliver what was held.
+
+        For memory pressure from outside this direction (the streams stage's budget over
+        all flows, :data:`osilab.streams.pipeline.MAX_HELD_TOTAL`): the stream goes on,
+        with a :class:`Gap` saying ``reason`` where bytes were not waited for.
+        """
+        out: list[Chunk | Gap] = []
+        while self._held:
+            first = self._held[0][0]
+            if first > self._next:
+                self._gap(first - self._next, packet_no, reason, out)
+            self._drain(packet_no, out)
+        self._check_fin()
+        return out
+
     def finish(self, packet_no: int = 0) -> list[Chunk | Gap]:
         """The flow ended: give up every hole left, deliver what was held behind it."""
         out: list[Chunk | Gap] = []

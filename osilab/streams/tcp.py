@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-__all__ = ["TcpState", "TcpInput", "TRANSITIONS", "Anomaly", "TcpTracker", "tcp_input"]
+__all__ = ["TcpState", "TcpInput", "TRANSITIONS", "Anomaly", "TcpTracker", "tcp_input", "MAX_ANOMALIES"]
 
 
 class TcpState(StrEnum):
@@ -190,6 +190,11 @@ def tcp_input(flags: int, from_client: bool) -> TcpInput:
     return TcpInput.ACK
 
 
+#: Anomalies kept per connection; a long-lived flow full of odd segments keeps only these
+#: and counts the rest (``TcpTracker.anomalies_dropped``).
+MAX_ANOMALIES = 100
+
+
 class TcpTracker:
     """Follows one connection's state through :data:`TRANSITIONS`.
 
@@ -200,11 +205,14 @@ class TcpTracker:
     'established'
     """
 
-    __slots__ = ("state", "anomalies", "handshake_seen")
+    __slots__ = ("state", "anomalies", "anomalies_dropped", "handshake_seen")
 
     def __init__(self) -> None:
         self.state = TcpState.NEW
+        #: The first :data:`MAX_ANOMALIES` impossible (state, input) pairs met.
         self.anomalies: list[Anomaly] = []
+        #: Anomalies beyond :data:`MAX_ANOMALIES`, counted only (the cap's marker).
+        self.anomalies_dropped = 0
         #: True when the client's SYN was captured (the connection's start is known).
         self.handshake_seen = False
 
@@ -215,7 +223,10 @@ class TcpTracker:
             self.handshake_seen = True
         following = TRANSITIONS.get((self.state, event))
         if following is None:
-            self.anomalies.append(Anomaly(packet_no, self.state, event))
+            if len(self.anomalies) < MAX_ANOMALIES:
+                self.anomalies.append(Anomaly(packet_no, self.state, event))
+            else:  # a long, odd flow must not grow memory: count the rest
+                self.anomalies_dropped += 1
         else:
             self.state = following
         return self.state
