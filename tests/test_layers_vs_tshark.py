@@ -124,7 +124,7 @@ def test_stream_aware_layers_match_tshark(tshark, thirdparty):
                 unexplained.append((key, pkt.no, got, expected, theirs[pkt.no]))
     share = matched / compared if compared else 0.0
     print(
-        f"\nstream-aware layers: {matched}/{compared} frames match tshark ({share:.2%}); "
+        f"\nmeasured: stream-aware layers: {matched}/{compared} frames match tshark ({share:.2%}); "
         f"{len(explained)} known differences; {len(pending)} frames not counted because a "
         f"stream parser is missing ({', '.join(PENDING) or 'none'})"
     )

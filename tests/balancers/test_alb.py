@@ -152,7 +152,7 @@ def test_weighted_forward_follows_weights_and_is_reproducible() -> None:
     alb = ApplicationLoadBalancer(config)
     picks = Counter(alb.request(request(index=i)).target_group for i in range(4000))
     share = picks["api"] / 4000
-    print(f"\nweighted forward 10:30 -> api share {share:.3f} (expected 0.75)")
+    print(f"\nmeasured: weighted forward 10:30 -> api share {share:.3f} (expected 0.75)")
     assert 0.72 < share < 0.78
     again = ApplicationLoadBalancer(config)
     assert Counter(again.request(request(index=i)).target_group for i in range(4000)) == picks

@@ -72,7 +72,7 @@ def test_nlb_model_matches_the_lab_nftables_balancer() -> None:
         or str(decided[c["client"]].target).split(":")[0] != c["target"].split(":")[0]
     ]
     print(
-        f"\nNLB model vs nftables: {len(connections) - len(mismatches)}/{len(connections)} connections "
+        f"\nmeasured: NLB model vs nftables: {len(connections) - len(mismatches)}/{len(connections)} connections "
         f"on the same target; accounting {result.accounting}"
     )
     assert mismatches == []
@@ -172,7 +172,7 @@ def test_alb_model_matches_the_lab_haproxy_balancer() -> None:
         if got != (real["rule"], real["target_group"], real["target"]):
             wrong.append((rid, got, (real["rule"], real["target_group"], real["target"])))
     print(
-        f"\nALB model vs HAProxy: {compared - len(wrong)}/{compared} requests with the same rule, "
+        f"\nmeasured: ALB model vs HAProxy: {compared - len(wrong)}/{compared} requests with the same rule, "
         f"target group and target ({len(requests)} in the truth; {decrypted} of them HTTPS, "
         f"HTTP/1.1 and h2, decrypted with the key log)"
     )

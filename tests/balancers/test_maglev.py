@@ -82,7 +82,7 @@ def test_only_the_removed_backends_flows_must_move_mostly() -> None:
     flows = [rng.getrandbits(64) for _ in range(20000)]
     on_survivors = [f for f in flows if full.lookup(f) != names[0]]
     kept = sum(full.lookup(f) == smaller.lookup(f) for f in on_survivors) / len(on_survivors)
-    print(f"\nflows on surviving backends that stay put: {kept:.4f}")
+    print(f"\nmeasured: flows on surviving backends that stay put: {kept:.4f}")
     assert kept > 0.9
 
 

@@ -135,7 +135,7 @@ def test_step_through_the_journey(browser, architecture, tmp_path):
     time.sleep(0.8)  # let the PDU finish its move (550 ms)
     shot = ARTIFACTS / f"journey{_suffix(architecture['alb'])}.png"
     browser.save_screenshot(str(shot))
-    print(f"\nscreenshot: {shot}")
+    print(f"\nmeasured: screenshot: {shot}")
     assert shot.stat().st_size > 10_000
     severe = [entry for entry in browser.get_log("browser") if entry.get("level") == "SEVERE"]
     assert severe == []
@@ -155,5 +155,5 @@ def test_compare_in_the_browser(browser, architecture, tmp_path):
     time.sleep(0.3)
     shot = ARTIFACTS / f"journey-compare{_suffix(architecture['alb'])}.png"
     browser.save_screenshot(str(shot))
-    print(f"\nscreenshot: {shot}")
+    print(f"\nmeasured: screenshot: {shot}")
     assert [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"] == []

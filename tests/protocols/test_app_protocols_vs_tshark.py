@@ -56,7 +56,7 @@ def test_dns_ids_and_names_match_tshark(tshark, thirdparty):
                 assert fuzzed, (path.name, frame, got, (ident, response, name))
         extra = set(ours) - set(theirs)
         assert fuzzed or not extra, (path.name, sorted(extra))
-    print(f"\nDNS messages: {matched}/{total} match tshark (id, qr, and query name on clean captures)")
+    print(f"\nmeasured: DNS messages: {matched}/{total} match tshark (id, qr, and query name on clean captures)")
     assert total > 100 and matched / total >= 0.98
 
 
@@ -80,7 +80,7 @@ def test_pgsql_message_types_and_sql_match_tshark(tshark, thirdparty, capture):
         if m.fields.get("query") and m.fields.get("type") == "Simple query":
             ours[m.last_packet][1].append(m.fields["query"])
     assert dict(ours) == theirs
-    print(f"\n{capture}: {sum(len(t) for t, _ in theirs.values())} pgsql messages match tshark")
+    print(f"\nmeasured: {capture}: {sum(len(t) for t, _ in theirs.values())} pgsql messages match tshark")
 
 
 def test_pgsql_error_and_rows_are_decoded(thirdparty):

@@ -244,7 +244,7 @@ def test_same_requests_per_flow_as_tshark(tshark, thirdparty):
                 )
             )
     print(
-        f"\nHTTP requests (HTTP/1.x + HTTP/2) per flow: {matched}/{total} of tshark's found by osilab"
+        f"\nmeasured: HTTP requests (HTTP/1.x + HTTP/2) per flow: {matched}/{total} of tshark's found by osilab"
     )
     for row in differences:
         print("  difference:", row)

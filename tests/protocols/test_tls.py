@@ -62,7 +62,7 @@ def test_every_client_hello_matches_tshark(tshark, thirdparty):
         total += len(theirs)
         matched += len(set(theirs) & set(ours))
         assert sorted(ours) == sorted(theirs), path.name
-    print(f"\nClientHellos: {matched}/{total} match tshark (SNI, ALPN, version, frame)")
+    print(f"\nmeasured: ClientHellos: {matched}/{total} match tshark (SNI, ALPN, version, frame)")
     assert total >= 20
 
 
@@ -154,7 +154,7 @@ def test_decrypted_requests_match_tshark(tshark, capture, keylog, versions):
     if not capture.exists():
         pytest.skip(f"{capture} is not here")
     theirs, ours = _tshark_requests(capture, keylog), _our_requests(capture, keylog)
-    print(f"\n{capture.name}: {len(theirs & ours)}/{len(theirs)} decrypted requests match tshark")
+    print(f"\nmeasured: {capture.name}: {len(theirs & ours)}/{len(theirs)} decrypted requests match tshark")
     assert theirs and ours == theirs
     found = {r.version for r in iter_http(osilab.read(capture), keylog=str(keylog))
              if isinstance(r, HttpRequest) and r.flow.server.port == 443}

@@ -62,7 +62,7 @@ def test_the_generated_corpus_ends_cleanly(tmp_path, thirdparty):
             outcome = _run_pipeline(case)  # any non-Osilab exception fails the test right here
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             total += 1
-    print(f"\nrobustness corpus: {total} cases from {len(SOURCES)} real captures: {outcomes}")
+    print(f"\nmeasured: robustness corpus: {total} cases from {len(SOURCES)} real captures: {outcomes}")
     assert total > 1000
     assert outcomes.get("error", 0) > 0 and outcomes.get("damaged", 0) > 0
 

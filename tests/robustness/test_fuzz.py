@@ -36,7 +36,7 @@ def test_fuzz_harness_runs_without_crashes(tmp_path, thirdparty):
     runs = re.findall(r"#(\d+)\s+(?:DONE|pulse|NEW|REDUCE|INITED)", log)
     done = re.search(r"Done (\d+) runs", log)
     count = int(done.group(1)) if done else (int(runs[-1]) if runs else 0)
-    print(f"\nfuzz: {count} inputs in {seconds} s")
+    print(f"\nmeasured: fuzz: {count} inputs in {seconds} s")
     crashes = list(tmp_path.glob("crash-*"))
     assert out.returncode == 0 and not crashes, log[-3000:]
     assert count > 100

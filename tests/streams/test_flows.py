@@ -99,6 +99,6 @@ def test_same_number_of_tcp_conversations_as_tshark(tshark, thirdparty):
         else:
             differ.append((key, ours, theirs, CONVERSATION_DIFFERENCES.get(key, "UNEXPLAINED")))
     print(
-        f"\nTCP conversations: {agree}/{total} captures give tshark's count; differences: {differ}"
+        f"\nmeasured: TCP conversations: {agree}/{total} captures give tshark's count; differences: {differ}"
     )
     assert all(reason != "UNEXPLAINED" for *_, reason in differ), differ
