@@ -306,12 +306,16 @@ def ratio_table(results: dict[str, dict]) -> list[str]:
 
 
 def write_results(capture: Path, info: dict, total: int, results: dict[str, dict], memory: Any,
-                  repeat: int) -> None:  # fmt: skip
+                  repeat: int, machine_info: dict[str, str] | None = None) -> None:  # fmt: skip
+    """Write RESULTS.md; ``machine_info`` is the machine as the speed run saw it (with the
+    time it ran), kept with the results so that ``--rewrite`` reports it unchanged."""
+    about = dict(machine_info) if machine_info else {**machine(), "written": None}
+    written = about.pop("written", None) or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = ["# osilab benchmark results", "",
-             f"Written by `python bench/run.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+             f"Written by `python bench/run.py` on {written}"
              f" (best of {repeat} per job). Regenerate with the same command; see bench/README.md.", "",
              "## Machine", ""]  # fmt: skip
-    lines += [f"- {key}: {value}" for key, value in machine().items()]
+    lines += [f"- {key}: {value}" for key, value in about.items()]
     how = info.get("how")
     lines += ["", "## Capture", "",
               f"- `{Path(info['file']).relative_to(ROOT) if Path(info['file']).is_relative_to(ROOT) else info['file']}`:"
@@ -338,6 +342,9 @@ def write_results(capture: Path, info: dict, total: int, results: dict[str, dict
             lines.append(
                 f"| {name} | {r['packets']:,} | {r['seconds']:.1f} | {r['rss_kib'] / 1024:.1f} | {under} |"
             )
+    notes = BENCH / "notes.md"
+    if notes.exists():  # hand-written: the profiles behind the numbers (bench/where_time_goes.py)
+        lines += ["", notes.read_text().rstrip()]
     (BENCH / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(f"bench: wrote {BENCH / 'RESULTS.md'}")
 
@@ -364,6 +371,11 @@ def main() -> None:
     parser.add_argument(
         "--no-write", action="store_true", help="print only; leave RESULTS.md alone"
     )
+    parser.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="run nothing: write RESULTS.md again from the saved results (after editing notes.md)",
+    )
     args = parser.parse_args()
     for tool in ("tshark", "capinfos"):
         if shutil.which(tool) is None:
@@ -381,15 +393,23 @@ def main() -> None:
     # Each part's results are kept in bench/out/, so that a speed run and a memory run
     # made at different times still give one RESULTS.md.
     saved_speed, saved_memory = OUT / "speed.json", OUT / "memory.json"
+    if args.rewrite:
+        kept = json.loads(saved_speed.read_text())
+        memory = tuple(json.loads(saved_memory.read_text())) if saved_memory.exists() else None
+        saved_info = kept.get("machine")
+        write_results(capture, info, total, kept["results"], memory, kept["repeat"], saved_info)
+        return
     if args.memory_only:
         if not saved_speed.exists():
             raise SystemExit("bench: --memory-only needs a speed run first (python bench/run.py)")
         kept = json.loads(saved_speed.read_text())
         results, args.repeat = kept["results"], kept["repeat"]
     else:
+        machine_info = {**machine(), "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         results = speed_run(capture, total, args.repeat, set(args.only) if args.only else None)
         if not args.only:
-            saved_speed.write_text(json.dumps({"results": results, "repeat": args.repeat}))
+            saved_speed.write_text(json.dumps({"results": results, "repeat": args.repeat,
+                                               "machine": machine_info}))  # fmt: skip
     memory = None
     if args.memory or args.memory_only:
         memory = memory_run(capture, args.memory_jobs or MEMORY_JOBS)
@@ -398,7 +418,8 @@ def main() -> None:
     elif saved_memory.exists():
         memory = tuple(json.loads(saved_memory.read_text()))
     if not args.no_write:
-        write_results(capture, info, total, results, memory, args.repeat)
+        write_results(capture, info, total, results, memory, args.repeat,
+                      None if args.memory_only else machine_info)  # fmt: skip
 
 
 if __name__ == "__main__":

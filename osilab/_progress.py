@@ -219,7 +219,7 @@ def library_bar(source: Any, *, show: bool | None = None) -> Iterator[None]:
     path = getattr(source, "path", None)
     wanted = in_notebook() if show is None else show
     total = file_size(path) if wanted and path is not None and hasattr(source, "progress") else None
-    if total is None or total < THRESHOLD_BYTES or source.progress is not None:
+    if path is None or total is None or total < THRESHOLD_BYTES or source.progress is not None:
         yield
         return
     bar = ByteBar(total, desc=os.path.basename(path), notebook=in_notebook())

@@ -498,7 +498,7 @@ class NetworkLoadBalancer:
         an unknown or idle flow, damage, a pending health change, the periodic sweep) goes
         through :meth:`feed`, so the rules live in one place.
         """
-        flows = self._flows
+        flows: dict[Any, _FlowState] = self._flows  # keys: (proto, ip, port, ip, port)
         feed = self.feed
         groups = self._groups.values()
         pending = any(state.pending for state in groups)
@@ -513,7 +513,7 @@ class NetworkLoadBalancer:
                 and sport is not None
                 and self._first_time is not None
                 and (self._fed + 1) % SWEEP_EVERY
-                and not (proto == "tcp" and flags & TCP_SYN and not flags & TCP_ACK)
+                and not (proto == "tcp" and (flags or 0) & TCP_SYN and not (flags or 0) & TCP_ACK)
             ):
                 # A reply from the target side first, as feed() looks (a SYN never gets here).
                 state = flows.get((proto, dst, dport, src, sport)) or flows.get(

@@ -118,7 +118,9 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _classify(method: bytes, target: bytes, version: bytes, headers: list) -> DesyncVerdict | None:
+def _classify(
+    method: bytes | str, target: bytes | str, version: bytes | str, headers: Any
+) -> DesyncVerdict | None:
     try:
         from osilab.protocols.desync import classify_request
     except ImportError:  # the desync classifier is optional
@@ -342,7 +344,9 @@ class HttpParser:
             else:
                 raw = _classify_raw(data[:head_length])
                 verdict = (
-                    raw[1] if raw is not None else _classify(method, target, version, headers)
+                    raw[1]
+                    if raw is not None
+                    else _classify(method, target, "HTTP/" + version, headers)
                 )
             request = HttpRequest(
                 flow=self.flow,

@@ -15,6 +15,18 @@ The other functions are views over it: :func:`conversations` (the messages),
 :func:`annotate` (the packets with stream-aware application layers, as tshark shows
 them), :func:`follow` (one flow's bytes, for ``osilab follow``).
 
+Speed and memory
+----------------
+Given a :class:`~osilab.capture.reader.Capture`, :func:`conversations` (and so
+``iter_http`` and the ALB replay) never builds a :class:`Packet`: each record's TCP facts
+and payload are read with one ``struct`` call (:func:`_quick_facts`), and only unusual
+frames are dissected. :func:`annotate` dissects a packet of a recognised flow only up to
+its transport layer, since its application layers come from the stream. Memory stays
+bounded: a flow's reassembler and parser are dropped when the flow ends, each direction
+holds at most :data:`~osilab.streams.reassembly.MAX_BUFFERED_BYTES` out of order, and all
+flows together at most :data:`MAX_HELD_TOTAL` (past it, the biggest holder gives up its
+hole: a :class:`Gap` that says so).
+
 What this module must not know: files, printing, or any protocol's syntax.
 """
 
@@ -159,8 +171,9 @@ class _Tracker:
         """One TCP/UDP packet's facts through the flow table, reassembly and its parser.
 
         Returns its flow, its direction, the protocol its flow speaks (None while
-        undecided), the messages completed (any flow) and the records of flows that ended. :meth:`step` (a :class:`Packet`) and the fast path
-        (:func:`_fast_messages`, records) both come here, so they cannot disagree.
+        undecided), the messages completed (any flow) and the records of flows that
+        ended. :meth:`step` (a :class:`Packet`), :func:`annotate` and the fast path of
+        :func:`conversations` (records) all come here, so they cannot disagree.
         """
         proto, src, sport, dst, dport, flags, payload_length, seq, payload = facts
         flow, direction, ended = self.table.packet(
