@@ -19,6 +19,7 @@ tour: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check osilab tests
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -ra
 
 lab-notebooks: $(BIN)/.installed
