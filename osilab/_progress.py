@@ -153,8 +153,19 @@ def _frame_size(item: Any) -> int:
 
 
 def in_notebook() -> bool:
-    """Whether this Python runs inside a Jupyter kernel (where stderr is no terminal)."""
-    return "ipykernel" in sys.modules
+    """Whether this Python runs inside a Jupyter kernel (where stderr is no terminal).
+
+    Importing ``ipykernel`` is not enough (a test runner or a script may import it
+    without being a kernel): the running IPython shell must have a kernel.
+    """
+    ipython = sys.modules.get("IPython")
+    if ipython is None or "ipykernel" not in sys.modules:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # noqa: BLE001 - an odd IPython is simply "not a notebook"
+        return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 class ByteBar:

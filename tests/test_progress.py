@@ -68,6 +68,14 @@ def test_no_bar_below_the_threshold_or_without_a_terminal(monkeypatch: pytest.Mo
     assert "%|" not in err  # a pipe or a log file gets no bar
 
 
+def test_importing_ipykernel_does_not_make_a_notebook() -> None:
+    """A test runner or script that imports ipykernel is still not a kernel: no default bar."""
+    pytest.importorskip("ipykernel")
+    import ipykernel  # noqa: F401
+
+    assert not progress_module.in_notebook()
+
+
 def test_library_bar(low_threshold: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """``replay`` and ``iter_http`` draw a bar when asked (in a notebook, by default)."""
     from osilab.balancers import NetworkLoadBalancer, default_config, replay
@@ -90,7 +98,11 @@ def test_notebook_default(low_threshold: None, monkeypatch: pytest.MonkeyPatch, 
     """In a Jupyter kernel the library shows a bar by default (tqdm.auto)."""
     from osilab.protocols.http import iter_http
 
+    kernel_shell = type("Shell", (), {"kernel": object()})()
+    fake_ipython = type(sys)("IPython")
+    fake_ipython.get_ipython = lambda: kernel_shell  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "ipykernel", type(sys)("ipykernel"))
+    monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
     shown: list[int] = []
 
     class Recorder(progress_module.ByteBar):
