@@ -52,7 +52,7 @@ from typing import Any
 
 from osilab.balancers import explain
 from osilab.balancers.config import Action, BalancerConfig, Listener, TargetGroup, load_config
-from osilab.balancers.decision import KEEP_DECISIONS, Decision, DecisionList
+from osilab.balancers.decision import KEEP_DECISIONS, Decision, DecisionKeeper, DecisionList
 from osilab.balancers.hashing import stable_hash
 from osilab.balancers.rules import evaluate_rules
 from osilab.errors import ConfigError
@@ -240,7 +240,7 @@ class _GroupState:
     rng: random.Random | None = None
 
 
-class ApplicationLoadBalancer:
+class ApplicationLoadBalancer(DecisionKeeper):
     """An AWS ALB, fed HTTP requests and responses.
 
     >>> from osilab.streams.keys import Endpoint, FlowKey
@@ -696,11 +696,3 @@ class ApplicationLoadBalancer:
                         t for t in state.group.targets if t in state.healthy or t == change.target
                     ]
 
-    def _record(self, decision: Decision) -> Decision:
-        if self.keep_decisions is None or len(self._decisions) < self.keep_decisions:
-            self._decisions.append(decision)
-        else:
-            self.decisions_dropped += 1
-        if self.on_decision is not None:
-            self.on_decision(decision)
-        return decision

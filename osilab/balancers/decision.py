@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO, overload
 
 from osilab.protocols.messages import HttpRequest
 from osilab.streams.keys import FlowKey
 
-__all__ = ["Decision", "DecisionList", "imbalance", "KEEP_DECISIONS"]
+__all__ = ["Decision", "DecisionList", "DecisionKeeper", "imbalance", "KEEP_DECISIONS"]
 
 #: Decisions a balancer keeps for inspection (the first ones, in packet order). A decision
 #: is a few KiB (the request, its headers to the target, a sentence of why), so a 1.5 GB
@@ -35,6 +35,29 @@ __all__ = ["Decision", "DecisionList", "imbalance", "KEEP_DECISIONS"]
 #: *made* and counted in the accounting, only not kept, and ``decisions_dropped`` says how
 #: many (the marker that the cap was hit). ``keep_decisions=None`` keeps all of them.
 KEEP_DECISIONS = 10_000
+
+
+class DecisionKeeper:
+    """What both balancer models do with a decision once made: keep it (up to a cap), tell.
+
+    A model sets ``keep_decisions``, ``decisions_dropped``, ``on_decision`` and
+    ``_decisions`` in its ``__init__`` and calls :meth:`_record` for every decision.
+    """
+
+    keep_decisions: int | None
+    decisions_dropped: int
+    on_decision: Callable[[Decision], object] | None
+    _decisions: list[Decision]
+
+    def _record(self, decision: Decision) -> Decision:
+        """Keep ``decision`` if under the cap (else count it as dropped); tell ``on_decision``."""
+        if self.keep_decisions is None or len(self._decisions) < self.keep_decisions:
+            self._decisions.append(decision)
+        else:
+            self.decisions_dropped += 1
+        if self.on_decision is not None:
+            self.on_decision(decision)
+        return decision
 
 
 @dataclass(frozen=True, slots=True)

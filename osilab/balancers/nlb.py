@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from osilab.balancers import explain
 from osilab.balancers.config import BalancerConfig, Listener, TargetGroup, load_config
-from osilab.balancers.decision import KEEP_DECISIONS, Decision, DecisionList
+from osilab.balancers.decision import KEEP_DECISIONS, Decision, DecisionKeeper, DecisionList
 from osilab.balancers.hashing import (
     MaglevTable,
     flow_hash,
@@ -176,7 +176,7 @@ class _GroupState:
     pending: list[Any] = field(default_factory=list)
 
 
-class NetworkLoadBalancer:
+class NetworkLoadBalancer(DecisionKeeper):
     """An AWS NLB, fed packet facts one by one.
 
     >>> nlb = NetworkLoadBalancer({"Type": "network",
@@ -475,12 +475,7 @@ class NetworkLoadBalancer:
         self._flows[(proto, src_ip, src_port, dst_ip, dst_port)] = _FlowState(
             decision, time, idle, isn=tcp_seq if is_syn else None, packets=1
         )
-        if self.keep_decisions is None or len(self._decisions) < self.keep_decisions:
-            self._decisions.append(decision)
-        else:
-            self.decisions_dropped += 1
-        if self.on_decision is not None:
-            self.on_decision(decision)
+        self._record(decision)
         self.accounting["routed"] += 1
         return PacketFate(no, True, decision=decision, new_flow=True)
 
