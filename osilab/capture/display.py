@@ -50,7 +50,7 @@ def packet_text(pkt: Packet) -> str:
                 for name, val in value:
                     lines.append(f"    {name}: {val}")
                 continue
-            lines.append(f"  {layer.name}.{key:<28} = {value}")
+            lines.append(f"  {layer.name + '.' + key:<32} = {value}")
     return "\n".join(lines)
 
 
