@@ -160,3 +160,50 @@ def test_responses(data: bytes, method: bytes, expected: tuple | None) -> None:
     conn.receive_data(data)
     event = conn.next_event()
     assert (event.status_code, event.reason.decode()) == (status, reason)
+
+
+# ----------------------------------------------------------------------- generated heads
+# Requests assembled from pieces a hostile client would use (bare LF, folded lines, CL/TE
+# look-alikes, tabs, obs-text, NUL, odd versions, two Content-Lengths ...). For every one
+# the plain reader accepts, h11 must read the same message and, when it says PLAIN, the
+# guardian must agree the head is Compliant. The reader may refuse as often as it likes.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# Mostly well-formed pieces (so that the reader accepts many heads and the comparison
+# has something to compare), with a hostile one now and then.
+_METHODS = st.sampled_from([b"GET"] * 6 + [b"POST", b"HEAD", b"PUT", b"get", b"G\x00T", b"OPTIONS"])
+_TARGETS = st.sampled_from([b"/", b"/a?b=1"] * 4 + [b"/a b", b"*", b"/\x7f", b"/%00", b"http://x/"])
+_VERSIONS = st.sampled_from([b"HTTP/1.1"] * 6 + [b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1.1 ", b"HTTP/1"])
+_FIELDS = st.sampled_from([b"Host: a", b"X-Y: z", b"Cookie: a=b; c=d", b"Accept:   */*"] * 4 + [
+    b"Host:a", b"Host: a ", b"Content-Length: 3", b"Content-Length: 03",
+    b"Content-Length: -1", b"Content-Length : 3", b"Transfer-Encoding: chunked",
+    b"Transfer_Encoding: chunked", b"X: a\tb", b"X: \xe9", b"X:", b" folded", b"\tfolded",
+    b"Bad Name: v", b"X: a\x00b", b"Connection: close",
+])
+_ENDINGS = st.sampled_from([b"\r\n"] * 12 + [b"\n", b"\r"])
+
+
+@st.composite
+def _generated_request(draw: st.DrawFn) -> bytes:
+    line = draw(_METHODS) + b" " + draw(_TARGETS) + b" " + draw(_VERSIONS)
+    fields = draw(st.lists(_FIELDS, max_size=6))
+    parts = [line, *fields]
+    head = b"".join(part + draw(_ENDINGS) for part in parts) + draw(_ENDINGS)
+    return head + draw(st.sampled_from([b"", b"abc", b"abcdef"]))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_generated_request())
+def test_generated_requests_read_plainly_only_when_h11_and_the_guardian_agree(data: bytes) -> None:
+    stream = data + b"GET /next"
+    found = read_request(stream)
+    if found is None:
+        return  # refused: h11 and the guardian decide, as before
+    method, target, version, headers, head_length, body, verdict = found
+    assert (method, target, version, list(headers), head_length, body) == _h11_request(
+        stream[: head_length + body]
+    ), data
+    if verdict == PLAIN:
+        _head, guardian = classify_head(data[:head_length])
+        assert guardian.klass == "Compliant", (data, guardian)
