@@ -327,6 +327,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
         request: forget its SYN. Its requests still without a response keep counting as
         outstanding (use :meth:`connection_closed` to stop that too)."""
         self._syn.pop(flow, None)
+        self._closed_by_mitigation.pop(flow, None)
 
     def connection_closed(self, flow: FlowKey) -> None:
         """The client's connection ended (its requests without a response stop counting)."""
