@@ -122,6 +122,17 @@ def _read_fields(block: bytes) -> tuple[tuple[tuple[str, str], ...], int | None,
     return tuple(headers), length, suspicious, hosts
 
 
+def _start_line(data: bytes, pattern: re.Pattern[str]) -> tuple[re.Match[str], int, int] | None:
+    """``(match, end of the start line, end of the head)`` when the head is whole (within
+    :data:`MAX_HEAD`) and its first line matches ``pattern`` exactly, else ``None``."""
+    end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
+    if end < 0:
+        return None
+    line_end = data.find(b"\r\n", 0, end + 2)
+    match = pattern.fullmatch(data[:line_end].decode("latin-1"))
+    return None if match is None else (match, line_end, end)
+
+
 def read_request(data: bytes) -> Request | None:
     """The plain request at the start of ``data``, whole (head and body), or ``None``.
 
@@ -132,13 +143,10 @@ def read_request(data: bytes) -> Request | None:
     >>> read_request(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n") is None   # the head is not whole
     True
     """
-    end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
-    if end < 0:
+    start = _start_line(data, _REQUEST_LINE)
+    if start is None:
         return None
-    line_end = data.find(b"\r\n", 0, end + 2)
-    request_line = _REQUEST_LINE.fullmatch(data[:line_end].decode("latin-1"))
-    if request_line is None:
-        return None
+    request_line, line_end, end = start
     method, target, version = request_line.groups()
     if method == "CONNECT":
         return None  # a tunnel: h11 and the parser's pause handle it
@@ -168,13 +176,10 @@ def read_response(data: bytes, method: bytes) -> Response | None:
     """
     if method in (b"HEAD", b"CONNECT"):
         return None
-    end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
-    if end < 0:
+    start = _start_line(data, _STATUS_LINE)
+    if start is None:
         return None
-    line_end = data.find(b"\r\n", 0, end + 2)
-    status_line = _STATUS_LINE.fullmatch(data[:line_end].decode("latin-1"))
-    if status_line is None:
-        return None
+    status_line, line_end, end = start
     version, code, reason = status_line.groups()
     status = int(code)
     if status in (204, 304):
