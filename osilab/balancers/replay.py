@@ -42,12 +42,12 @@ from typing import Any, TextIO
 from osilab._progress import library_bar
 from osilab.balancers.alb import ApplicationLoadBalancer
 from osilab.balancers.decision import Decision, DecisionList
-from osilab.balancers.nlb import TCP_ACK, TCP_SYN, NetworkLoadBalancer
+from osilab.balancers.nlb import NetworkLoadBalancer
 from osilab.capture.fast import flow_tuples
 from osilab.capture.reader import Capture
 from osilab.errors import OsilabError, UsageError
 from osilab.protocols.messages import HttpRequest, HttpResponse
-from osilab.streams.keys import Endpoint, FlowKey
+from osilab.streams.keys import FlowKey
 
 __all__ = ["Replay", "replay", "http_messages"]
 
@@ -130,31 +130,11 @@ def http_messages(
             f"({exc}); feed HttpRequest objects to ApplicationLoadBalancer directly"
         ) from None
     try:
-        if on_syn is None and on_end is None:
-            yield from iter_http(packets, keylog=keylog)
-        else:
-            yield from iter_http(packets, keylog=keylog, on_syn=on_syn, on_end=on_end)
+        yield from iter_http(packets, keylog=keylog, on_syn=on_syn, on_end=on_end)
     except ImportError as exc:  # a part of the HTTP reader that is not installed
         raise OsilabError(
             f"the HTTP reader needed by the ALB replay is incomplete: {exc}"
         ) from None
-
-
-def _tap_connections(packets: Iterable[Any], alb: ApplicationLoadBalancer) -> Iterator[Any]:
-    """Pass packets on unchanged, telling the ALB where each client SYN was."""
-    for packet in packets:
-        try:
-            flags = getattr(packet, "tcp_flags", None) or 0
-            if getattr(packet, "proto", None) == "tcp" and flags & TCP_SYN and not flags & TCP_ACK:
-                flow = FlowKey(
-                    "tcp",
-                    Endpoint(packet.ip_src, packet.src_port),
-                    Endpoint(packet.ip_dst, packet.dst_port),
-                )
-                alb.connection_opened(flow, packet.no, packet.time)
-        except (KeyError, IndexError, TypeError, ValueError):
-            pass  # a header too damaged to read: not a SYN the ALB could have accepted
-        yield packet
 
 
 def _is_message(item: Any) -> bool:
@@ -207,13 +187,11 @@ def _replay(
         return Replay("nlb", "packet", balancer.decisions, sum(accounting.values()), accounting,
                       balancer.decisions_dropped)  # fmt: skip
     if isinstance(balancer, ApplicationLoadBalancer):
-        if isinstance(source, Capture):  # the streams stage's fast path, SYNs told on the way
-            messages: Iterable[Any] = http_messages(
-                source,
-                keylog=keylog,
-                on_syn=balancer.connection_opened,
-                on_end=balancer.connection_ended,
-            )
+        # The streams stage tells the ALB of every client SYN (for "N packets after the
+        # SYN") and of every flow that ended (so it can forget it), on either path.
+        told = {"on_syn": balancer.connection_opened, "on_end": balancer.connection_ended}
+        if isinstance(source, Capture):  # the streams stage's fast path: no Packet objects
+            messages: Iterable[Any] = http_messages(source, keylog=keylog, **told)
         else:
             iterator = iter(source)
             first = next(iterator, None)
@@ -227,7 +205,7 @@ def _replay(
             if _is_message(first):
                 messages = rejoined()
             else:
-                messages = http_messages(_tap_connections(rejoined(), balancer), keylog=keylog)
+                messages = http_messages(rejoined(), keylog=keylog, **told)
         counts: Counter[str] = Counter()
         for message in messages:
             decision = balancer.feed(message)

@@ -83,9 +83,12 @@ def test_alb_replay_uses_iter_http_and_sees_the_syns(monkeypatch) -> None:
     packets, messages = keep_alive_capture()
     seen_packets = []
 
-    def fake_iter_http(source, *, keylog=None):
+    def fake_iter_http(source, *, keylog=None, on_syn=None, on_end=None):
+        # iter_http's contract: read every packet, tell on_syn of each client SYN
         for packet in source:
             seen_packets.append(packet.no)
+            if packet.proto == "tcp" and packet.tcp_flags & 0x12 == 0x02 and on_syn:
+                on_syn(flow(client_port=packet.src_port), packet.no, packet.time)
         yield from messages
 
     monkeypatch.setitem(
