@@ -189,9 +189,11 @@ def _replay(
     if isinstance(balancer, ApplicationLoadBalancer):
         # The streams stage tells the ALB of every client SYN (for "N packets after the
         # SYN") and of every flow that ended (so it can forget it), on either path.
-        told = {"on_syn": balancer.connection_opened, "on_end": balancer.connection_ended}
+        on_syn, on_end = balancer.connection_opened, balancer.connection_ended
         if isinstance(source, Capture):  # the streams stage's fast path: no Packet objects
-            messages: Iterable[Any] = http_messages(source, keylog=keylog, **told)
+            messages: Iterable[Any] = http_messages(
+                source, keylog=keylog, on_syn=on_syn, on_end=on_end
+            )
         else:
             iterator = iter(source)
             first = next(iterator, None)
@@ -205,7 +207,7 @@ def _replay(
             if _is_message(first):
                 messages = rejoined()
             else:
-                messages = http_messages(rejoined(), keylog=keylog, **told)
+                messages = http_messages(rejoined(), keylog=keylog, on_syn=on_syn, on_end=on_end)
         counts: Counter[str] = Counter()
         for message in messages:
             decision = balancer.feed(message)
