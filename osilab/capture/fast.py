@@ -62,6 +62,7 @@ __all__ = [
     "FLOW_TUPLE_FIELDS",
     "FlowTuple",
     "Record",
+    "address_text",
     "fast_records",
     "flow_tuples",
     "packet_flow_tuple",
@@ -334,7 +335,9 @@ _NON_IP = (
 )  # proto, src, src_port, dst, dst_port, flags, seq
 
 
-def _address(raw: bytes) -> str:
+def address_text(raw: bytes) -> str:
+    """The text of a packed IPv4 or IPv6 address, from a bounded cache shared by every
+    fast path (a capture holds few distinct addresses, and each is formatted once)."""
     text = _ADDRESS_TEXT.get(raw)
     if text is None:
         text = str(ipaddress.ip_address(raw))
@@ -393,7 +396,7 @@ def flow_tuples(capture: Capture, *, progress: ReadCallback | None = None) -> It
     # IP total length, flags+fragment offset, addresses; TCP ports, sequence, offset+flags.
     unpack_eth_ipv4_tcp = struct.Struct("!2xH2xH4x4s4sHHI4xH").unpack_from
     text = _ADDRESS_TEXT
-    address = _address
+    address = address_text
     for no, time, linktype, data, _wire, _iface, problem in _walk(capture, progress):
         if problem:  # a damaged record: the full reader's reason, the full dissector's facts
             yield _slow(no, time, linktype, data, problem)

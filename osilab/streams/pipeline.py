@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from osilab.capture.dissect import dissect
-from osilab.capture.fast import raw_records
+from osilab.capture.fast import address_text, raw_records
 from osilab.capture.packet import TCP_RST, Layer, Packet
 from osilab.capture.reader import Capture
 from osilab.layers import place
@@ -368,14 +368,13 @@ def conversations(
 _ETH_IPV4_TCP = struct.Struct("!2xH2xH4x4s4sHHI4xH")
 
 
-def _quick_facts(
-    data: bytes, wire: int, text: dict[bytes, str]
-) -> tuple[_Facts, int] | None:
+def _quick_facts(data: bytes, wire: int) -> tuple[_Facts, int] | None:
     """``(transport facts, bytes missing)`` of an Ethernet II + IPv4 + TCP frame, or None.
 
     The common frame (IPv4 without options and not a fragment, a whole TCP header) is read
     with one :meth:`struct.Struct.unpack_from`; for anything else, None: the caller asks
-    the full dissector. ``text`` caches address text (bounded).
+    the full dissector. Address text comes from the fast paths' shared cache
+    (:func:`osilab.capture.fast.address_text`).
     """
     end = len(data)
     if end < 54 or data[14] != 0x45 or data[23] != 6 or data[12:14] != b"\x08\x00":
@@ -387,14 +386,8 @@ def _quick_facts(
     header = (offset_flags >> 12) * 4
     if total < 20 or flags_frag & 0x3FFF or header < 20 or ip_end - 34 < header:
         return None
-    src = text.get(raw_src)
-    if src is None:
-        if len(text) > 65_536:  # bounded, however many addresses
-            text.clear()
-        src = text[raw_src] = ".".join(map(str, raw_src))
-    dst = text.get(raw_dst)
-    if dst is None:
-        dst = text[raw_dst] = ".".join(map(str, raw_dst))
+    src = address_text(raw_src)
+    dst = address_text(raw_dst)
     start = 34 + header
     size = ip_end - start
     missing = 0
@@ -404,10 +397,10 @@ def _quick_facts(
     return ("tcp", src, sport, dst, dport, offset_flags & 0x01FF, size, seq, payload), missing
 
 
-def _packet_facts(pkt: Packet, text: dict[bytes, str]) -> tuple[_Facts, int] | None:
+def _packet_facts(pkt: Packet) -> tuple[_Facts, int] | None:
     """:func:`_quick_facts` for a packet when it can, else from its dissected layers."""
     if pkt.linktype == 1 and pkt.read_error is None:
-        found = _quick_facts(pkt.data, pkt.wire_length, text)
+        found = _quick_facts(pkt.data, pkt.wire_length)
         if found is not None:
             return found
     facts = transport_facts(pkt)
@@ -426,18 +419,17 @@ def _fast_facts(
     every other frame, and every damaged record, is dissected in full and asked the same
     questions, so the rare cases stay exact.
     """
-    text: dict[bytes, str] = {}
     quick = _quick_facts
     for no, time, linktype, data, wire, iface, problem in raw_records(capture):
-        if problem is None and linktype == 1:
-            found = quick(data, wire, text)
-            if found is not None:
-                yield no, time, wire, found[0], found[1]
-                continue
-        pkt = Packet(no, time, data, linktype, wire_length=wire, interface=iface, read_error=problem)
-        facts = transport_facts(pkt)
-        missing = _missing(pkt, len(facts[8])) if facts is not None and facts[0] == "tcp" else 0
-        yield no, time, wire, facts, missing
+        found = quick(data, wire) if problem is None and linktype == 1 else None
+        if found is None:  # the rare frame: dissect it in full and ask the same questions
+            pkt = Packet(no, time, data, linktype, wire_length=wire, interface=iface,
+                         read_error=problem)  # fmt: skip
+            found = _packet_facts(pkt)
+        if found is None:
+            yield no, time, wire, None, 0
+        else:
+            yield no, time, wire, found[0], found[1]
 
 
 def _message_layer(message: AppMessage, payload_offset: int) -> Layer:
@@ -480,9 +472,8 @@ def annotate(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterato
     fragments = Fragments()
     tracker = _Tracker(keylog)
     advance = tracker.advance
-    text: dict[bytes, str] = {}
     for pkt in packets:
-        found = _packet_facts(pkt, text)
+        found = _packet_facts(pkt)
         if found is None:  # not TCP/UDP: maybe a fragment that completes a datagram
             carried = fragments.packet(pkt)
             if carried:
