@@ -45,63 +45,11 @@ def _targets(
     return found
 
 
-_CONDITION = {
-    "host-header": lambda v: {"HostHeaderConfig": {"Values": [v]}},
-    "http-header": lambda v: {
-        "HttpHeaderConfig": {
-            "HttpHeaderName": v.split(":", 1)[0].strip(),
-            "Values": [v.split(":", 1)[1].strip()],
-        }
-    },
-    "http-request-method": lambda v: {"HttpRequestMethodConfig": {"Values": v.split(",")}},
-    "query-string": lambda v: {
-        "QueryStringConfig": {"Values": [{"Key": v.split("=", 1)[0], "Value": v.split("=", 1)[1]}]}
-    },
-    "source-ip": lambda v: {"SourceIpConfig": {"Values": [v]}},
-    "path-pattern": lambda v: {"PathPatternConfig": {"Values": [v]}},
-}
-
-
 def _alb_config(targets: dict[str, str], port: int) -> dict[str, Any]:
-    """The lab's ALB role as an AWS-shaped configuration (``docs/design.md``)."""
-    try:
-        from osilab.lab.configs import ALB_RULES, ALB_TARGET_GROUPS
-    except ImportError:  # pragma: no cover - the lab package is part of osilab
-        ALB_RULES, ALB_TARGET_GROUPS = (), {}
-    groups = {
-        name: [targets[m] for m in members if m in targets]
-        for name, members in ALB_TARGET_GROUPS.items()
-    }
-    groups = {name: members for name, members in groups.items() if members}
-    if "tg-web" not in groups:
-        groups = {"tg-web": list(targets.values())}
-    rules = []
-    for rule in ALB_RULES:
-        if rule.target_group not in groups or rule.condition not in _CONDITION:
-            continue
-        condition = {"Field": rule.condition, **_CONDITION[rule.condition](rule.value)}
-        rules.append(
-            {
-                "Priority": str(rule.priority),
-                "Conditions": [condition],
-                "Actions": [{"Type": "forward", "TargetGroupName": rule.target_group}],
-            }
-        )
-    return {
-        "Type": "application",
-        "TargetGroups": [
-            {"Name": name, "Protocol": "HTTP", "Port": port, "Targets": members}
-            for name, members in groups.items()
-        ],
-        "Listeners": [
-            {
-                "Protocol": "HTTP",
-                "Port": port,
-                "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
-                "Rules": rules,
-            }
-        ],
-    }
+    """The lab's ALB role as an AWS-shaped configuration, over the targets the capture shows."""
+    from osilab.lab.configs import aws_alb_config
+
+    return aws_alb_config(targets, port)
 
 
 def alb_decision(index: CaptureIndex, network: Network, leg: Exchange) -> Any | None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "AlbRule",
@@ -38,6 +39,8 @@ __all__ = [
     "NLB_SEED",
     "haproxy_alb",
     "haproxy_l4",
+    "aws_condition",
+    "aws_alb_config",
     "nftables_nlb",
     "nginx_instance",
     "postgres_schema",
@@ -91,6 +94,84 @@ ALB_TARGET_GROUPS: dict[str, tuple[str, ...]] = {
     "tg-api": ("web1", "web2"),
     "tg-web": ("web1", "web2"),
 }
+
+def aws_condition(rule: AlbRule) -> dict[str, Any]:
+    """One rule's condition the way ``aws elbv2 describe-rules`` prints it.
+
+    >>> aws_condition(ALB_RULES[1])
+    {'Field': 'http-header', 'HttpHeaderConfig': {'HttpHeaderName': 'X-Canary', 'Values': ['1']}}
+    """
+    field, value = rule.condition, rule.value
+    if field == "host-header":
+        return {"Field": field, "HostHeaderConfig": {"Values": [value]}}
+    if field == "http-header":
+        name, _, wanted = value.partition(":")
+        return {
+            "Field": field,
+            "HttpHeaderConfig": {"HttpHeaderName": name.strip(), "Values": [wanted.strip()]},
+        }
+    if field == "http-request-method":
+        return {"Field": field, "HttpRequestMethodConfig": {"Values": value.split(",")}}
+    if field == "query-string":
+        key, _, wanted = value.partition("=")
+        return {"Field": field, "QueryStringConfig": {"Values": [{"Key": key, "Value": wanted}]}}
+    if field == "source-ip":
+        return {"Field": field, "SourceIpConfig": {"Values": [value]}}
+    return {"Field": field, "PathPatternConfig": {"Values": [value]}}
+
+
+def aws_alb_config(
+    targets: dict[str, str], port: int = 80, https_port: int | None = None
+) -> dict[str, Any]:
+    """The ALB role as an AWS-shaped balancer configuration (``docs/design.md``).
+
+    Written from :data:`ALB_RULES` and :data:`ALB_TARGET_GROUPS`, the very table that
+    :func:`haproxy_alb` turns into HAProxy ACLs, so the ALB model and the real balancer
+    run the same rules (priority order, first match wins, ``tg-web`` by default).
+    ``targets`` maps instance names to ``ip:port``; groups and rules whose instances are
+    not in it are left out. With ``https_port`` an HTTPS listener with the same rules is
+    added: the ALB ends TLS there and forwards plain HTTP to the same target groups.
+    """
+    groups = {
+        name: [targets[m] for m in members if m in targets]
+        for name, members in ALB_TARGET_GROUPS.items()
+    }
+    groups = {name: members for name, members in groups.items() if members}
+    if "tg-web" not in groups:
+        groups = {"tg-web": list(targets.values())}
+    rules = [
+        {
+            "Priority": str(rule.priority),
+            "Conditions": [aws_condition(rule)],
+            "Actions": [{"Type": "forward", "TargetGroupName": rule.target_group}],
+        }
+        for rule in ALB_RULES
+        if rule.target_group in groups
+    ]
+    listeners = [("HTTP", port)] + ([("HTTPS", https_port)] if https_port is not None else [])
+    return {
+        "Type": "application",
+        "TargetGroups": [
+            {
+                "Name": name,
+                "Protocol": "HTTP",
+                "Port": port,
+                "Targets": members,
+                "Algorithm": "round_robin",
+            }
+            for name, members in groups.items()
+        ],
+        "Listeners": [
+            {
+                "Protocol": protocol,
+                "Port": listener_port,
+                "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
+                "Rules": rules,
+            }
+            for protocol, listener_port in listeners
+        ],
+    }
+
 
 #: The terminating L4 proxy's backends: plain TCP to :80, PROXY v2 to nginx's :8081.
 L4_TARGET_GROUPS: dict[str, tuple[int, bool]] = {"tg-tcp": (80, False), "tg-tcp-pp2": (8081, True)}

@@ -104,80 +104,17 @@ def lab_targets(port: int = 80) -> dict[str, str]:
     return {name: f"{ip}:{port}" for name, ip in _INSTANCES.items()}
 
 
-def _condition(field: str, value: str) -> dict[str, Any]:
-    """One AWS rule condition, shaped as ``aws elbv2 describe-rules`` prints it."""
-    if field == "host-header":
-        return {"Field": field, "HostHeaderConfig": {"Values": [value]}}
-    if field == "http-header":
-        name, _, wanted = value.partition(":")
-        return {
-            "Field": field,
-            "HttpHeaderConfig": {"HttpHeaderName": name.strip(), "Values": [wanted.strip()]},
-        }
-    if field == "http-request-method":
-        return {"Field": field, "HttpRequestMethodConfig": {"Values": value.split(",")}}
-    if field == "query-string":
-        key, _, wanted = value.partition("=")
-        return {"Field": field, "QueryStringConfig": {"Values": [{"Key": key, "Value": wanted}]}}
-    if field == "source-ip":
-        return {"Field": field, "SourceIpConfig": {"Values": [value]}}
-    return {"Field": field, "PathPatternConfig": {"Values": [value]}}
-
-
 def lab_alb_config(port: int = 80, https_port: int | None = None) -> dict[str, Any]:
     """The lab's ALB role as an AWS-shaped configuration: its six rules and seven target groups.
 
-    Written from :data:`osilab.lab.configs.ALB_RULES` and ``ALB_TARGET_GROUPS``, the
-    table the lab turned into HAProxy ACLs, so the ALB model and the real balancer run
-    the same rules (priority order, first match wins; ``tg-web`` is the default action).
-    With ``https_port`` (443 in the lab) an HTTPS listener with the same rules is added:
-    the ALB terminates TLS there and forwards plain HTTP to the same target groups, as
-    the lab's HAProxy does. Replay it with the capture's key log to read those requests.
+    :func:`osilab.lab.configs.aws_alb_config` writes it from the very table the lab
+    turned into HAProxy ACLs, so the ALB model and the real balancer run the same rules.
+    With ``https_port`` (443 in the lab) an HTTPS listener with the same rules is added;
+    replay it with the capture's key log to read those requests.
     """
-    from osilab.lab.configs import ALB_RULES, ALB_TARGET_GROUPS
+    from osilab.lab.configs import aws_alb_config
 
-    targets = lab_targets(port)
-    rules = [
-        {
-            "Priority": str(rule.priority),
-            "Conditions": [_condition(rule.condition, rule.value)],
-            "Actions": [{"Type": "forward", "TargetGroupName": rule.target_group}],
-        }
-        for rule in ALB_RULES
-    ]
-    return {
-        "Type": "application",
-        "TargetGroups": [
-            {
-                "Name": name,
-                "Protocol": "HTTP",
-                "Port": port,
-                "Targets": [targets[m] for m in members],
-                "Algorithm": "round_robin",
-            }
-            for name, members in ALB_TARGET_GROUPS.items()
-        ],
-        "Listeners": [
-            {
-                "Protocol": "HTTP",
-                "Port": port,
-                "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
-                "Rules": rules,
-            }
-        ]
-        + (
-            [
-                {
-                    "Protocol": "HTTPS",
-                    "Port": https_port,
-                    "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
-                    "Rules": rules,
-                }
-            ]
-            if https_port is not None
-            else []
-        ),
-    }
+    return aws_alb_config(lab_targets(port), port, https_port)
 
 
 def lab_nlb_config(ports: Sequence[int] = (80,)) -> dict[str, Any]:
