@@ -158,7 +158,7 @@ def osilab_l7_alb(path: str, sample: int | None) -> dict[str, Any]:
 def osilab_l7_http(path: str, sample: int | None) -> dict[str, Any]:
     """osilab's ``iter_http``: reassembled requests' method, host and path, no balancer."""
     from osilab.capture import read
-    from osilab.protocols.http import iter_http
+    from osilab.pipeline import iter_http
     from osilab.protocols.messages import HttpRequest
 
     packets = _record_count(path)

@@ -34,13 +34,13 @@ def _job(name: str, path: str) -> None:
 
         replay(read(path), NetworkLoadBalancer(str(ROOT / "bench" / "nlb.json")))
     elif name == "http":
-        from osilab.protocols.http import iter_http
+        from osilab.pipeline import iter_http
 
         for _ in iter_http(read(path)):
             pass
     elif name == "layers":  # what `osilab layers --json` does, without the process
         from osilab.commands.layers import packet_json_line
-        from osilab.streams import annotate
+        from osilab.pipeline import annotate
 
         for packet in annotate(read(path)):
             packet_json_line(packet)

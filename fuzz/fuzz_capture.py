@@ -25,7 +25,7 @@ with atheris.instrument_imports(include=["osilab"]):
     from osilab.errors import OsilabError
 
     try:
-        from osilab.streams import annotate
+        from osilab.pipeline import annotate
     except ImportError:  # the streams stage is optional for this harness
         annotate = None
 

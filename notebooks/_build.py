@@ -574,7 +574,7 @@ write with `SSLKEYLOGFILE`). With it, osilab's TLS support (`osilab.protocols.tl
 when installed) decrypts the client side as the ALB does. Without it, only the
 back side shows the requests."""),
     code("""import importlib.util
-from osilab.protocols.http import iter_http
+from osilab.pipeline import iter_http
 
 keylog = str(ALB.parent / "keylog.txt")
 front = lessons.hop_packets(ALB, "client-alb")
@@ -819,7 +819,7 @@ With the client's key log the HTTP/2 connection can be decrypted, and each reque
 appears with its stream id (odd numbers, one per request). This needs osilab's TLS
 support; without it, the cell says so."""),
     code("""import importlib.util
-from osilab.protocols.http import iter_http
+from osilab.pipeline import iter_http
 
 if importlib.util.find_spec("osilab.protocols.tls") is None:
     print("osilab.protocols.tls is not installed here: the streams stay encrypted.")

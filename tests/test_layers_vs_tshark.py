@@ -21,7 +21,7 @@ from shared_paths import thirdparty_captures
 from tshark_oracle import frame_protocols, to_osilab_names
 
 import osilab
-from osilab.streams import annotate
+from osilab.pipeline import annotate
 
 #: tshark options per capture (MANIFEST.md: these run on ports tshark does not know).
 OPTIONS = {

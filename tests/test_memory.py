@@ -148,7 +148,7 @@ def test_reading_50_mb_keeps_memory_flat(big_capture: Path, name: str, consume: 
 
 
 def _http_requests(path: Path) -> list:
-    from osilab.protocols.http import iter_http
+    from osilab.pipeline import iter_http
 
     return list(iter_http(read(path)))
 
@@ -200,7 +200,7 @@ def test_flow_state_is_released(tmp_path: Path) -> None:
         return path
 
     def consume(path: Path) -> None:
-        from osilab.protocols.http import iter_http
+        from osilab.pipeline import iter_http
 
         for _ in iter_http(read(path)):
             pass
@@ -317,7 +317,7 @@ def test_reassembly_memory_of_all_flows_is_capped(tmp_path: Path, monkeypatch: p
     """Many flows each waiting for a lost segment: past ``MAX_HELD_TOTAL`` over all flows,
     the biggest holder gives up its hole (a gap, counted by its reassembler), so the total
     held stays under the budget however many flows have holes."""
-    import osilab.streams.pipeline as pipeline
+    import osilab.pipeline.tracker as pipeline
 
     budget = 200_000
     monkeypatch.setattr(pipeline, "MAX_HELD_TOTAL", budget)

@@ -79,7 +79,7 @@ def test_importing_ipykernel_does_not_make_a_notebook() -> None:
 def test_library_bar(low_threshold: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """``replay`` and ``iter_http`` draw a bar when asked (in a notebook, by default)."""
     from osilab.balancers import NetworkLoadBalancer, default_config, replay
-    from osilab.protocols.http import iter_http
+    from osilab.pipeline import iter_http
 
     err = Terminal()
     monkeypatch.setattr(sys, "stderr", err)
@@ -96,7 +96,7 @@ def test_library_bar(low_threshold: None, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_notebook_default(low_threshold: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """In a Jupyter kernel the library shows a bar by default (tqdm.auto)."""
-    from osilab.protocols.http import iter_http
+    from osilab.pipeline import iter_http
 
     kernel_shell = type("Shell", (), {"kernel": object()})()
     fake_ipython = type(sys)("IPython")

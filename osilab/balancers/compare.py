@@ -273,7 +273,7 @@ def compare(
     packets are read into memory once to find the servers and the defaults of
     :func:`osilab.balancers.config.default_config` are used. ``alb_config`` overrides
     the ALB side. ``messages`` gives the HTTP messages directly (else
-    :func:`osilab.protocols.http.iter_http` builds them from the packets).
+    :func:`osilab.pipeline.iter_http` builds them from the packets).
     """
     if config is None and alb_config is None:
         packets = list(packets)

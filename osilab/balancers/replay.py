@@ -9,7 +9,7 @@ decisions and an **accounting** that sums to the total, so nothing silently disa
   with a reason (non-IP, no listener, mid-stream without a handshake, damaged, idle
   timeout). The unit is the packet.
 - An ALB (:class:`~osilab.balancers.alb.ApplicationLoadBalancer`) is fed HTTP requests
-  and responses, which :func:`osilab.protocols.http.iter_http` builds from the packets
+  and responses, which :func:`osilab.pipeline.iter_http` builds from the packets
   (or which may be given directly). The unit is the request: each is forwarded,
   redirected, answered with a fixed response, blocked, or not routable.
 
@@ -21,7 +21,7 @@ A replay streams: memory depends on the live flows, not on the capture's size.
   from :func:`osilab.capture.fast.flow_tuples` through
   :meth:`NetworkLoadBalancer.feed_flows`: the same decisions as feeding full packets, at
   the speed of the record walk. The ALB is fed from the streams stage's own fast path
-  (TCP payloads straight from the records, :func:`osilab.streams.pipeline.conversations`).
+  (TCP payloads straight from the records, :func:`osilab.pipeline.tracker.conversations`).
 - Decisions are *made* for everything, but a balancer keeps only the first
   :data:`~osilab.balancers.decision.KEEP_DECISIONS` of them (``keep_decisions=None``
   on the balancer keeps all); :attr:`Replay.dropped` says how many were not kept, and
@@ -117,16 +117,16 @@ def http_messages(
     on_syn: Callable[[FlowKey, int, float], object] | None = None,
     on_end: Callable[[FlowKey], object] | None = None,
 ) -> Iterator[HttpRequest | HttpResponse]:
-    """HTTP requests and responses from packets, via :func:`osilab.protocols.http.iter_http`.
+    """HTTP requests and responses from packets, via :func:`osilab.pipeline.iter_http`.
 
     ``on_syn(flow, packet_no, time)`` is told of every client SYN on the way, and
     ``on_end(flow)`` of every flow that ended.
     """
     try:
-        from osilab.protocols.http import iter_http
+        from osilab.pipeline import iter_http
     except ImportError as exc:
         raise OsilabError(
-            "the ALB replay needs osilab.protocols.http.iter_http, which is not available yet "
+            "the ALB replay needs osilab.pipeline.iter_http, which is not available yet "
             f"({exc}); feed HttpRequest objects to ApplicationLoadBalancer directly"
         ) from None
     try:

@@ -40,7 +40,7 @@ def packets(capture: Capture, *, streams: bool = True, keylog: str | None = None
     """
     if streams:
         try:
-            from osilab.streams import annotate
+            from osilab.pipeline import annotate
         except ImportError:
             return iter(capture)
         try:

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 
 from osilab.commands._capture import open_capture, report_errors
 from osilab.commands._output import print_table, write_jsonl
-from osilab.streams import FlowRecord, flows, track
+from osilab.pipeline import track
+from osilab.streams import FlowRecord, flows
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run"]
 

@@ -12,8 +12,9 @@ import sys
 
 from osilab.commands._capture import open_capture, report_errors
 from osilab.errors import UsageError
-from osilab.protocols.base import Direction
-from osilab.streams import Chunk, follow
+from osilab.pipeline import follow
+from osilab.protocols import Direction
+from osilab.streams import Chunk
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "printable"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from osilab.commands._capture import open_capture, report_errors
 from osilab.commands._output import print_table, write_jsonl
-from osilab.protocols.http import iter_http
+from osilab.pipeline import iter_http
 from osilab.protocols.messages import HttpRequest, HttpResponse
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "request_json"]

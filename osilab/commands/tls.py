@@ -18,9 +18,9 @@ from typing import Any
 
 from osilab.commands._capture import open_capture, report_errors
 from osilab.commands._output import print_table, write_jsonl
+from osilab.pipeline import conversations
+from osilab.pipeline.tracker import FlowMessage
 from osilab.protocols.tls import ClientHello, ServerHello
-from osilab.streams import conversations
-from osilab.streams.pipeline import FlowMessage
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "hellos"]
 

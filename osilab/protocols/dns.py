@@ -15,7 +15,7 @@ Names are sequences of labels (``3www7example3com0``); to save space a name may 
 :data:`MAX_POINTERS` pointers and only ever *backwards*, and a name longer than 255 bytes
 is refused.
 
-What the parser reports: one :class:`~osilab.protocols.base.AppMessage` per message, with
+What the parser reports: one :class:`~osilab.protocols.AppMessage` per message, with
 Wireshark's field names (``id``, ``flags.response``, ``flags.opcode``, ``flags.rcode``,
 ``qry.name``, ``qry.type``, ``count.queries``, ``count.answers``, ``a``, ``aaaa``,
 ``cname``); ``message`` is a :class:`DnsMessage`. Damaged messages are marked, never
@@ -35,7 +35,7 @@ from types import MappingProxyType
 from typing import Any
 
 from osilab.errors import DecodeError
-from osilab.protocols.base import AppMessage, Direction
+from osilab.protocols import AppMessage, Direction
 from osilab.streams.keys import FlowKey
 
 __all__ = [
@@ -258,7 +258,7 @@ def _summary(dns: DnsMessage) -> str:
 class DnsParser:
     """Sans-IO DNS parser for one flow: datagrams over UDP, length-prefixed over TCP.
 
-    >>> from osilab.protocols.base import Direction
+    >>> from osilab.protocols import Direction
     >>> query = bytes.fromhex("abcd01000001000000000000") + b"\\x04shop\\x07example\\x00\\x00\\x01\\x00\\x01"
     >>> [m.summary for m in DnsParser().feed(Direction.TO_SERVER, query, 1, 0.0)]
     ['DNS query 0xabcd A shop.example']

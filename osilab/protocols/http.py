@@ -37,8 +37,8 @@ classify it before refusing or forwarding it.
 
 What the parser reports
 -----------------------
-It implements the :class:`~osilab.protocols.base.StreamParser` contract. Each
-:class:`~osilab.protocols.base.AppMessage` has ``fields["stage"]``:
+It implements the :class:`~osilab.protocols.StreamParser` contract. Each
+:class:`~osilab.protocols.AppMessage` has ``fields["stage"]``:
 
 * ``"headers"`` -- a request's head is complete; ``message`` is an :class:`HttpRequest`.
   This is the packet where an L7 balancer can decide (``headers_complete_packet``);
@@ -62,21 +62,19 @@ References:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 import h11
 
+from osilab.protocols import AppMessage, Direction
 from osilab.protocols._http_fast import read_request, read_response
-from osilab.protocols.base import AppMessage, Direction
 from osilab.protocols.messages import DesyncVerdict, HttpRequest, HttpResponse
 from osilab.streams.keys import Endpoint, FlowKey
 
 __all__ = [
     "HttpParser",
-    "iter_http",
     "looks_like_http",
     "HTTP_METHODS",
     "HEAD_LIMIT",
@@ -852,48 +850,3 @@ class HttpParser:
             if side.status is not None:
                 self._response_end(packet_no, out, 0, damaged=f"response cut short: {why}")
         return out
-
-
-# ---------------------------------------------------------------------------------------
-# The whole-capture view
-# ---------------------------------------------------------------------------------------
-
-
-def iter_http(
-    packets: Iterable[Any],
-    *,
-    keylog: str | None = None,
-    on_syn: Callable[[FlowKey, int, float], object] | None = None,
-    on_end: Callable[[FlowKey], object] | None = None,
-    progress: bool | None = None,
-) -> Iterator[HttpRequest | HttpResponse]:
-    """Every HTTP request and response of a capture, HTTP/1.x and HTTP/2, in packet order.
-
-    A request is yielded when its head is complete (the packet where an L7 balancer can
-    decide); a response when it has ended (so a balancer can count outstanding requests).
-    ``keylog`` (an NSS key log file) lets the TLS layer decrypt HTTPS when it can;
-    ``on_syn(flow, packet_no, time)`` is told of every client SYN (a balancer's
-    "connection opened") and ``on_end(flow)`` of every flow that ended. Given ``osilab.read(path)``, the packets are read by the streams
-    stage's fast path (no :class:`Packet` objects); a big capture shows a progress bar in
-    a notebook (``progress``: ``None`` notebook only, ``True`` also in a terminal).
-
-    Examples:
-        >>> import osilab
-        >>> for msg in iter_http(osilab.read(
-        ...         "../shared/captures/thirdparty/zeek/http-get.pcap")):  # doctest: +SKIP
-        ...     print(type(msg).__name__, msg.headers_complete_packet)
-        HttpRequest 4
-        HttpResponse 12
-    """
-    from osilab._progress import library_bar
-    from osilab.streams import conversations
-
-    with library_bar(packets, show=progress):
-        for item in conversations(packets, keylog=keylog, on_syn=on_syn, on_end=on_end):
-            message = item.message
-            rich = message.message
-            stage = message.fields.get("stage")
-            if isinstance(rich, HttpRequest) and stage == "headers":
-                yield rich
-            elif isinstance(rich, HttpResponse) and stage == "complete":
-                yield rich

@@ -48,7 +48,7 @@ from types import MappingProxyType
 
 import hpack
 
-from osilab.protocols.base import AppMessage, Direction
+from osilab.protocols import AppMessage, Direction
 from osilab.protocols.messages import DesyncVerdict, HttpRequest, HttpResponse
 from osilab.streams.keys import Endpoint, FlowKey
 

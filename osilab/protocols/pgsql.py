@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from osilab.protocols.base import AppMessage, Direction
+from osilab.protocols import AppMessage, Direction
 from osilab.streams.keys import FlowKey
 
 __all__ = [
@@ -193,7 +193,7 @@ class _Side:
 class PgsqlParser:
     """Sans-IO PostgreSQL protocol parser for one flow (both directions).
 
-    >>> from osilab.protocols.base import Direction
+    >>> from osilab.protocols import Direction
     >>> parser = PgsqlParser()
     >>> [m.summary for m in parser.feed(Direction.TO_SERVER, b"Q\\x00\\x00\\x00\\x11select now()\\x00", 20, 0.0)]
     ['>Q Simple query: select now()']

@@ -39,7 +39,7 @@ from types import MappingProxyType
 from typing import Any
 
 from osilab.errors import DecodeError
-from osilab.protocols.base import AppMessage, Direction
+from osilab.protocols import AppMessage, Direction
 from osilab.streams.keys import FlowKey
 
 __all__ = [

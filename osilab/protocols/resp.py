@@ -33,7 +33,7 @@ input is bounded: nesting depth (:data:`MAX_DEPTH`), elements per aggregate
 (:data:`MAX_ELEMENTS`) and bulk length (:data:`MAX_BULK`). A server line that is not RESP
 (``-`` or ``+`` missing) is reported as a damaged message, not raised.
 
-What the parser reports: one :class:`~osilab.protocols.base.AppMessage` per command or
+What the parser reports: one :class:`~osilab.protocols.AppMessage` per command or
 reply, on the packet that completes it (``message`` is a :class:`RespCommand` or
 :class:`RespReply`).
 
@@ -45,7 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from osilab.protocols.base import AppMessage, Direction
+from osilab.protocols import AppMessage, Direction
 from osilab.streams.keys import FlowKey
 
 __all__ = [
@@ -206,7 +206,7 @@ def _short(value: Any, width: int = 40) -> str:
 class RespParser:
     """Sans-IO RESP parser for one flow: commands to the server, replies back.
 
-    >>> from osilab.protocols.base import Direction
+    >>> from osilab.protocols import Direction
     >>> parser = RespParser()
     >>> [m.summary for m in parser.feed(Direction.TO_SERVER, b"*3\\r\\n$3\\r\\nSET\\r\\n$1\\r\\nk\\r\\n$1\\r\\nv\\r\\n", 4, 0.0)]
     ['SET k v']

@@ -33,8 +33,8 @@ not guessed at. Decrypted application bytes are returned in ``fields["plaintext"
 the negotiated ALPN in ``fields["alpn"]``, and the streams stage hands them to the HTTP/1.1
 or HTTP/2 parser.
 
-What the parser reports (the :class:`~osilab.protocols.base.StreamParser` contract): one
-:class:`~osilab.protocols.base.AppMessage` per record, on the packet that completes it,
+What the parser reports (the :class:`~osilab.protocols.StreamParser` contract): one
+:class:`~osilab.protocols.AppMessage` per record, on the packet that completes it,
 with Wireshark's field names (``record.content_type``, ``handshake.type``,
 ``handshake.extensions_server_name``, ``handshake.extensions_alpn_str``...). A record
 holding a hello has the :class:`ClientHello` or :class:`ServerHello` as ``message``.
@@ -59,6 +59,7 @@ from types import MappingProxyType
 from typing import Any
 
 from osilab.errors import OsilabError
+from osilab.protocols import AppMessage, Direction
 from osilab.protocols._tls_crypto import (
     SUITES,
     DecryptError,
@@ -69,7 +70,6 @@ from osilab.protocols._tls_crypto import (
     tls13_cipher,
     tls13_next_secret,
 )
-from osilab.protocols.base import AppMessage, Direction
 from osilab.streams.keys import FlowKey
 
 __all__ = [
@@ -372,7 +372,7 @@ class TlsParser:
         flow: the flow (used only in messages).
         keylog: path of an NSS key log file; with it, application data is decrypted.
 
-    >>> from osilab.protocols.base import Direction
+    >>> from osilab.protocols import Direction
     >>> parser = TlsParser()
     >>> hello = bytes.fromhex("16030100") + bytes([47]) + bytes.fromhex("0100002b0303") + bytes(32) \\
     ...     + bytes.fromhex("000002130101000000")
@@ -742,5 +742,5 @@ def _hello_summary(hello: ClientHello | ServerHello) -> str:
 
 
 def new_parser(flow: FlowKey, **options: Any) -> TlsParser:
-    """The dispatcher's factory (``osilab.streams.dispatch``): ``keylog`` is the only option."""
+    """The dispatcher's factory (``osilab.pipeline.dispatch``): ``keylog`` is the only option."""
     return TlsParser(flow, keylog=options.get("keylog"))

@@ -1,36 +1,25 @@
-"""Streams: flows, TCP state, reassembly, and the application messages they carry.
+"""Streams: flows, TCP state and reassembly -- knowing no application protocol.
 
 The stage between single packets (:mod:`osilab.capture`) and application protocols
 (:mod:`osilab.protocols`):
 
-* :mod:`~osilab.streams.keys` -- flow identity (:class:`Endpoint`, :class:`FlowKey`);
+* :mod:`~osilab.streams.keys` -- flow identity (:class:`Endpoint`, :class:`FlowKey`,
+  :class:`Direction`);
 * :mod:`~osilab.streams.tcp` -- the TCP connection state machine, written as a table;
 * :mod:`~osilab.streams.flows` -- the flow table (bounded: finished flows leave it);
-* :mod:`~osilab.streams.reassembly` -- one direction's segments back into ordered bytes;
-* :mod:`~osilab.streams.dispatch` -- which protocol a flow speaks (content, then port);
-* :mod:`~osilab.streams.pipeline` -- all of it over a capture: :func:`track`,
-  :func:`conversations`, :func:`annotate`, :func:`follow`, :func:`flows`.
+* :mod:`~osilab.streams.reassembly` -- one direction's segments back into ordered bytes.
 
-The protocol parsers are looked up by name (a later stage of the pipeline), so this
-package imports only their shared contract, :mod:`osilab.protocols.base`.
+Nothing here imports a protocol parser: :mod:`osilab.pipeline` joins the two.
 """
 
 from osilab.streams.flows import FlowRecord, FlowTable
 from osilab.streams.flows import flow_records as flows
-from osilab.streams.keys import Endpoint, FlowKey
-from osilab.streams.pipeline import (
-    FlowMessage,
-    FollowItem,
-    Step,
-    annotate,
-    conversations,
-    follow,
-    track,
-)
+from osilab.streams.keys import Direction, Endpoint, FlowKey
 from osilab.streams.reassembly import Chunk, Gap, StreamReassembler
 from osilab.streams.tcp import TcpState
 
 __all__ = [
+    "Direction",
     "Endpoint",
     "FlowKey",
     "FlowRecord",
@@ -39,12 +28,5 @@ __all__ = [
     "StreamReassembler",
     "Chunk",
     "Gap",
-    "Step",
-    "FlowMessage",
-    "FollowItem",
-    "track",
-    "conversations",
-    "annotate",
-    "follow",
     "flows",
 ]

@@ -37,8 +37,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from osilab.protocols.base import Direction
-from osilab.streams.keys import Endpoint, FlowKey
+from osilab.streams.keys import Direction, Endpoint, FlowKey
 from osilab.streams.tcp import TcpTracker
 
 __all__ = [

@@ -12,8 +12,20 @@ This module knows nothing of packets or files: it is pure data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-__all__ = ["Endpoint", "FlowKey"]
+__all__ = ["Direction", "Endpoint", "FlowKey"]
+
+
+class Direction(StrEnum):
+    """Which way bytes travel in a flow: from the client to the server, or back."""
+
+    TO_SERVER = "to_server"
+    TO_CLIENT = "to_client"
+
+    @property
+    def arrow(self) -> str:
+        return "->" if self is Direction.TO_SERVER else "<-"
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -260,7 +260,7 @@ class StreamReassembler:
         """Give up every hole in front of held data now, and deliver what was held.
 
         For memory pressure from outside this direction (the streams stage's budget over
-        all flows, :data:`osilab.streams.pipeline.MAX_HELD_TOTAL`): the stream goes on,
+        all flows, :data:`osilab.pipeline.tracker.MAX_HELD_TOTAL`): the stream goes on,
         with a :class:`Gap` saying ``reason`` where bytes were not waited for.
         """
         out: list[Chunk | Gap] = []

@@ -4,7 +4,7 @@ A lesson often wants "the packets of this one connection, with who sent each" (f
 ladder diagram) or "the HTTP requests in this capture, with the packet where each one's
 headers were complete" (to feed the ALB model). The first is :func:`tcp_conversation`.
 The second is :func:`http_requests`, which uses the streams work
-(:func:`osilab.protocols.http.iter_http`, with real TCP reassembly) when it is
+(:func:`osilab.pipeline.iter_http`, with real TCP reassembly) when it is
 installed, and otherwise a deliberately simple stand-in, :func:`simple_http_requests`:
 
 * it puts each flow's client bytes together **in arrival order**, dropping bytes whose
@@ -209,7 +209,7 @@ def http_requests(packets: Iterable[Packet], *, keylog: str | None = None) -> li
     """The HTTP requests of a capture: the streams work's parser when present, else the stand-in."""
     packets = list(packets)
     try:
-        from osilab.protocols.http import iter_http
+        from osilab.pipeline import iter_http
     except ImportError:
         return simple_http_requests(packets)
     return [m for m in iter_http(packets, keylog=keylog) if isinstance(m, HttpRequest)]

@@ -12,16 +12,16 @@ from osilab.cli import main
 
 @pytest.fixture(scope="module")
 def http_reader(thirdparty):
-    """Skip unless osilab.protocols.http.iter_http exists and can read a simple capture."""
+    """Skip unless osilab.pipeline.iter_http exists and can read a simple capture."""
     if importlib.util.find_spec("osilab.protocols.http") is None:
         pytest.skip("osilab.protocols.http (iter_http) is not written yet")
     import osilab
-    from osilab.protocols.http import iter_http
+    from osilab.pipeline import iter_http
 
     try:
         list(iter_http(osilab.read(thirdparty / "zeek" / "http-get.pcap")))
     except (ImportError, NotImplementedError) as exc:
-        pytest.skip(f"osilab.protocols.http.iter_http is not usable yet: {exc}")
+        pytest.skip(f"osilab.pipeline.iter_http is not usable yet: {exc}")
     return iter_http
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from osilab.errors import DecodeError
-from osilab.protocols.base import AppMessage, Direction
+from osilab.protocols import AppMessage, Direction
 from osilab.protocols.dns import DnsParser, parse_message, read_name
 from osilab.protocols.pgsql import PgsqlParser
 from osilab.protocols.proxy import SIGNATURE, ProxyParser, Tlv, build_v2, parse

@@ -9,9 +9,9 @@ from shared_paths import THIRDPARTY, thirdparty_captures
 from tshark_oracle import tshark_fields
 
 import osilab
+from osilab.pipeline import conversations
 from osilab.protocols.proxy import ProxyHeader
 from osilab.protocols.tls import ClientHello
-from osilab.streams import conversations
 
 COMMON = ("-o", "tcp.reassemble_out_of_order:TRUE")
 

@@ -9,8 +9,9 @@ import pytest
 from shared_paths import thirdparty_captures
 
 import osilab
-from osilab.protocols.base import Direction
-from osilab.protocols.http import HttpParser, iter_http
+from osilab.pipeline import iter_http
+from osilab.protocols import Direction
+from osilab.protocols.http import HttpParser
 from osilab.protocols.messages import HttpRequest, HttpResponse
 
 #: tshark options per capture (MANIFEST.md); out-of-order reassembly on, as osilab does it.

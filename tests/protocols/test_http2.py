@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import osilab
-from osilab.protocols.base import Direction
-from osilab.protocols.http import iter_http
+from osilab.pipeline import iter_http
+from osilab.protocols import Direction
 from osilab.protocols.http2 import PREFACE, FrameSplitter, Http2Parser
 from osilab.protocols.messages import HttpRequest, HttpResponse
 

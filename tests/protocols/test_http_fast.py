@@ -18,9 +18,9 @@ from shared_paths import CAPTURES, thirdparty_captures
 
 import osilab
 import osilab.protocols.http as http_module
+from osilab.pipeline import conversations
 from osilab.protocols._http_fast import PLAIN, read_request, read_response
 from osilab.protocols.desync import classify_head
-from osilab.streams import conversations
 
 CAPTURE_FILES = thirdparty_captures() + sorted(CAPTURES.glob("*/*.pcapng"))
 

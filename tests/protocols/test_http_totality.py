@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from osilab.protocols.base import AppMessage, Direction
+from osilab.protocols import AppMessage, Direction
 from osilab.protocols.http import HttpParser
 from osilab.protocols.http2 import PREFACE, Http2Parser
 

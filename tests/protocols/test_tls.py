@@ -11,12 +11,11 @@ from shared_paths import CAPTURES, THIRDPARTY, thirdparty_captures
 from tshark_oracle import tshark_fields
 
 import osilab
+from osilab.pipeline import conversations, iter_http
+from osilab.protocols import Direction
 from osilab.protocols._tls_crypto import load_keylog
-from osilab.protocols.base import Direction
-from osilab.protocols.http import iter_http
 from osilab.protocols.messages import HttpRequest
 from osilab.protocols.tls import ClientHello, ServerHello, TlsParser, parse_client_hello
-from osilab.streams import conversations
 
 COMMON = ("-o", "tcp.reassemble_out_of_order:TRUE")
 LAB = [CAPTURES / name / f"{name}.pcapng" for name in ("alb", "nlb", "l4proxy", "smuggle")]

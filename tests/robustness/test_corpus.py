@@ -38,7 +38,7 @@ def _run_pipeline(path: Path) -> str:
             damaged += pkt.damaged is not None
         if HAVE_STREAMS:
             try:
-                from osilab.streams import annotate
+                from osilab.pipeline import annotate
             except ImportError:
                 annotate = None
             if annotate is not None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from osilab.protocols.base import AppMessage, Direction
-from osilab.streams import dispatch
-from osilab.streams.dispatch import FlowParser, proxy_header_length, sniff
+from osilab.pipeline import dispatch
+from osilab.pipeline.dispatch import FlowParser, proxy_header_length, sniff
+from osilab.protocols import AppMessage, Direction
 from osilab.streams.keys import Endpoint, FlowKey
 
 FLOW = FlowKey("tcp", Endpoint("198.51.100.7", 51514), Endpoint("203.0.113.10", 8080))

@@ -1,7 +1,7 @@
 """The streams stage's fast path gives exactly the messages of the packet path.
 
 ``conversations(osilab.read(path))`` reads TCP payloads straight from the records
-(:func:`osilab.streams.pipeline._fast_facts`); ``conversations(iter(capture))`` builds
+(:func:`osilab.pipeline.tracker._fast_facts`); ``conversations(iter(capture))`` builds
 every :class:`Packet`. On every bundled and third-party capture (damaged, truncated,
 IPv6, VLAN, cooked, fragmented...) the two must yield the same messages in the same
 order, and tell ``on_syn`` of the same SYNs.
@@ -16,9 +16,9 @@ from shared_paths import CAPTURES, thirdparty_captures
 
 import osilab
 from osilab.capture.fast import raw_records
-from osilab.streams import conversations
+from osilab.pipeline import conversations
+from osilab.pipeline.tracker import _fast_facts, _missing
 from osilab.streams.flows import transport_facts
-from osilab.streams.pipeline import _fast_facts, _missing
 
 CAPTURE_FILES = thirdparty_captures() + sorted(CAPTURES.glob("*/*.pcapng"))
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import osilab
-from osilab.protocols.base import Direction
-from osilab.streams import Chunk, Gap, annotate, conversations, follow, track
+from osilab.pipeline import annotate, conversations, follow, track
+from osilab.protocols import Direction
+from osilab.streams import Chunk, Gap
 
 
 def test_a_request_split_over_segments_appears_in_the_segment_that_completes_it(thirdparty):

@@ -36,7 +36,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any
 
-from osilab.protocols.base import AppMessage, Direction
+from osilab.protocols import AppMessage, Direction
 from osilab.streams.keys import FlowKey
 
 __all__ = ["PARSERS", "PORTS", "sniff", "new_parser", "FlowParser", "proxy_header_length"]

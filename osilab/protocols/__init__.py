@@ -1,4 +1,4 @@
-"""The contract every stream protocol parser keeps.
+"""Application protocols, and the contract every stream protocol parser keeps.
 
 A parser is **sans-IO**: it is fed the bytes of one TCP (or UDP) conversation, in order,
 one chunk per packet, and returns the application messages that each chunk completed.
@@ -14,21 +14,11 @@ Wireshark shows a reassembled message in the frame that completes it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
+from osilab.streams.keys import Direction
+
 __all__ = ["Direction", "AppMessage", "StreamParser"]
-
-
-class Direction(StrEnum):
-    """Which way bytes travel in a flow: from the client to the server, or back."""
-
-    TO_SERVER = "to_server"
-    TO_CLIENT = "to_client"
-
-    @property
-    def arrow(self) -> str:
-        return "->" if self is Direction.TO_SERVER else "<-"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ This is the one place where the pieces of :mod:`osilab.streams` meet packets:
    says which way it travels;
 2. per TCP flow and direction, a :class:`~osilab.streams.reassembly.StreamReassembler`
    turns segments into ordered chunks (one packet each) and marked gaps;
-3. per flow, a :class:`~osilab.streams.dispatch.FlowParser` sniffs the protocol and feeds
+3. per flow, a :class:`~osilab.pipeline.dispatch.FlowParser` sniffs the protocol and feeds
    the chunks to its parser, which returns the application messages each chunk completed.
 
 :func:`track` yields one :class:`Step` per packet, in capture order, as soon as the packet
@@ -42,8 +42,8 @@ from osilab.capture.fast import address_text, raw_records
 from osilab.capture.packet import TCP_RST, Layer, Packet
 from osilab.capture.reader import Capture
 from osilab.layers import place
-from osilab.protocols.base import AppMessage, Direction
-from osilab.streams.dispatch import FlowParser
+from osilab.pipeline.dispatch import FlowParser
+from osilab.protocols import AppMessage, Direction
 from osilab.streams.flows import Flow, FlowRecord, FlowTable, _Facts, transport_facts
 from osilab.streams.keys import Endpoint, FlowKey
 from osilab.streams.reassembly import Chunk, Gap, StreamReassembler

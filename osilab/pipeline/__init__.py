@@ -1,0 +1,36 @@
+"""The pipeline: a capture's packets -> flows -> reassembled streams -> application messages.
+
+The one place where the stages below meet:
+
+* :mod:`~osilab.pipeline.dispatch` -- which protocol a flow speaks (content, then port),
+  and a table of the parsers of :mod:`osilab.protocols`;
+* :mod:`~osilab.pipeline.tracker` -- the stream tracker over a capture: :func:`track`,
+  :func:`conversations`, :func:`annotate`, :func:`follow`;
+* :mod:`~osilab.pipeline.http` -- :func:`iter_http`, the HTTP requests and responses a
+  balancer sees.
+
+Every view (``layers``, ``flows``, ``http``, ``tls``, ``route``, ``compare``, the journey,
+the notebooks) takes its packets, flows and messages from here.
+"""
+
+from osilab.pipeline.http import iter_http
+from osilab.pipeline.tracker import (
+    FlowMessage,
+    FollowItem,
+    Step,
+    annotate,
+    conversations,
+    follow,
+    track,
+)
+
+__all__ = [
+    "Step",
+    "FlowMessage",
+    "FollowItem",
+    "track",
+    "conversations",
+    "annotate",
+    "follow",
+    "iter_http",
+]

@@ -1,0 +1,55 @@
+"""HTTP messages of a whole capture: the view a load balancer has of it.
+
+Built on :func:`osilab.pipeline.tracker.conversations`: the stream tracker reassembles
+each flow and hands its bytes to the HTTP/1.x and HTTP/2 parsers of
+:mod:`osilab.protocols`; this module keeps the two moments a balancer cares about --
+a request whose head is complete, a response that has ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from osilab._progress import library_bar
+from osilab.pipeline.tracker import conversations
+from osilab.protocols.messages import HttpRequest, HttpResponse
+from osilab.streams.keys import FlowKey
+
+__all__ = ["iter_http"]
+
+def iter_http(
+    packets: Iterable[Any],
+    *,
+    keylog: str | None = None,
+    on_syn: Callable[[FlowKey, int, float], object] | None = None,
+    on_end: Callable[[FlowKey], object] | None = None,
+    progress: bool | None = None,
+) -> Iterator[HttpRequest | HttpResponse]:
+    """Every HTTP request and response of a capture, HTTP/1.x and HTTP/2, in packet order.
+
+    A request is yielded when its head is complete (the packet where an L7 balancer can
+    decide); a response when it has ended (so a balancer can count outstanding requests).
+    ``keylog`` (an NSS key log file) lets the TLS layer decrypt HTTPS when it can;
+    ``on_syn(flow, packet_no, time)`` is told of every client SYN (a balancer's
+    "connection opened") and ``on_end(flow)`` of every flow that ended. Given ``osilab.read(path)``, the packets are read by the streams
+    stage's fast path (no :class:`Packet` objects); a big capture shows a progress bar in
+    a notebook (``progress``: ``None`` notebook only, ``True`` also in a terminal).
+
+    Examples:
+        >>> import osilab
+        >>> for msg in iter_http(osilab.read(
+        ...         "../shared/captures/thirdparty/zeek/http-get.pcap")):  # doctest: +SKIP
+        ...     print(type(msg).__name__, msg.headers_complete_packet)
+        HttpRequest 4
+        HttpResponse 12
+    """
+    with library_bar(packets, show=progress):
+        for item in conversations(packets, keylog=keylog, on_syn=on_syn, on_end=on_end):
+            message = item.message
+            rich = message.message
+            stage = message.fields.get("stage")
+            if isinstance(rich, HttpRequest) and stage == "headers":
+                yield rich
+            elif isinstance(rich, HttpResponse) and stage == "complete":
+                yield rich
