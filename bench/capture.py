@@ -38,7 +38,6 @@ LAB_CAPTURES = ROOT / "captures"
 sys.path.insert(0, str(ROOT))
 
 from osilab.capture import read  # noqa: E402
-from osilab.capture.fast import fast_records  # noqa: E402
 
 __all__ = ["lab_capture", "replicated_capture", "source_captures", "ensure_capture"]
 
@@ -63,7 +62,7 @@ def _ipv4_tcp_frames(paths: Iterable[Path]) -> list[tuple[float, bytes]]:
     cursor = 0.0
     for path in paths:
         first = None
-        for _no, time, linktype, data, _wire, _iface in fast_records(read(path)):
+        for _no, time, linktype, data, _wire, _iface in read(path).records():
             if linktype == 1 and len(data) >= 54 and data[12:14] == b"\x08\x00" and data[23] == 6:
                 if data[14] >> 4 == 4 and len(data) >= 14 + (data[14] & 0x0F) * 4 + 20:
                     first = time if first is None else first

@@ -9,7 +9,7 @@ The three tasks, as each tool would naturally be used for them:
 * **l4** -- every packet's 5-tuple (protocol, addresses, ports). osilab also replays
   the packets through its NLB model (a decision per new flow, a flow-table lookup per
   packet): ``replay(osilab.read(path), nlb)``, which reads
-  :func:`osilab.capture.fast.flow_tuples` into ``NetworkLoadBalancer.feed_flows``.
+  :func:`osilab.capture.facts.flow_facts` into ``NetworkLoadBalancer.feed_flows``.
 * **l7** -- every HTTP request's method, host and path. osilab reassembles each TCP
   stream (in order, gaps marked), parses HTTP/1.x with h11 and replays the requests
   through its ALB model. dpkt's usual loop parses each segment on its own (no
@@ -59,11 +59,10 @@ TSHARK: dict[str, list[str]] = {
 def osilab_walk(path: str, sample: int | None) -> dict[str, Any]:
     """The floor: osilab's fast record walk, touching each frame's length only."""
     from osilab.capture import read
-    from osilab.capture.fast import fast_records
 
     packets = size = 0
     started = time.perf_counter()
-    for record in fast_records(read(path)):
+    for record in read(path).records():
         packets += 1
         size += len(record[3])
     seconds = time.perf_counter() - started
@@ -73,13 +72,13 @@ def osilab_walk(path: str, sample: int | None) -> dict[str, Any]:
 def osilab_l4_tuples(path: str, sample: int | None) -> dict[str, Any]:
     """The 5-tuple of every packet from osilab's fast path, counted per flow."""
     from osilab.capture import read
-    from osilab.capture.fast import flow_tuples
+    from osilab.capture.facts import flow_facts
 
     flows: Counter[tuple] = Counter()
     packets = 0
     started = time.perf_counter()
-    for _no, _t, proto, src, sport, dst, dport, _flags, _seq, _damaged in flow_tuples(read(path)):
-        flows[proto, src, sport, dst, dport] += 1
+    for f in flow_facts(read(path)):
+        flows[f.proto, f.src, f.src_port, f.dst, f.dst_port] += 1
         packets += 1
     seconds = time.perf_counter() - started
     return {"packets": packets, "seconds": seconds, "results": {"flows": len(flows)}}
@@ -103,15 +102,15 @@ def osilab_l4_nlb_feed(path: str, sample: int | None) -> dict[str, Any]:
     ``PacketFate`` each), from the fast path: what ``feed_flows`` saves."""
     from osilab.balancers import NetworkLoadBalancer
     from osilab.capture import read
-    from osilab.capture.fast import flow_tuples
+    from osilab.capture.facts import flow_facts
 
     nlb = NetworkLoadBalancer(NLB_CONFIG)
     feed = nlb.feed
     packets = 0
     started = time.perf_counter()
-    for no, t, proto, src, sport, dst, dport, flags, seq, damaged in flow_tuples(read(path)):
-        feed(no=no, time=t, proto=proto, src_ip=src, src_port=sport, dst_ip=dst, dst_port=dport,
-             tcp_flags=flags or 0, tcp_seq=seq, damaged=damaged)  # fmt: skip
+    for f in flow_facts(read(path)):
+        feed(no=f.no, time=f.time, proto=f.proto, src_ip=f.src, src_port=f.src_port, dst_ip=f.dst,
+             dst_port=f.dst_port, tcp_flags=f.tcp_flags or 0, tcp_seq=f.tcp_seq, damaged=f.damaged)  # fmt: skip
         packets += 1
     seconds = time.perf_counter() - started
     return {"packets": packets, "seconds": seconds,
@@ -136,9 +135,8 @@ def osilab_l4_nlb_packets(path: str, sample: int | None) -> dict[str, Any]:
 def _record_count(path: str) -> int:
     """Packets in the capture, counted before the timed loop (the fast paths read records)."""
     from osilab.capture import read
-    from osilab.capture.fast import raw_records
 
-    return sum(1 for _ in raw_records(read(path)))
+    return sum(1 for _ in read(path).raw_records())
 
 
 def osilab_l7_alb(path: str, sample: int | None) -> dict[str, Any]:

@@ -172,16 +172,15 @@ def machine() -> dict[str, str]:
 
 def count_packets(capture: Path) -> int:
     from osilab.capture import read
-    from osilab.capture.fast import fast_records
 
-    return sum(1 for _ in fast_records(read(capture)))
+    return sum(1 for _ in read(capture).records())
 
 
 JOB_TITLES = {
-    "osilab-walk": "osilab record walk (`fast_records`): the floor",
-    "osilab-l4-nlb": "osilab NLB replay, `replay(osilab.read(path), nlb)` (`flow_tuples` -> `feed_flows`)",
-    "osilab-l4-nlb-feed": "osilab NLB `feed` per packet, from `flow_tuples` (what `feed_flows` saves)",
-    "osilab-l4-tuples": "osilab 5-tuples (`flow_tuples`)",
+    "osilab-walk": "osilab record walk (`Capture.records`): the floor",
+    "osilab-l4-nlb": "osilab NLB replay, `replay(osilab.read(path), nlb)` (`flow_facts` -> `feed_flows`)",
+    "osilab-l4-nlb-feed": "osilab NLB `feed` per packet, from `flow_facts` (what `feed_flows` saves)",
+    "osilab-l4-tuples": "osilab 5-tuples (`flow_facts`)",
     "osilab-l4-nlb-packets": "osilab `replay(packets, nlb)` over full Packets",
     "dpkt-l4": "dpkt 5-tuple loop",
     "scapy-l4": "scapy 5-tuple (sample, scaled)",

@@ -27,13 +27,13 @@ SETUP = """\
 %matplotlib inline
 import osilab
 from osilab import viz
-from osilab.viz import lessons
+from osilab.lessons import scenarios
 from osilab.viz import balancers as balancer_plots
 
-ALB = lessons.capture_path("alb")          # captures/alb/alb.pcapng: every hop of the ALB scenario
-NLB = lessons.capture_path("nlb")
-L4PROXY = lessons.capture_path("l4proxy")
-SMUGGLE = lessons.capture_path("smuggle")"""
+ALB = scenarios.capture_path("alb")        # captures/alb/alb.pcapng: every hop of the ALB scenario
+NLB = scenarios.capture_path("nlb")
+L4PROXY = scenarios.capture_path("l4proxy")
+SMUGGLE = scenarios.capture_path("smuggle")"""
 
 
 def md(text: str) -> tuple[str, str]:
@@ -77,9 +77,9 @@ place in two models of networking: OSI's seven layers and TCP/IP's four (RFC 112
     code(SETUP),
     md("""## One request packet
 
-The capture holds every hop of the scenario; `lessons.hop_packets` keeps one hop. We take
+The capture holds every hop of the scenario; `scenarios.hop_packets` keeps one hop. We take
 the first packet on the client's side that carries an HTTP request."""),
-    code("""front = lessons.hop_packets(ALB, "client-alb")
+    code("""front = scenarios.hop_packets(ALB, "client-alb")
 request_packet = next(p for p in front if "http" in p and "request.method" in p["http"])
 print(request_packet.names())
 print(request_packet["tcp"]["dstport"], request_packet["http"]["request.uri"])
@@ -170,8 +170,8 @@ built"""),
 
 From the lab capture: the first connection's SYN, a bare ACK, the request packet, and the
 largest data segment of the 24 KB POST."""),
-    code("""front = lessons.hop_packets(ALB, "client-alb")
-records = lessons.client_records("alb")
+    code("""front = scenarios.hop_packets(ALB, "client-alb")
+records = scenarios.client_records("alb")
 post_rid = next(r["rid"] for r in records if r["suite"] == "post")
 requests = {r.header("X-Request-Id"): r for r in viz.http_requests(front)}
 post = requests[post_rid]
@@ -242,8 +242,8 @@ before anyone reads them.
   request ends is the application's job (the blank line after the headers).
 - The packet that *completes* a request is not the packet that started it."""),
     code(SETUP),
-    code("""front = lessons.hop_packets(ALB, "client-alb")
-records = lessons.client_records("alb")
+    code("""front = scenarios.hop_packets(ALB, "client-alb")
+records = scenarios.client_records("alb")
 requests = viz.http_requests(front)
 by_rid = {r.header("X-Request-Id"): r for r in requests}
 
@@ -279,9 +279,9 @@ slow_conversation = viz.tcp_conversation(front, slow.flow)
 print(f"{slow.method} {slow.target}: first bytes in packet {slow.first_packet}, "
       f"head complete in packet {slow.headers_complete_packet}")"""),
     fig("""figure = viz.reassembly_figure(slow_conversation, title="One request head, four segments")"""),
-    md("""`osilab.streams.follow` is the reassembler itself: for each piece of the client's
-stream, the packet that carried it and the byte offset where it belongs."""),
-    code("""from osilab.streams import follow
+    md("""`osilab.pipeline.follow` runs the reassembler (`osilab.streams`) on one flow: for each
+piece of the client's stream, the packet that carried it and the byte offset where it belongs."""),
+    code("""from osilab.pipeline import follow
 
 for piece in follow(front, slow.flow):
     chunk = piece.item
@@ -321,11 +321,11 @@ handshake is done and the request head has fully arrived.
     code(SETUP),
     code("""from osilab.balancers import parse_config
 
-front = lessons.hop_packets(ALB, "client-alb")
-alb_config = parse_config(lessons.lab_alb_config())
-nlb_config = parse_config(lessons.lab_nlb_config())
+front = scenarios.hop_packets(ALB, "client-alb")
+alb_config = parse_config(scenarios.lab_alb_config())
+nlb_config = parse_config(scenarios.lab_nlb_config())
 comparison = osilab.compare(front, nlb_config, alb_config=alb_config)
-records = lessons.client_records("alb")
+records = scenarios.client_records("alb")
 rows = {row.request.header("X-Request-Id"): row for row in comparison.rows}
 slow_rid = next(r["rid"] for r in records if r["suite"] == "slow_head")
 slow = rows[slow_rid]
@@ -401,9 +401,9 @@ rules. The question is not which balancer is better, but what each one *can* rou
     code("""from collections import Counter
 from osilab.balancers import parse_config
 
-front = lessons.hop_packets(ALB, "client-alb")
-alb_config = parse_config(lessons.lab_alb_config())
-nlb_config = parse_config(lessons.lab_nlb_config())
+front = scenarios.hop_packets(ALB, "client-alb")
+alb_config = parse_config(scenarios.lab_alb_config())
+nlb_config = parse_config(scenarios.lab_nlb_config())
 comparison = osilab.compare(front, nlb_config, alb_config=alb_config)
 comparison          # the comparison's own summary table"""),
     md("""## Per connection vs per request
@@ -423,8 +423,8 @@ The lab client sent one request made to match each rule. The table shows what th
 model decided and what the real balancer logged for the same request id."""),
     code("""import pandas as pd
 
-records = lessons.client_records("alb")
-truth = lessons.truth("alb")["requests"]
+records = scenarios.client_records("alb")
+truth = scenarios.truth("alb")["requests"]
 decisions = {d.request.header("X-Request-Id"): d for d in comparison.alb.decisions}
 rule_rids = [r["rid"] for r in records if r["suite"] == "rules"]
 table = pd.DataFrame([
@@ -447,7 +447,7 @@ print(f"the ALB model and the real balancer agree on {agree} of {len(decisions)}
 An NLB listener forwards a whole TCP (or TLS, or UDP) connection to one target group. At
 the moment it decides, the SYN, there is no path yet. AWS therefore has no `Rules` on an
 NLB listener, and osilab refuses a configuration that tries."""),
-    code("""with_rules = lessons.lab_nlb_config()
+    code("""with_rules = scenarios.lab_nlb_config()
 with_rules["Listeners"][0]["Rules"] = [{
     "Priority": "10",
     "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}],
@@ -458,9 +458,9 @@ except osilab.ConfigError as error:
     print("refused:", error)"""),
     md("""What an NLB *can* do: give the API its own listener **port** (or its own NLB), so the
 client chooses by connecting to a different address or port; or terminate TLS and pick
-by **SNI** (one certificate per host name), which is still per connection. Here is an NLB
-with two listeners, one per service:"""),
-    code("""two_ports = parse_config(lessons.lab_nlb_config(ports=(80, 8080)))
+by **SNI** (one certificate per host name), which is still per connection. The lab's NLB
+has two listeners, one per service (web on 80, TLS passed through on 443):"""),
+    code("""two_ports = parse_config(scenarios.lab_nlb_config(ports=(80, 443)))
 for listener in two_ports.listeners:
     group = listener.default_actions[0].target_groups[0].name
     print(f"listener {listener.protocol}:{listener.port} -> target group {group} (rules: {len(listener.rules)})")"""),
@@ -472,10 +472,10 @@ trusts one header sees one request; a server that trusts the other sees two. Tha
 disagreement is how a hidden request slips past a balancer. AWS's ALB classifies every
 request with http-desync-guardian: CL and TE together is **Ambiguous**. What it does then
 depends on `routing.http.desync_mitigation_mode`."""),
-    code("""smuggle_front = lessons.hop_packets(SMUGGLE, "client-alb")
+    code("""smuggle_front = scenarios.hop_packets(SMUGGLE, "client-alb")
 rows, results = {}, {}
 for mode in ("monitor", "defensive", "strictest"):
-    config = lessons.lab_alb_config()
+    config = scenarios.lab_alb_config("smuggle")     # alb.config.json beside the smuggle capture
     config["Attributes"] = [{"Key": "routing.http.desync_mitigation_mode", "Value": mode}]
     results[mode] = result = osilab.replay(smuggle_front, osilab.ApplicationLoadBalancer(config))
     for d in result.decisions[:3]:       # the outer POST, the hidden GET, the one sent after
@@ -486,16 +486,17 @@ pd.DataFrame.from_dict(rows, orient="index")"""),
     md("""In the default *defensive* mode the ALB forwards the ambiguous POST and then closes
 the connection, so the hidden request is never read. The real HAProxy in the lab did the
 same: `truth.json` lists the hidden and the following request as never forwarded."""),
-    code("""print("HAProxy never forwarded:", lessons.truth("smuggle")["not_forwarded"])
+    code("""print("HAProxy never forwarded:", scenarios.truth("smuggle")["not_forwarded"])
 why = [d.why for d in results["defensive"].decisions if d.action == "connection-closed"][0]
 print("model (defensive):", why)"""),
     md("""The NLB sees the same attempt as one TCP connection. It decides at the SYN from four
 numbers, and the hidden request reaches a target byte for byte (nginx then refused it
 with `400`, but the NLB had no say)."""),
-    code("""nlb_front = lessons.hop_packets(SMUGGLE, "client-nlb")
-nlb_result = osilab.replay(nlb_front, osilab.NetworkLoadBalancer(lessons.lab_nlb_config()))
+    code("""nlb_front = scenarios.hop_packets(SMUGGLE, "client-nlb")
+nlb_config = scenarios.lab_nlb_config(scenario="smuggle")   # nlb.config.json beside the capture
+nlb_result = osilab.replay(nlb_front, osilab.NetworkLoadBalancer(nlb_config))
 print("fields the NLB read:", nlb_result.decisions[0].seen)
-behind = b"".join(p.payload for p in lessons.hop_packets(SMUGGLE, "nlb-web1", "nlb-web2"))
+behind = b"".join(p.payload for p in scenarios.hop_packets(SMUGGLE, "nlb-web1", "nlb-web2"))
 start = behind.find(b"GET /api/items/")
 print("bytes that reached a target:", behind[start:start + 40])"""),
     md("""## Question for the team
@@ -529,7 +530,7 @@ inside. The TLS ClientHello carries the server name in clear (SNI): the middle g
 - SNI names a *host*, never a path: SNI routing is per connection, like the NLB.
 - Terminating TLS at the ALB is what makes per-request routing possible on HTTPS."""),
     code(SETUP),
-    code("""nlb_all = lessons.hop_packets(NLB)
+    code("""nlb_all = scenarios.hop_packets(NLB)
 hellos = [p for p in nlb_all if "tls" in p and "handshake.extensions_server_name" in p["tls"]]
 for p in hellos:
     print(f"#{p.no:5} {p.interface_name:10} {p.ip_src}:{p.src_port} -> {p.ip_dst}:{p.dst_port}  "
@@ -553,7 +554,7 @@ On the client side of the ALB, port 443 carries TLS; behind the ALB (hops `alb-w
 `alb-web2`) the same requests travel as plain HTTP. Counted per hop:"""),
     code("""from collections import Counter
 
-alb_all = lessons.hop_packets(ALB, "client-alb", "alb-web*")
+alb_all = scenarios.hop_packets(ALB, "client-alb", "alb-web*")
 readable = Counter()
 for p in alb_all:
     hop = "client side" if p.interface_name == "client-alb" else "behind the ALB"
@@ -577,7 +578,7 @@ back side shows the requests."""),
 from osilab.pipeline import iter_http
 
 keylog = str(ALB.parent / "keylog.txt")
-front = lessons.hop_packets(ALB, "client-alb")
+front = scenarios.hop_packets(ALB, "client-alb")
 tls_support = importlib.util.find_spec("osilab.protocols.tls") is not None
 on_443 = [p for p in front if 443 in (p.src_port, p.dst_port)]
 decrypted = [m for m in iter_http(on_443, keylog=keylog) if hasattr(m, "method")] if tls_support else []
@@ -585,8 +586,8 @@ print("TLS support installed:", tls_support)
 print(f"requests read on the client side of port 443 with the key log: {len(decrypted)}")
 for request in decrypted[:5]:
     print(f"  {request.method} {request.target} ({request.version})")
-back = [m for m in viz.http_requests(lessons.hop_packets(ALB, "alb-web*")) if "rid=a" in m.target]
-https_rids = {r["rid"] for r in lessons.client_records("alb") if r["scheme"] == "https"}
+back = [m for m in viz.http_requests(scenarios.hop_packets(ALB, "alb-web*")) if "rid=a" in m.target]
+https_rids = {r["rid"] for r in scenarios.client_records("alb") if r["scheme"] == "https"}
 print(f"HTTPS requests seen in plain text behind the ALB: "
       f"{sum(1 for m in back if m.header('X-Request-Id') in https_rids)} of {len(https_rids)}")"""),
     md("""## SNI routing: the middle ground
@@ -637,8 +638,8 @@ Each balancer has its own answer to "then who was the real client?".
 def requests_by_rid(packets):
     return {r.header("X-Request-Id"): r for r in viz.http_requests(packets)}
 
-alb_front = requests_by_rid(lessons.hop_packets(ALB, "client-alb"))
-alb_back = requests_by_rid(lessons.hop_packets(ALB, "alb-web*"))
+alb_front = requests_by_rid(scenarios.hop_packets(ALB, "client-alb"))
+alb_back = requests_by_rid(scenarios.hop_packets(ALB, "alb-web*"))
 rid = next(rid for rid in alb_front if rid in alb_back)
 front, back = alb_front[rid], alb_back[rid]
 pd.DataFrame({
@@ -648,8 +649,8 @@ pd.DataFrame({
                             (back.header("X-Forwarded-For") or "(none)")],
 }, index=["source ip:port", "destination ip:port", "X-Forwarded-For"])"""),
     md("""## The NLB: client IP preservation"""),
-    code("""nlb_front = requests_by_rid(lessons.hop_packets(NLB, "client-nlb"))
-nlb_back = requests_by_rid(lessons.hop_packets(NLB, "nlb-web*"))
+    code("""nlb_front = requests_by_rid(scenarios.hop_packets(NLB, "client-nlb"))
+nlb_back = requests_by_rid(scenarios.hop_packets(NLB, "nlb-web*"))
 nrid = next(r for r in nlb_front if r in nlb_back)
 f, b = nlb_front[nrid], nlb_back[nrid]
 pd.DataFrame({
@@ -657,7 +658,7 @@ pd.DataFrame({
     "NLB -> nginx (back)": [str(b.flow.client), str(b.flow.server), (b.header("X-Forwarded-For") or "(none)")],
 }, index=["source ip:port", "destination ip:port", "X-Forwarded-For"])"""),
     md("""## The L4 proxy, with and without PROXY protocol v2"""),
-    code("""l4 = lessons.hop_packets(L4PROXY)
+    code("""l4 = scenarios.hop_packets(L4PROXY)
 proxied = [p for p in l4 if "proxy" in p]
 header = proxied[0]
 print(f"packet #{header.no} on {header.interface_name}: {header['proxy'].summary}")
@@ -669,7 +670,7 @@ command, the address family (TCP over IPv4), a length, and the client's address 
 What each target believed, from nginx's own logs:"""),
     code("""def who_nginx_saw(scenario):
     seen = {}
-    for rid, line in lessons.truth(scenario)["nginx"].items():
+    for rid, line in scenarios.truth(scenario)["nginx"].items():
         if line.get("proxy_protocol", "-:-") not in ("-:-", "-", ""):
             how = "PROXY v2 header"
         elif line.get("xff", "-") not in ("-", ""):
@@ -724,7 +725,7 @@ osilab find it on every hop.
     code(SETUP),
     code("""from osilab.journey import journey
 
-records = lessons.client_records("alb")
+records = scenarios.client_records("alb")
 api_rid = next(r["rid"] for r in records if r["target"].startswith("/api/") and r["cache"] == "miss")
 trip = journey(ALB, api_rid)
 print(trip.summary())"""),
@@ -732,12 +733,12 @@ print(trip.summary())"""),
     code("trip"),
     code("""import pandas as pd
 
-pd.DataFrame(lessons.hop_table(trip)).set_index("step")"""),
+pd.DataFrame(scenarios.hop_table(trip)).set_index("step")"""),
     md("""## Where the time goes
 
 One bar per step, from the moment a device handled the request (or its response) to the
 next device's turn, coloured by the highest layer that device read."""),
-    fig("""figure = viz.timeline_chart(lessons.journey_intervals(trip),
+    fig("""figure = viz.timeline_chart(scenarios.journey_intervals(trip),
                            title=f"Request {api_rid}: latency breakdown, hop by hop")"""),
     md("""## A static file, for contrast"""),
     code("""static_rid = next(r["rid"] for r in records if r["target"].startswith("/static/"))
@@ -777,11 +778,11 @@ streams and balances each request.
     code(SETUP),
     code("""from collections import Counter
 
-records = lessons.client_records("alb")
+records = scenarios.client_records("alb")
 h2 = [r for r in records if r["suite"] == "h2"]
 connections = Counter(r["source"] for r in h2)
 print(f"{len(h2)} HTTP/{h2[0]['http_version']} requests on {len(connections)} connection(s): {dict(connections)}")
-truth = lessons.truth("alb")["requests"]
+truth = scenarios.truth("alb")["requests"]
 alb_targets = Counter(truth[r["rid"]]["target"] for r in h2 if r["rid"] in truth)
 print("the real ALB sent them to:", dict(alb_targets))"""),
     md("""## What an L4 balancer does with that connection
@@ -790,8 +791,8 @@ The NLB model is fed the client side of the ALB scenario (ports 80 and 443, TLS 
 through). It decides once, at the SYN of the HTTP/2 connection."""),
     code("""from osilab.balancers import NetworkLoadBalancer, parse_config
 
-front = lessons.hop_packets(ALB, "client-alb")
-nlb = osilab.replay(front, NetworkLoadBalancer(parse_config(lessons.lab_nlb_config(ports=(80, 443)))))
+front = scenarios.hop_packets(ALB, "client-alb")
+nlb = osilab.replay(front, NetworkLoadBalancer(parse_config(scenarios.lab_nlb_config(ports=(80, 443)))))
 h2_client = next(iter(connections))
 h2_decision = next(d for d in nlb.decisions if str(d.flow.client) == h2_client)
 print(h2_decision.why)
@@ -841,7 +842,7 @@ an ALB (gRPC target groups), client-side balancing, or shorter connection lifeti
 NOTEBOOKS["10-exercises"] = [
     md("""# 10. Exercises, with automatic checks
 
-Six questions about the lab captures. Each has a checker (`osilab.exercises`) that compares
+Six questions about the lab captures. Each has a checker (`osilab.lessons.exercises`) that compares
 your answer with the capture and with osilab's balancer models, and tells you *why* a
 wrong answer is wrong. Work in pairs: agree on an answer, then check it.
 
@@ -858,7 +859,7 @@ wrong answer is wrong. Work in pairs: agree on an answer, then check it.
 - A wrong answer is told which layer or which balancer it describes: most mistakes are
   answering the right question for the other balancer."""),
     code(SETUP),
-    code("""from osilab import exercises
+    code("""from osilab.lessons import exercises
 
 print(exercises.names())"""),
     md("""## 1. Header bytes"""),

@@ -9,6 +9,9 @@ Application Load Balancer (L7) to see what each can and cannot route on.
 >>> pkt = next(iter(cap))                               # doctest: +SKIP
 >>> pkt.names()                                         # doctest: +SKIP
 ['eth', 'ip', 'tcp']
+
+``osilab.journey`` is the journey package; its entry point ``osilab.journey.journey`` is
+also ``osilab.request_journey``.
 """
 
 from osilab.balancers import (
@@ -29,7 +32,7 @@ from osilab.errors import (
     RuleError,
     UsageError,
 )
-from osilab.journey import journey
+from osilab.journey import journey as request_journey
 
 __all__ = [
     "read",
@@ -38,7 +41,7 @@ __all__ = [
     "Layer",
     "replay",
     "compare",
-    "journey",
+    "request_journey",
     "load_config",
     "NetworkLoadBalancer",
     "ApplicationLoadBalancer",

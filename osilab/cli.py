@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "compare": "osilab.commands.compare",
     "journey": "osilab.commands.journey",
     "lab": "osilab.commands.lab",
+    "config": "osilab.commands.config",
 }
 
 

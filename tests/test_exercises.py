@@ -17,8 +17,8 @@ import pytest
 from shared_paths import CAPTURES
 
 import osilab
-from osilab import exercises
 from osilab.errors import UsageError
+from osilab.lessons import exercises
 
 
 def _hop(scenario: str, hop: str) -> list[osilab.Packet]:

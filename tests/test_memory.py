@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from osilab.capture import read
-from osilab.capture.fast import fast_records, flow_tuples
+from osilab.capture.facts import flow_facts
 
 MiB = 1024 * 1024
 CLIENT, SERVER = bytes((198, 51, 100, 7)), bytes((203, 0, 113, 10))
@@ -135,8 +135,8 @@ def _layers(path: Path) -> int:
 
 READERS: list[tuple[str, Callable[[Path], object], int]] = [
     ("Capture with layers", _layers, 6 * MiB),
-    ("fast_records", lambda p: sum(1 for _ in fast_records(read(p))), 4 * MiB),
-    ("flow_tuples", lambda p: sum(1 for _ in flow_tuples(read(p))), 4 * MiB),
+    ("records", lambda p: sum(1 for _ in read(p).records()), 4 * MiB),
+    ("flow_facts", lambda p: sum(1 for _ in flow_facts(read(p))), 4 * MiB),
 ]
 
 

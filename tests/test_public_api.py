@@ -21,6 +21,7 @@ def test_every_public_name_is_there_and_documented(name: str) -> None:
 
 
 def test_the_main_entry_points_are_exported() -> None:
-    for name in ("read", "replay", "compare", "journey", "load_config"):
+    for name in ("read", "replay", "compare", "request_journey", "load_config"):
         assert callable(getattr(osilab, name))
+    assert osilab.request_journey is osilab.journey.journey  # the package keeps its name
     assert issubclass(osilab.CaptureError, osilab.OsilabError)

@@ -3,11 +3,13 @@
 Both models are fed what the balancer would see (packets for the NLB, HTTP requests
 for the ALB) and return :class:`~osilab.balancers.decision.Decision` records saying
 where the traffic went, at which packet, from which fields, and why. They are
-configured by the AWS-shaped JSON of ``docs/design.md`` (:mod:`osilab.balancers.config`).
+configured by the AWS-shaped JSON of ``../shared/docs/design.md`` (:mod:`osilab.balancers.config`).
 
-Modules: ``config`` (the configuration), ``rules`` (ALB conditions), ``hashing``
-(flow hashes, Maglev), ``decision``, ``nlb``, ``alb``, ``explain`` (the "why"),
-``replay`` (capture -> decisions) and ``compare`` (both models on one capture).
+Modules: ``config`` (the configuration: model, parse, defaults), ``rules`` (ALB
+conditions), ``hashing`` (flow hashes, Maglev), ``health`` (target health over time),
+``mitigation`` (the desync policy), ``decision``, ``nlb``, ``alb``, ``explain`` (every
+"why" sentence), ``replay`` (capture -> decisions) and ``compare`` (both models on one
+capture).
 """
 
 from osilab.balancers.alb import ApplicationLoadBalancer

@@ -33,10 +33,9 @@ count outstanding requests). It opens no socket and reads no clock: times are th
 capture's. The stickiness cookies are opaque tokens (a keyed MAC over the group and
 target) that this model alone can decode, as only AWS can decode its encrypted ones.
 
-Desync mitigation follows ``lb-reference.md`` §1.8 through
-:func:`osilab.protocols.desync.mitigate`; the small table :func:`desync_action` is the
-same policy, kept here as a fallback and for a quick look. The request's verdict comes
-from the HTTP parser.
+Desync mitigation follows ``lb-reference.md`` §1.8 through the one policy table,
+:data:`osilab.balancers.mitigation.POLICY` (:func:`~osilab.balancers.mitigation.mitigate`).
+The request's verdict comes from the HTTP parser (:mod:`osilab.protocols.desync`).
 """
 
 from __future__ import annotations
@@ -45,51 +44,30 @@ import base64
 import hashlib
 import hmac
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
 from osilab.balancers import explain
-from osilab.balancers.config import Action, BalancerConfig, Listener, TargetGroup, load_config
-from osilab.balancers.decision import KEEP_DECISIONS, Decision, DecisionKeeper, DecisionList
+from osilab.balancers.config import Action, Listener, TargetGroup
+from osilab.balancers.config.model import APPLICATION
+from osilab.balancers.decision import Decision, DecisionKeeper, DecisionList
 from osilab.balancers.hashing import stable_hash
+from osilab.balancers.health import TargetHealth
+from osilab.balancers.mitigation import mitigate
 from osilab.balancers.rules import evaluate_rules
 from osilab.errors import ConfigError
-from osilab.protocols.messages import DesyncVerdict, HttpRequest, HttpResponse
+from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import FlowKey
 
 __all__ = [
     "ApplicationLoadBalancer",
-    "desync_action",
     "encode_cookie",
     "decode_cookie",
     "trace_id",
     "redirect_location",
 ]
-
-#: ``routing.http.desync_mitigation_mode`` x desync class -> what the ALB does
-#: (lb-reference.md §1.8, from [ALB-UG application-load-balancers.md]).
-DESYNC_TABLE = {
-    "monitor": {
-        "Compliant": "allow",
-        "Acceptable": "allow",
-        "Ambiguous": "allow",
-        "Severe": "allow",
-    },
-    "defensive": {
-        "Compliant": "allow",
-        "Acceptable": "allow",
-        "Ambiguous": "allow-close",
-        "Severe": "block",
-    },
-    "strictest": {
-        "Compliant": "allow",
-        "Acceptable": "block",
-        "Ambiguous": "block",
-        "Severe": "block",
-    },
-}
 
 #: Connections whose SYN packet number is remembered (for the "packets after the SYN"
 #: note), and requests remembered as outstanding at a target. Both are bounded so that a
@@ -100,44 +78,6 @@ MAX_TRACKED = 65_536
 
 #: Cookie lifetime AWS sets: a fixed 7 days, renewed on every request [ALB-UG sticky-sessions.md].
 COOKIE_EXPIRY_SECONDS = 7 * 24 * 3600
-
-
-def desync_action(mode: str, klass: str) -> str:
-    """``"allow"``, ``"allow-close"`` (forward, then close both connections) or ``"block"`` (400).
-
-    >>> desync_action("defensive", "Severe"), desync_action("strictest", "Acceptable")
-    ('block', 'block')
-    """
-    try:
-        return DESYNC_TABLE[mode][klass]
-    except KeyError:
-        raise ConfigError(f"unknown desync mode/class {mode!r}/{klass!r}") from None
-
-
-def _mitigate(verdict: DesyncVerdict, mode: str) -> tuple[str, str]:
-    """``(what, why)`` for a desync verdict: uses :func:`osilab.protocols.desync.mitigate`
-    when it is available, else the local :data:`DESYNC_TABLE`."""
-    try:
-        from osilab.protocols.desync import mitigate
-    except ImportError:
-        what = desync_action(mode, verdict.klass)
-        rule = f"rule {verdict.reason}" if verdict.reason else "no rule"
-        does = {
-            "allow": "forwards it",
-            "allow-close": "forwards it, then closes both the client and the target connection",
-            "block": "answers 400 itself and no target sees the request",
-        }[what]
-        return (
-            what,
-            f"{rule} fired, so the request is {verdict.klass}; in {mode} mode the ALB {does}",
-        )
-    result = mitigate(verdict, mode)
-    action = str(result.action)
-    if action in ("block", "block_400"):
-        return "block", result.why.rstrip(".")
-    if action == "forward_then_close":
-        return "allow-close", result.why.rstrip(".")
-    return "allow", result.why.rstrip(".")
 
 
 def _mac(data: bytes, seed: int) -> bytes:
@@ -234,10 +174,26 @@ def redirect_location(
 @dataclass(slots=True)
 class _GroupState:
     group: TargetGroup
-    healthy: list[str]
-    pending: list[Any]
+    health: TargetHealth
     next_index: int = 0
     rng: random.Random | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    """A request past its listener, the desync mitigation and the rules: what its action needs.
+
+    ``base`` holds the :class:`Decision` fields already known (flow, packets, listener,
+    rule); ``close_note`` is what the desync mitigation adds to the why (``""``: nothing).
+    """
+
+    request: HttpRequest
+    listener: Listener
+    action: Action
+    base: dict[str, Any]
+    seen: tuple[str, ...]
+    rule_why: str
+    close_note: str
 
 
 class ApplicationLoadBalancer(DecisionKeeper):
@@ -255,36 +211,17 @@ class ApplicationLoadBalancer(DecisionKeeper):
     """
 
     kind = "alb"
+    lb_type = APPLICATION
 
-    def __init__(
-        self,
-        config: BalancerConfig | dict[str, Any] | str,
-        *,
-        seed: int | None = None,
-        keep_decisions: int | None = KEEP_DECISIONS,
-    ) -> None:
-        self.config = load_config(config)
-        #: Most decisions kept (:data:`~osilab.balancers.decision.KEEP_DECISIONS`); None: all.
-        self.keep_decisions = keep_decisions
-        #: Decisions made but not kept because of ``keep_decisions`` (0: none dropped).
-        self.decisions_dropped = 0
-        #: Called with every decision as it is made (streaming: ``osilab route --json``).
-        self.on_decision: Callable[[Decision], object] | None = None
+    def _start(self) -> None:
         #: Outstanding requests and SYN notes forgotten because of :data:`MAX_TRACKED`.
         self.forgotten = 0
-        if self.config.is_network:
-            raise ConfigError(
-                "ApplicationLoadBalancer needs a configuration with Type 'application'"
-            )
-        self.seed = self.config.seed if seed is None else seed
         self._groups: dict[str, _GroupState] = {}
         for group in self.config.target_groups:
             rng = random.Random(
                 stable_hash(group.name.encode(), self.seed, purpose=b"weighted-random")
             )
-            self._groups[group.name] = _GroupState(
-                group, list(group.targets), list(group.health_changes), rng=rng
-            )
+            self._groups[group.name] = _GroupState(group, TargetHealth.of(group), rng=rng)
         self._group_rng = random.Random(
             stable_hash(b"forward-weights", self.seed, purpose=b"weighted-tg")
         )
@@ -292,19 +229,11 @@ class ApplicationLoadBalancer(DecisionKeeper):
             t: 0 for g in self.config.target_groups for t in g.targets
         }
         self._in_flight: dict[tuple[FlowKey, int], str] = {}
-        self._decisions: list[Decision] = []
         self._first_time: float | None = None
         self._syn: dict[FlowKey, int] = {}
         #: Client connections the desync mitigation closed: flow -> the sentence saying
         #: when and why. Bytes that arrive on them later never reach a target.
         self._closed_by_mitigation: dict[FlowKey, str] = {}
-
-    # ------------------------------------------------------------------ results
-
-    @property
-    def decisions(self) -> DecisionList:
-        targets = [t for g in self.config.target_groups for t in g.targets]
-        return DecisionList(self._decisions, targets=targets)
 
     # ------------------------------------------------------------------ connection facts
 
@@ -388,7 +317,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
                     target_group=None,
                     target=None,
                     seen=("tcp.dstport",),
-                    why=f"no listener on port {port}: the ALB would never have accepted this connection",
+                    why=explain.alb_no_listener_why(port),
                     action="not-routable",
                 )
             )
@@ -405,11 +334,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
                     target_group=None,
                     target=None,
                     seen=("tcp.stream",),
-                    why=(
-                        f"{request.method} {request.target} (headers complete at packet "
-                        f"{request.headers_complete_packet}) arrived on a connection the ALB had "
-                        f"already closed: {closed_why}; no target ever sees these bytes"
-                    ),
+                    why=explain.alb_closed_connection_why(request, closed_why),
                     action="connection-closed",
                 )
             )
@@ -418,40 +343,49 @@ class ApplicationLoadBalancer(DecisionKeeper):
         verdict = request.desync
         if verdict is not None and verdict.klass != "Compliant":
             mode = self.config.desync_mitigation_mode
-            what, mitigation_why = _mitigate(verdict, mode)
-            if what in ("block", "allow-close"):
-                self._closed_by_mitigation[request.flow] = (
-                    f"at packet {request.headers_complete_packet} desync mitigation ({mode} mode) "
-                    f"closed it after {request.method} {request.target}"
+            mitigation = mitigate(verdict, mode)
+            mitigation_why = mitigation.why.rstrip(".")
+            if mitigation.close_client_connection:
+                self._closed_by_mitigation[request.flow] = explain.alb_mitigation_closed(
+                    request, mode
                 )
                 if len(self._closed_by_mitigation) > MAX_TRACKED:
                     del self._closed_by_mitigation[next(iter(self._closed_by_mitigation))]
-            if what == "block":
+            if not mitigation.forwarded:
                 return self._record(
                     Decision(
                         **base,
                         target_group=None,
                         target=None,
                         seen=("http.request.line", "http.request.headers"),
-                        why=(
-                            f"desync mitigation ({mode} mode) blocked {request.method} {request.target} at "
-                            f"packet {request.headers_complete_packet}: {mitigation_why}"
-                        ),
+                        why=explain.alb_blocked_why(request, mode, mitigation_why),
                         action="blocked",
                         status=400,
                     )
                 )
-            if what == "allow-close":
+            if mitigation.close_target_connection:  # forwarded, then both connections closed
                 close_note = f"; desync mitigation: {mitigation_why}"
 
         match = evaluate_rules(listener.rules, request)
-        rule_label = match.rule.label if match.rule else "default"
-        action = match.rule.action if match.rule else listener.default_action
-        seen = ("tcp.dstport",) + match.seen
-        rule_why = match.why
+        base["rule"] = match.rule.label if match.rule else "default"
+        routed = _Routed(
+            request,
+            listener,
+            action=match.rule.action if match.rule else listener.default_action,
+            base=base,
+            seen=("tcp.dstport",) + match.seen,
+            rule_why=match.why,
+            close_note=close_note,
+        )
+        if routed.action.type in ("redirect", "fixed-response"):
+            return self._answer(routed)
+        return self._forward(routed)
 
-        if action.type == "redirect":
-            assert action.redirect is not None
+    def _answer(self, routed: _Routed) -> Decision:
+        """A redirect or a fixed response: the ALB answers itself, no target sees the request."""
+        request, listener, action = routed.request, routed.listener, routed.action
+        location = None
+        if action.redirect is not None:
             location = redirect_location(
                 action.redirect,
                 listener_protocol=listener.protocol,
@@ -459,59 +393,34 @@ class ApplicationLoadBalancer(DecisionKeeper):
                 request=request,
             )
             status = int(action.redirect.status_code.split("_")[1])
-            return self._record(
-                Decision(
-                    **base,
-                    target_group=None,
-                    target=None,
-                    seen=seen,
-                    why=(
-                        f"at packet {request.headers_complete_packet} the headers of {request.method} "
-                        f"{request.target} were complete; {rule_why}; the ALB answers {status} itself "
-                        f"with Location {location} and no target sees the request{close_note}."
-                    ),
-                    action="redirect",
-                    status=status,
-                    rule=rule_label,
-                    location=location,
-                )
-            )
-        if action.type == "fixed-response":
+        else:
             assert action.fixed_response is not None
             status = int(action.fixed_response.status_code)
-            return self._record(
-                Decision(
-                    **base,
-                    target_group=None,
-                    target=None,
-                    seen=seen,
-                    why=(
-                        f"at packet {request.headers_complete_packet} the headers of {request.method} "
-                        f"{request.target} were complete; {rule_why}; the ALB answers {status} itself "
-                        f"(fixed-response) and no target sees the request{close_note}."
-                    ),
-                    action="fixed-response",
-                    status=status,
-                    rule=rule_label,
-                )
+        why = explain.alb_answer_why(
+            request=request,
+            rule_why=routed.rule_why,
+            status=status,
+            location=location,
+            close_note=routed.close_note,
+        )
+        return self._record(
+            Decision(
+                **routed.base,
+                target_group=None,
+                target=None,
+                seen=routed.seen,
+                why=why,
+                action=action.type,
+                status=status,
+                location=location,
             )
-        return self._forward(
-            request, listener, action, base, seen, rule_why, rule_label, close_note
         )
 
     # ------------------------------------------------------------------ forwarding
 
-    def _forward(
-        self,
-        request: HttpRequest,
-        listener: Listener,
-        action: Action,
-        base: dict[str, Any],
-        seen: tuple[str, ...],
-        rule_why: str,
-        rule_label: str,
-        close_note: str,
-    ) -> Decision:
+    def _forward(self, routed: _Routed) -> Decision:
+        """A forward action: a target group (by weight or AWSALBTG), then a target in it."""
+        request, action, seen = routed.request, routed.action, routed.seen
         jar = _cookies(request)
         cookies: list[str] = []
         notes: list[str] = []
@@ -566,25 +475,22 @@ class ApplicationLoadBalancer(DecisionKeeper):
             self.outstanding[self._in_flight.pop(oldest)] -= 1
             self.forgotten += 1
         why = explain.alb_forward_why(
-            request=request, rule_why=rule_why, target_group=group_name, target=target, how=how
+            request=request,
+            rule_why=routed.rule_why,
+            target_group=group_name,
+            target=target,
+            how=how,
+            syn=self._syn.get(request.flow),
+            close_note=routed.close_note,
         )
-        syn = self._syn.get(request.flow)
-        if syn is not None:
-            why = (
-                why[:-1]
-                + f"; that is {request.headers_complete_packet - syn} packets after the SYN (packet {syn})."
-            )
-        if close_note:
-            why = why[:-1] + close_note + "."
         return self._record(
             Decision(
-                **base,
+                **routed.base,
                 target_group=group_name,
                 target=target,
                 seen=seen,
                 why=why,
-                rule=rule_label,
-                headers_to_target=self._headers_to_target(request, listener),
+                headers_to_target=self._headers_to_target(request, routed.listener),
                 client_ip_at_target="the ALB's private IP (the client is in X-Forwarded-For)",
                 cookies=tuple(cookies),
             )
@@ -594,10 +500,10 @@ class ApplicationLoadBalancer(DecisionKeeper):
         self, state: _GroupState, request: HttpRequest, jar: dict[str, str], cookies: list[str]
     ) -> tuple[str, str]:
         group = state.group
-        live = state.healthy or list(group.targets)
+        live = state.health.live
         if group.stickiness == "lb_cookie":
             decoded = decode_cookie(jar["AWSALB"], self.seed) if "AWSALB" in jar else None
-            if decoded and decoded[0] == group.name and decoded[1] in state.healthy:
+            if decoded and decoded[0] == group.name and decoded[1] in state.health.healthy:
                 target = decoded[1]
                 cookies.append(
                     self._set_cookie(
@@ -682,18 +588,4 @@ class ApplicationLoadBalancer(DecisionKeeper):
 
     def _apply_health(self, time: float) -> None:
         for state in self._groups.values():
-            while state.pending:
-                change = state.pending[0]
-                when = change.time
-                if when < 1e9 and self._first_time is not None:
-                    when += self._first_time
-                if when > time:
-                    break
-                state.pending.pop(0)
-                if change.state == "unhealthy" and change.target in state.healthy:
-                    state.healthy.remove(change.target)
-                elif change.state == "healthy" and change.target not in state.healthy:
-                    state.healthy = [
-                        t for t in state.group.targets if t in state.healthy or t == change.target
-                    ]
-
+            state.health.advance(time, self._first_time)

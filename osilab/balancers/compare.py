@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from osilab.balancers.alb import ApplicationLoadBalancer
 from osilab.balancers.config import BalancerConfig, counterpart, default_config, load_config
 from osilab.balancers.decision import Decision, imbalance
-from osilab.balancers.explain import nlb_request_why
+from osilab.balancers.explain import nlb_missed_syn_why, nlb_request_why
 from osilab.balancers.nlb import TCP_ACK, TCP_SYN, NetworkLoadBalancer
 from osilab.balancers.replay import Replay, http_messages
 from osilab.protocols.messages import HttpRequest, HttpResponse
@@ -336,7 +336,7 @@ def compare(
                 nlb_why=(
                     nlb_request_why(request, nlb_decision.decided_at, nlb_decision.target)
                     if nlb_decision
-                    else "the NLB never saw this connection's SYN, so it could not route it"
+                    else nlb_missed_syn_why()
                 ),
                 alb_target=result.target,
                 alb_decided_at=result.decided_at,

@@ -1,7 +1,7 @@
 """Decisions: what a balancer chose, when, from which fields, and why.
 
 A :class:`Decision` is the one record both balancer models produce. Its first keys are
-the command-line contract of ``osilab route --json`` (``docs/design.md``): ``unit``,
+the command-line contract of ``osilab route --json`` (``../shared/docs/design.md``): ``unit``,
 ``flow``, ``request``, ``decided_at``, ``target_group``, ``target``, ``seen``, ``why``.
 
 - An NLB decides once per **flow** (``unit="flow"``), at the flow's first packet
@@ -13,7 +13,9 @@ the command-line contract of ``osilab route --json`` (``docs/design.md``): ``uni
 needs: per-target counts, the imbalance (max / mean), a table (``to_dataframe`` when
 pandas is installed) and an HTML view for notebooks.
 
-This module knows no balancer: it only holds and shows results.
+This module knows no balancer's policy: it holds and shows results, and
+:class:`DecisionKeeper` is the part both models share (their configuration, their seed,
+the decisions they keep).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO, overload
 
+from osilab.balancers.config import BalancerConfig, load_config
+from osilab.errors import ConfigError
 from osilab.protocols.messages import HttpRequest
 from osilab.streams.keys import FlowKey
 
@@ -38,16 +42,52 @@ KEEP_DECISIONS = 10_000
 
 
 class DecisionKeeper:
-    """What both balancer models do with a decision once made: keep it (up to a cap), tell.
+    """What both balancer models share: a checked configuration, a seed, the decisions kept.
 
-    A model sets ``keep_decisions``, ``decisions_dropped``, ``on_decision`` and
-    ``_decisions`` in its ``__init__`` and calls :meth:`_record` for every decision.
+    A model names its ``kind`` (``"nlb"``/``"alb"``) and the configuration ``lb_type`` it
+    models, sets up its own state in :meth:`_start`, and calls :meth:`_record` for every
+    decision it makes.
+
+    Args:
+        config: a :class:`~osilab.balancers.config.BalancerConfig`, an AWS-shaped dict,
+            or the path of a JSON/YAML file (:func:`~osilab.balancers.config.load_config`).
+        seed: overrides the configuration's ``Seed`` (everything random or opaque).
+        keep_decisions: most decisions kept (:data:`KEEP_DECISIONS`); ``None``: all.
     """
 
-    keep_decisions: int | None
-    decisions_dropped: int
-    on_decision: Callable[[Decision], object] | None
-    _decisions: list[Decision]
+    kind: str
+    lb_type: str
+
+    def __init__(
+        self,
+        config: BalancerConfig | dict[str, Any] | str,
+        *,
+        seed: int | None = None,
+        keep_decisions: int | None = KEEP_DECISIONS,
+    ) -> None:
+        self.config = load_config(config)
+        if self.config.type != self.lb_type:
+            raise ConfigError(
+                f"{type(self).__name__} needs a configuration with Type '{self.lb_type}'"
+            )
+        self.seed = self.config.seed if seed is None else seed
+        #: Most decisions kept (:data:`KEEP_DECISIONS`); None: all.
+        self.keep_decisions = keep_decisions
+        #: Decisions made but not kept because of ``keep_decisions`` (0: none dropped).
+        self.decisions_dropped = 0
+        #: Called with every decision as it is made (streaming: ``osilab route --json``).
+        self.on_decision: Callable[[Decision], object] | None = None
+        self._decisions: list[Decision] = []
+        self._start()
+
+    def _start(self) -> None:
+        """The model's own state (flow table, target groups...), once the config is checked."""
+
+    @property
+    def decisions(self) -> DecisionList:
+        """Every decision kept so far, in packet order."""
+        targets = [t for g in self.config.target_groups for t in g.targets]
+        return DecisionList(self._decisions, targets=targets)
 
     def _record(self, decision: Decision) -> Decision:
         """Keep ``decision`` if under the cap (else count it as dropped); tell ``on_decision``."""

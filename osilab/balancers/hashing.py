@@ -293,20 +293,22 @@ def _rol(value: int, shift: int) -> int:
     return ((value << shift) | (value >> (32 - shift))) & _MASK
 
 
+#: The rotations of ``__jhash_mix``'s six steps (``include/linux/jhash.h``).
+_MIX_ROTATIONS = (4, 6, 8, 16, 19, 4)
+
+
 def _jhash_mix(a: int, b: int, c: int) -> tuple[int, int, int]:
-    a = (a - c) & _MASK ^ _rol(c, 4)
-    c = (c + b) & _MASK
-    b = (b - a) & _MASK ^ _rol(a, 6)
-    a = (a + c) & _MASK
-    c = (c - b) & _MASK ^ _rol(b, 8)
-    b = (b + a) & _MASK
-    a = (a - c) & _MASK ^ _rol(c, 16)
-    c = (c + b) & _MASK
-    b = (b - a) & _MASK ^ _rol(a, 19)
-    a = (a + c) & _MASK
-    c = (c - b) & _MASK ^ _rol(b, 4)
-    b = (b + a) & _MASK
-    return a, b, c
+    """``__jhash_mix``: six steps of ``x -= z; x ^= rol32(z, r); z += y``.
+
+    Each step moves the roles on by one, ``(x, y, z)`` = ``(a, b, c)``, then
+    ``(b, c, a)``, then ``(c, a, b)``; after six steps they are back where they started.
+    """
+    x, y, z = a, b, c
+    for rotation in _MIX_ROTATIONS:
+        x = (x - z) & _MASK ^ _rol(z, rotation)
+        z = (z + y) & _MASK
+        x, y, z = y, z, x
+    return x, y, z
 
 
 def _jhash_final(a: int, b: int, c: int) -> int:
@@ -350,7 +352,7 @@ def nft_jhash_index(
 ) -> int:
     """What ``jhash ip saddr . tcp sport . ip daddr . tcp dport mod N seed S`` gives in nftables.
 
-    This is the hash of the osilab lab's own L4 balancer (``docs/design.md``, "The lab"),
+    This is the hash of the osilab lab's own L4 balancer (``../shared/docs/design.md``, "The lab"),
     so the NLB model can be checked packet for packet against a real kernel balancer.
     nftables lays a concatenation out in 32-bit registers, so each 2-byte port is
     followed by two zero bytes (16 bytes for IPv4); the kernel computes

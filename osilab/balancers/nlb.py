@@ -41,13 +41,15 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from osilab.balancers import explain
-from osilab.balancers.config import BalancerConfig, Listener, TargetGroup, load_config
-from osilab.balancers.decision import KEEP_DECISIONS, Decision, DecisionKeeper, DecisionList
+from osilab.balancers.config import HealthChange, Listener, TargetGroup
+from osilab.balancers.config.model import NETWORK
+from osilab.balancers.decision import Decision, DecisionKeeper
 from osilab.balancers.hashing import (
     MaglevTable,
     flow_hash,
@@ -55,11 +57,12 @@ from osilab.balancers.hashing import (
     modulo_pick,
     nft_jhash_index,
 )
+from osilab.balancers.health import TargetHealth
 from osilab.errors import ConfigError
 from osilab.streams.keys import Endpoint, FlowKey
 
 if TYPE_CHECKING:
-    from osilab.capture.fast import FlowTuple
+    from osilab.capture.facts import FlowFacts
 
 __all__ = [
     "NetworkLoadBalancer",
@@ -78,8 +81,10 @@ SWEEP_EVERY = 65536
 #: Seconds a closed flow stays in the table for its last ACKs and retransmissions.
 CLOSED_LINGER = 240.0
 
-#: Relative HealthChanges times below this are offsets from the first packet.
-_EPOCH_THRESHOLD = 1e9
+#: The facts of a packet too damaged to read (see :func:`_l4_damage`).
+_NO_FACTS: Mapping[str, Any] = MappingProxyType(
+    {"proto": None, "src_ip": None, "src_port": None, "dst_ip": None, "dst_port": None}
+)
 
 
 def proxy_v2_header(
@@ -171,9 +176,13 @@ class _FlowState:
 @dataclass(slots=True)
 class _GroupState:
     group: TargetGroup
-    healthy: list[str]
+    health: TargetHealth
     table: MaglevTable | None = None
-    pending: list[Any] = field(default_factory=list)
+
+    @property
+    def pending(self) -> list[HealthChange]:
+        """Health changes still to come (while there are some, every packet checks them)."""
+        return self.health.pending
 
 
 class NetworkLoadBalancer(DecisionKeeper):
@@ -191,41 +200,20 @@ class NetworkLoadBalancer(DecisionKeeper):
     """
 
     kind = "nlb"
+    lb_type = NETWORK
 
-    def __init__(
-        self,
-        config: BalancerConfig | dict[str, Any] | str,
-        *,
-        seed: int | None = None,
-        keep_decisions: int | None = KEEP_DECISIONS,
-    ) -> None:
-        self.config = load_config(config)
-        #: Most decisions kept (:data:`~osilab.balancers.decision.KEEP_DECISIONS`); None: all.
-        self.keep_decisions = keep_decisions
-        #: Decisions made but not kept because of ``keep_decisions`` (0: none dropped).
-        self.decisions_dropped = 0
-        #: Called with every decision as it is made (streaming: ``osilab route --json``).
-        self.on_decision: Callable[[Decision], object] | None = None
-        if not self.config.is_network:
-            raise ConfigError("NetworkLoadBalancer needs a configuration with Type 'network'")
-        self.seed = self.config.seed if seed is None else seed
+    def _start(self) -> None:
         self._flows: dict[tuple[str, str, int, str, int], _FlowState] = {}
-        self._groups = {g.name: _GroupState(g, list(g.targets)) for g in self.config.target_groups}
-        self._decisions: list[Decision] = []
+        self._groups = {
+            g.name: _GroupState(g, TargetHealth.of(g)) for g in self.config.target_groups
+        }
         self.accounting: Counter[str] = Counter()
         self._first_time: float | None = None
         self._fed = 0
         for state in self._groups.values():
-            state.pending = list(state.group.health_changes)
             self._rebuild(state)
 
     # ------------------------------------------------------------------ results
-
-    @property
-    def decisions(self) -> DecisionList:
-        """Every flow decision so far, in packet order."""
-        targets = [t for g in self.config.target_groups for t in g.targets]
-        return DecisionList(self._decisions, targets=targets)
 
     @property
     def total(self) -> int:
@@ -236,7 +224,7 @@ class NetworkLoadBalancer(DecisionKeeper):
 
     def _rebuild(self, state: _GroupState) -> None:
         group = state.group
-        live = state.healthy or list(group.targets)  # all unhealthy: fail open
+        live = state.health.live  # all unhealthy: fail open
         if group.table == "maglev":
             state.table = MaglevTable.build(live, group.table_size, seed=self.seed)
         else:
@@ -244,25 +232,7 @@ class NetworkLoadBalancer(DecisionKeeper):
 
     def _apply_health(self, time: float) -> None:
         for state in self._groups.values():
-            changed = False
-            while state.pending:
-                change = state.pending[0]
-                when = change.time
-                if when < _EPOCH_THRESHOLD and self._first_time is not None:
-                    when += self._first_time
-                if when > time:
-                    break
-                state.pending.pop(0)
-                if change.state == "unhealthy" and change.target in state.healthy:
-                    state.healthy.remove(change.target)
-                    changed = True
-                elif change.state == "healthy" and change.target not in state.healthy:
-                    # keep registration order
-                    state.healthy = [
-                        t for t in state.group.targets if t in state.healthy or t == change.target
-                    ]
-                    changed = True
-            if changed:
+            if state.health.advance(time, self._first_time):
                 self._rebuild(state)
 
     # ------------------------------------------------------------------ choosing
@@ -272,14 +242,8 @@ class NetworkLoadBalancer(DecisionKeeper):
     ) -> tuple[str, str, str]:
         """(target, method description, health note) for a hash value (or the 4-tuple)."""
         state = self._groups[group.name]
-        live = state.healthy or list(group.targets)
-        note = ""
-        if len(state.healthy) < len(group.targets):
-            if state.healthy:
-                down = [t for t in group.targets if t not in state.healthy]
-                note = f"{', '.join(down)} unhealthy, so new flows hash over the {len(live)} healthy targets only"
-            else:
-                note = "every target is unhealthy, so the NLB fails open and uses them all"
+        live = state.health.live
+        note = explain.nlb_health_note(group.targets, state.health.healthy)
         if group.table == "nft-jhash":
             index = nft_jhash_index(*fields, len(live), group.hash_seed)
             how = f"nftables jhash of the 4-tuple mod {len(live)}, seed {group.hash_seed:#x}: index {index}"
@@ -300,19 +264,6 @@ class NetworkLoadBalancer(DecisionKeeper):
                 return self.config.group(entry.name)
             point -= entry.weight
         return self.config.group(entries[-1].name)  # pragma: no cover
-
-    def _tls_note(self, listener: Listener) -> str:
-        if listener.protocol == "TLS":
-            return (
-                "the TLS listener terminates TLS, so the NLB decrypts the stream and opens a new "
-                "connection to the target, but it still routes on the 5-tuple only"
-            )
-        if listener.port == 443 and listener.protocol in ("TCP", "TCP_UDP"):
-            return (
-                "a TCP listener on 443 passes TLS through: the NLB could see at most the SNI in "
-                "the ClientHello, and it does not route on it"
-            )
-        return ""
 
     # ------------------------------------------------------------------ the core
 
@@ -437,24 +388,11 @@ class NetworkLoadBalancer(DecisionKeeper):
             )
         target, method, health_note = self._pick(group, value, (src_ip, src_port, dst_ip, dst_port))
         flow = FlowKey(proto, Endpoint(src_ip, src_port), Endpoint(dst_ip, dst_port))
-        ipv6 = ":" in src_ip
-        seen = flow_hash_fields(group.hash, proto, ipv6=ipv6)
-        listener_name = f"{listener.protocol}:{listener.port}"
         why = explain.nlb_flow_why(
-            flow=flow,
-            packet=no,
-            first_is_syn=is_syn,
-            listener=listener_name,
-            target_group=group.name,
-            target=target,
-            hash_kind=group.hash,
-            method=method,
-            tls_note=self._tls_note(listener),
-            health_note=health_note,
+            flow, no, listener, group, target, method, first_is_syn=is_syn, health_note=health_note
         )
-        client_ip = src_ip if group.preserve_client_ip else "the NLB's private IP"
         proxy = None
-        if group.proxy_protocol_v2:
+        if group.proxy_protocol_v2:  # what the target reads first: the client's address
             proxy = proxy_v2_header(proto, src_ip, src_port, dst_ip, dst_port)
         decision = Decision(
             unit="flow",
@@ -464,12 +402,12 @@ class NetworkLoadBalancer(DecisionKeeper):
             time=time,
             target_group=group.name,
             target=target,
-            seen=seen,
+            seen=flow_hash_fields(group.hash, proto, ipv6=":" in src_ip),
             why=why,
             proxy_v2=proxy,
-            client_ip_at_target=client_ip,
+            client_ip_at_target=src_ip if group.preserve_client_ip else "the NLB's private IP",
             first_packet=no,
-            listener=listener_name,
+            listener=f"{listener.protocol}:{listener.port}",
         )
         idle = listener.idle_timeout if proto == "tcp" else self.config.udp_idle_timeout
         self._flows[(proto, src_ip, src_port, dst_ip, dst_port)] = _FlowState(
@@ -479,10 +417,10 @@ class NetworkLoadBalancer(DecisionKeeper):
         self.accounting["routed"] += 1
         return PacketFate(no, True, decision=decision, new_flow=True)
 
-    def feed_flows(self, tuples: Iterable[FlowTuple]) -> int:
+    def feed_flows(self, facts: Iterable[FlowFacts]) -> int:
         """Feed many packets' flow facts at once; returns how many were fed.
 
-        ``tuples`` are :func:`osilab.capture.fast.flow_tuples` items. The decisions and
+        ``facts`` are :func:`osilab.capture.facts.flow_facts` items. The decisions and
         the accounting are exactly those of calling :meth:`feed` once per packet (the
         tests check this on every bundled and third-party capture), only faster, for a
         replay that wants decisions and counts and not each packet's :class:`PacketFate`.
@@ -499,7 +437,8 @@ class NetworkLoadBalancer(DecisionKeeper):
         pending = any(state.pending for state in groups)
         routed = 0
         count = 0
-        for no, time, proto, src, sport, dst, dport, flags, seq, damaged in tuples:
+        for (no, time, _hop, proto, src, sport, dst, dport, flags, seq, _ack, _at, _size, _cut,
+             _wire, damaged, _data) in facts:  # the FlowFacts fields, in order  # fmt: skip
             count += 1
             state = None
             if (
@@ -537,6 +476,7 @@ class NetworkLoadBalancer(DecisionKeeper):
     def feed_packet(self, packet: Any) -> PacketFate:
         """Adapter: feed an :class:`osilab.capture.packet.Packet` (see docs/internal-api.md)."""
         damage = _l4_damage(packet)
+        facts: Mapping[str, Any] = _NO_FACTS  # a damaged packet: the NLB can read nothing
         if damage is None:
             try:
                 facts = {
@@ -548,25 +488,9 @@ class NetworkLoadBalancer(DecisionKeeper):
                     "tcp_flags": packet.tcp_flags or 0,
                     "tcp_seq": packet.tcp_seq,
                 }
-            except (
-                KeyError,
-                IndexError,
-                TypeError,
-                ValueError,
-            ) as exc:  # a header too broken to read
+            except (KeyError, IndexError, TypeError, ValueError) as exc:  # a header too broken
                 damage = f"unreadable header field {exc}"
-        if damage is not None:
-            return self.feed(
-                no=packet.no,
-                time=packet.time,
-                proto=None,
-                src_ip=None,
-                src_port=None,
-                dst_ip=None,
-                dst_port=None,
-                damaged=damage,
-            )
-        return self.feed(no=packet.no, time=packet.time, **facts)
+        return self.feed(no=packet.no, time=packet.time, damaged=damage, **facts)
 
     def flow_decision(self, flow: FlowKey) -> Decision | None:
         """The decision for a flow (client -> server), if the NLB made one."""

@@ -18,7 +18,7 @@ Big captures
 A replay streams: memory depends on the live flows, not on the capture's size.
 
 - Given a :class:`~osilab.capture.reader.Capture` (``osilab.read(path)``), the NLB is fed
-  from :func:`osilab.capture.fast.flow_tuples` through
+  from :func:`osilab.capture.facts.flow_facts` through
   :meth:`NetworkLoadBalancer.feed_flows`: the same decisions as feeding full packets, at
   the speed of the record walk. The ALB is fed from the streams stage's own fast path
   (TCP payloads straight from the records, :func:`osilab.pipeline.tracker.conversations`).
@@ -37,15 +37,16 @@ import html
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from osilab._progress import library_bar
 from osilab.balancers.alb import ApplicationLoadBalancer
 from osilab.balancers.decision import Decision, DecisionList
 from osilab.balancers.nlb import NetworkLoadBalancer
-from osilab.capture.fast import flow_tuples
+from osilab.capture.facts import flow_facts
 from osilab.capture.reader import Capture
-from osilab.errors import OsilabError, UsageError
+from osilab.errors import UsageError
+from osilab.pipeline import iter_http
 from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import FlowKey
 
@@ -54,20 +55,17 @@ __all__ = ["Replay", "replay", "http_messages"]
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """The outcome of a replay.
+    """The outcome of a replay: the decisions, and an accounting that sums to the total."""
 
-    Attributes:
-        balancer: ``"nlb"`` or ``"alb"``.
-        unit: what ``total`` counts: ``"packet"`` (NLB) or ``"request"`` (ALB).
-        decisions: every decision, in packet order.
-        total: packets (NLB) or requests (ALB) fed.
-        accounting: ``{"routed": n, "<reason>": n, ...}``; the values sum to ``total``.
-    """
-
-    balancer: str
-    unit: str
+    #: Which model was fed.
+    balancer: Literal["nlb", "alb"]
+    #: What ``total`` counts: packets (NLB) or requests (ALB).
+    unit: Literal["packet", "request"]
+    #: Every decision kept, in packet order.
     decisions: DecisionList
+    #: Packets (NLB) or requests (ALB) fed.
     total: int
+    #: ``{"routed": n, "<reason>": n, ...}``; the values sum to ``total``.
     accounting: dict[str, int] = field(default_factory=dict)
     #: Decisions made but not kept (the balancer's ``keep_decisions`` cap was hit).
     dropped: int = 0
@@ -122,19 +120,7 @@ def http_messages(
     ``on_syn(flow, packet_no, time)`` is told of every client SYN on the way, and
     ``on_end(flow)`` of every flow that ended.
     """
-    try:
-        from osilab.pipeline import iter_http
-    except ImportError as exc:
-        raise OsilabError(
-            "the ALB replay needs osilab.pipeline.iter_http, which is not available yet "
-            f"({exc}); feed HttpRequest objects to ApplicationLoadBalancer directly"
-        ) from None
-    try:
-        yield from iter_http(packets, keylog=keylog, on_syn=on_syn, on_end=on_end)
-    except ImportError as exc:  # a part of the HTTP reader that is not installed
-        raise OsilabError(
-            f"the HTTP reader needed by the ALB replay is incomplete: {exc}"
-        ) from None
+    yield from iter_http(packets, keylog=keylog, on_syn=on_syn, on_end=on_end)
 
 
 def _is_message(item: Any) -> bool:
@@ -179,7 +165,7 @@ def _replay(
 ) -> Replay:
     if isinstance(balancer, NetworkLoadBalancer):
         if isinstance(source, Capture):
-            balancer.feed_flows(flow_tuples(source))  # the fast path: no Packet objects
+            balancer.feed_flows(flow_facts(source))  # the fast path: no Packet objects
         else:
             for packet in source:
                 balancer.feed_packet(packet)

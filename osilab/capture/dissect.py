@@ -21,12 +21,11 @@ Rules this module keeps:
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from struct import unpack_from
 from types import MappingProxyType
 
-from osilab.capture.packet import Layer
+from osilab.capture.layer import Layer, ip_text, mac_text
 from osilab.layers import PROTOCOLS
 
 __all__ = ["dissect", "LINKTYPES", "ETHERTYPES", "IP_PROTOCOLS", "HTTP_METHODS"]
@@ -53,33 +52,6 @@ def _short(name: str, data: bytes, offset: int, end: int, need: int) -> Layer:
     )
 
 
-# A capture holds few distinct addresses, so their text forms are cached (bounded).
-_TEXT_CACHE: dict[bytes, str] = {}
-_TEXT_CACHE_LIMIT = 65_536
-
-
-def _mac(b: bytes) -> str:
-    text = _TEXT_CACHE.get(b)
-    if text is None:
-        text = b.hex(":")
-        if len(_TEXT_CACHE) < _TEXT_CACHE_LIMIT:
-            _TEXT_CACHE[bytes(b)] = text
-    return text
-
-
-def _ipv4(b: bytes) -> str:
-    text = _TEXT_CACHE.get(b)
-    if text is None:
-        text = f"{b[0]}.{b[1]}.{b[2]}.{b[3]}"
-        if len(_TEXT_CACHE) < _TEXT_CACHE_LIMIT:
-            _TEXT_CACHE[bytes(b)] = text
-    return text
-
-
-def _ipv6(b: bytes) -> str:
-    return str(ipaddress.IPv6Address(bytes(b)))
-
-
 # ---------------------------------------------------------------------------------------
 # Link layer
 # ---------------------------------------------------------------------------------------
@@ -88,7 +60,7 @@ def _eth(data: bytes, off: int, end: int) -> _Next:
     if end - off < 14:
         return _short("eth", data, off, end, 14), None, off, end
     ethertype = unpack_from("!H", data, off + 12)[0]
-    fields = {"dst": _mac(data[off:off + 6]), "src": _mac(data[off + 6:off + 12]), "type": ethertype}
+    fields = {"dst": mac_text(data[off:off + 6]), "src": mac_text(data[off + 6:off + 12]), "type": ethertype}
     summary = f"Ethernet {fields['src']} -> {fields['dst']}, type 0x{ethertype:04x}"
     if ethertype <= 1500:  # IEEE 802.3 length field: LLC follows, which osilab leaves as data
         return _layer("eth", off, 14, fields, summary + " (802.3 length)"), "data", off + 14, end
@@ -113,7 +85,7 @@ def _sll(data: bytes, off: int, end: int) -> _Next:
     pkttype, hatype, halen = unpack_from("!HHH", data, off)
     proto = unpack_from("!H", data, off + 14)[0]
     addr = data[off + 6: off + 6 + min(halen, 8)]
-    fields = {"pkttype": pkttype, "hatype": hatype, "src.eth": _mac(addr), "etype": proto, "version": 1}
+    fields = {"pkttype": pkttype, "hatype": hatype, "src.eth": mac_text(addr), "etype": proto, "version": 1}
     kind = _SLL_PKTTYPE[pkttype] if pkttype < 5 else str(pkttype)
     summary = f"Linux cooked capture v1, {kind}, from {fields['src.eth']}, type 0x{proto:04x}"
     return _layer("sll", off, 16, fields, summary), ETHERTYPES.get(proto, "data"), off + 16, end
@@ -125,7 +97,7 @@ def _sll2(data: bytes, off: int, end: int) -> _Next:
     proto, _reserved, ifindex, hatype = unpack_from("!HHIH", data, off)
     pkttype, halen = data[off + 10], data[off + 11]
     addr = data[off + 12: off + 12 + min(halen, 8)]
-    fields = {"pkttype": pkttype, "hatype": hatype, "ifindex": ifindex, "src.eth": _mac(addr),
+    fields = {"pkttype": pkttype, "hatype": hatype, "ifindex": ifindex, "src.eth": mac_text(addr),
               "etype": proto, "version": 2}
     kind = _SLL_PKTTYPE[pkttype] if pkttype < 5 else str(pkttype)
     summary = f"Linux cooked capture v2, if {ifindex}, {kind}, type 0x{proto:04x}"
@@ -175,9 +147,9 @@ def _arp(data: bytes, off: int, end: int) -> _Next:
     p += hlen + plen
     tha, tpa = data[p:p + hlen], data[p + hlen:p + hlen + plen]
     fields = {"opcode": opcode, "hw.type": htype, "proto.type": ptype,
-              "src.hw_mac": _mac(sha), "dst.hw_mac": _mac(tha)}
+              "src.hw_mac": mac_text(sha), "dst.hw_mac": mac_text(tha)}
     if plen == 4:
-        fields["src.proto_ipv4"], fields["dst.proto_ipv4"] = _ipv4(spa), _ipv4(tpa)
+        fields["src.proto_ipv4"], fields["dst.proto_ipv4"] = ip_text(spa), ip_text(tpa)
         s, t = fields["src.proto_ipv4"], fields["dst.proto_ipv4"]
     else:
         s, t = spa.hex(), tpa.hex()
@@ -203,7 +175,7 @@ def _ip(data: bytes, off: int, end: int) -> _Next:
         bad = f"not an IPv4 header (version {version}, header length {hdr_len}) at frame offset {off}"
         return _layer("ip", off, min(20, end - off), {"version": version, "hdr_len": hdr_len},
                       "IPv4: bad header", bad), None, off, end
-    src, dst = _ipv4(data[off + 12:off + 16]), _ipv4(data[off + 16:off + 20])
+    src, dst = ip_text(data[off + 12:off + 16]), ip_text(data[off + 16:off + 20])
     frag_offset = (flags_frag & 0x1FFF) * 8
     more = bool(flags_frag & 0x2000)
     fields = {"version": 4, "hdr_len": hdr_len, "dsfield": tos, "len": total, "id": ident,
@@ -245,7 +217,7 @@ def _ipv6_layer(data: bytes, off: int, end: int) -> _Next:
     if vtcfl >> 28 != 6:
         return (_layer("ipv6", off, 40, {"version": vtcfl >> 28}, "IPv6: bad header",
                        f"not an IPv6 header (version {vtcfl >> 28}) at frame offset {off}"), None, off, end)
-    src, dst = _ipv6(data[off + 8:off + 24]), _ipv6(data[off + 24:off + 40])
+    src, dst = ip_text(data[off + 8:off + 24]), ip_text(data[off + 24:off + 40])
     fields: dict = {"version": 6, "tclass": (vtcfl >> 20) & 0xFF, "flow": vtcfl & 0xFFFFF,
                     "plen": plen, "nxt": nxt, "hlim": hlim, "src": src, "dst": dst}
     ip_end = min(end, off + 40 + plen) if plen else end
@@ -422,6 +394,8 @@ def _udp(data: bytes, off: int, end: int) -> _Next:
 # Application layer (only what one packet shows; streams add what spans several)
 # ---------------------------------------------------------------------------------------
 
+#: Methods that mark the start of an HTTP/1.x request (RFC 9110 §9 plus WebDAV, RFC 4918):
+#: the one table, which the stream sniffer and the HTTP parser import from here.
 HTTP_METHODS = frozenset(
     b"GET POST PUT DELETE HEAD OPTIONS PATCH CONNECT TRACE PROPFIND PROPPATCH MKCOL COPY MOVE "
     b"LOCK UNLOCK SEARCH REPORT".split()
@@ -467,10 +441,10 @@ def _proxy(data: bytes, off: int, end: int) -> _Next:
         fields: dict = {"version": ver_cmd >> 4, "command": "PROXY" if ver_cmd & 0x0F else "LOCAL",
                         "family": family}
         if family in (0x11, 0x12) and length >= 12:
-            fields["src"], fields["dst"] = _ipv4(data[off + 16:off + 20]), _ipv4(data[off + 20:off + 24])
+            fields["src"], fields["dst"] = ip_text(data[off + 16:off + 20]), ip_text(data[off + 20:off + 24])
             fields["srcport"], fields["dstport"] = unpack_from("!HH", data, off + 24)
         elif family in (0x21, 0x22) and length >= 36:
-            fields["src"], fields["dst"] = _ipv6(data[off + 16:off + 32]), _ipv6(data[off + 32:off + 48])
+            fields["src"], fields["dst"] = ip_text(data[off + 16:off + 32]), ip_text(data[off + 32:off + 48])
             fields["srcport"], fields["dstport"] = unpack_from("!HH", data, off + 48)
         damaged = None if end - off >= total else f"PROXY v2 header of {total} bytes cut at frame offset {end}"
         summary = f"PROXY v2 {fields['command']} {fields.get('src', '?')}:{fields.get('srcport', '?')} -> " \

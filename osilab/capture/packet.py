@@ -3,12 +3,13 @@
 A :class:`Packet` is one captured frame: its number (1-based, as Wireshark numbers
 frames), its capture time, the interface it was seen on and its bytes. Its
 :attr:`Packet.layers` are dissected lazily, the first time something asks, and kept.
+Each layer is a :class:`~osilab.capture.layer.Layer`: one protocol header, where it sits
+in the frame and in the OSI and TCP/IP models, and the fields a learner needs.
 
-A :class:`Layer` is one protocol header inside the frame: *which* protocol, *where* its
-header bytes are (``offset`` and ``length`` in the frame), *where it sits* in the OSI
-and TCP/IP models, the few fields a learner needs (named as Wireshark names them, without
-the protocol prefix: ``pkt["tcp"]["srcport"]`` is Wireshark's ``tcp.srcport``) and a
-one-line summary.
+The convenience facts (``proto``, ``ip_src``, ``src_port``, ``tcp_flags``, ``payload``...)
+come from :attr:`Packet.facts`, the same :class:`~osilab.capture.facts.FlowFacts` the fast
+path gives: read straight from the bytes when the frame is a common one, else from the
+layers. A packet and the fast path therefore cannot disagree about a flow.
 
 This module knows nothing of files: the reader makes packets, the dissector fills their
 layers.
@@ -16,67 +17,16 @@ layers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
+
+from osilab.capture.dissect import dissect
+from osilab.capture.facts import FlowFacts, layer_facts, quick_facts
+from osilab.capture.layer import Layer
 
 __all__ = ["Layer", "Packet", "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK", "TCP_URG"]
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-
-
-@dataclass(frozen=True, slots=True)
-class Layer:
-    """One protocol header inside a frame.
-
-    Attributes:
-        name: osilab's name for the protocol (Wireshark's short name: ``eth``, ``ip``, ``tcp``...).
-        osi: the OSI layer number (1-7); see :mod:`osilab.layers` for the honest misfits.
-        tcpip: the RFC 1122 layer: ``"link"``, ``"internet"``, ``"transport"`` or ``"application"``.
-        offset: where the header starts in the frame, in bytes.
-        length: how many bytes of header (for application messages: of message) it covers
-            in this frame.
-        fields: the key fields, by Wireshark field name without the protocol prefix.
-        summary: one line, as a learner would say it.
-        damaged: why this layer could not be fully decoded, or ``None``.
-    """
-
-    name: str
-    osi: int
-    tcpip: str
-    offset: int
-    length: int
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    summary: str = ""
-    damaged: str | None = None
-
-    def __getitem__(self, key: str) -> Any:
-        return self.fields[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.fields
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """A field's value, or ``default`` when the layer does not have it."""
-        return self.fields.get(key, default)
-
-    def wireshark_field(self, key: str) -> str:
-        """The full Wireshark display-filter name of one of this layer's fields."""
-        return f"{self.name}.{key}"
-
-    def to_json(self) -> dict[str, Any]:
-        """The layer as the CLI's JSON contract has it (plus fields and summary)."""
-        out: dict[str, Any] = {
-            "name": self.name,
-            "osi": self.osi,
-            "tcpip": self.tcpip,
-            "offset": self.offset,
-            "length": self.length,
-            "summary": self.summary,
-        }
-        if self.damaged:
-            out["damaged"] = self.damaged
-        return out
 
 
 class Packet:
@@ -126,7 +76,7 @@ class Packet:
         self.comment = comment
         self.read_error = read_error
         self._layers = layers
-        self._facts: Any = None
+        self._facts: FlowFacts | None = None
 
     # -- layers -----------------------------------------------------------------------
 
@@ -134,8 +84,6 @@ class Packet:
     def layers(self) -> tuple[Layer, ...]:
         """The layer stack, bottom (link) first; dissected on first use and kept."""
         if self._layers is None:
-            from osilab.capture.dissect import dissect  # the dissector imports this module
-
             self._layers = dissect(self.data, self.linktype)
         return self._layers
 
@@ -184,77 +132,63 @@ class Packet:
 
     # -- the facts balancers and streams need, without walking the stack each time -----
 
-    def _transport(self) -> tuple[str | None, Layer | None, Layer | None]:
+    @property
+    def facts(self) -> FlowFacts:
+        """This packet's flow facts (computed once): the fast reading of the bytes when the
+        layers are not dissected yet and the frame is a common one, else the layers'."""
         facts = self._facts
         if facts is None:
-            net = trans = None
-            proto = None
-            for lay in self.layers:
-                if lay.name in ("ip", "ipv6") and net is None and "src" in lay.fields:
-                    net = lay
-                elif lay.name in ("tcp", "udp") and net is not None and "srcport" in lay.fields:
-                    trans, proto = lay, lay.name
-                    break
-            facts = self._facts = (proto, net, trans)
+            if self._layers is None and self.read_error is None:
+                facts = quick_facts(self.no, self.time, self.linktype, self.data,
+                                    self.wire_length, self.interface)  # fmt: skip
+            if facts is None:
+                facts = layer_facts(self.no, self.time, self.interface, self.data,
+                                    self.wire_length, self.layers, self.read_error)  # fmt: skip
+            self._facts = facts
         return facts
 
     @property
     def proto(self) -> str | None:
         """``"tcp"`` or ``"udp"`` when the packet carries one, else ``None``."""
-        return self._transport()[0]
+        return self.facts.proto
 
     @property
     def ip_src(self) -> str | None:
-        net = self._transport()[1]
-        return net.fields["src"] if net else None
+        return self.facts.src
 
     @property
     def ip_dst(self) -> str | None:
-        net = self._transport()[1]
-        return net.fields["dst"] if net else None
+        return self.facts.dst
 
     @property
     def src_port(self) -> int | None:
-        trans = self._transport()[2]
-        return trans.fields["srcport"] if trans else None
+        return self.facts.src_port
 
     @property
     def dst_port(self) -> int | None:
-        trans = self._transport()[2]
-        return trans.fields["dstport"] if trans else None
+        return self.facts.dst_port
 
     @property
     def tcp_flags(self) -> int | None:
-        proto, _, trans = self._transport()
-        return trans.fields["flags"] if proto == "tcp" and trans else None
+        return self.facts.tcp_flags
 
     @property
     def tcp_seq(self) -> int | None:
-        proto, _, trans = self._transport()
-        return trans.fields["seq"] if proto == "tcp" and trans else None
+        return self.facts.tcp_seq
 
     @property
     def tcp_ack(self) -> int | None:
-        proto, _, trans = self._transport()
-        return trans.fields["ack"] if proto == "tcp" and trans else None
+        return self.facts.tcp_ack
 
     @property
     def payload_offset(self) -> int:
         """Where the transport payload starts in :attr:`data` (end of frame when none)."""
-        trans = self._transport()[2]
-        if trans is None:
-            return len(self.data)
-        return trans.offset + trans.length
+        return self.facts.payload_offset
 
     @property
     def payload(self) -> bytes:
         """The TCP or UDP payload, bounded by the IP length (Ethernet padding excluded)."""
-        trans = self._transport()[2]
-        if trans is None:
-            return b""
-        start = trans.offset + trans.length
-        size = trans.fields.get("len" if trans.name == "tcp" else "payload_len", 0)
-        return self.data[start : start + size]
+        return self.facts.payload
 
     # -- display ------------------------------------------------------------------------
 

@@ -7,15 +7,28 @@ file, the packet number and the byte offset, and reading goes on. A command fail
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterator
 
 from osilab._progress import ByteBar, attach
 from osilab.capture import Capture, Packet, read
+from osilab.pipeline import annotate
 
-__all__ = ["open_capture", "report_errors", "packets", "MAX_ERRORS_SHOWN"]
+__all__ = ["capture_arguments", "open_capture", "report_errors", "packets", "many_hops", "MAX_ERRORS_SHOWN"]
 
 MAX_ERRORS_SHOWN = 20
+
+
+def capture_arguments(parser: argparse.ArgumentParser, *, json_unit: str | None = None) -> None:
+    """The arguments every capture-reading command shares: ``--quiet``, ``FILE``, and
+    ``--json`` (one object per ``json_unit``) when the command lists something."""
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (shown on stderr for captures over 20 MB)")
+    parser.add_argument("file", help="a pcap or pcapng capture")
+    if json_unit:
+        parser.add_argument("--json", action="store_true",
+                            help=f"JSON Lines, one object per {json_unit}")
 
 
 def open_capture(path: str, *, progress: bool = False) -> Capture:
@@ -39,15 +52,14 @@ def packets(capture: Capture, *, streams: bool = True, keylog: str | None = None
     segments on the packet that completes it. Without it, each packet is dissected alone.
     """
     if streams:
-        try:
-            from osilab.pipeline import annotate
-        except ImportError:
-            return iter(capture)
-        try:
-            return annotate(capture, keylog=keylog) if keylog else annotate(capture)
-        except TypeError:
-            return annotate(capture)
+        return annotate(capture, keylog=keylog)
     return iter(capture)
+
+
+def many_hops(capture: Capture) -> bool:
+    """Whether the capture was taken on more than one interface (tables then show a hop
+    column). Ask once the capture has been read: pcapng may describe interfaces late."""
+    return len(capture.interfaces) > 1
 
 
 def report_errors(capture: Capture, *, damaged: int = 0) -> int:

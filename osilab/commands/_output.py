@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
-__all__ = ["write_jsonl", "jsonl_writer", "print_table"]
+__all__ = ["write_jsonl", "jsonl_writer", "print_table", "print_hop_table"]
 
 
 def write_jsonl(objects: Iterable[dict[str, Any]], out: TextIO | None = None) -> int:
@@ -52,3 +52,20 @@ def print_table(
     for row in materialised:
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() + "\n")
     return len(materialised)
+
+
+def print_hop_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    show_hop: Callable[[], bool],
+    out: TextIO | None = None,
+) -> int:
+    """:func:`print_table` for rows whose first cell is the hop (capture interface) name.
+
+    The ``hop`` column is shown only when ``show_hop()`` says so (a capture of several
+    interfaces); it is asked after the rows are read, when every interface is known.
+    """
+    materialised = [tuple(row) for row in rows]
+    if show_hop():
+        return print_table(("hop", *headers), materialised, out)
+    return print_table(headers, [row[1:] for row in materialised], out)

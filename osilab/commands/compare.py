@@ -9,6 +9,9 @@ requests per connection (keep-alive).
 ``--config`` may describe either balancer; the other one gets the same targets
 (:func:`osilab.balancers.config.counterpart`). Without it, both use the default of
 :func:`osilab.balancers.config.default_config` (see ``osilab route --help``).
+
+Each request names its ``hop`` (the capture interface its flow was seen on); the table
+shows a hop column when the capture has several interfaces.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import argparse
 import sys
 
 from osilab.balancers.compare import compare, configs_for, servers_seen
-from osilab.commands._capture import open_capture, report_errors
-from osilab.commands._output import print_table, write_jsonl
+from osilab.commands._capture import capture_arguments, many_hops, open_capture, report_errors
+from osilab.commands._output import print_hop_table, write_jsonl
 from osilab.commands.route import NO_REQUESTS_NOTE
 
 HELP = "the NLB (L4) and ALB (L7) models side by side: per request, per target, time to decision"
@@ -26,9 +29,7 @@ EXAMPLE = "osilab compare captures/alb/alb.pcapng --config lb.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar (shown on stderr for captures over 20 MB)")
-    parser.add_argument("file", help="a pcap or pcapng capture")
+    capture_arguments(parser)
     parser.add_argument(
         "--config",
         metavar="LB.json",
@@ -47,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file, progress=not args.quiet)
     result = compare(capture, nlb_config, alb_config=alb_config, keylog=args.keylog)
     if args.json:
-        write_jsonl(row.to_json() for row in result.rows)
+        write_jsonl(
+            {**row.to_json(), "hop": capture.hop_name(row.request.flow.interface)}
+            for row in result.rows
+        )
         return report_errors(capture)
     rows = []
     for row in result.rows:
@@ -58,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         )
         rows.append(
             (
+                capture.hop_name(row.request.flow.interface),
                 f"{row.request.method} {row.request.target}",
                 str(row.request.flow),
                 row.nlb_target or "-",
@@ -67,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
                 after,
             )
         )
-    print_table(
-        ("request", "flow", "NLB target", "NLB at", "ALB target", "ALB at", "ALB after SYN"), rows
+    print_hop_table(
+        ("request", "flow", "NLB target", "NLB at", "ALB target", "ALB at", "ALB after SYN"),
+        rows,
+        lambda: many_hops(capture),
     )
     print()
     for line in result.summary_lines():

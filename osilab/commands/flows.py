@@ -2,7 +2,9 @@
 
 A flow is printed when it ends (closed, reset, idle, or the end of the capture), so the
 command runs in constant memory on captures of any size. The table is sorted by flow
-index; ``--json`` streams one object per flow as it ends (keys as in design.md).
+index; ``--json`` streams one object per flow as it ends (keys as in design.md, plus
+``hop``: the capture interface the flow was seen on). A capture taken on several
+interfaces holds one set of flows per interface, and the table then shows a hop column.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
-from osilab.commands._capture import open_capture, report_errors
-from osilab.commands._output import print_table, write_jsonl
+from osilab.commands._capture import capture_arguments, many_hops, open_capture, report_errors
+from osilab.commands._output import print_hop_table, write_jsonl
 from osilab.pipeline import track
 from osilab.streams import FlowRecord, flows
 
@@ -22,10 +24,7 @@ EXAMPLE = "osilab flows ../shared/captures/thirdparty/zeek/http-get.pcap --app  
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar (shown on stderr for captures over 20 MB)")
-    parser.add_argument("file", help="a pcap or pcapng capture")
-    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per flow")
+    capture_arguments(parser, json_unit="flow")
     parser.add_argument(
         "--app",
         action="store_true",
@@ -40,13 +39,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         records = flows(capture)
     if args.json:
-        write_jsonl(record.to_json() for record in records)
+        write_jsonl(
+            {**record.to_json(), "hop": capture.hop_name(record.interface)} for record in records
+        )
     else:
         rows = sorted(records, key=lambda r: r.index)
-        print_table(
+        print_hop_table(
             ("#", "proto", "client", "server", "packets", "bytes", "first", "last", "state", "app"),
             (
                 (
+                    capture.hop_name(r.interface),
                     r.index,
                     r.key.proto,
                     r.key.client,
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 for r in rows
             ),
+            lambda: many_hops(capture),
         )
         print(f"{len(rows)} flows (packets shown as client->server/server->client)")
     return report_errors(capture)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from osilab.commands._capture import open_capture, report_errors
+from osilab.commands._capture import capture_arguments, open_capture, report_errors
 from osilab.errors import UsageError
 from osilab.pipeline import follow
-from osilab.protocols import Direction
-from osilab.streams import Chunk
+from osilab.streams import Chunk, Direction, FlowKey
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "printable"]
 
@@ -23,9 +22,7 @@ EXAMPLE = "osilab follow ../shared/captures/thirdparty/zeek/http-get.pcap 0   (o
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar (shown on stderr for captures over 20 MB)")
-    parser.add_argument("file", help="a pcap or pcapng capture")
+    capture_arguments(parser)
     parser.add_argument("flow", help="a flow index (see 'osilab flows') or CLIENT:PORT-SERVER:PORT")
     parser.add_argument("--hex", action="store_true", help="show bytes as a hex dump")
     parser.add_argument(
@@ -54,8 +51,6 @@ def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file, progress=not args.quiet)
     wanted: object = args.flow
     if not args.flow.isdigit():
-        from osilab.streams import FlowKey
-
         try:
             wanted = FlowKey.parse(args.flow, "udp" if args.udp else "tcp")
         except ValueError as exc:

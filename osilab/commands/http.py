@@ -3,6 +3,8 @@
 Each request is reported once its response has been seen (or the capture ended), so the
 ``status`` key can be filled; requests are printed in the order their heads completed.
 Requests too malformed for h11 are still reported, with the ALB's desync verdict.
+Each request names its ``hop``, the capture interface it was seen on (a table column when
+the capture has several).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import argparse
 from collections.abc import Iterator
 from typing import Any
 
-from osilab.commands._capture import open_capture, report_errors
-from osilab.commands._output import print_table, write_jsonl
+from osilab.commands._capture import capture_arguments, many_hops, open_capture, report_errors
+from osilab.commands._output import print_hop_table, write_jsonl
 from osilab.pipeline import iter_http
 from osilab.protocols.messages import HttpRequest, HttpResponse
+from osilab.streams.keys import FlowKey
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "request_json"]
 
@@ -28,10 +31,7 @@ MAX_WAITING = 10_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar (shown on stderr for captures over 20 MB)")
-    parser.add_argument("file", help="a pcap or pcapng capture")
-    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per request")
+    capture_arguments(parser, json_unit="request")
     parser.add_argument("--keylog", metavar="FILE", help="NSS key log file to decrypt HTTPS")
 
 
@@ -64,12 +64,15 @@ def request_json(request: HttpRequest, response: HttpResponse | None) -> dict[st
 def paired(
     messages: Iterator[HttpRequest | HttpResponse],
 ) -> Iterator[tuple[HttpRequest, HttpResponse | None]]:
-    """Requests with their responses, in request order (bounded wait)."""
-    waiting: dict[tuple[str, int], HttpRequest] = {}
-    order: list[tuple[str, int]] = []
-    answered: dict[tuple[str, int], HttpResponse] = {}
+    """Requests with their responses, in request order (bounded wait).
+
+    A response belongs to the request of the same flow (on the same hop) and index.
+    """
+    waiting: dict[tuple[FlowKey, int], HttpRequest] = {}
+    order: list[tuple[FlowKey, int]] = []
+    answered: dict[tuple[FlowKey, int], HttpResponse] = {}
     for message in messages:
-        key = (str(message.flow), message.index)
+        key = (message.flow, message.index)
         if isinstance(message, HttpRequest):
             waiting[key] = message
             order.append(key)
@@ -90,12 +93,16 @@ def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file, progress=not args.quiet)
     pairs = paired(iter_http(capture, keylog=args.keylog))
     if args.json:
-        write_jsonl(request_json(request, response) for request, response in pairs)
+        write_jsonl(
+            {**request_json(request, response), "hop": capture.hop_name(request.flow.interface)}
+            for request, response in pairs
+        )
     else:
-        count = print_table(
+        count = print_hop_table(
             ("flow", "method", "host", "target", "version", "first", "headers", "status", "desync"),
             (
                 (
+                    capture.hop_name(request.flow.interface),
                     request.flow,
                     request.method,
                     request.host or "",
@@ -108,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 for request, response in pairs
             ),
+            lambda: many_hops(capture),
         )
         print(f"{count} requests")
     return report_errors(capture)

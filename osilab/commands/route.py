@@ -6,18 +6,25 @@ capture (the destination of each client SYN), forwarding to a target group of th
 server IPs seen on that port when there are two or more, else of three documentation
 targets 192.0.2.11-13; ALB round robin, NLB 5-tuple hash into a Maglev table.
 A configuration of the other type is converted (:func:`osilab.balancers.config.counterpart`).
+
+Each decision names its ``hop``: the capture interface its flow was seen on (the models'
+flow keys carry it; the name is added here, where decisions are written). The table shows
+a hop column when the capture has several interfaces.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from osilab.balancers import ApplicationLoadBalancer, NetworkLoadBalancer, replay
 from osilab.balancers.compare import servers_seen
 from osilab.balancers.config import BalancerConfig, counterpart, default_config, load_config
-from osilab.commands._capture import open_capture, report_errors
-from osilab.commands._output import jsonl_writer, print_table
+from osilab.balancers.decision import Decision
+from osilab.capture import Capture
+from osilab.commands._capture import capture_arguments, many_hops, open_capture, report_errors
+from osilab.commands._output import jsonl_writer, print_hop_table
 
 HELP = "replay a capture through an AWS NLB (L4) or ALB (L7) model: one line per decision"
 EXAMPLE = "osilab route captures/alb/alb.pcapng --lb alb --config lb.json --json"
@@ -30,9 +37,7 @@ NO_REQUESTS_NOTE = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar (shown on stderr for captures over 20 MB)")
-    parser.add_argument("file", help="a pcap or pcapng capture")
+    capture_arguments(parser)
     parser.add_argument("--lb", choices=("nlb", "alb"), required=True, help="which balancer model")
     parser.add_argument(
         "--config",
@@ -63,6 +68,11 @@ def balancer_config(path: str | None, kind: str, capture_path: str) -> BalancerC
     return config
 
 
+def decision_json(decision: Decision, capture: Capture) -> dict[str, Any]:
+    """One ``osilab route --json`` object: the decision's keys, plus the ``hop`` it was on."""
+    return {**decision.to_json(), "hop": capture.hop_name(decision.flow.interface)}
+
+
 def run(args: argparse.Namespace) -> int:
     config = balancer_config(args.config, args.lb, args.file)
     if args.json:
@@ -76,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         capture = open_capture(args.file, progress=not args.quiet)
         write = jsonl_writer()
         result = replay(capture, balancer, keylog=args.keylog,
-                        on_decision=lambda d: write(d.to_json()))  # fmt: skip
+                        on_decision=lambda d: write(decision_json(d, capture)))  # fmt: skip
     else:
         balancer = NetworkLoadBalancer(config) if args.lb == "nlb" else ApplicationLoadBalancer(config)
         capture = open_capture(args.file, progress=not args.quiet)
@@ -84,10 +94,13 @@ def run(args: argparse.Namespace) -> int:
         rows = []
         for d in result.decisions:
             where = d.target or (f"{d.action} {d.status}" if d.status else d.action)
+            hop = capture.hop_name(d.flow.interface)
             rows.append(
-                (d.decided_at, str(d.flow), d.request_label or "(flow)", where, ", ".join(d.seen))
+                (hop, d.decided_at, str(d.flow), d.request_label or "(flow)", where, ", ".join(d.seen))
             )
-        print_table(("decided at", "flow", "request", "target", "seen"), rows)
+        print_hop_table(
+            ("decided at", "flow", "request", "target", "seen"), rows, lambda: many_hops(capture)
+        )
         if args.why:
             for d in result.decisions:
                 print(f"\npacket {d.decided_at}: {d.why}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from osilab.commands._capture import open_capture, packets, report_errors
+from osilab.commands._capture import capture_arguments, open_capture, packets, report_errors
 from osilab.commands._output import write_jsonl
 from osilab.layers import PROTOCOLS, osi_name, place
 
@@ -14,10 +14,7 @@ EXAMPLE = "osilab summary ../shared/captures/thirdparty/zeek/http-get.pcap"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar (shown on stderr for captures over 20 MB)")
-    parser.add_argument("file", help="a pcap or pcapng capture")
-    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per protocol")
+    capture_arguments(parser, json_unit="protocol")
     parser.add_argument("--no-streams", action="store_true", help="dissect each packet alone")
 
 

@@ -7,20 +7,24 @@ captured, the version and cipher suite the server chose and its ALPN choice (TLS
 the ALPN answer in an encrypted message: ``--keylog`` reveals it).
 
 A hello is printed once its ServerHello is seen, or when the capture ends, so the command
-streams in bounded memory.
+streams in bounded memory. Each hello names its ``hop``, the capture interface it was seen
+on (a table column when the capture has several); a ServerHello answers the ClientHello of
+the same flow on the same hop.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
-from osilab.commands._capture import open_capture, report_errors
-from osilab.commands._output import print_table, write_jsonl
-from osilab.pipeline import conversations
-from osilab.pipeline.tracker import FlowMessage
+from osilab.capture import hop_name
+from osilab.commands._capture import many_hops, open_capture, report_errors
+from osilab.commands._output import print_hop_table, write_jsonl
+from osilab.pipeline import FlowMessage, conversations
 from osilab.protocols.tls import ClientHello, ServerHello
+from osilab.streams.keys import FlowKey
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "hellos"]
 
@@ -52,48 +56,61 @@ def _entry(flow: str, packet: int, hello: ClientHello) -> dict[str, Any]:
     }
 
 
-def hellos(messages: Iterable[FlowMessage]) -> Iterator[dict[str, Any]]:
-    """One dict per ClientHello (design.md's ``osilab tls --json`` keys plus the server's answer)."""
-    waiting: list[dict[str, Any]] = []
+#: Hop names without a capture to ask: ``if<N>``, as pcapng numbers interfaces.
+_NUMBERED_HOPS: Callable[[int], str] = partial(hop_name, ())
+
+
+def hellos(
+    messages: Iterable[FlowMessage], hop: Callable[[int], str] = _NUMBERED_HOPS
+) -> Iterator[dict[str, Any]]:
+    """One dict per ClientHello (design.md's ``osilab tls --json`` keys plus the server's
+    answer and the ``hop``, named by ``hop(interface)``: ``Capture.hop_name``; by default
+    ``if<N>``)."""
+    waiting: list[tuple[FlowKey, dict[str, Any]]] = []
     for item in messages:
         message = item.message
         if message.protocol != "tls":
             continue
-        flow = str(item.flow)
+        flow = item.flow
         hello = message.message
         if isinstance(hello, ClientHello):
-            waiting.append(_entry(flow, message.last_packet, hello))
+            entry = _entry(str(flow), message.last_packet, hello)
+            entry["hop"] = hop(flow.interface)
+            waiting.append((flow, entry))
         elif isinstance(hello, ServerHello) and not hello.hello_retry:
-            for entry in reversed(waiting):
-                if entry["flow"] == flow and entry["server_version"] is None:
+            for key, entry in reversed(waiting):
+                if key == flow and entry["server_version"] is None:
                     entry.update(server_version=hello.version, cipher=hello.cipher,
                                  server_alpn=hello.alpn, server_packet=message.last_packet)
                     break
         elif message.fields.get("handshake.type") == 8 and message.fields.get(
             "handshake.extensions_alpn_str"
         ):  # decrypted TLS 1.3 EncryptedExtensions: the ALPN answer
-            for entry in reversed(waiting):
-                if entry["flow"] == flow:
+            for key, entry in reversed(waiting):
+                if key == flow:
                     entry["server_alpn"] = message.fields["handshake.extensions_alpn_str"]
                     break
         while waiting and (
             len(waiting) > MAX_WAITING
-            or (waiting[0]["server_version"] is not None and waiting[0]["server_alpn"] is not None)
-        ):
-            yield waiting.pop(0)
-    yield from waiting
+            or (waiting[0][1]["server_version"] is not None
+                and waiting[0][1]["server_alpn"] is not None)
+        ):  # fmt: skip
+            yield waiting.pop(0)[1]
+    for _, entry in waiting:
+        yield entry
 
 
 def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file)
-    found = hellos(conversations(capture, keylog=args.keylog))
+    found = hellos(conversations(capture, keylog=args.keylog), capture.hop_name)
     if args.json:
         write_jsonl(found)
     else:
-        count = print_table(
+        count = print_hop_table(
             ("flow", "packet", "sni", "alpn", "offers", "server", "cipher", "server alpn"),
             (
                 (
+                    entry["hop"],
                     entry["flow"],
                     entry["packet"],
                     entry["sni"] or "-",
@@ -105,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 for entry in found
             ),
+            lambda: many_hops(capture),
         )
         print(f"{count} ClientHellos")
     return report_errors(capture)

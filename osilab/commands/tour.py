@@ -97,7 +97,7 @@ def notebooks_folder(given: str | os.PathLike[str] | None = None) -> Path:
         UsageError: the folder does not exist (an installed osilab has no notebooks: run
             the tour from a checkout, or give ``--notebooks``).
     """
-    from osilab.viz.samples import REPO
+    from osilab.lessons.samples import REPO
 
     folder = Path(given) if given else REPO / "notebooks"
     if not folder.is_dir():
@@ -188,24 +188,24 @@ def render_notebook(path: Path, html_dir: Path, *, timeout: int = CELL_TIMEOUT) 
 
 def text_tour() -> list[str]:
     """The short text tour over the bundled captures, as lines (printed by :func:`run`)."""
-    import osilab
-    from osilab.balancers import parse_config
-    from osilab.viz import lessons
+    from osilab.balancers.compare import compare
+    from osilab.capture import read
+    from osilab.lessons import scenarios
 
     lines = ["osilab tour: real traffic recorded by the lab (captures/README.md)", ""]
-    for scenario in lessons.SCENARIOS:
+    for scenario in scenarios.SCENARIOS:
         try:
-            path = lessons.capture_path(scenario)
+            path = scenarios.capture_path(scenario)
         except OsilabError:
             lines.append(f"  {scenario:8} (not recorded: 'sudo osilab lab record' makes it)")
             continue
-        counts = lessons.hops(osilab.read(path))
+        counts = scenarios.hops(read(path))
         hops = ", ".join(f"{hop} {n}" for hop, n in counts.items())
         lines.append(
             f"  {scenario:8} {sum(counts.values()):5} packets on {len(counts)} hops: {hops}"
         )
 
-    front = lessons.hop_packets("alb", "client-alb")
+    front = scenarios.hop_packets("alb", "client-alb")
     packet = next(p for p in front if "http" in p)
     lines += ["", f"1. One packet, layer by layer (alb.pcapng #{packet.no}, hop client-alb):"]
     for layer in packet.layers:
@@ -216,15 +216,15 @@ def text_tour() -> list[str]:
 
     # HTTP on 80 and HTTPS on 443: the ALB model reads the HTTPS requests with the key
     # log the lab's client wrote (an ALB holds the certificate; the model needs the keys).
-    comparison = osilab.compare(
+    comparison = compare(
         front,
-        parse_config(lessons.lab_nlb_config(ports=(80, 443))),
-        alb_config=parse_config(lessons.lab_alb_config(https_port=443)),
-        keylog=str(lessons.capture_path("alb").parent / "keylog.txt"),
+        scenarios.balancer_config("nlb", "nlb"),  # the lab's NLB: TCP listeners on 80 and 443
+        alb_config=scenarios.balancer_config("alb", "alb"),  # its ALB: HTTP 80 and HTTPS 443
+        keylog=str(scenarios.capture_path("alb").parent / "keylog.txt"),
     )
     lines += ["", "2. The same client traffic through an NLB (L4) and an ALB (L7) model:"]
     lines += [f"   {line}" for line in comparison.summary_lines()]
-    truth = lessons.truth("alb")["requests"]
+    truth = scenarios.truth("alb")["requests"]
     agree = sum(
         1
         for d in comparison.alb.decisions

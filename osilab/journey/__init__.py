@@ -1,7 +1,7 @@
 """Simulation mode on real traffic: one request's journey, hop by hop, layer by layer.
 
->>> import osilab
->>> trip = osilab.journey("captures/alb/alb.pcapng", request="r0001")   # doctest: +SKIP
+>>> from osilab.journey import journey
+>>> trip = journey("captures/alb/alb.pcapng", request="r0001")          # doctest: +SKIP
 >>> trip.hops()                                                          # doctest: +SKIP
 ['client', 'alb', 'web1', 'api1', 'data', 'cache', ...]
 >>> trip                    # in a notebook: the interactive view        # doctest: +SKIP
@@ -10,25 +10,35 @@
   :class:`Journey`: the events, device by device, with the layers each device read on
   the way in (and where it stopped) and what it rewrote or created on the way out.
 * :func:`compare` puts two journeys side by side (the same request through the ALB and
-  through the NLB) as one HTML document; it is also reachable as ``journey.compare``.
+  through the NLB) as one HTML document.
 * :func:`save_html` writes a journey (or a comparison) as a standalone HTML file.
 
-This module is the edge that reads files; :mod:`osilab.journey.events` is the sans-IO
-core and :mod:`osilab.journey.view` the HTML.
+This module is the edge that reads files (the capture, ``topology.json`` and the balancer
+configs the lab wrote beside it); :mod:`osilab.journey.trip` is the sans-IO core that
+builds the journey, on :mod:`osilab.journey._index` (the capture on the one pipeline),
+and :mod:`osilab.journey.view` the HTML.
+
+``osilab.journey`` is this package (so ``import osilab.journey.events`` works); the
+function is ``osilab.journey.journey`` and, at the top level, ``osilab.follow_request``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from osilab.balancers import BalancerConfig, load_config
+from osilab.balancers.config.beside import config_beside
+from osilab.capture import Capture, read
 from osilab.errors import CaptureError, UsageError
 from osilab.journey._index import CaptureIndex
-from osilab.journey.events import Journey, JourneyEvent, LayerStep, PacketView, build_journey
+from osilab.journey._models import DECIDE
+from osilab.journey.events import JourneyEvent, LayerStep, PacketView
 from osilab.journey.network import Device, Network
+from osilab.journey.trip import Journey, build_journey
 from osilab.journey.view import compare_html, journey_html
 
 __all__ = [
@@ -37,6 +47,7 @@ __all__ = [
     "save_html",
     "request_ids",
     "load_topology",
+    "balancer_configs",
     "Journey",
     "JourneyEvent",
     "LayerStep",
@@ -66,26 +77,35 @@ def load_topology(
 
 
 def _open(capture: Any) -> tuple[Iterable[Any], str, Path | None]:
-    """Packets, a display name and the capture's folder (where topology.json lives)."""
+    """Packets (iterable more than once), a display name and the capture file, when there is one."""
     if isinstance(capture, str | os.PathLike):
-        from osilab.capture import read
-
         path = Path(capture)
         if not path.exists():
             raise CaptureError(f"no such capture file: {path}")
-        return read(path), path.name, path.parent
-    path_attr = getattr(capture, "path", None)
-    if path_attr is not None:
-        path = Path(path_attr)
-        return capture, path.name, path.parent
-    return capture, "packets", None
+        return read(path), path.name, path
+    if isinstance(capture, Capture):
+        path = Path(capture.path)
+        return capture, path.name, path
+    packets = capture if isinstance(capture, Sequence) else list(capture)
+    return packets, "packets", None
 
 
-def _index_and_network(capture: Any, topology: Any) -> tuple[CaptureIndex, Network, str]:
-    packets, name, folder = _open(capture)
-    if topology is None and folder is not None and (folder / TOPOLOGY_FILE).exists():
-        topology = folder / TOPOLOGY_FILE
-    return CaptureIndex(packets), Network(load_topology(topology)), name
+def _index_and_network(
+    capture: Any, topology: Any
+) -> tuple[CaptureIndex, Network, str, Path | None]:
+    packets, name, path = _open(capture)
+    beside = path.parent / TOPOLOGY_FILE if path is not None else None
+    if topology is None and beside is not None and beside.exists():
+        topology = beside
+    return CaptureIndex(packets), Network(load_topology(topology)), name, path
+
+
+def balancer_configs(capture: str | os.PathLike[str] | None) -> dict[str, BalancerConfig]:
+    """The balancer configs the lab wrote beside ``capture``, by kind (``"alb"``, ``"nlb"``)."""
+    if capture is None:
+        return {}
+    found = {kind: config_beside(capture, kind) for kind in DECIDE}
+    return {kind: load_config(path) for kind, path in found.items() if path is not None}
 
 
 def request_ids(capture: Any) -> list[str]:
@@ -108,19 +128,24 @@ def journey(
             ``None`` picks the request that crosses the most hops (the first such).
         topology: ``topology.json`` (path or parsed); by default the one next to the
             capture file. Without one, devices are named by IP address.
-        use_models: explain balancers with :mod:`osilab.balancers` (else from the capture).
+        use_models: explain balancers with the models of :mod:`osilab.balancers`, run with
+            the configs the lab wrote beside the capture (``alb.config.json``,
+            ``nlb.config.json``); else, and without them, from the capture.
 
     Returns:
         a :class:`Journey`; ``journey.hops()`` lists the devices in order.
     """
-    index, network, name = _index_and_network(capture, topology)
+    index, network, name, path = _index_and_network(capture, topology)
     if request is None:
         ids = index.request_ids()
         if not ids:
             raise UsageError("this capture has no HTTP request with an id (X-Request-Id or ?rid=)")
         legs = {rid: sum(1 for ex in index.exchanges if ex.matches(rid)) for rid in ids}
         request = max(ids, key=lambda rid: legs[rid])
-    return build_journey(index, network, request, capture=name, use_models=use_models)
+    configs = balancer_configs(path) if use_models else {}
+    return build_journey(
+        index, network, request, capture=name, use_models=use_models, configs=configs
+    )
 
 
 def compare(first: Journey, second: Journey, *, standalone: bool = True) -> str:
@@ -134,10 +159,3 @@ def save_html(view: Journey | str, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
     out.write_text(text, encoding="utf-8")
     return out
-
-
-# ``osilab.journey`` is this function once the top level re-exports it; keep
-# ``osilab.journey.compare(...)`` working there too.
-journey.compare = compare  # type: ignore[attr-defined]
-journey.save_html = save_html  # type: ignore[attr-defined]
-journey.request_ids = request_ids  # type: ignore[attr-defined]

@@ -7,72 +7,42 @@ balancer was fed on the client-side hop and returns the decision for the journey
 request or flow:
 
 * the ALB model gets every HTTP request that reached the ALB's address on that hop, in
-  order (round robin depends on the requests before), configured with the lab's own
-  listener rules when :mod:`osilab.lab.configs` is importable;
+  order (round robin depends on the requests before), each after its connection's SYN;
 * the NLB model gets every packet of that hop (it decides at each flow's SYN).
 
-A model is a model: when its target differs from the one the capture shows, the journey
-says so rather than pretending. When :mod:`osilab.balancers` cannot be imported the
-functions return ``None`` and the journey explains from the capture alone (and marks it).
+Both run the configuration the lab wrote beside the capture (``alb.config.json``,
+``nlb.config.json``: :func:`osilab.balancers.config.beside.config_beside`), so the model
+and the real balancer run the same listener rules and targets. A model is a model: when
+its target differs from the one the capture shows, the journey says so rather than
+pretending.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
-if TYPE_CHECKING:
-    from osilab.journey._index import CaptureIndex, Exchange
-    from osilab.journey.network import Network
+from osilab.balancers import (
+    ApplicationLoadBalancer,
+    BalancerConfig,
+    Decision,
+    NetworkLoadBalancer,
+)
+from osilab.journey._index import CaptureIndex, Exchange
 
-__all__ = ["alb_decision", "nlb_decision"]
+__all__ = ["alb_decision", "nlb_decision", "DECIDE"]
 
 
-def _targets(
-    network: Network, index: CaptureIndex, balancer_ips: set[str], port: int
-) -> dict[str, str]:
-    """Instance name -> ``ip:port``: the topology's instances, else the servers the balancer called."""
-    found = {
-        device.name: f"{device.addresses[0]}:{port}"
-        for device in network.devices.values()
-        if device.role == "instance" and device.addresses
-    }
-    if found:
-        return found
+def alb_decision(index: CaptureIndex, leg: Exchange, config: BalancerConfig) -> Decision | None:
+    """The ALB model's decision for ``leg``'s request (``None`` if the model never saw it)."""
+    alb = ApplicationLoadBalancer(config)
+    vip, hop = leg.flow.key.server, leg.flow.key.interface
     for exchange in index.exchanges:
-        if exchange.flow.key.client.ip in balancer_ips:
-            server = exchange.flow.key.server
-            found.setdefault(server.ip, f"{server.ip}:{port}")
-    return found
-
-
-def _alb_config(targets: dict[str, str], port: int) -> dict[str, Any]:
-    """The lab's ALB role as an AWS-shaped configuration, over the targets the capture shows."""
-    from osilab.lab.configs import aws_alb_config
-
-    return aws_alb_config(targets, port)
-
-
-def alb_decision(index: CaptureIndex, network: Network, leg: Exchange) -> Any | None:
-    """The ALB model's decision for ``leg``'s request (``None`` when the model is unavailable)."""
-    try:
-        from osilab.balancers import ApplicationLoadBalancer
-        from osilab.errors import OsilabError
-    except ImportError:
-        return None
-    vip = leg.flow.key.server
-    balancer_ips = set(network.device(network.owner(None, vip.ip)[0]).addresses) | {vip.ip}
-    targets = _targets(network, index, balancer_ips, vip.port)
-    if not targets:
-        return None
-    try:
-        alb = ApplicationLoadBalancer(_alb_config(targets, vip.port))
-    except OsilabError:
-        return None
-    for exchange in index.exchanges:
-        if exchange.flow.hop != leg.flow.hop or exchange.flow.key.server != vip:
+        key = exchange.flow.key
+        if key.interface != hop or key.server != vip:
             continue
         if exchange.flow.syn_packet is not None:
-            alb.connection_opened(exchange.flow.key, exchange.flow.syn_packet)
+            alb.connection_opened(key, exchange.flow.syn_packet)
         decision = alb.request(exchange.request)
         if exchange is leg:
             return decision
@@ -81,41 +51,15 @@ def alb_decision(index: CaptureIndex, network: Network, leg: Exchange) -> Any | 
     return None
 
 
-def nlb_decision(index: CaptureIndex, network: Network, leg: Exchange) -> Any | None:
-    """The NLB model's decision for the flow carrying ``leg`` (``None`` when unavailable)."""
-    try:
-        from osilab.balancers import NetworkLoadBalancer
-        from osilab.errors import OsilabError
-    except ImportError:
-        return None
-    vip = leg.flow.key.server
-    balancer_ips = set(network.device(network.owner(None, vip.ip)[0]).addresses) | {vip.ip}
-    targets = _targets(network, index, balancer_ips, vip.port)
-    if not targets:
-        return None
-    config = {
-        "Type": "network",
-        "TargetGroups": [
-            {
-                "Name": "tg-web",
-                "Protocol": "TCP",
-                "Port": vip.port,
-                "Targets": list(targets.values()),
-            }
-        ],
-        "Listeners": [
-            {
-                "Protocol": "TCP",
-                "Port": vip.port,
-                "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
-            }
-        ],
-    }
-    try:
-        nlb = NetworkLoadBalancer(config)
-    except OsilabError:
-        return None
-    for packet in index.packets.values():
-        if (packet.interface_name or f"interface {packet.interface}") == leg.flow.hop:
-            nlb.feed_packet(packet)
+def nlb_decision(index: CaptureIndex, leg: Exchange, config: BalancerConfig) -> Decision | None:
+    """The NLB model's decision for the flow carrying ``leg`` (``None`` if it made none)."""
+    nlb = NetworkLoadBalancer(config)
+    for packet in index.hop_packets(leg.flow.key.interface):
+        nlb.feed_packet(packet)
     return nlb.flow_decision(leg.flow.key)
+
+
+#: Balancer kind (the name of its config file beside the capture) -> its model's question.
+DECIDE: Mapping[str, Callable[[CaptureIndex, Exchange, BalancerConfig], Decision | None]] = (
+    MappingProxyType({"alb": alb_decision, "nlb": nlb_decision})
+)

@@ -30,15 +30,42 @@ import html
 import json
 import zlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from osilab.journey.events import JourneyEvent
+from osilab.journey.network import Device
 from osilab.layers import osi_name
 from osilab.layers.palette import OSI_COLOURS, colour_for
 
-if TYPE_CHECKING:
-    from osilab.journey.events import Journey
+__all__ = ["journey_html", "compare_html", "layout", "Shown", "CSS", "SCRIPT"]
 
-__all__ = ["journey_html", "compare_html", "layout", "CSS", "SCRIPT"]
+
+class Shown(Protocol):
+    """What the view reads of a journey (:class:`osilab.journey.trip.Journey` has it all).
+
+    The view knows a journey only by these attributes, so it depends on the journey's
+    records (:mod:`osilab.journey.events`) and never on the code that builds them.
+    """
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def capture(self) -> str: ...
+    @property
+    def events(self) -> tuple[JourneyEvent, ...]: ...
+    @property
+    def devices(self) -> tuple[Device, ...]: ...
+    @property
+    def links(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def balancer(self) -> str | None: ...
+    @property
+    def notes(self) -> tuple[str, ...]: ...
+
+    def balancer_event(self) -> JourneyEvent | None: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
 
 #: Role -> map column (left to right: client, balancer, instance, app, bridge, stores).
 _COLUMN = {
@@ -66,7 +93,7 @@ _ROLE_FILL = {
 _BOX_W, _BOX_H, _COL_W, _ROW_H, _MARGIN = 172, 70, 204, 100, 20
 
 
-def layout(journey: Journey) -> dict[str, tuple[int, int]]:
+def layout(journey: Shown) -> dict[str, tuple[int, int]]:
     """Device -> (x, y) centre on the map: columns by role, rows in order of appearance."""
     columns: dict[int, list[str]] = {}
     fallback = 0
@@ -90,7 +117,7 @@ def layout(journey: Journey) -> dict[str, tuple[int, int]]:
     return positions
 
 
-def _svg(journey: Journey, uid: str) -> str:
+def _svg(journey: Shown, uid: str) -> str:
     positions = layout(journey)
     width = max((x for x, _ in positions.values()), default=0) + _BOX_W // 2 + _MARGIN
     height = max((y for _, y in positions.values()), default=0) + _BOX_H // 2 + _MARGIN + 10
@@ -122,7 +149,7 @@ def _svg(journey: Journey, uid: str) -> str:
     return "".join(parts)
 
 
-def _event_list(journey: Journey, uid: str) -> str:
+def _event_list(journey: Shown, uid: str) -> str:
     items = []
     for event in journey.events:
         arrow = "&#8594;" if event.direction == "request" else "&#8592;"
@@ -145,14 +172,14 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def _uid(journey: Journey, salt: str) -> str:
+def _uid(journey: Shown, salt: str) -> str:
     digest = zlib.crc32(
         f"{journey.capture}|{journey.request_id}|{len(journey.events)}|{salt}".encode()
     )
     return f"osj{digest:08x}"
 
 
-def _widget(journey: Journey, *, start: int = 0, salt: str = "") -> str:
+def _widget(journey: Shown, *, start: int = 0, salt: str = "") -> str:
     """One journey's interactive view (a ``<section>``); needs :data:`CSS` and :data:`SCRIPT` once per page."""
     uid = _uid(journey, salt)
     data = journey.to_json()
@@ -418,7 +445,7 @@ def _document(title: str, body: str) -> str:
 
 
 def journey_html(
-    journeys: Sequence[Journey], *, standalone: bool = True, title: str | None = None
+    journeys: Sequence[Shown], *, standalone: bool = True, title: str | None = None
 ) -> str:
     """The interactive view of one or more journeys: a whole document, or a fragment.
 
@@ -435,7 +462,7 @@ def journey_html(
     )
 
 
-def _compare_rows(journeys: Sequence[Journey]) -> str:
+def _compare_rows(journeys: Sequence[Shown]) -> str:
     rows = []
     for journey in journeys:
         event = journey.balancer_event()
@@ -458,7 +485,7 @@ def _compare_rows(journeys: Sequence[Journey]) -> str:
     )
 
 
-def compare_html(first: Journey, second: Journey, *, standalone: bool = True) -> str:
+def compare_html(first: Shown, second: Shown, *, standalone: bool = True) -> str:
     """Two journeys side by side, each opened at its balancer's event, with a summary table."""
     pair = (first, second)
     widgets = "".join(

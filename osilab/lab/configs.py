@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +40,12 @@ __all__ = [
     "NLB_SEED",
     "haproxy_alb",
     "haproxy_l4",
+    "ALB_PORTS",
+    "NLB_PORTS",
     "aws_condition",
     "aws_alb_config",
+    "aws_nlb_config",
+    "balancer_configs",
     "nftables_nlb",
     "nginx_instance",
     "postgres_schema",
@@ -49,6 +54,12 @@ __all__ = [
 
 #: jhash seed of the NLB role: fixed, so the same flow goes to the same target every run.
 NLB_SEED = 0x05115EED
+
+#: The ALB role's listener ports: HTTP, and HTTPS (TLS ends at the balancer).
+ALB_PORTS = (80, 443)
+
+#: The NLB role's listener ports: HTTP, and TLS passed through to the targets.
+NLB_PORTS = (80, 443)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +106,7 @@ ALB_TARGET_GROUPS: dict[str, tuple[str, ...]] = {
     "tg-web": ("web1", "web2"),
 }
 
+
 def aws_condition(rule: AlbRule) -> dict[str, Any]:
     """One rule's condition the way ``aws elbv2 describe-rules`` prints it.
 
@@ -123,7 +135,7 @@ def aws_condition(rule: AlbRule) -> dict[str, Any]:
 def aws_alb_config(
     targets: dict[str, str], port: int = 80, https_port: int | None = None
 ) -> dict[str, Any]:
-    """The ALB role as an AWS-shaped balancer configuration (``docs/design.md``).
+    """The ALB role as an AWS-shaped balancer configuration (``../shared/docs/design.md``, "Load balancer configuration").
 
     Written from :data:`ALB_RULES` and :data:`ALB_TARGET_GROUPS`, the very table that
     :func:`haproxy_alb` turns into HAProxy ACLs, so the ALB model and the real balancer
@@ -171,6 +183,62 @@ def aws_alb_config(
             for protocol, listener_port in listeners
         ],
     }
+
+
+def aws_nlb_config(targets: dict[str, str], ports: Sequence[int] = NLB_PORTS) -> dict[str, Any]:
+    """The NLB role as an AWS-shaped balancer configuration: one TCP listener per port.
+
+    ``targets`` maps instance names to IP addresses. Each port gets a target group
+    ``tg-tcp-<port>`` holding every instance on that port, as :func:`nftables_nlb`
+    DNATs each port to the same port of a target. An NLB listener has no rules: its only
+    "decision" is a hash of the flow (AWS "Network Load Balancers", listeners).
+
+    >>> aws_nlb_config({"web1": "192.0.2.11"}, (80,))["Listeners"]
+    [{'Protocol': 'TCP', 'Port': 80, 'DefaultActions': [{'Type': 'forward', 'TargetGroupName': 'tg-tcp-80'}]}]
+    """
+    return {
+        "Type": "network",
+        "TargetGroups": [
+            {
+                "Name": f"tg-tcp-{port}",
+                "Protocol": "TCP",
+                "Port": port,
+                "Targets": [f"{ip}:{port}" for ip in targets.values()],
+            }
+            for port in ports
+        ],
+        "Listeners": [
+            {
+                "Protocol": "TCP",
+                "Port": port,
+                "DefaultActions": [{"Type": "forward", "TargetGroupName": f"tg-tcp-{port}"}],
+            }
+            for port in ports
+        ],
+    }
+
+
+def balancer_configs(balancers: Sequence[str], instances: dict[str, str]) -> dict[str, Any]:
+    """The AWS-shaped configs of a scenario's ALB and NLB roles, by role (``"alb"``, ``"nlb"``).
+
+    ``balancers`` names the roles the scenario goes through (a
+    :class:`~osilab.lab.record.Scenario`'s ``balancers``), ``instances`` maps the
+    targets' names to their addresses. ``osilab lab record`` writes each config beside
+    the capture (``alb.config.json``, ``nlb.config.json``), so the analysis reads the
+    rules the real balancer ran without importing the lab. The terminating L4 proxy
+    (``"l4p"``) is neither an ALB nor an NLB and has no config here.
+
+    >>> sorted(balancer_configs(("alb", "nlb"), {"web1": "192.0.2.11"}))
+    ['alb', 'nlb']
+    """
+    rendered: dict[str, Any] = {}
+    if "alb" in balancers:
+        http, https = ALB_PORTS
+        targets = {name: f"{ip}:{http}" for name, ip in instances.items()}
+        rendered["alb"] = aws_alb_config(targets, http, https)
+    if "nlb" in balancers:
+        rendered["nlb"] = aws_nlb_config(instances, NLB_PORTS)
+    return rendered
 
 
 #: The terminating L4 proxy's backends: plain TCP to :80, PROXY v2 to nginx's :8081.
@@ -266,7 +334,7 @@ def haproxy_l4(*, vip: str, targets: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def nftables_nlb(*, vip: str, targets: tuple[str, ...], ports: tuple[int, ...] = (80, 443)) -> str:
+def nftables_nlb(*, vip: str, targets: tuple[str, ...], ports: tuple[int, ...] = NLB_PORTS) -> str:
     """The NLB role as an nftables ruleset: per-flow hash DNAT in ``prerouting``.
 
     ``jhash ip saddr . tcp sport . ip daddr . tcp dport mod N seed S`` hashes the

@@ -95,8 +95,8 @@ def record_load(
     """Build the lab, run the load through the NLB role, write ``out/load.pcapng``."""
     import tempfile
 
+    from osilab.capture.pcapng import pcap_to_pcapng
     from osilab.lab import doctor
-    from osilab.lab.pcapng import pcap_to_pcapng
     from osilab.lab.record import Lab, bounded
     from osilab.lab.runtime import run
 

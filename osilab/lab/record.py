@@ -8,6 +8,9 @@ For each scenario this writes, into ``OUT/<scenario>/``:
 * ``truth.json`` — which target group and target each request id reached, according to
   the real balancer (see :mod:`osilab.lab.truth`);
 * ``topology.json`` — hosts, interfaces (names, MACs, IPs) and hops;
+* ``alb.config.json`` / ``nlb.config.json`` — the ALB and NLB roles the scenario goes
+  through, as AWS-shaped balancer configs (:func:`osilab.lab.configs.balancer_configs`):
+  the analysis reads them with :func:`osilab.balancers.config.beside.config_beside`;
 * ``client.json`` — what the client sent and got back, one record per request id;
 * ``logs/`` — the servers' own logs for the scenario's time window: HAProxy, nginx
   access logs, PostgreSQL statements.
@@ -33,9 +36,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from osilab.balancers.config.beside import CONFIG_SUFFIX
+from osilab.capture.pcapng import pcap_to_pcapng
 from osilab.errors import LabError
 from osilab.lab import configs, doctor, truth
-from osilab.lab.pcapng import pcap_to_pcapng
 from osilab.lab.runtime import (
     Managed,
     Supervisor,
@@ -47,7 +51,7 @@ from osilab.lab.runtime import (
 )
 from osilab.lab.topology import LAB, Topology
 
-__all__ = ["Scenario", "SCENARIOS", "Lab", "record", "bounded"]
+__all__ = ["Scenario", "SCENARIOS", "Lab", "record", "bounded", "scenario_configs", "write_configs"]
 
 _SERVICE_HOSTS = ("web1", "web2")
 _APP_OF = {"web1": "api1", "web2": "api2"}
@@ -128,6 +132,31 @@ SCENARIOS: dict[str, Scenario] = {
         ("alb", "nlb"),
     ),
 }
+
+
+def scenario_configs(scenario: Scenario, topology: Topology = LAB) -> dict[str, Any]:
+    """The balancer configs of ``scenario``'s ALB and NLB roles, by role, over the lab's instances."""
+    instances = {web: topology.services[web] for web in _SERVICE_HOSTS}
+    return configs.balancer_configs(scenario.balancers, instances)
+
+
+def write_configs(scenario: Scenario, out: Path, topology: Topology = LAB) -> list[Path]:
+    """Write ``alb.config.json`` / ``nlb.config.json`` into ``out`` (beside the capture).
+
+    A role the scenario does not go through gets no file, and a stale one is removed, so
+    the folder never describes a balancer its capture did not pass.
+    """
+    rendered = scenario_configs(scenario, topology)
+    written = []
+    for role in ("alb", "nlb"):
+        path = out / f"{role}{CONFIG_SUFFIX}"
+        if role in rendered:
+            path.write_text(json.dumps(rendered[role], indent=1) + "\n")
+            written.append(path)
+        else:
+            path.unlink(missing_ok=True)
+    return written
+
 
 _STATIC_JS = "\n".join(
     f"// line {i}: osilab lab static file, served by nginx from the instance's disk"
@@ -369,6 +398,7 @@ class Lab:
         topology = self.topology.to_json(scenario.hops)
         topology["scenario"] = scenario.name
         (out / "topology.json").write_text(json.dumps(topology, indent=1) + "\n")
+        write_configs(scenario, out, self.topology)
         shutil.rmtree(scratch, ignore_errors=True)
         return {
             "scenario": scenario.name,

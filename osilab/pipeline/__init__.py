@@ -4,8 +4,11 @@ The one place where the stages below meet:
 
 * :mod:`~osilab.pipeline.dispatch` -- which protocol a flow speaks (content, then port),
   and a table of the parsers of :mod:`osilab.protocols`;
-* :mod:`~osilab.pipeline.tracker` -- the stream tracker over a capture: :func:`track`,
-  :func:`conversations`, :func:`annotate`, :func:`follow`;
+* :mod:`~osilab.pipeline.tracker` -- the stream tracker over a capture: :func:`track`
+  (one step per packet) and :func:`conversations` (the application messages);
+* :mod:`~osilab.pipeline.annotate` -- :func:`annotate`, the packets with the application
+  layers reassembly found (as tshark shows them), and IP fragment reassembly;
+* :mod:`~osilab.pipeline.follow` -- :func:`follow`, one flow's bytes in both directions;
 * :mod:`~osilab.pipeline.http` -- :func:`iter_http`, the HTTP requests and responses a
   balancer sees.
 
@@ -13,16 +16,10 @@ Every view (``layers``, ``flows``, ``http``, ``tls``, ``route``, ``compare``, th
 the notebooks) takes its packets, flows and messages from here.
 """
 
+from osilab.pipeline.annotate import annotate
+from osilab.pipeline.follow import FollowItem, follow
 from osilab.pipeline.http import iter_http
-from osilab.pipeline.tracker import (
-    FlowMessage,
-    FollowItem,
-    Step,
-    annotate,
-    conversations,
-    follow,
-    track,
-)
+from osilab.pipeline.tracker import FlowMessage, Step, conversations, track
 
 __all__ = [
     "Step",

@@ -16,11 +16,12 @@ server port 6379 / 5432 / 53            resp / pgsql / dns
 anything else                           raw (no parser; the per-packet layers stay)
 ======================================  ==========================================
 
-The parsers live in :mod:`osilab.protocols`, a later stage of the pipeline, so this
-module names them in a table (:data:`PARSERS`) and imports them lazily. A parser module
-that does not exist yet, or does not offer the expected factory, makes the flow *raw*
-rather than failing. A parser that raises on odd bytes is stopped for that flow and the
-failure is reported as a damaged message: one bad flow never stops a capture.
+The parsers live in :mod:`osilab.protocols`, the stage just below this one, and
+:data:`PARSERS` names each of them directly: one immutable table from protocol name to
+parser class, read in one place (:func:`new_parser`). Every parser is built the same way,
+``Parser(flow, keylog=...)`` (the :class:`ParserFactory` signature; only TLS uses the key
+log). A parser that raises on odd bytes is stopped for that flow and the failure is
+reported as a damaged message: one bad flow never stops a capture.
 
 UDP flows are not sniffed: a datagram's first bytes are an arbitrary identifier as often
 as a signature, so only the port decides (53 -> dns), on the first datagram.
@@ -30,28 +31,47 @@ What this module must not know: packets, reassembly or files. It is fed ordered 
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from functools import cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
-from osilab.protocols import AppMessage, Direction
+from osilab.capture.dissect import HTTP_METHODS
+from osilab.protocols import AppMessage, Direction, StreamParser
+from osilab.protocols.dns import DnsParser
+from osilab.protocols.http import HttpParser
+from osilab.protocols.http2 import Http2Parser
+from osilab.protocols.pgsql import PgsqlParser
+from osilab.protocols.proxy import ProxyParser
+from osilab.protocols.resp import RespParser
+from osilab.protocols.tls import TlsParser
 from osilab.streams.keys import FlowKey
 
-__all__ = ["PARSERS", "PORTS", "sniff", "new_parser", "FlowParser", "proxy_header_length"]
+__all__ = [
+    "PARSERS",
+    "PORTS",
+    "ParserFactory",
+    "sniff",
+    "new_parser",
+    "FlowParser",
+    "proxy_header_length",
+]
 
-#: protocol -> (module, class) of its StreamParser. A module may instead offer a
-#: ``new_parser(flow, **options)`` function, which is preferred.
-PARSERS: MappingProxyType[str, tuple[str, str]] = MappingProxyType(
+
+class ParserFactory(Protocol):
+    """How every parser of :data:`PARSERS` is built: for one flow, with an optional key log."""
+
+    def __call__(self, flow: FlowKey | None = None, *, keylog: str | None = None) -> StreamParser: ...
+
+
+#: protocol -> its :class:`~osilab.protocols.StreamParser` class (one instance per flow).
+PARSERS: MappingProxyType[str, ParserFactory] = MappingProxyType(
     {
-        "http": ("osilab.protocols.http", "HttpParser"),
-        "http2": ("osilab.protocols.http2", "Http2Parser"),
-        "tls": ("osilab.protocols.tls", "TlsParser"),
-        "dns": ("osilab.protocols.dns", "DnsParser"),
-        "resp": ("osilab.protocols.resp", "RespParser"),
-        "pgsql": ("osilab.protocols.pgsql", "PgsqlParser"),
-        "proxy": ("osilab.protocols.proxy", "ProxyParser"),
+        "http": HttpParser,
+        "http2": Http2Parser,
+        "tls": TlsParser,
+        "dns": DnsParser,
+        "resp": RespParser,
+        "pgsql": PgsqlParser,
+        "proxy": ProxyParser,
     }
 )
 
@@ -60,10 +80,6 @@ PORTS: MappingProxyType[int, str] = MappingProxyType({6379: "resp", 5432: "pgsql
 
 _PROXY_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
 _H2_PREFACE = b"PRI * HTTP/2.0"
-_HTTP_METHODS = frozenset(
-    b"GET POST PUT DELETE HEAD OPTIONS PATCH CONNECT TRACE PROPFIND PROPPATCH MKCOL COPY "
-    b"MOVE LOCK UNLOCK SEARCH REPORT".split()
-)
 #: Bytes looked at before deciding (or fewer when a line ends or the flow pauses).
 SNIFF_BYTES = 16
 
@@ -72,7 +88,7 @@ def _looks_like_http(data: bytes) -> bool:
     if data.startswith((b"HTTP/1.", b"HTTP/0.9")):
         return True
     space = data.find(b" ", 0, 12)
-    return space > 0 and bytes(data[:space]) in _HTTP_METHODS
+    return space > 0 and bytes(data[:space]) in HTTP_METHODS
 
 
 def _looks_like_tls(data: bytes) -> bool:
@@ -123,31 +139,15 @@ def proxy_header_length(data: bytes) -> int | None:
     return end + 2
 
 
-@cache
-def _factory(name: str) -> Callable[..., Any] | None:
-    spec = PARSERS.get(name)
-    if spec is None:
-        return None
-    module_name, class_name = spec
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    return getattr(module, "new_parser", None) or getattr(module, class_name, None)
+def new_parser(name: str, flow: FlowKey, *, keylog: str | None = None) -> StreamParser | None:
+    """A parser for ``name`` on this flow, or None when osilab has none (``"raw"``).
 
-
-def new_parser(name: str, flow: FlowKey, **options: Any) -> Any | None:
-    """A parser for ``name`` on this flow, or None when that parser is not available."""
-    factory = _factory(name)
-    if factory is None:
-        return None
-    attempts: list[tuple[tuple, dict]] = [((flow,), options), ((flow,), {}), ((), {})]
-    for args, kwargs in attempts:
-        try:
-            return factory(*args, **kwargs)
-        except TypeError:
-            continue
-    return None
+    >>> flow = FlowKey.parse("198.51.100.7:51514-203.0.113.10:6379")
+    >>> type(new_parser("resp", flow)).__name__, new_parser("raw", flow)
+    ('RespParser', None)
+    """
+    factory = PARSERS.get(name)
+    return None if factory is None else factory(flow, keylog=keylog)
 
 
 def _damaged(
@@ -274,7 +274,7 @@ class FlowParser:
             for d, chunk, pkt, t in rest:
                 out += self.feed(d, chunk, pkt, t)
             return out
-        parser = None if name == "raw" else new_parser(name, self.flow, **self._options(name))
+        parser = new_parser(name, self.flow, keylog=self.keylog)
         if parser is None:
             self.protocol = "raw"
             return out
@@ -282,9 +282,6 @@ class FlowParser:
         for d, chunk, pkt, t in pending:
             out += self._call("feed", d, chunk, pkt, t)
         return out
-
-    def _options(self, name: str) -> dict[str, Any]:
-        return {"keylog": self.keylog} if name == "tls" and self.keylog else {}
 
     @staticmethod
     def _skip(pending: list, direction: Direction, size: int) -> list:

@@ -27,8 +27,8 @@ What AWS does
 AWS's Application and Classic Load Balancers pass every HTTP/1.x request head through
 the open-source library http-desync-guardian (github.com/aws/http-desync-guardian) and
 act on its verdict according to the load balancer attribute
-``routing.http.desync_mitigation_mode`` (see :func:`mitigate`). The guardian puts each
-request in one of four tiers:
+``routing.http.desync_mitigation_mode``. The guardian puts each request in one of four
+tiers:
 
 =============  ==============================================================
 Compliant      follows RFC 7230.
@@ -55,7 +55,11 @@ later check of the same tier does not replace it. The checks run in this order:
    characters; a space is tolerated).
 
 Each header also gets its own tier (Compliant / NonCompliant / Bad); a *Bad* header is
-one the guardian says must not reach a back end (:func:`header_tiers`, :func:`normalise`).
+one the guardian says must not reach a back end (:func:`header_tiers`).
+
+This module **classifies only**. What the ALB then does with each tier in each mode is
+one table in :mod:`osilab.balancers.mitigation` (``lb-reference.md`` §1.8), and the
+tolerant reader that splits a raw head is :mod:`osilab.protocols._http_tolerant`.
 
 This module is a Python port of the guardian's rules (``src/request_analyzer.rs``,
 ``src/http_token_utils.rs``, ``src/raw_request_parser.rs``), checked against the
@@ -71,7 +75,7 @@ reason and per-header tiers). Two deliberate differences:
   values of headers other than TE/CL masked to ``_`` as the guardian masks them in logs).
 
 What this module must not know: sockets, files, captures, h11, or any balancer
-configuration. It takes strings or bytes and returns frozen records.
+configuration or mitigation mode. It takes strings or bytes and returns frozen records.
 
 References:
     RFC 7230 §3.2 (header fields), §3.3 (message body), §9.5 (request smuggling).
@@ -81,13 +85,23 @@ References:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import Enum, IntEnum, StrEnum
+from enum import IntEnum
 from types import MappingProxyType
 
-from osilab.errors import ConfigError
+from osilab.protocols._http_tolerant import (
+    COLON,
+    HT,
+    SP,
+    TCHAR,
+    Likeness,
+    ParsedHead,
+    likeness,
+    masked,
+    read_head,
+    trim,
+    visible,
+)
 from osilab.protocols.messages import DesyncVerdict
 
 __all__ = [
@@ -95,16 +109,11 @@ __all__ = [
     "HeaderTier",
     "REASON_TIERS",
     "classify_request",
+    "classify_with_tiers",
     "header_tiers",
     "ParsedHead",
     "parse_request_head",
     "classify_head",
-    "MitigationMode",
-    "MitigationAction",
-    "Mitigation",
-    "mitigate",
-    "NormalisedRequest",
-    "normalise",
 ]
 
 Text = str | bytes
@@ -170,19 +179,14 @@ REASON_TIERS: MappingProxyType[str, Tier] = MappingProxyType(
 )
 
 # ---------------------------------------------------------------------------
-# Character classes (RFC 7230 §3.2.6, §3.2; RFC 5234 appendix B.1)
+# Character classes (RFC 7230 §3.2.6, §3.2; RFC 5234 appendix B.1; the token and
+# whitespace classes are shared with the reader, osilab.protocols._http_tolerant)
 # ---------------------------------------------------------------------------
 
-_SP, _HT, _CR, _LF, _COLON = 0x20, 0x09, 0x0D, 0x0A, 0x3A
 _DIGITS = frozenset(b"0123456789")
-_ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-# tchar: the characters of a token (method, header name).
-_TCHAR = _ALNUM | frozenset(b"!#$%&'*+-.^_`|~")
 # CR, LF and NUL inside a name, value or URI mean a parser already went wrong, or that
 # someone hopes one will: the guardian calls these "bad characters".
 _BAD_CHARS = frozenset(b"\r\n\x00")
-_WHITESPACE = b" \t"  # RFC 7230 OWS: SP and HTAB only.
-_MAX_SHOWN = 140  # bytes of one element quoted in a detail sentence
 
 _TRANSFER_ENCODING = b"transfer-encoding"
 _CONTENT_LENGTH = b"content-length"
@@ -194,75 +198,23 @@ _U64_MAX = 2**64 - 1
 
 def _is_value_char(byte: int) -> bool:
     """field-vchar, obs-text, SP or HTAB: what a header value may hold (RFC 7230 §3.2)."""
-    return 0x20 <= byte < 0x7F or byte >= 0x80 or byte == _HT
+    return 0x20 <= byte < 0x7F or byte >= 0x80 or byte == HT
 
 
 def _is_uri_char(byte: int) -> bool:
     """Anything above SP except DEL: the guardian's test for a request-target byte."""
-    return byte > _SP and byte != 0x7F
+    return byte > SP and byte != 0x7F
 
 
-def _trim(raw: bytes) -> bytes:
-    return raw.strip(_WHITESPACE)
-
-
-def _wire(text: Text) -> bytes:
+def _wire(element: Text) -> bytes:
     """The bytes of an element: bytes as given; text as UTF-8.
 
     ``surrogateescape`` makes the round trip exact for text that was itself decoded
     from wire bytes with ``errors="surrogateescape"`` (as :class:`ParsedHead` is).
     """
-    if isinstance(text, bytes | bytearray | memoryview):
-        return bytes(text)
-    return str(text).encode("utf-8", "surrogateescape")
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
-# ---------------------------------------------------------------------------
-# Showing bytes in a sentence
-# ---------------------------------------------------------------------------
-
-_ESCAPES = {_CR: "\\r", _LF: "\\n", _HT: "\\t", 0x5C: "\\\\"}
-
-
-def _visible(raw: bytes) -> str:
-    """Quote ``raw`` with every invisible byte spelled out: ``"chunked\\0x11"``."""
-    pieces = []
-    for byte in raw[:_MAX_SHOWN]:
-        if byte in _ESCAPES:
-            pieces.append(_ESCAPES[byte])
-        elif 0x20 <= byte < 0x7F:
-            pieces.append(chr(byte))
-        else:
-            pieces.append(f"\\{byte:#04x}")
-    more = "..." if len(raw) > _MAX_SHOWN else ""
-    return '"' + "".join(pieces) + more + '"'
-
-
-def _masked(raw: bytes) -> str:
-    """Quote a header value without revealing it: each run of ordinary characters
-    becomes one ``_``; spaces and control characters stay visible.
-
-    The guardian logs values this way so that cookies and tokens never reach a log,
-    while the characters that matter for smuggling still show: ``"_\\r\\n _"``.
-    """
-    pieces: list[str] = []
-    for byte in raw[:_MAX_SHOWN]:
-        if byte in _ESCAPES:
-            piece = _ESCAPES[byte]
-        elif byte == _SP:
-            piece = " "
-        elif byte < 0x20 or byte == 0x7F:
-            piece = f"\\{byte:#04x}"
-        elif not pieces or pieces[-1] != "_":
-            piece = "_"
-        else:
-            continue
-        pieces.append(piece)
-    return '"' + "".join(pieces) + '"'
+    if isinstance(element, bytes | bytearray | memoryview):
+        return bytes(element)
+    return str(element).encode("utf-8", "surrogateescape")
 
 
 # ---------------------------------------------------------------------------
@@ -306,8 +258,8 @@ class _Header:
 
     def shown(self) -> str:
         """``"Name": "value"`` for a sentence; only TE/CL values are shown in full."""
-        value = _visible(self.value) if self.essential else _masked(self.value)
-        return f"{_visible(self.name)}: {value}"
+        value = visible(self.value) if self.essential else masked(self.value)
+        return f"{visible(self.name)}: {value}"
 
     def raise_to(self, tier: HeaderTier) -> None:
         self.tier = max(self.tier, tier)
@@ -326,89 +278,9 @@ def _character_tier(raw: bytes, allowed: Callable[[int], bool]) -> HeaderTier:
 def _header_character_tier(header: _Header) -> HeaderTier:
     """A header's tier from its characters alone: the worse of its name and its value."""
     return max(
-        _character_tier(header.name, _TCHAR.__contains__),
+        _character_tier(header.name, TCHAR.__contains__),
         _character_tier(header.value, _is_value_char),
     )
-
-
-# ---------------------------------------------------------------------------
-# Look-alike header names (the TE.TE disguise)
-# ---------------------------------------------------------------------------
-
-
-class _Likeness(Enum):
-    IDENTICAL = "identical"  # the same name, ignoring ASCII case
-    SAME_LETTERS = "same letters"  # same letters, but other bytes around or between them
-    DISTANT = "distant"  # another header
-
-
-# Two UTF-8 letters that some runtimes upper-case into ASCII letters of
-# "Transfer-Encoding": U+017F LATIN SMALL LETTER LONG S ("ſ".upper() == "S") and
-# U+0131 LATIN SMALL LETTER DOTLESS I ("ı".upper() == "I").
-_LOOKALIKE_LETTERS = frozenset({(ord("s"), 0xC5, 0xBF), (ord("i"), 0xC4, 0xB1)})
-
-
-def _lower(byte: int) -> int:
-    return byte | 0x20 if 0x41 <= byte <= 0x5A else byte
-
-
-def _skip_to_alnum(name: bytes, index: int) -> int:
-    while index < len(name) and name[index] not in _ALNUM:
-        index += 1
-    return index
-
-
-def _skip_blanks(name: bytes, index: int) -> int:
-    """Skip control bytes and spaces (everything up to and including SP)."""
-    while index < len(name) and name[index] <= _SP:
-        index += 1
-    return index
-
-
-def _same_letter(letter: int, name: bytes, index: int) -> tuple[bool, int]:
-    """Does ``name`` spell ``letter`` at ``index``? Returns (yes, index after it)."""
-    if letter == _lower(name[index]):
-        return True, index + 1
-    if index + 1 < len(name) and (letter, name[index], name[index + 1]) in _LOOKALIKE_LETTERS:
-        return True, index + 2
-    return False, index + 1
-
-
-def _likeness(important: bytes, name: bytes) -> _Likeness:
-    """How close a header name is to ``important`` (lower-case letters and ``-``).
-
-    Walks both names letter by letter. Bytes that are not letters or digits around the
-    name, and anything in place of the ``-``, are skipped; if every letter of
-    ``important`` is found in order and nothing alphanumeric is left over, the name is
-    one that *some* server will normalise into the important header. Examples::
-
-        Transfer-Encoding     IDENTICAL
-        transfer_encoding     SAME_LETTERS   (delimiter differs)
-        " Transfer-Encoding"  SAME_LETTERS   (leading space)
-        Tranſfer-Encoding     SAME_LETTERS   (U+017F, upper-cases to "S")
-        Transfer-Encodings    DISTANT        (an extra letter)
-    """
-    length = len(name)
-    if length < len(important):
-        return _Likeness.DISTANT
-    index = _skip_to_alnum(name, 0)
-    identical = index == 0 and len(important) == length
-    for letter in important:
-        if index == length:
-            return _Likeness.DISTANT
-        is_delimiter = letter == ord("-")
-        same, after = _same_letter(letter, name, index)
-        if not same:
-            if not is_delimiter:
-                break
-            identical = False
-        index = _skip_to_alnum(name, after) if is_delimiter else _skip_blanks(name, after)
-    exhausted = index == length
-    if exhausted and identical:
-        return _Likeness.IDENTICAL
-    if exhausted or _skip_to_alnum(name, index) == length:
-        return _Likeness.SAME_LETTERS
-    return _Likeness.DISTANT
 
 
 # ---------------------------------------------------------------------------
@@ -425,7 +297,7 @@ def _analyse(
     method: bytes, uri: bytes, version: bytes, headers: list[_Header], findings: _Findings
 ) -> None:
     """Run every rule over one request head, in the guardian's order."""
-    if not _trim(version):
+    if not trim(version):
         # A request line without a version is an HTTP/0.9 "simple request".
         version = b"HTTP/0.9"
     transfer_encodings: list[int] = []
@@ -446,13 +318,13 @@ def _check_header(
     content_lengths: list[int],
 ) -> None:
     """One header on its own: characters, empty name, look-alike of TE or CL."""
-    te_likeness = _likeness(_TRANSFER_ENCODING, header.name)
+    te_likeness = likeness(_TRANSFER_ENCODING, header.name)
     cl_likeness = (
-        _likeness(_CONTENT_LENGTH, header.name)
-        if te_likeness is _Likeness.DISTANT
-        else _Likeness.DISTANT
+        likeness(_CONTENT_LENGTH, header.name)
+        if te_likeness is Likeness.DISTANT
+        else Likeness.DISTANT
     )
-    header.essential = _Likeness.IDENTICAL in (te_likeness, cl_likeness)
+    header.essential = Likeness.IDENTICAL in (te_likeness, cl_likeness)
     header.tier = _header_character_tier(header)
     if header.tier is HeaderTier.Bad:
         findings.report(
@@ -469,8 +341,8 @@ def _check_header(
             "value); harmless here, as it is not a header that frames the body.",
         )
 
-    trimmed = _trim(header.name)
-    if not trimmed or trimmed[0] == _COLON:
+    trimmed = trim(header.name)
+    if not trimmed or trimmed[0] == COLON:
         header.tier = HeaderTier.Bad
         findings.report(
             "EmptyHeader",
@@ -478,10 +350,10 @@ def _check_header(
             "whether such a line is a header, a continuation or garbage.",
         )
     elif not header.essential and header.tier is not HeaderTier.Bad:
-        if te_likeness is _Likeness.SAME_LETTERS:
+        if te_likeness is Likeness.SAME_LETTERS:
             transfer_encodings.append(index)
             target = "Transfer-Encoding"
-        elif cl_likeness is _Likeness.SAME_LETTERS:
+        elif cl_likeness is Likeness.SAME_LETTERS:
             content_lengths.append(index)
             target = "Content-Length"
         else:
@@ -493,9 +365,9 @@ def _check_header(
             f"trims or normalises names will obey it as {target}, one that does not "
             "will ignore it, and the two will disagree on where the body ends.",
         )
-    elif te_likeness is _Likeness.IDENTICAL:
+    elif te_likeness is Likeness.IDENTICAL:
         transfer_encodings.append(index)
-    elif cl_likeness is _Likeness.IDENTICAL:
+    elif cl_likeness is Likeness.IDENTICAL:
         content_lengths.append(index)
 
 
@@ -519,7 +391,7 @@ def _check_body_headers(
     if version <= b"HTTP/1.0" and transfer_encodings:
         findings.report(
             "UndefinedTransferEncodingSemantics",
-            f"Transfer-Encoding is not defined for {_visible(version)} "
+            f"Transfer-Encoding is not defined for {visible(version)} "
             "(chunked coding arrived with HTTP/1.1), so an older server frames the body "
             "by other means.",
         )
@@ -529,7 +401,7 @@ def _check_body_headers(
     if version < b"HTTP/1.0" and content_lengths:
         findings.report(
             "UndefinedContentLengthSemantics",
-            f"Content-Length is not defined for {_visible(version)}: an HTTP/0.9 "
+            f"Content-Length is not defined for {visible(version)}: an HTTP/0.9 "
             "request has no headers and no body.",
         )
         mark(content_lengths, HeaderTier.NonCompliant)
@@ -541,7 +413,7 @@ def _check_body_headers(
     if method in (b"GET", b"HEAD"):
         # RFC 7231 §4.3.1: "A payload within a GET request message has no defined
         # semantics", so a server may ignore a body that another one reads.
-        shown_method = _visible(method)
+        shown_method = visible(method)
         if has_transfer_encoding:
             findings.report(
                 "UndefinedTransferEncodingSemantics",
@@ -580,7 +452,7 @@ def _check_body_headers(
 
 def _known_coding(item: bytes) -> bytes | None:
     """The coding in one list item (``" gzip ; q=1 "`` -> ``b"gzip"``), if it is known."""
-    coding = _trim(_trim(item).split(b";", 1)[0]).lower()
+    coding = trim(trim(item).split(b";", 1)[0]).lower()
     return coding if coding in _KNOWN_CODINGS else None
 
 
@@ -630,7 +502,7 @@ def _parse_content_length(value: bytes) -> tuple[int, str | None]:
     value counts as 0, as in the guardian.
     """
     number = 0
-    for byte in _trim(value):
+    for byte in trim(value):
         if byte not in _DIGITS:
             return 0, "not an integer"
         number = number * 10 + (byte - 0x30)
@@ -685,10 +557,10 @@ def _check_content_lengths(
 
 def _check_method(method: bytes, findings: _Findings) -> None:
     """The method must be a token (RFC 7230 §3.1.1)."""
-    if any(byte not in _TCHAR for byte in method):
+    if any(byte not in TCHAR for byte in method):
         findings.report(
             "BadMethod",
-            f"method {_visible(method)} has a character that is not allowed in "
+            f"method {visible(method)} has a character that is not allowed in "
             "a token, so the request line cannot be read reliably.",
         )
 
@@ -696,24 +568,23 @@ def _check_method(method: bytes, findings: _Findings) -> None:
 def _check_version(version: bytes, findings: _Findings) -> None:
     """``HTTP/1.0`` and ``HTTP/1.1`` are right; ``HTTP/0.9``, ``HTTP/1.2``-``1.9`` and
     versions with spaces around them are tolerated; anything else is malformed."""
-    trimmed = _trim(version)
+    trimmed = trim(version)
     if trimmed == b"HTTP/0.9":
         findings.report(
             "NonCompliantVersion",
-            f"version {_visible(version)} (HTTP/0.9 has no RFC) is tolerated.",
+            f"version {visible(version)} (HTTP/0.9 has no RFC) is tolerated.",
         )
         return
     well_formed = len(trimmed) == 8 and trimmed.startswith(b"HTTP/1.") and trimmed[7] in _DIGITS
     if not well_formed:
         findings.report(
             "BadVersion",
-            f"version {_visible(version)} is not HTTP/1.x, so the request line itself is in doubt.",
+            f"version {visible(version)} is not HTTP/1.x, so the request line itself is in doubt.",
         )
     elif len(trimmed) != len(version) or trimmed[7] > ord("1"):
         findings.report(
             "NonCompliantVersion",
-            f"version {_visible(version)} is not exactly HTTP/1.0 or HTTP/1.1, "
-            "but it is tolerated.",
+            f"version {visible(version)} is not exactly HTTP/1.0 or HTTP/1.1, but it is tolerated.",
         )
 
 
@@ -727,8 +598,8 @@ def _check_uri(uri: bytes, findings: _Findings) -> None:
         if byte in _BAD_CHARS:
             kinds.add("BadUri")
             break  # nothing after it can make the verdict worse
-        kinds.add("SpaceInUri" if byte == _SP else "AmbiguousUri")
-    shown = _masked(uri)
+        kinds.add("SpaceInUri" if byte == SP else "AmbiguousUri")
+    shown = masked(uri)
     if "BadUri" in kinds:
         findings.report("BadUri", f"URI (request-target) {shown} contains CR, LF or NUL.")
     if "AmbiguousUri" in kinds:
@@ -796,16 +667,34 @@ def header_tiers(
     A header is *Bad* when its characters are (CR, LF, NUL), when its name is empty, or
     when the body-header rules condemn it: the Content-Length beside a Transfer-Encoding,
     a repeated Content-Length, every Content-Length when they disagree. The guardian says
-    Bad headers must not reach a back end (see :func:`normalise`).
+    Bad headers must not reach a back end (see :func:`osilab.balancers.mitigation.normalise`).
 
     Examples:
         >>> header_tiers("POST", "/", "HTTP/1.1",
         ...              [("Transfer-Encoding", "chunked"), ("Content-Length", "5")])
         ('Compliant', 'Bad')
     """
-    prepared = _prepare(headers)
-    _classify_parts(_wire(method), _wire(uri), _wire(version), prepared)
-    return tuple(header.tier.name for header in prepared)
+    return tuple(tier.name for tier in classify_with_tiers(method, uri, version, headers)[1])
+
+
+def classify_with_tiers(
+    method: Text, uri: Text, version: Text, headers: Sequence[tuple[Text, Text]]
+) -> tuple[DesyncVerdict, tuple[HeaderTier, ...]]:
+    """The request's verdict and each header's own tier, from one analysis.
+
+    What a forwarder needs to decide both *whether* to forward and *which headers* to
+    drop (:func:`osilab.balancers.mitigation.normalise`).
+
+    Examples:
+        >>> verdict, tiers = classify_with_tiers(
+        ...     "POST", "/", "HTTP/1.1", [("Transfer-Encoding", "chunked"), ("Content-Length", "5")])
+        >>> verdict.reason, [tier.name for tier in tiers]
+        ('BothTeClPresent', ['Compliant', 'Bad'])
+    """
+    verdict, prepared = _classify_parts(
+        _wire(method), _wire(uri), _wire(version), _prepare(headers)
+    )
+    return verdict, tuple(header.tier for header in prepared)
 
 
 def _classify_parts(
@@ -820,7 +709,7 @@ def _classify_parts(
             DesyncVerdict(
                 Tier.Compliant.name,
                 None,
-                f"version {_visible(version)}: the guardian analyses HTTP/1.x only.",
+                f"version {visible(version)}: the guardian analyses HTTP/1.x only.",
             ),
             headers,
         )
@@ -830,193 +719,8 @@ def _classify_parts(
 
 
 # ---------------------------------------------------------------------------
-# The tolerant head reader
+# Raw heads: the tolerant reader's findings, then every rule
 # ---------------------------------------------------------------------------
-
-
-class _Window:
-    """A view ``buf[pos:end]`` that can be cut from the front or the back.
-
-    ``pos > end`` marks a *partial* window: the delimiter it was cut at was missing.
-    """
-
-    __slots__ = ("buf", "pos", "end")
-
-    def __init__(self, buf: bytes, pos: int, end: int) -> None:
-        self.buf, self.pos, self.end = buf, pos, end
-
-    def done(self) -> bool:
-        return self.pos >= self.end
-
-    def partial(self) -> bool:
-        return self.pos > self.end
-
-    def data(self) -> bytes:
-        return self.buf[self.pos : self.end] if self.pos < self.end else b""
-
-    def starts_with_whitespace(self) -> bool:
-        return self.pos < self.end and self.buf[self.pos] in _WHITESPACE
-
-    def drop_final_cr(self) -> bool:
-        """Remove a CR before the (already removed) LF; False if there was none."""
-        if self.end > self.pos and self.buf[self.end - 1] == _CR:
-            self.end -= 1
-            return True
-        return False
-
-    def cut_front(self, delimiter: int) -> _Window:
-        """Cut the token up to ``delimiter`` off the front (the delimiter is dropped)."""
-        found = self.buf.find(bytes([delimiter]), self.pos, self.end) if self.pos < self.end else -1
-        stop = found if found >= 0 else max(self.pos, self.end)
-        token = _Window(self.buf, self.pos, stop)
-        self.pos = stop + 1
-        return token
-
-    def cut_back(self, delimiter: int) -> _Window:
-        """Cut the last token off the back, as a request line's version is found.
-
-        Bytes that are not token characters at the very end (trailing spaces, say) are
-        kept in the token rather than taken for the delimiter: ``"HTTP/1.1 \\t "`` is one
-        version token, which the version rule then judges.
-        """
-        current = self.end - 1 if self.end > self.pos else self.pos
-        skipping_non_tokens = True
-        while self.pos < current and (self.buf[current] != delimiter or skipping_non_tokens):
-            skipping_non_tokens = skipping_non_tokens and self.buf[current] not in _TCHAR
-            current -= 1
-        if self.pos <= current < self.end:
-            begin = current + 1 if self.buf[current] == delimiter else current
-            token = _Window(self.buf, begin, self.end)
-            self.end = begin - 1
-            return token
-        return _Window(self.buf, 1, 0)  # nothing there at all
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedHead:
-    """A request head as the tolerant reader saw it.
-
-    Attributes:
-        method, uri, version: the request line's three parts (``version`` is ``""``
-            when the line had none: an HTTP/0.9 request, or a mangled line).
-        headers: ``(name, value)`` pairs in wire order. Names are exactly as sent;
-            values lose the spaces and tabs around them (RFC 7230 "OWS"). A folded
-            continuation line (obs-fold) is its own pair, under the name of the
-            header it continues, as the guardian sees it.
-        head_length: bytes of ``raw`` that the head took, through its empty line (or
-            all of ``raw`` if there was none); a body, if any, starts here.
-        complete: whether the head ended with an empty line.
-
-    Text is decoded as UTF-8 with ``errors="surrogateescape"``: every byte survives,
-    and passing these strings back to :func:`classify_request` gives the same bytes.
-    """
-
-    method: str
-    uri: str
-    version: str
-    headers: tuple[tuple[str, str], ...]
-    head_length: int
-    complete: bool
-
-    @property
-    def summary(self) -> str:
-        """One line: ``'POST /search HTTP/1.1', 3 headers, 93-byte head``."""
-        line = " ".join(part for part in (self.method, self.uri, self.version) if part)
-        ending = "" if self.complete else ", no final empty line"
-        return f"{line!r}, {len(self.headers)} headers, {self.head_length}-byte head{ending}"
-
-
-def _read_head(
-    raw: bytes, findings: _Findings
-) -> tuple[bytes, bytes, bytes, list[_Header], int, bool]:
-    """Split a raw head the way the guardian's reader does, reporting what is odd."""
-    buffer = _Window(raw, 0, len(raw))
-    method, uri, version = _read_request_line(buffer, findings)
-
-    headers: list[_Header] = []
-    folded_name: bytes | None = None  # the header a continuation line would continue
-    in_content_type = False  # Content-Type may legitimately be folded (message/http)
-    complete = False
-    while True:
-        line = buffer.cut_front(_LF)
-        if not line.drop_final_cr():
-            findings.report(
-                "NonCrLfLineTermination",
-                "a header line ends with a bare LF instead of CRLF; tolerated "
-                "(as nginx does), though RFC 7230 §3.5 only allows it as a robustness rule.",
-            )
-        if line.done():
-            complete = not buffer.partial()
-            break
-        folded = line.starts_with_whitespace()
-        first = line.cut_front(_COLON).data()
-        has_colon = not line.partial()
-        if not folded and has_colon:
-            in_content_type = first.lower() == b"content-type"
-            folded_name = first
-        if folded and folded_name is not None and (in_content_type or not has_colon):
-            # A continuation of the previous header: its name, this line as the value.
-            name, value = folded_name, first
-        else:
-            # A header; or a folded line that mimics one (" Content-Length: 10").
-            name, value = first, line.data()
-        headers.append(_Header(name, value))
-
-        if not folded and not has_colon:
-            findings.report(
-                "MissingHeaderColon",
-                f"header line {_visible(name)} has no colon; one "
-                "server may drop it, another glue it to the previous header.",
-            )
-        if folded and not in_content_type:
-            findings.report(
-                "MultilineHeader",
-                f"header {_visible(name)} is folded over several lines "
-                "(obs-fold, deprecated by RFC 7230 §3.2.4); servers that unfold and servers "
-                "that do not see different headers.",
-            )
-        if buffer.partial():
-            findings.report(
-                "PartialHeaderLine",
-                "the last header line is not terminated; the head is cut short.",
-            )
-            break
-        if buffer.done():
-            findings.report(
-                "MissingLastEmptyLine",
-                "the head does not end with an empty line, so where it ends "
-                "(and a body starts) is a guess.",
-            )
-            break
-    head_length = min(buffer.pos, len(raw))
-    return method, uri, version, headers, head_length, complete
-
-
-def _read_request_line(buffer: _Window, findings: _Findings) -> tuple[bytes, bytes, bytes]:
-    """request-line = method SP request-target SP HTTP-version CRLF (RFC 7230 §3.1.1).
-
-    The method is cut at the first space, the version at the last one; whatever lies
-    between is the request-target, spaces and all.
-    """
-    line = buffer.cut_front(_LF)
-    if not line.drop_final_cr():
-        findings.report(
-            "NonCrLfLineTermination",
-            "the request line ends with a bare LF instead of CRLF; tolerated.",
-        )
-    method = line.cut_front(_SP)
-    version = line.cut_back(_SP)
-    uri = line
-    if (uri.partial() and version.data().startswith(b"HTTP/1.")) or (version.done() and uri.done()):
-        shown = " ".join(_visible(part.data()) for part in (method, uri, version))
-        findings.report(
-            "MissingUri",
-            f"the request line has no URI (request-target): {shown}.",
-        )
-    elif uri.partial():
-        # Only two words: "GET /path" is an HTTP/0.9 request with no version.
-        uri, version = version, _Window(b"", 0, 0)
-    return method.data(), uri.data(), version.data()
 
 
 def parse_request_head(raw: bytes) -> ParsedHead:
@@ -1024,14 +728,15 @@ def parse_request_head(raw: bytes) -> ParsedHead:
 
     Unlike a strict parser (h11), this reader keeps going through bare-LF line ends,
     folded lines, lines without a colon, a missing version or a missing final empty
-    line, so that a malformed request can still be shown and classified.
+    line, so that a malformed request can still be shown and classified
+    (:mod:`osilab.protocols._http_tolerant`).
 
     Examples:
         >>> head = parse_request_head(b"GET /a HTTP/1.1\\nHost: shop.example\\n\\nBODY")
         >>> head.method, head.uri, head.version, head.headers, head.head_length
         ('GET', '/a', 'HTTP/1.1', (('Host', 'shop.example'),), 36)
     """
-    return classify_head(raw)[0]
+    return read_head(bytes(raw)).parsed()
 
 
 def classify_head(raw: bytes) -> tuple[ParsedHead, DesyncVerdict]:
@@ -1051,274 +756,10 @@ def classify_head(raw: bytes) -> tuple[ParsedHead, DesyncVerdict]:
         >>> classify_head(b"GET / HTTP/1.1\\r\\nHost: a\\r\\n folded\\r\\n\\r\\n")[1].reason
         'MultilineHeader'
     """
-    raw = bytes(raw)
+    head = read_head(bytes(raw))
     findings = _Findings()
-    method, uri, version, headers, head_length, complete = _read_head(raw, findings)
-    verdict, _ = _classify_parts(method, uri, version, headers, findings)
-    head = ParsedHead(
-        method=_text(method),
-        uri=_text(uri),
-        version=_text(version),
-        headers=tuple((_text(h.name), _text(_trim(h.value))) for h in headers),
-        head_length=head_length,
-        complete=complete,
-    )
-    return head, verdict
-
-
-# ---------------------------------------------------------------------------
-# Mitigation: what the ALB does with a verdict
-# ---------------------------------------------------------------------------
-
-
-class MitigationMode(StrEnum):
-    """The ALB attribute ``routing.http.desync_mitigation_mode`` (default ``defensive``)."""
-
-    MONITOR = "monitor"
-    DEFENSIVE = "defensive"
-    STRICTEST = "strictest"
-
-
-class MitigationAction(StrEnum):
-    """What the ALB does with one request."""
-
-    FORWARD = "forward"  # route it to a target; keep both connections
-    FORWARD_THEN_CLOSE = "forward_then_close"  # route it, then close client and target connections
-    BLOCK_400 = "block_400"  # answer 400 Bad Request and close the client connection
-    BLOCK = "block"  # refuse it (not forwarded); the client connection is closed
-
-
-_FORWARD, _THEN_CLOSE = MitigationAction.FORWARD, MitigationAction.FORWARD_THEN_CLOSE
-_BLOCK_400, _BLOCK = MitigationAction.BLOCK_400, MitigationAction.BLOCK
-
-# lb-reference.md §1.8 (ALB User Guide, "Desync mitigation mode"):
-#
-#   | Class      | monitor | defensive (default)                      | strictest |
-#   |------------|---------|------------------------------------------|-----------|
-#   | Compliant  | allow   | allow                                    | allow     |
-#   | Acceptable | allow   | allow                                    | block     |
-#   | Ambiguous  | allow   | allow, then close client and target conn | block     |
-#   | Severe     | allow   | 400 + close                              | block     |
-_POLICY: MappingProxyType[tuple[MitigationMode, Tier], MitigationAction] = MappingProxyType(
-    {
-        (MitigationMode.MONITOR, Tier.Compliant): _FORWARD,
-        (MitigationMode.MONITOR, Tier.Acceptable): _FORWARD,
-        (MitigationMode.MONITOR, Tier.Ambiguous): _FORWARD,
-        (MitigationMode.MONITOR, Tier.Severe): _FORWARD,
-        (MitigationMode.DEFENSIVE, Tier.Compliant): _FORWARD,
-        (MitigationMode.DEFENSIVE, Tier.Acceptable): _FORWARD,
-        (MitigationMode.DEFENSIVE, Tier.Ambiguous): _THEN_CLOSE,
-        (MitigationMode.DEFENSIVE, Tier.Severe): _BLOCK_400,
-        (MitigationMode.STRICTEST, Tier.Compliant): _FORWARD,
-        (MitigationMode.STRICTEST, Tier.Acceptable): _BLOCK,
-        (MitigationMode.STRICTEST, Tier.Ambiguous): _BLOCK,
-        (MitigationMode.STRICTEST, Tier.Severe): _BLOCK,
-    }
-)
-
-_WHAT_THE_ALB_DOES = MappingProxyType(
-    {
-        _FORWARD: "forwards it to a target and keeps both connections open",
-        _THEN_CLOSE: "forwards it, then closes both the client and the target connection, "
-        "so that bytes a server might take for a smuggled next request are thrown away",
-        _BLOCK_400: "answers 400 Bad Request and closes the client connection; the request "
-        "never reaches a target, as its boundaries cannot be trusted",
-        _BLOCK: "blocks it: the request never reaches a target and the client connection is closed",
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Mitigation:
-    """The ALB's action on one classified request.
-
-    Attributes:
-        action: a :class:`MitigationAction` value (``"forward"``, ``"forward_then_close"``,
-            ``"block_400"``, ``"block"``).
-        mode: the desync mitigation mode that decided it.
-        klass, reason: the verdict it acted on.
-        close_client_connection, close_target_connection: which connections the ALB
-            closes after this request.
-        counted_as_non_compliant: the request adds one to the CloudWatch metric
-            ``DesyncMitigationMode_NonCompliant_Request_Count`` (any request that is not
-            Compliant, in every mode).
-        why: a sentence saying which rule fired and what the ALB does.
-    """
-
-    action: str
-    mode: str
-    klass: str
-    reason: str | None
-    close_client_connection: bool
-    close_target_connection: bool
-    counted_as_non_compliant: bool
-    why: str
-
-    @property
-    def forwarded(self) -> bool:
-        """Whether the request reaches a target."""
-        return self.action in (MitigationAction.FORWARD, MitigationAction.FORWARD_THEN_CLOSE)
-
-    @property
-    def summary(self) -> str:
-        """One line: ``defensive: Ambiguous (BothTeClPresent) -> forward_then_close``."""
-        reason = f" ({self.reason})" if self.reason else ""
-        return f"{self.mode}: {self.klass}{reason} -> {self.action}"
-
-
-def _mode(mode: MitigationMode | str) -> MitigationMode:
-    try:
-        return MitigationMode(str(mode).lower())
-    except ValueError:
-        choices = ", ".join(m.value for m in MitigationMode)
-        raise ConfigError(
-            f"routing.http.desync_mitigation_mode {mode!r} is not one of {choices}"
-        ) from None
-
-
-def _tier(verdict: DesyncVerdict) -> Tier:
-    try:
-        return Tier[verdict.klass]
-    except KeyError:
-        choices = ", ".join(t.name for t in Tier)
-        raise ConfigError(f"desync class {verdict.klass!r} is not one of {choices}") from None
-
-
-def mitigate(
-    verdict: DesyncVerdict, mode: MitigationMode | str = MitigationMode.DEFENSIVE
-) -> Mitigation:
-    """What an ALB in ``mode`` does with a request that got ``verdict``.
-
-    ``monitor`` forwards everything (it only counts and logs); ``defensive`` (the AWS
-    default) forwards Compliant and Acceptable requests, forwards an Ambiguous one and
-    then closes both connections, and answers a Severe one with 400; ``strictest``
-    forwards only Compliant requests.
-
-    Raises:
-        ConfigError: for a mode or class AWS does not have.
-
-    Examples:
-        >>> v = classify_request("POST", "/", "HTTP/1.1",
-        ...                      [("Content-Length", "4"), ("Transfer-Encoding", "chunked")])
-        >>> mitigate(v, "defensive").action
-        'forward_then_close'
-        >>> mitigate(v, "strictest").action
-        'block'
-    """
-    chosen = _mode(mode)
-    tier = _tier(verdict)
-    action = _POLICY[(chosen, tier)]
-    closes = action is not MitigationAction.FORWARD
-    rule = f"rule {verdict.reason}" if verdict.reason else "no rule"
-    why = f"{rule} fired, so the request is {tier.name}; in {chosen.value} mode the ALB "
-    why += _WHAT_THE_ALB_DOES[action] + "."
-    return Mitigation(
-        action=action.value,
-        mode=chosen.value,
-        klass=tier.name,
-        reason=verdict.reason,
-        close_client_connection=closes,
-        close_target_connection=action is MitigationAction.FORWARD_THEN_CLOSE,
-        counted_as_non_compliant=tier is not Tier.Compliant,
-        why=why,
-    )
-
-
-# ---------------------------------------------------------------------------
-# Normalisation: the headers a forwarded request keeps
-# ---------------------------------------------------------------------------
-
-_VALID_HEADER_NAME = re.compile(rb"[-A-Za-z0-9]+")
-
-
-@dataclass(frozen=True, slots=True)
-class NormalisedRequest:
-    """The headers an ALB would send on to the target, and those it would drop.
-
-    Attributes:
-        forwarded: whether the request reaches a target at all (see :func:`mitigate`).
-        headers: the ``(name, value)`` pairs sent on, in order, as given.
-        removed: the pairs dropped.
-        why: a sentence per removal rule that applied, or why nothing changed.
-    """
-
-    forwarded: bool
-    headers: tuple[tuple[Text, Text], ...]
-    removed: tuple[tuple[Text, Text], ...]
-    why: str
-
-
-def normalise(
-    method: Text,
-    uri: Text,
-    version: Text,
-    headers: Sequence[tuple[Text, Text]],
-    mode: MitigationMode | str = MitigationMode.DEFENSIVE,
-    *,
-    drop_invalid_header_fields: bool = False,
-) -> NormalisedRequest:
-    """The headers an ALB forwards for this request: osilab's model, stated plainly.
-
-    AWS does not publish exactly how an ALB rewrites the requests it forwards. osilab
-    models two documented rules, and nothing more:
-
-    1. **Bad headers are removed** in ``defensive`` and ``strictest`` modes. The
-       guardian marks some headers *Bad* (:func:`header_tiers`) and its interface says
-       they "MUST be removed before sending to backends" (``src/lib.rs``). In practice
-       this is the Content-Length beside a Transfer-Encoding (RFC 7230 §3.3.2: a
-       forwarder "MUST remove the received Content-Length"), the second copy of a
-       repeated Content-Length (the RFC's "replace the duplicated field-values with a
-       single valid Content-Length"), and headers with an empty name. Only Ambiguous
-       requests are both forwarded and carry Bad headers, so in effect this rewrites
-       the Ambiguous requests that defensive mode forwards. ``monitor`` mode observes
-       only and changes nothing.
-    2. **Invalid header names are dropped** when the separate ALB attribute
-       ``routing.http.drop_invalid_header_fields.enabled`` is true (default false), in
-       any mode: "Elastic Load Balancing requires that message header names conform to
-       the regular expression [-A-Za-z0-9]+" (ALB User Guide). ``X_Token`` is dropped.
-
-    Not modelled: any rewriting of Acceptable requests (AWS documents none), and the
-    headers an ALB adds (``X-Forwarded-For``, ``X-Amzn-Trace-Id``...), which belong to
-    the balancer model.
-
-    Examples:
-        >>> n = normalise("POST", "/", "HTTP/1.1",
-        ...               [("Transfer-Encoding", "chunked"), ("Content-Length", "4")])
-        >>> n.headers, n.removed
-        ((('Transfer-Encoding', 'chunked'),), (('Content-Length', '4'),))
-    """
-    chosen = _mode(mode)
-    prepared = _prepare(headers)
-    verdict, _ = _classify_parts(_wire(method), _wire(uri), _wire(version), prepared)
-    mitigation = mitigate(verdict, chosen)
-    if not mitigation.forwarded:
-        return NormalisedRequest(
-            forwarded=False,
-            headers=tuple(headers),
-            removed=(),
-            why=f"not forwarded: {mitigation.why}",
-        )
-
-    kept: list[tuple[Text, Text]] = []
-    removed: list[tuple[Text, Text]] = []
-    reasons: set[str] = set()
-    for pair, header in zip(headers, prepared, strict=True):
-        if chosen is not MitigationMode.MONITOR and header.tier is HeaderTier.Bad:
-            removed.append(pair)
-            reasons.add(
-                "headers the guardian marks Bad are removed before the request reaches a target"
-            )
-        elif drop_invalid_header_fields and not _VALID_HEADER_NAME.fullmatch(header.name):
-            removed.append(pair)
-            reasons.add(
-                "drop_invalid_header_fields is on, so names outside [-A-Za-z0-9]+ are dropped"
-            )
-        else:
-            kept.append(pair)
-    if reasons:
-        why = "; ".join(sorted(reasons)) + "."
-    elif chosen is MitigationMode.MONITOR:
-        why = "monitor mode only observes: the request is forwarded unchanged."
-    else:
-        why = "nothing to remove: the request is forwarded unchanged."
-    return NormalisedRequest(forwarded=True, headers=tuple(kept), removed=tuple(removed), why=why)
+    for reason, detail in head.findings:  # the reader's findings come first, in order
+        findings.report(reason, detail)
+    headers = [_Header(name, value) for name, value in head.headers]
+    verdict, _ = _classify_parts(head.method, head.uri, head.version, headers, findings)
+    return head.parsed(), verdict

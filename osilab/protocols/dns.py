@@ -188,22 +188,11 @@ def parse_message(message: bytes) -> DnsMessage:
     position = 12
     try:
         for _ in range(min(counts[0], MAX_RECORDS)):
-            name, position = read_name(message, position)
-            if position + 4 > len(message):
-                raise DecodeError("question cut short", layer="dns", offset=position)
-            qtype = int.from_bytes(message[position : position + 2], "big")
-            qclass = int.from_bytes(message[position + 2 : position + 4], "big")
+            name, (qtype, qclass), position = _named_numbers(message, position, _QUESTION)
             questions.append(Question(name, qtype, qclass))
-            position += 4
         for _ in range(min(counts[1], MAX_RECORDS)):
-            name, position = read_name(message, position)
-            if position + 10 > len(message):
-                raise DecodeError("resource record cut short", layer="dns", offset=position)
-            rtype = int.from_bytes(message[position : position + 2], "big")
-            rclass = int.from_bytes(message[position + 2 : position + 4], "big")
-            ttl = int.from_bytes(message[position + 4 : position + 8], "big")
-            rdlength = int.from_bytes(message[position + 8 : position + 10], "big")
-            start = position + 10
+            name, numbers, start = _named_numbers(message, position, _RECORD)
+            rtype, rclass, ttl, rdlength = numbers
             data = message[start : start + rdlength]
             if len(data) < rdlength:
                 raise DecodeError("record data cut short", layer="dns", offset=start)
@@ -218,6 +207,27 @@ def parse_message(message: bytes) -> DnsMessage:
         bool(flags & 0x0200), bool(flags & 0x0100), bool(flags & 0x0080), flags & 0xF,
         tuple(questions), tuple(answers), counts, damaged,  # type: ignore[arg-type]
     )
+
+
+# The fixed fields after a name, as (byte widths, what is cut short when they are missing):
+# a question's QTYPE, QCLASS (RFC 1035 §4.1.2); a record's TYPE, CLASS, TTL, RDLENGTH (§4.1.3).
+_QUESTION = ((2, 2), "question")
+_RECORD = ((2, 2, 4, 2), "resource record")
+
+
+def _named_numbers(
+    message: bytes, position: int, layout: tuple[tuple[int, ...], str]
+) -> tuple[str, tuple[int, ...], int]:
+    """A (compressed) name, then big-endian numbers of the given widths; the position after."""
+    widths, what = layout
+    name, position = read_name(message, position)
+    if position + sum(widths) > len(message):
+        raise DecodeError(f"{what} cut short", layer="dns", offset=position)
+    numbers = []
+    for width in widths:
+        numbers.append(int.from_bytes(message[position : position + width], "big"))
+        position += width
+    return name, tuple(numbers), position
 
 
 def _fields(dns: DnsMessage) -> dict[str, Any]:
@@ -266,7 +276,9 @@ class DnsParser:
 
     protocol = "dns"
 
-    def __init__(self, flow: FlowKey | None = None) -> None:
+    def __init__(self, flow: FlowKey | None = None, *, keylog: str | None = None) -> None:
+        # One constructor for every parser (the table in osilab.pipeline.dispatch);
+        # ``keylog`` is for TLS, which this protocol does not carry.
         self.flow = flow
         self.tcp = flow is not None and flow.proto == "tcp"
         self._buffers = {Direction.TO_SERVER: bytearray(), Direction.TO_CLIENT: bytearray()}

@@ -28,12 +28,16 @@ so :class:`HttpParser` drives **one short-lived h11 connection per message**:
   (:mod:`osilab.protocols.http2`, RFC 7540 §3.2); after ``Upgrade: websocket`` and
   ``101`` (RFC 6455) or a tunnel, the rest is opaque data.
 
+Before h11, the plain fast reader (:mod:`osilab.protocols._http_fast`) takes the whole,
+plain messages that make up nearly all traffic, and refuses everything else to h11.
+
 Every request head is classified by :mod:`osilab.protocols.desync` from its raw bytes,
 as an ALB sees them (bare LF line ends and folded lines count even where h11 accepts them).
 Requests h11 refuses (bad header characters, a missing version, a bad request line...) are
-not dropped: the head is read again by the tolerant reader of
-:mod:`osilab.protocols.desync` and reported with its desync verdict, as an AWS ALB would
-classify it before refusing or forwarding it.
+not dropped: the head is read again by the desync classifier's tolerant reader
+(:mod:`osilab.protocols._http_tolerant`) and reported with its desync verdict, as an AWS
+ALB would classify it before refusing or forwarding it. These are the three readers of an
+HTTP/1 head in osilab, and the only three.
 
 What the parser reports
 -----------------------
@@ -47,9 +51,9 @@ It implements the :class:`~osilab.protocols.StreamParser` contract. Each
   the reassembled message in this packet;
 * ``"interim"`` -- a ``1xx`` response.
 
-:func:`iter_http` runs a whole capture through the streams stage and yields the requests
-(when their heads complete) and responses (when they end), HTTP/1.x and HTTP/2 together,
-in packet order.
+:func:`osilab.pipeline.iter_http` runs a whole capture through the streams stage and this
+parser and yields the requests (when their heads complete) and responses (when they end),
+HTTP/1.x and HTTP/2 together, in packet order.
 
 What this module must not know: files, packets, TCP reassembly (the streams stage feeds it
 bytes in order, one chunk per packet) or any balancer.
@@ -68,8 +72,12 @@ from typing import Any
 
 import h11
 
+from osilab.capture.dissect import HTTP_METHODS  # the one table (RFC 9110 §9, RFC 4918)
 from osilab.protocols import AppMessage, Direction
 from osilab.protocols._http_fast import read_request, read_response
+from osilab.protocols._http_tolerant import ParsedHead
+from osilab.protocols._http_tolerant import text as _text
+from osilab.protocols.desync import classify_head, classify_request
 from osilab.protocols.messages import DesyncVerdict, HttpRequest, HttpResponse
 from osilab.streams.keys import Endpoint, FlowKey
 
@@ -80,13 +88,6 @@ __all__ = [
     "HEAD_LIMIT",
     "MAX_WAITING",
 ]
-
-#: Methods that mark the start of an HTTP/1.x request when sniffing a stream (RFC 9110
-#: §9 plus WebDAV, RFC 4918).
-HTTP_METHODS = frozenset(
-    b"GET POST PUT DELETE HEAD OPTIONS PATCH CONNECT TRACE PROPFIND PROPPATCH MKCOL COPY "
-    b"MOVE LOCK UNLOCK SEARCH REPORT".split()
-)
 
 #: Most requests waiting for their responses on one connection (memory bound).
 MAX_WAITING = 1024
@@ -112,38 +113,15 @@ def looks_like_http(data: bytes) -> bool:
     return space > 0 and data[:space] in HTTP_METHODS
 
 
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def _classify(
-    method: bytes | str, target: bytes | str, version: bytes | str, headers: Any
-) -> DesyncVerdict | None:
-    try:
-        from osilab.protocols.desync import classify_request
-    except ImportError:  # the desync classifier is optional
-        return None
-    return classify_request(method, target, version, headers)
-
-
-def _classify_raw(raw: bytes) -> tuple[Any, DesyncVerdict] | None:
-    if len(raw) <= _CACHED_HEAD:
-        return _classify_raw_cached(raw)
-    return _classify_raw_uncached(raw)
-
-
-def _classify_raw_uncached(raw: bytes) -> tuple[Any, DesyncVerdict] | None:
-    try:
-        from osilab.protocols.desync import classify_head
-    except ImportError:
-        return None
-    return classify_head(raw)
-
-
 # Identical heads (a client repeating a request) get the same verdict: the classifier is
 # pure and its results are frozen, so small heads are remembered (bounded LRU).
 _CACHED_HEAD = 2048
-_classify_raw_cached = lru_cache(maxsize=4096)(_classify_raw_uncached)
+_classify_head_cached = lru_cache(maxsize=4096)(classify_head)
+
+
+def _classify_raw(raw: bytes) -> tuple[ParsedHead, DesyncVerdict]:
+    """The tolerant reader's view of a raw head and its desync verdict (see desync)."""
+    return _classify_head_cached(raw) if len(raw) <= _CACHED_HEAD else classify_head(raw)
 
 
 @dataclass(slots=True)
@@ -217,7 +195,9 @@ class HttpParser:
 
     protocol = "http"
 
-    def __init__(self, flow: FlowKey | None = None) -> None:
+    def __init__(self, flow: FlowKey | None = None, *, keylog: str | None = None) -> None:
+        # One constructor for every parser (the table in osilab.pipeline.dispatch);
+        # ``keylog`` is for TLS, which this protocol does not carry.
         self.flow = flow or _UNKNOWN_FLOW
         self._req = _Side()
         self._resp = _Side()
@@ -337,15 +317,7 @@ class HttpParser:
             if found is None:
                 return data
             method, target, version, headers, head_length, body, plain = found
-            if plain is not None:
-                verdict: DesyncVerdict | None = _COMPLIANT
-            else:
-                raw = _classify_raw(data[:head_length])
-                verdict = (
-                    raw[1]
-                    if raw is not None
-                    else _classify(method, target, "HTTP/" + version, headers)
-                )
+            verdict = _COMPLIANT if plain is not None else _classify_raw(data[:head_length])[1]
             request = HttpRequest(
                 flow=self.flow,
                 index=self._next_index,
@@ -417,13 +389,10 @@ class HttpParser:
         head_length = side.fed - trailing
         # The ALB judges the head as bytes (bare LF line ends and folded lines count), so
         # the raw head is classified when it was kept whole; h11's view is the fallback.
-        raw = (
-            _classify_raw(bytes(side.head[:head_length])) if head_length <= len(side.head) else None
-        )
         verdict = (
-            raw[1]
-            if raw is not None
-            else _classify(event.method, event.target, version, raw_headers)
+            _classify_raw(bytes(side.head[:head_length]))[1]
+            if head_length <= len(side.head)
+            else classify_request(event.method, event.target, version, raw_headers)
         )
         request = HttpRequest(
             flow=self.flow,
@@ -504,6 +473,24 @@ class HttpParser:
             damaged=damaged,
         )
 
+    def _tolerant_head(self, raw: bytes, packet_no: int) -> tuple[ParsedHead, HttpRequest]:
+        """The next request, read from a raw head by the desync classifier's tolerant reader."""
+        head, verdict = _classify_raw(raw)
+        request = HttpRequest(
+            flow=self.flow,
+            index=self._next_index,
+            method=head.method,
+            target=head.uri,
+            version=head.version,
+            headers=tuple(head.headers),
+            first_packet=self._req.first_packet or packet_no,
+            headers_complete_packet=packet_no,
+            time=self._time,
+            desync=verdict,
+        )
+        self._next_index += 1
+        return head, request
+
     def _tolerant_request(self, packet_no: int, out: list[AppMessage]) -> None:
         """Read a head h11 refused with the desync module's tolerant reader."""
         side = self._req
@@ -512,25 +499,7 @@ class HttpParser:
         ended = b"\r\n\r\n" in raw or b"\n\n" in raw
         if not ended and len(raw) < HEAD_LIMIT:
             return  # wait for the rest of the head
-        found = _classify_raw(raw)
-        if found is None:
-            side.reset()
-            side.broken = f"unparseable request: {refused}"
-            return
-        head, verdict = found
-        request = HttpRequest(
-            flow=self.flow,
-            index=self._next_index,
-            method=head.method,
-            target=head.uri,
-            version=head.version,
-            headers=tuple(head.headers),
-            first_packet=side.first_packet or packet_no,
-            headers_complete_packet=packet_no,
-            time=self._time,
-            desync=verdict,
-        )
-        self._next_index += 1
+        head, request = self._tolerant_head(raw, packet_no)
         self._waiting.append(
             _Pending(request, head.method.encode("utf-8", "surrogateescape"), None)
         )
@@ -611,28 +580,33 @@ class HttpParser:
                 body_length=body,
                 interim=(),
             )
-            out.append(
-                AppMessage(
-                    protocol="http",
-                    direction=Direction.TO_CLIENT,
-                    first_packet=packet_no,
-                    last_packet=packet_no,
-                    length=head_length + body,
-                    summary=f"{response.version} {status} {response.reason}".strip(),
-                    fields={
-                        "stage": "complete",
-                        "response": True,
-                        "response.code": status,
-                        "response.phrase": response.reason,
-                        "request_index": index,
-                        "content_length": body,
-                    },
-                    time=self._time,
-                    message=response,
-                )
-            )
+            out.append(self._response_message(response, head_length + body, packet_no))
             data = data[head_length + body :]
         return data
+
+    def _response_message(
+        self, response: HttpResponse, length: int, packet_no: int, damaged: str | None = None
+    ) -> AppMessage:
+        """The ``"complete"`` message of a response, read by h11 or by the plain reader."""
+        return AppMessage(
+            protocol="http",
+            direction=Direction.TO_CLIENT,
+            first_packet=response.first_packet,
+            last_packet=packet_no,
+            length=length,
+            summary=f"{response.version} {response.status} {response.reason}".strip(),
+            fields={
+                "stage": "complete",
+                "response": True,
+                "response.code": response.status,
+                "response.phrase": response.reason,
+                "request_index": response.index,
+                "content_length": response.body_length,
+            },
+            time=self._time,
+            message=response,
+            damaged=damaged,
+        )
 
     def _run_responses(self, packet_no: int, out: list[AppMessage]) -> None:
         side = self._resp
@@ -736,27 +710,8 @@ class HttpParser:
             body_length=side.body,
             interim=tuple(side.interim),
         )
-        out.append(
-            AppMessage(
-                protocol="http",
-                direction=Direction.TO_CLIENT,
-                first_packet=response.first_packet,
-                last_packet=packet_no,
-                length=max(0, side.fed - trailing - side.accounted),
-                summary=f"{response.version} {status} {response.reason}".strip(),
-                fields={
-                    "stage": "complete",
-                    "response": True,
-                    "response.code": status,
-                    "response.phrase": response.reason,
-                    "request_index": index,
-                    "content_length": side.body,
-                },
-                time=self._time,
-                message=response,
-                damaged=damaged,
-            )
-        )
+        length = max(0, side.fed - trailing - side.accounted)
+        out.append(self._response_message(response, length, packet_no, damaged))
         switching = (
             pending is not None
             and self._paused is pending
@@ -823,28 +778,11 @@ class HttpParser:
             if isinstance(side.message, HttpRequest):
                 self._request_end(packet_no, out, damaged=f"request cut short: {why}")
             elif side.head and looks_like_http(bytes(side.head[:16])):
-                found = _classify_raw(bytes(side.head))
-                if found is not None:
-                    head, verdict = found
-                    request = HttpRequest(
-                        flow=self.flow,
-                        index=self._next_index,
-                        method=head.method,
-                        target=head.uri,
-                        version=head.version,
-                        headers=tuple(head.headers),
-                        first_packet=side.first_packet or packet_no,
-                        headers_complete_packet=packet_no,
-                        time=self._time,
-                        desync=verdict,
-                    )
-                    self._next_index += 1
-                    damaged = f"request head cut short: {why}"
-                    out.append(
-                        self._request_message(
-                            request, len(side.head), "headers", packet_no, damaged
-                        )
-                    )
+                _, request = self._tolerant_head(bytes(side.head), packet_no)
+                damaged = f"request head cut short: {why}"
+                out.append(
+                    self._request_message(request, len(side.head), "headers", packet_no, damaged)
+                )
         else:
             side = self._resp
             if side.status is not None:

@@ -49,6 +49,7 @@ from types import MappingProxyType
 import hpack
 
 from osilab.protocols import AppMessage, Direction
+from osilab.protocols.desync import classify_request
 from osilab.protocols.messages import DesyncVerdict, HttpRequest, HttpResponse
 from osilab.streams.keys import Endpoint, FlowKey
 
@@ -192,11 +193,8 @@ class _Side:
     broken: str | None = None
 
 
-def _verdict(method: str, path: str, headers: tuple) -> DesyncVerdict | None:
-    try:
-        from osilab.protocols.desync import classify_request
-    except ImportError:
-        return None
+def _verdict(method: str, path: str, headers: tuple) -> DesyncVerdict:
+    """The guardian's verdict: Compliant, as it analyses HTTP/1.x only (the detail says so)."""
     return classify_request(method, path, "HTTP/2", headers)
 
 
@@ -220,7 +218,9 @@ class Http2Parser:
         upgraded: bool = False,
         upgrade_request: HttpRequest | None = None,
         next_index: int = 0,
+        keylog: str | None = None,
     ) -> None:
+        # ``keylog``: the one constructor of every parser (osilab.pipeline.dispatch); for TLS.
         self.flow = flow or _UNKNOWN_FLOW
         self._sides = {
             Direction.TO_SERVER: _Side(FrameSplitter(expect_preface=True), hpack.Decoder()),

@@ -201,8 +201,9 @@ class PgsqlParser:
 
     protocol = "pgsql"
 
-    def __init__(self, flow: FlowKey | None = None) -> None:
+    def __init__(self, flow: FlowKey | None = None, *, keylog: str | None = None) -> None:
         self.flow = flow
+        self.keylog = keylog  # for the TLS that may follow an SSLRequest
         self._sides = {Direction.TO_SERVER: _Side(), Direction.TO_CLIENT: _Side()}
         self._startup = True  # the client's next message may be untyped
         self._awaiting_ssl: str | None = None  # "ssl" / "gss": the server's one-byte answer is due
@@ -323,7 +324,7 @@ class PgsqlParser:
         if answer == "S" and kind == "ssl":
             from osilab.protocols.tls import TlsParser
 
-            self._tls = TlsParser(self.flow)
+            self._tls = TlsParser(self.flow, keylog=self.keylog)
         elif answer == "G" and kind == "gss":
             self._opaque = True
         what = {"S": "TLS accepted", "G": "GSSAPI encryption accepted", "N": "refused"}[answer]

@@ -286,7 +286,9 @@ class ProxyParser:
 
     protocol = "proxy"
 
-    def __init__(self, flow: FlowKey | None = None) -> None:
+    def __init__(self, flow: FlowKey | None = None, *, keylog: str | None = None) -> None:
+        # One constructor for every parser (the table in osilab.pipeline.dispatch);
+        # ``keylog`` is for TLS, which this protocol does not carry.
         self.flow = flow
         self._buffer = bytearray()
         self._first = 0

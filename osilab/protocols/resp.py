@@ -216,7 +216,9 @@ class RespParser:
 
     protocol = "resp"
 
-    def __init__(self, flow: FlowKey | None = None) -> None:
+    def __init__(self, flow: FlowKey | None = None, *, keylog: str | None = None) -> None:
+        # One constructor for every parser (the table in osilab.pipeline.dispatch);
+        # ``keylog`` is for TLS, which this protocol does not carry.
         self.flow = flow
         self._buffers = {Direction.TO_SERVER: bytearray(), Direction.TO_CLIENT: bytearray()}
         self._first = {Direction.TO_SERVER: 0, Direction.TO_CLIENT: 0}

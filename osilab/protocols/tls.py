@@ -268,10 +268,7 @@ def parse_client_hello(body: bytes) -> ClientHello:
     from osilab.errors import DecodeError
 
     try:
-        reader = _Reader(body)
-        legacy_version = reader.number(2)
-        random = reader.take(32)
-        session_id = reader.vector(1)
+        reader, legacy_version, random, session_id = _hello_start(body)
         suites_raw = reader.vector(2)
         suites = tuple(
             int.from_bytes(suites_raw[i : i + 2], "big") for i in range(0, len(suites_raw) - 1, 2)
@@ -308,15 +305,19 @@ def parse_client_hello(body: bytes) -> ClientHello:
     )
 
 
+def _hello_start(body: bytes) -> tuple[_Reader, int, bytes, bytes]:
+    """What both hellos open with (RFC 8446 §4.1.2, §4.1.3): legacy_version, random,
+    legacy_session_id; and the reader, positioned after them."""
+    reader = _Reader(body)
+    return reader, reader.number(2), reader.take(32), reader.vector(1)
+
+
 def parse_server_hello(body: bytes) -> ServerHello:
     """A ServerHello from its handshake body. Raises ``DecodeError`` when it ends early."""
     from osilab.errors import DecodeError
 
     try:
-        reader = _Reader(body)
-        legacy_version = reader.number(2)
-        random = reader.take(32)
-        session_id = reader.vector(1)
+        reader, legacy_version, random, session_id = _hello_start(body)
         suite = reader.number(2)
         reader.number(1)  # legacy_compression_method
         extensions = _extensions(reader)
@@ -382,7 +383,7 @@ class TlsParser:
 
     protocol = "tls"
 
-    def __init__(self, flow: FlowKey | None = None, keylog: str | None = None) -> None:
+    def __init__(self, flow: FlowKey | None = None, *, keylog: str | None = None) -> None:
         self.flow = flow
         self.keylog_path = keylog
         self._keylog: KeyLog | None = None
@@ -740,7 +741,3 @@ def _hello_summary(hello: ClientHello | ServerHello) -> str:
         extra += f" ALPN={hello.alpn}"
     return " (Hello Retry Request)" if hello.hello_retry else extra
 
-
-def new_parser(flow: FlowKey, **options: Any) -> TlsParser:
-    """The dispatcher's factory (``osilab.pipeline.dispatch``): ``keylog`` is the only option."""
-    return TlsParser(flow, keylog=options.get("keylog"))

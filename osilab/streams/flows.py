@@ -1,8 +1,10 @@
 """The flow table: which packets belong together, who is the client, and when a flow ends.
 
 A *flow* is every TCP (or UDP) packet that shares one protocol and one pair of endpoints,
-in both directions (the bidirectional 5-tuple). The :class:`FlowTable` is fed packets in
-capture order; for each one it finds (or starts) its flow, says which way the packet
+in both directions (the bidirectional 5-tuple), on one capture interface: a capture taken
+on seven links at once (a *hop* each) holds seven sets of flows, never one merged set,
+even where one connection crosses several links with the same addresses. The
+:class:`FlowTable` is fed packets in capture order; for each one it finds (or starts) its flow, says which way the packet
 travels, counts packets and bytes per direction, and follows the TCP state
 (:mod:`osilab.streams.tcp`).
 
@@ -179,6 +181,7 @@ class Flow:
         return FlowRecord(
             key=self.key,
             index=self.index,
+            interface=self.key.interface,
             packets_to_server=self.packets[0],
             packets_to_client=self.packets[1],
             bytes_to_server=self.bytes[0],
@@ -199,10 +202,14 @@ class Flow:
 
 @dataclass(frozen=True, slots=True)
 class FlowRecord:
-    """A flow as reported once it has left the table (what ``osilab flows`` prints)."""
+    """A flow as reported once it has left the table (what ``osilab flows`` prints).
+
+    ``interface`` is the capture interface (hop) it was seen on, as in its ``key``.
+    """
 
     key: FlowKey
     index: int
+    interface: int
     packets_to_server: int
     packets_to_client: int
     bytes_to_server: int
@@ -255,6 +262,7 @@ class FlowRecord:
             "application": self.application,
             "end_reason": self.end_reason,
             "anomalies": list(self.anomalies),
+            "interface": self.interface,
         }
 
     def _repr_html_(self) -> str:
@@ -290,7 +298,7 @@ class FlowTable:
         self.idle_timeout = idle_timeout
         self.udp_idle_timeout = udp_idle_timeout
         self.closed_linger = closed_linger
-        # (proto, src ip, src port, dst ip, dst port) -> (flow, sender is client)
+        # (proto, src ip, src port, dst ip, dst port, interface) -> (flow, sender is client)
         self._lookup: dict[tuple, tuple[Flow, bool]] = {}
         self._live: OrderedDict[int, Flow] = OrderedDict()  # by last activity, oldest first
         self._closed: deque[Flow] = deque()  # flows that reached a final state, in order
@@ -312,13 +320,18 @@ class FlowTable:
         time: float,
         wire_length: int,
         payload_length: int,
+        interface: int = 0,
     ) -> tuple[Flow, Direction, list[Flow]]:
-        """Account one packet. Returns (its flow, its direction, flows that just ended)."""
+        """Account one packet. Returns (its flow, its direction, flows that just ended).
+
+        ``interface`` is the capture interface the packet was seen on: the same addresses
+        on another interface are another flow.
+        """
         ended: list[Flow] = []
         if time > self._now:
             self._now = time
             self._expire(ended)
-        tuple_key = (proto, src, sport, dst, dport)
+        tuple_key = (proto, src, sport, dst, dport, interface)
         found = self._lookup.get(tuple_key)
         if found is not None:
             flow, from_client = found
@@ -335,10 +348,10 @@ class FlowTable:
                 if from_client
                 else (Endpoint(dst, dport), Endpoint(src, sport))
             )
-            flow = Flow(FlowKey(proto, client, server), self._count, packet_no, time)
+            flow = Flow(FlowKey(proto, client, server, interface), self._count, packet_no, time)
             self._count += 1
             self._lookup[tuple_key] = (flow, from_client)
-            self._lookup[(proto, dst, dport, src, sport)] = (flow, not from_client)
+            self._lookup[(proto, dst, dport, src, sport, interface)] = (flow, not from_client)
             self._live[flow.index] = flow
             if flow.tcp is not None and not (flags or 0) & _SYN:
                 flow.midstream = True
@@ -370,9 +383,10 @@ class FlowTable:
     def _remove(self, flow: Flow) -> None:
         key = flow.key
         self._live.pop(flow.index, None)
+        client, server, interface = key.client, key.server, key.interface
         for tuple_key in (
-            (key.proto, key.client.ip, key.client.port, key.server.ip, key.server.port),
-            (key.proto, key.server.ip, key.server.port, key.client.ip, key.client.port),
+            (key.proto, client.ip, client.port, server.ip, server.port, interface),
+            (key.proto, server.ip, server.port, client.ip, client.port, interface),
         ):
             found = self._lookup.get(tuple_key)
             if found is not None and found[0] is flow:
@@ -415,8 +429,9 @@ def flow_records(packets: Iterable[Any]) -> Iterator[FlowRecord]:
             continue
         proto, src, sport, dst, dport, flags, payload_length, _, _ = facts
         _, _, ended = table.packet(
-            proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length, payload_length
-        )
+            proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length,
+            payload_length, pkt.interface,
+        )  # fmt: skip
         for flow in ended:
             yield flow.record()
     for flow in table.finish():

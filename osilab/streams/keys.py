@@ -1,9 +1,9 @@
 """Flow identity: endpoints and the bidirectional 5-tuple.
 
 A *flow* is every packet that shares one protocol and one pair of endpoints, in both
-directions. osilab orients each flow: the **client** is the side that sent the first
-SYN (or, when the start was not captured, the side with the ephemeral port), the
-**server** the other. ``str(flow)`` is the form the CLI prints and accepts:
+directions, on one capture interface (one *hop*). osilab orients each flow: the
+**client** is the side that sent the first SYN (or, when the start was not captured, the
+side with the ephemeral port), the **server** the other. ``str(flow)`` is the form the CLI prints and accepts:
 ``198.51.100.7:51514-203.0.113.10:80`` (IPv6 addresses in brackets).
 
 This module knows nothing of packets or files: it is pure data.
@@ -50,14 +50,26 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True, order=True)
 class FlowKey:
-    """A flow, oriented client -> server. ``proto`` is ``"tcp"`` or ``"udp"``."""
+    """A flow, oriented client -> server. ``proto`` is ``"tcp"`` or ``"udp"``.
+
+    ``interface`` is the capture interface (the pcapng interface number, 0 in a pcap) the
+    flow was seen on: a *hop*. A capture taken on several links at once sees one
+    connection once per link it crosses, and each sighting is a flow of its own, so the
+    same endpoints on two interfaces are two flows. ``str(flow)`` leaves the interface out
+    (the CLI form is ``client-server``); the commands name the hop beside it.
+    """
 
     proto: str
     client: Endpoint
     server: Endpoint
+    interface: int = 0
 
     def __str__(self) -> str:
         return f"{self.client}-{self.server}"
+
+    def reversed(self) -> FlowKey:
+        """The same flow seen from the other side (client and server swapped, same hop)."""
+        return FlowKey(self.proto, self.server, self.client, self.interface)
 
     @classmethod
     def parse(cls, text: str, proto: str = "tcp") -> FlowKey:

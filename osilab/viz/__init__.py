@@ -2,21 +2,19 @@
 
 The notebooks and the tour draw with these functions instead of inline plotting code,
 so every figure looks the same: projector-sized, titled, labelled, with a legend.
+This package holds figures only; finding captures, the lab scenarios' files and the
+exercises are :mod:`osilab.lessons`.
 
-* :mod:`osilab.viz.samples` - finding the bundled and third-party captures;
 * :mod:`osilab.viz.conversation` - one TCP connection, the HTTP requests of a capture;
 * :mod:`osilab.viz.layers` - frames by layer, header overhead, segmentation, goodput,
   ladder diagrams, reassembly;
 * :mod:`osilab.viz.balancing` - what an L4 and an L7 balancer read, per-target counts,
   timelines;
-* :mod:`osilab.viz.balancers` - the balancer models' own plots (the balancer work);
-* :mod:`osilab.viz.lessons` - what the notebooks share about the lab captures: hops, the
-  lab's balancer rules as AWS configurations, the recorded truth, journey breakdowns.
+* :mod:`osilab.viz.balancers` - the balancer models' own plots (the balancer work).
 
 Matplotlib is imported only when a figure is drawn.
 """
 
-from osilab.viz import lessons, samples
 from osilab.viz.balancing import (
     Interval,
     grouped_counts_chart,
@@ -38,8 +36,6 @@ from osilab.viz.layers import (
 )
 
 __all__ = [
-    "samples",
-    "lessons",
     "Conversation",
     "tcp_conversation",
     "tcp_flows",

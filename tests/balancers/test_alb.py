@@ -361,10 +361,9 @@ def test_desync_mitigation(mode: str, klass: str, action: str) -> None:
         assert "closes both" in decision.why
 
 
-def test_desync_local_table_when_the_desync_module_is_missing(monkeypatch) -> None:
-    import sys
-
-    monkeypatch.setitem(sys.modules, "osilab.protocols.desync", None)
+def test_desync_block_then_close_follow_the_one_policy_table() -> None:
+    """Severe is answered with 400 and Ambiguous forwarded-then-closed, as
+    osilab.balancers.mitigation.POLICY says for defensive mode (there is no other table)."""
     config = alb_config(Attributes={"routing.http.desync_mitigation_mode": "defensive"})
     alb = ApplicationLoadBalancer(config)
     blocked = alb.request(request(desync=DesyncVerdict("Severe", "BadContentLength")))

@@ -116,10 +116,10 @@ def test_compare_on_a_real_keep_alive_capture(thirdparty) -> None:
     to the target chosen at the SYN; the ALB decides each at its own packet."""
     import osilab
     from osilab.balancers import compare
-    from osilab.viz.conversation import simple_http_requests  # stand-in until iter_http exists
+    from osilab.viz.conversation import http_requests
 
     packets = list(osilab.read(thirdparty / "suricata-verify" / "http-keepalive-chunked.pcap"))
-    requests = simple_http_requests(packets)
+    requests = http_requests(packets)
     result = compare(packets, messages=requests)
     assert [r.alb_decided_at for r in result.rows] == [r.headers_complete_packet for r in requests]
     assert {r.nlb_decided_at for r in result.rows} == {1}  # the SYN

@@ -9,10 +9,15 @@ import pytest
 
 MODULES = [
     "osilab.balancers.config",
+    "osilab.balancers.config.model",
+    "osilab.balancers.config.conditions",
+    "osilab.balancers.config.actions",
+    "osilab.balancers.config.parse",
     "osilab.balancers.rules",
     "osilab.balancers.hashing",
     "osilab.balancers.decision",
     "osilab.balancers.explain",
+    "osilab.balancers.health",
     "osilab.balancers.nlb",
     "osilab.balancers.alb",
 ]

@@ -1,7 +1,7 @@
 """The NLB's fast path (``feed_flows``) makes exactly the decisions of the full path.
 
 ``replay(osilab.read(path), nlb)`` feeds the NLB from the record walk
-(:func:`osilab.capture.fast.flow_tuples` -> :meth:`NetworkLoadBalancer.feed_flows`);
+(:func:`osilab.capture.facts.flow_facts` -> :meth:`NetworkLoadBalancer.feed_flows`);
 ``replay(iter(capture), nlb)`` feeds it full packets one by one (``feed_packet``). On
 every bundled and third-party capture both must give the same decisions (packet, flow,
 target, why) and the same accounting; also with the flow-table sweep happening every few
@@ -66,8 +66,8 @@ def test_same_decisions_with_sweeps_and_health_changes(path: Path, monkeypatch: 
 
 def test_feed_flows_counts_what_it_was_fed() -> None:
     path = CAPTURES / "nlb" / "nlb.pcapng"
-    from osilab.capture.fast import flow_tuples
+    from osilab.capture.facts import flow_facts
 
     nlb = NetworkLoadBalancer(_config(path))
-    fed = nlb.feed_flows(flow_tuples(osilab.read(path)))
+    fed = nlb.feed_flows(flow_facts(osilab.read(path)))
     assert fed == sum(1 for _ in osilab.read(path)) == nlb.total

@@ -14,6 +14,10 @@ MAC addresses, IP addresses and per-hop interface names, and writes the same
   (nftables DNAT): one TCP connection end to end, the destination rewritten, the client's
   address kept.
 
+Beside each capture go its ``topology.json`` and its balancer configs
+(``alb.config.json`` / ``nlb.config.json``), written by the lab's own
+:func:`osilab.lab.record.write_configs`.
+
 The pcapng writer is the smallest that works: one Section Header Block, one Interface
 Description Block per hop (``if_name`` option), one Enhanced Packet Block per frame.
 """
@@ -28,6 +32,7 @@ from pathlib import Path
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
+from osilab.lab.record import SCENARIOS, write_configs
 from osilab.lab.topology import LAB
 
 __all__ = ["build_alb", "build_nlb", "write_pcapng", "interface_macs"]
@@ -252,8 +257,10 @@ def _app_response(rid: str, cached: bool, app: str) -> bytes:
     return _http_response(body, "application/json; charset=utf-8")
 
 
-def _topology(directory: Path, hops: tuple[str, ...]) -> None:
+def _topology(directory: Path, hops: tuple[str, ...], scenario: str) -> None:
+    """``topology.json`` and the balancer configs beside the capture, as the lab writes them."""
     (directory / "topology.json").write_text(json.dumps(LAB.to_json(hops), indent=1))
+    write_configs(SCENARIOS[scenario], directory)
 
 
 def build_alb(directory: Path) -> Path:
@@ -333,6 +340,7 @@ def build_alb(directory: Path) -> Path:
     _topology(
         directory,
         ("client-alb", "alb-web1", "alb-web2", "web1-api", "web2-api", "api-redis", "api-db"),
+        "alb",
     )
     path = directory / "alb.pcapng"
     write_pcapng(
@@ -380,7 +388,7 @@ def build_nlb(directory: Path, *, cached: bool = True) -> Path:
     response = app_response.replace(b"\r\n\r\n", b"\r\nX-Served-By: web1\r\n\r\n", 1)
     client.send(t + 0.0003, "s", response)
     hops = ("client-nlb", "nlb-web1", "nlb-web2", "web1-api", "web2-api", "api-redis", "api-db")
-    _topology(directory, hops)
+    _topology(directory, hops, "nlb")
     path = directory / "nlb.pcapng"
     write_pcapng(path, list(hops), wire.frames)
     return path

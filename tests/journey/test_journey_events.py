@@ -8,9 +8,13 @@ import pytest
 from journey.conftest import cache_outcomes
 
 import osilab
+from osilab.capture.packet import Packet
 from osilab.errors import UsageError
 from osilab.journey import journey, request_ids
-from osilab.journey._index import pgsql_summary, resp_summary
+from osilab.journey._index import CaptureIndex, describe
+from osilab.protocols import Direction
+from osilab.protocols.pgsql import PgsqlParser
+from osilab.protocols.resp import RespParser
 
 REQUEST_PATH = ["client", "{balancer}", "instance", "app"]
 
@@ -180,30 +184,94 @@ def test_explicit_topology_argument(synthetic, tmp_path):
     assert named.hops()[:2] == ["client", "alb"]
 
 
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        (b"*3\r\n$3\r\nSET\r\n$8\r\nrid:r001\r\n$6\r\nitem:3\r\n", "SET rid:r001 item:3"),
-        (b"+OK\r\n", "+OK"),
-        (b"$-1\r\n", "(nil): not in the cache"),
-        (b"$2\r\nhi\r\n", '"hi" (2 bytes)'),
-        (b"", "(empty)"),
-    ],
-)
-def test_resp_summary(data, expected):
-    assert resp_summary(data) == expected
+def _words(parser, protocol: str, direction: Direction, data: bytes) -> str:
+    """The journey's words for ``data`` as the pipeline's own parser reads it."""
+    return describe(protocol, parser.feed(direction, data, 1, 0.0))
 
 
 @pytest.mark.parametrize(
-    ("data", "expected"),
+    ("direction", "data", "expected"),
     [
-        (b"Q\x00\x00\x00\x0dSELECT 1\x00", "Query: SELECT 1"),
         (
-            b"C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I",
-            "CommandComplete SELECT 1, ReadyForQuery",
+            Direction.TO_SERVER,
+            b"*3\r\n$3\r\nSET\r\n$8\r\nrid:r001\r\n$6\r\nitem:3\r\n",
+            "SET rid:r001 item:3",
         ),
-        (b"\x00\x01", "2 bytes"),
+        (Direction.TO_CLIENT, b"+OK\r\n", "+OK"),
+        (Direction.TO_CLIENT, b"$-1\r\n", "(nil): not in the cache"),
+        (Direction.TO_CLIENT, b"$2\r\nhi\r\n", '"hi" (2 bytes)'),
+        (Direction.TO_CLIENT, b"$30\r\n" + b"x" * 30 + b"\r\n", f'"{"x" * 30}" (30 bytes)'),
+        (Direction.TO_CLIENT, b"", ""),
     ],
 )
-def test_pgsql_summary(data, expected):
-    assert pgsql_summary(data) == expected
+def test_resp_words(direction, data, expected):
+    assert _words(RespParser(), "resp", direction, data) == expected
+
+
+@pytest.mark.parametrize(
+    ("direction", "data", "expected"),
+    [
+        (Direction.TO_SERVER, b"Q\x00\x00\x00\x0dSELECT 1\x00", "Simple query: SELECT 1"),
+        (
+            Direction.TO_CLIENT,
+            b"C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I",
+            "Command completion SELECT 1, Ready for query",
+        ),
+        (
+            Direction.TO_CLIENT,
+            b"T\x00\x00\x00\x1b\x00\x01id\x00"
+            + b"\x00" * 18
+            + b"D\x00\x00\x00\x0b\x00\x01\x00\x00\x00\x013"
+            + b"D\x00\x00\x00\x0b\x00\x01\x00\x00\x00\x014",
+            "Row description, 2 Data rows",
+        ),
+        (Direction.TO_CLIENT, b"\x00\x01", "(no message)"),
+    ],
+)
+def test_pgsql_words(direction, data, expected):
+    parser = PgsqlParser()
+    parser.feed(Direction.TO_SERVER, b"Q\x00\x00\x00\x05\x00", 1, 0.0)  # past the start-up
+    assert _words(parser, "pgsql", direction, data) == expected
+
+
+def test_journey_is_a_package_with_a_function():
+    import osilab.journey.events as events
+
+    assert osilab.journey.events is events  # the package is not rebound to the function
+    assert callable(osilab.journey.journey) and osilab.request_journey is osilab.journey.journey
+
+
+def test_flows_are_per_hop(synthetic):
+    # The same connection seen on two hops (a mirror of client-alb): two flows, not one merged.
+    packets = list(osilab.read(synthetic["alb"]))
+    mirrored = [
+        Packet(
+            len(packets) + i + 1,
+            pkt.time,
+            pkt.data,
+            pkt.linktype,
+            interface=99,
+            interface_name="mirror",
+        )  # fmt: skip
+        for i, pkt in enumerate(p for p in packets if p.interface_name == "client-alb")
+    ]
+    index = CaptureIndex(sorted(packets + mirrored, key=lambda pkt: (pkt.time, pkt.no)))
+    legs = {ex.flow.hop: ex for ex in index.exchanges if ex.matches("r0001")}
+    assert {"client-alb", "mirror"} <= set(legs), legs
+    first, second = legs["client-alb"].flow.key, legs["mirror"].flow.key
+    assert (first.client, first.server) == (second.client, second.server)
+    assert first != second and second.interface == 99
+    assert legs["client-alb"].response is not None and legs["mirror"].response is not None
+
+
+def test_models_read_the_config_beside_the_capture(synthetic, tmp_path):
+    bare = tmp_path / "alb.pcapng"
+    bare.write_bytes(synthetic["alb"].read_bytes())
+    (tmp_path / "topology.json").write_bytes(
+        (synthetic["alb"].parent / "topology.json").read_bytes()
+    )
+    trip = journey(bare, request="r0001")
+    assert trip.balancer_event().in_layers[-1].source == "capture"
+    assert any("no alb.config.json beside the capture" in note for note in trip.notes)
+    with_config = journey(synthetic["alb"], request="r0001")
+    assert with_config.balancer_event().in_layers[-1].source == "balancer model"

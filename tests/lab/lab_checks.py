@@ -108,7 +108,14 @@ def check_interfaces(scenario: Scenario) -> None:
     for hop, mac in rows:
         macs[hop].add(mac)
     hops = [h["interface"] for h in scenario.topology["hops"]]
-    assert sorted(macs) == sorted(hops), f"interfaces {sorted(macs)} != hops {sorted(hops)}"
+    assert set(macs) <= set(hops), f"interfaces {sorted(macs)} are not all hops {sorted(hops)}"
+    # A per-flow hash balancer may send every one of a few connections to one target (with
+    # six connections, one run in 32 leaves a target idle): its back-side hop then carries
+    # no frame. Every other hop must, and so must every hop truth.json names.
+    used = {c.get("hop") for c in scenario.truth.get("connections", [])}
+    idle_ok = {h for h in hops if h.startswith("nlb-") and h not in used and h != "nlb-client"}
+    missing = sorted(set(hops) - set(macs) - idle_ok)
+    assert not missing, f"hops with no frame: {missing} (interfaces {sorted(macs)})"
     known = {i["mac"] for host in scenario.topology["hosts"] for i in host["interfaces"]}
     for hop, found in macs.items():
         assert "00:00:00:00:00:00" not in found, f"zero MAC on {hop}"

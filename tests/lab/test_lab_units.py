@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from osilab.capture.pcapng import pcap_to_pcapng
 from osilab.errors import CaptureError, LabError
 from osilab.lab import configs, doctor, truth
 from osilab.lab.app import request_id
-from osilab.lab.pcapng import pcap_to_pcapng
 from osilab.lab.topology import LAB, OFFLOADS_OFF, PREFIX, build_commands
 
 DOCUMENTATION = [

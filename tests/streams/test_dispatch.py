@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from types import MappingProxyType
+
 import pytest
 
 from osilab.pipeline import dispatch
@@ -62,7 +65,7 @@ class _FakeTls:
 
     protocol = "tls"
 
-    def __init__(self, flow, keylog=None):
+    def __init__(self, flow, *, keylog=None):
         self.keylog = keylog
 
     def feed(self, direction, data, packet_no, time):
@@ -88,10 +91,7 @@ class _FakeTls:
 
 
 def test_tls_plaintext_goes_to_an_inner_http_parser(monkeypatch):
-    real = dispatch._factory
-    monkeypatch.setattr(
-        dispatch, "_factory", lambda name: _FakeTls if name == "tls" else real(name)
-    )
+    monkeypatch.setattr(dispatch, "PARSERS", MappingProxyType({**dispatch.PARSERS, "tls": _FakeTls}))
     parser = FlowParser(FLOW, keylog="keys.txt")
     record = b"\x17\x03\x03\x00\x20" + b"GET /secret HTTP/1.1\r\nHost: a\r\n\r\n"
     messages = parser.feed(Direction.TO_SERVER, record, 7, 0.0)
@@ -101,14 +101,13 @@ def test_tls_plaintext_goes_to_an_inner_http_parser(monkeypatch):
 
 def test_a_failing_parser_leaves_the_flow_raw(monkeypatch):
     class Broken:
-        def __init__(self, flow):
+        def __init__(self, flow, *, keylog=None):
             pass
 
         def feed(self, *args):
             raise RuntimeError("boom")
 
-    real = dispatch._factory
-    monkeypatch.setattr(dispatch, "_factory", lambda name: Broken if name == "resp" else real(name))
+    monkeypatch.setattr(dispatch, "PARSERS", MappingProxyType({**dispatch.PARSERS, "resp": Broken}))
     parser = FlowParser(FlowKey("tcp", Endpoint("192.0.2.1", 5000), Endpoint("192.0.2.2", 6379)))
     [message] = parser.feed(Direction.TO_SERVER, b"*1\r\n$4\r\nPING\r\n", 3, 0.0)
     assert message.damaged and "boom" in message.damaged and parser.protocol == "raw"
@@ -121,3 +120,31 @@ def test_udp_is_decided_by_port_on_the_first_datagram():
     other = FlowParser(FlowKey("udp", Endpoint("192.0.2.1", 5000), Endpoint("192.0.2.2", 443)))
     other.feed(Direction.TO_SERVER, b"\x16\x03\x01\x00", 1, 0.0)
     assert other.protocol == "raw"
+
+
+@pytest.mark.parametrize("name", sorted(dispatch.PARSERS))
+def test_every_parser_is_a_protocols_class_built_one_way(name):
+    """The table holds the parser classes themselves (no module names to import by
+    string), each built as ``Parser(flow, keylog=...)`` and speaking its own name."""
+    factory = dispatch.PARSERS[name]
+    assert inspect.isclass(factory) and factory.__module__.startswith("osilab.protocols.")
+    parser = dispatch.new_parser(name, FLOW, keylog="keys.txt")
+    assert type(parser) is factory and parser.protocol == name
+
+
+def test_the_parser_table_is_immutable_and_raw_has_no_parser():
+    with pytest.raises(TypeError):
+        dispatch.PARSERS["http"] = object  # type: ignore[index]
+    assert dispatch.new_parser("raw", FLOW) is None
+
+
+def test_a_parser_that_rejects_the_one_signature_is_not_retried(monkeypatch):
+    """new_parser does not probe other signatures: a constructor error is a bug, raised."""
+
+    class OldStyle:
+        def __init__(self):  # no flow, no keylog: not the table's signature
+            pass
+
+    monkeypatch.setattr(dispatch, "PARSERS", MappingProxyType({**dispatch.PARSERS, "resp": OldStyle}))
+    with pytest.raises(TypeError):
+        dispatch.new_parser("resp", FLOW)

@@ -15,9 +15,9 @@ import pytest
 from shared_paths import CAPTURES, thirdparty_captures
 
 import osilab
-from osilab.capture.fast import raw_records
+from osilab.capture.facts import flow_facts
 from osilab.pipeline import conversations
-from osilab.pipeline.tracker import _fast_facts, _missing
+from osilab.pipeline.tracker import _missing, _stream_facts
 from osilab.streams.flows import transport_facts
 
 CAPTURE_FILES = thirdparty_captures() + sorted(CAPTURES.glob("*/*.pcapng"))
@@ -41,12 +41,14 @@ def test_fast_path_gives_the_same_messages(path: Path) -> None:
 def test_fast_facts_are_the_packet_facts(path: Path) -> None:
     """Packet by packet: the same transport facts and snap-length gap as from a Packet."""
     packets = iter(osilab.read(path))
-    records = list(raw_records(osilab.read(path)))
-    fast = list(_fast_facts(osilab.read(path)))
+    records = list(osilab.read(path).raw_records())
+    fast = list(flow_facts(osilab.read(path)))
     assert len(fast) == len(records)
-    for (no, time, wire, facts, missing), pkt in zip(fast, packets, strict=False):
+    for found, pkt in zip(fast, packets, strict=False):
+        no = found.no
         expected = transport_facts(pkt)
-        assert (no, time, wire) == (pkt.no, pkt.time, pkt.wire_length)
+        assert (no, found.time, found.wire_length) == (pkt.no, pkt.time, pkt.wire_length)
+        facts = _stream_facts(found) if found.proto is not None else None
         assert facts == expected, f"packet {no}"
         if expected is not None and expected[0] == "tcp":
-            assert missing == _missing(pkt, len(expected[8])), f"packet {no}"
+            assert found.missing == _missing(pkt, len(expected[8])), f"packet {no}"

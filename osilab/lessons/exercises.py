@@ -6,7 +6,7 @@ balancers) say, and returns a :class:`Feedback`: right or wrong, and, when wrong
 - which layer was forgotten, which balancer the answer describes, which request a rule
 sent to the wrong place. A checker never just says "no".
 
->>> from osilab import exercises
+>>> from osilab.lessons import exercises
 >>> ex = exercises.get("header-bytes")                    # doctest: +SKIP
 >>> print(ex.question)                                    # doctest: +SKIP
 >>> ex.check(54)                                          # doctest: +SKIP
@@ -29,8 +29,10 @@ The right answer is never written in this file: each checker computes it from th
 and from osilab's own models (the dissector, the HTTP reader, the NLB and ALB models),
 so a re-recorded capture, with other ports and other packet numbers, still checks.
 
-This module reads captures through :func:`osilab.read` and finds them with
-:mod:`osilab.viz.samples`; it prints nothing (the notebook shows the feedback).
+This module reads captures through :func:`osilab.read`, finds them with
+:mod:`osilab.lessons.samples`, and configures the NLB model with the ``nlb.config.json``
+the lab wrote beside the capture (:func:`osilab.lessons.scenarios.balancer_config`); it
+prints nothing (the notebook shows the feedback).
 """
 
 from __future__ import annotations
@@ -46,10 +48,10 @@ from typing import Any
 from osilab.capture import Packet, read
 from osilab.capture.packet import TCP_ACK, TCP_SYN
 from osilab.errors import ConfigError, UsageError
+from osilab.lessons import samples
+from osilab.lessons.scenarios import balancer_config, client_records
 from osilab.protocols.messages import HttpRequest
-from osilab.viz import samples
 from osilab.viz.conversation import http_requests
-from osilab.viz.lessons import client_records, lab_nlb_config
 
 __all__ = [
     "Feedback",
@@ -235,11 +237,15 @@ def _syn_packets(packets: Iterable[Packet]) -> list[Packet]:
     ]
 
 
-def _nlb_replay(packets: Sequence[Packet]) -> Any:
-    """The NLB model (the lab's NLB role: TCP listeners on 80 and 443) fed ``packets``."""
-    from osilab.balancers import NetworkLoadBalancer, parse_config, replay
+def _nlb_replay(packets: Sequence[Packet], scenario: str) -> Any:
+    """The NLB model, configured as the lab's NLB role in ``scenario`` was, fed ``packets``.
 
-    return replay(packets, NetworkLoadBalancer(parse_config(lab_nlb_config((80, 443)))))
+    The config is the ``nlb.config.json`` the lab wrote beside the capture (TCP listeners
+    on 80 and 443, both instances as targets).
+    """
+    from osilab.balancers import NetworkLoadBalancer, replay
+
+    return replay(packets, NetworkLoadBalancer(balancer_config(scenario, "nlb")))
 
 
 def _packet_role(packets: Sequence[Packet], number: int) -> str:
@@ -288,7 +294,7 @@ class NlbDecision(Exercise):
     @cached_property
     def decision(self) -> Any:
         """The NLB model's decision for the capture's first connection."""
-        decisions = _nlb_replay(self.packets).decisions
+        decisions = _nlb_replay(self.packets, self.scenario).decisions
         if not decisions:
             raise UsageError(f"the NLB made no decision on {self.capture}")
         return decisions[0]
@@ -443,7 +449,7 @@ class NlbFields(Exercise):
 
     @cached_property
     def seen(self) -> frozenset[str]:
-        decisions = _nlb_replay(self.packets).decisions
+        decisions = _nlb_replay(self.packets, self.scenario).decisions
         return frozenset(decisions[0].seen)
 
     def _check(self, answer: Any) -> Feedback:

@@ -8,18 +8,20 @@ and ALB models must be fed what the balancer itself received (the client side), 
 
 * :func:`capture_path`, :func:`hop_packets`, :func:`hops` - a scenario's file and its
   packets hop by hop;
-* :func:`lab_alb_config` and :func:`lab_nlb_config` - the lab's ALB role written the way
-  AWS describes a load balancer (``docs/design.md``), from the very table the lab
-  configured HAProxy with (:data:`osilab.lab.configs.ALB_RULES`), so the models are fed
-  the same rules the real balancer ran;
+* :func:`lab_config`, :func:`balancer_config`, :func:`lab_alb_config` and
+  :func:`lab_nlb_config` - the lab's balancers written the way AWS describes a load
+  balancer (``../shared/docs/design.md``), read from the ``alb.config.json`` and
+  ``nlb.config.json`` the lab wrote beside each capture from the very table it
+  configured HAProxy with, so the models are fed the same rules the real balancer ran;
 * :func:`truth` and :func:`client_records` - what the real balancers and the client
   recorded (``truth.json``, ``client.json``), to check a model or an answer against;
 * :func:`journey_intervals` and :func:`hop_table` - a request's journey
   (:func:`osilab.journey.journey`) as a latency breakdown and as a table of which layers
   each device read, rewrote or terminated.
 
-This module reads the small JSON files beside a capture; it draws nothing and prints
-nothing.
+This module reads the small JSON files beside a capture; it draws nothing, prints
+nothing, and never imports :mod:`osilab.lab` (the lab is a later stage: it *writes* these
+files, the lessons only read them).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from osilab.balancers.config import BalancerConfig, load_config
+from osilab.balancers.config.beside import CONFIG_SUFFIX, config_beside
 from osilab.capture import Packet, read
 from osilab.errors import UsageError
-from osilab.viz import samples
+from osilab.lessons import samples
 from osilab.viz.balancing import Interval
 
 __all__ = [
@@ -39,7 +43,8 @@ __all__ = [
     "capture_path",
     "hop_packets",
     "hops",
-    "lab_targets",
+    "lab_config",
+    "balancer_config",
     "lab_alb_config",
     "lab_nlb_config",
     "truth",
@@ -50,9 +55,6 @@ __all__ = [
 
 #: The lab's scenarios, as ``captures/README.md`` describes them.
 SCENARIOS = ("alb", "nlb", "l4proxy", "smuggle")
-
-#: The lab's instances (the targets of every balancer role) and their addresses.
-_INSTANCES = {"web1": "192.0.2.11", "web2": "192.0.2.12"}
 
 
 def capture_path(scenario: str) -> Path:
@@ -99,48 +101,77 @@ def hops(packets: Iterable[Packet]) -> dict[str, int]:
     return counts
 
 
-def lab_targets(port: int = 80) -> dict[str, str]:
-    """Instance name -> ``ip:port`` of the lab's targets (``web1``, ``web2``)."""
-    return {name: f"{ip}:{port}" for name, ip in _INSTANCES.items()}
+def _config_path(scenario: str, lb: str) -> Path:
+    path = config_beside(capture_path(scenario), lb)
+    if path is None:
+        raise UsageError(
+            f"the lab scenario {scenario!r} has no {lb.upper()} (no {lb}{CONFIG_SUFFIX} beside "
+            f"its capture); 'sudo osilab lab record' writes it"
+        )
+    return path
 
 
-def lab_alb_config(port: int = 80, https_port: int | None = None) -> dict[str, Any]:
+def lab_config(scenario: str, lb: str) -> dict[str, Any]:
+    """The config of balancer ``lb`` (``"alb"``, ``"nlb"``) the lab wrote beside a scenario's capture.
+
+    ``osilab lab record`` writes ``captures/<scenario>/alb.config.json`` and
+    ``nlb.config.json`` (:mod:`osilab.balancers.config.beside`): the rules and targets the
+    real balancer ran, in AWS's shape. The result is a fresh dict on every call, so a
+    lesson may change it (add a rule, an attribute) and parse it again.
+
+    Raises:
+        UsageError: the scenario has no such balancer (the ``alb`` scenario has no NLB).
+    """
+    data: dict[str, Any] = json.loads(_config_path(scenario, lb).read_text(encoding="utf-8"))
+    return data
+
+
+def balancer_config(scenario: str, lb: str) -> BalancerConfig:
+    """:func:`lab_config`, parsed and checked (:func:`osilab.balancers.config.load_config`).
+
+    Raises:
+        UsageError: the scenario has no such balancer.
+        ConfigError: the file is not a valid configuration (the message names it).
+    """
+    return load_config(_config_path(scenario, lb))
+
+
+def lab_alb_config(scenario: str = "alb", *, https: bool = False) -> dict[str, Any]:
     """The lab's ALB role as an AWS-shaped configuration: its six rules and seven target groups.
 
-    :func:`osilab.lab.configs.aws_alb_config` writes it from the very table the lab
-    turned into HAProxy ACLs, so the ALB model and the real balancer run the same rules.
-    With ``https_port`` (443 in the lab) an HTTPS listener with the same rules is added;
-    replay it with the capture's key log to read those requests.
+    Read from ``alb.config.json`` beside the capture, which the lab wrote from the very
+    table it turned into HAProxy ACLs (:data:`osilab.lab.configs.ALB_RULES`), so the ALB
+    model and the real balancer run the same rules. The HTTP listener only, unless
+    ``https``: the HTTPS listener has the same rules, and its requests can only be read
+    with the capture's key log (``keylog.txt``).
     """
-    from osilab.lab.configs import aws_alb_config
+    config = lab_config(scenario, "alb")
+    if not https:
+        config["Listeners"] = [lis for lis in config["Listeners"] if lis["Protocol"] != "HTTPS"]
+    return config
 
-    return aws_alb_config(lab_targets(port), port, https_port)
 
+def lab_nlb_config(ports: Sequence[int] = (80,), scenario: str = "nlb") -> dict[str, Any]:
+    """The lab's NLB role, AWS-shaped: the TCP listeners on ``ports``, both instances as targets.
 
-def lab_nlb_config(ports: Sequence[int] = (80,)) -> dict[str, Any]:
-    """The lab's NLB role, AWS-shaped: one TCP listener per port, both instances as targets.
-
+    Read from ``nlb.config.json`` beside the capture (the NLB role listens on 80 and 443).
     An NLB listener has no rules: its only "decision" is a hash of the flow.
+
+    Raises:
+        UsageError: the lab's NLB has no listener on one of ``ports``.
     """
-    groups, listeners = [], []
-    for port in ports:
-        name = f"tg-tcp-{port}"
-        groups.append(
-            {
-                "Name": name,
-                "Protocol": "TCP",
-                "Port": port,
-                "Targets": list(lab_targets(port).values()),
-            }
+    config = lab_config(scenario, "nlb")
+    listeners = {lis["Port"]: lis for lis in config["Listeners"]}
+    missing = [port for port in ports if port not in listeners]
+    if missing:
+        raise UsageError(
+            f"the lab's NLB listens on {', '.join(map(str, listeners))}, not on "
+            f"{', '.join(map(str, missing))}"
         )
-        listeners.append(
-            {
-                "Protocol": "TCP",
-                "Port": port,
-                "DefaultActions": [{"Type": "forward", "TargetGroupName": name}],
-            }
-        )
-    return {"Type": "network", "TargetGroups": groups, "Listeners": listeners}
+    config["Listeners"] = [listeners[port] for port in ports]
+    used = {a["TargetGroupName"] for lis in config["Listeners"] for a in lis["DefaultActions"]}
+    config["TargetGroups"] = [g for g in config["TargetGroups"] if g["Name"] in used]
+    return config
 
 
 def _side_file(scenario: str, name: str) -> Any:

@@ -1,0 +1,311 @@
+"""The balancer configuration as frozen records: what a checked AWS document says.
+
+Theory of operation
+-------------------
+A configuration is a tree, in the words AWS uses for it [ELBv2 API reference]::
+
+    BalancerConfig              the load balancer and its attributes
+      TargetGroup...            where traffic can go (targets, algorithm, stickiness)
+      Listener...               a protocol and a port
+        Rule...                 (ALB) conditions that must all match, and actions
+          Condition...          host-header, path-pattern, http-header, ...
+          Action                forward (weighted groups), redirect, fixed-response
+        default actions         what runs when no rule matches
+
+Every record is a frozen, slotted dataclass: once :func:`osilab.balancers.config.parse.parse_config`
+has checked a document, nothing can change it behind a model's back. The records hold no
+parsing and no policy: the checks live in :mod:`~osilab.balancers.config.parse`, the
+decisions in the models (:mod:`osilab.balancers.nlb`, :mod:`osilab.balancers.alb`).
+
+The tuples below are the vocabulary AWS accepts for each field (``lb-reference.md`` §1.1-§2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from osilab.errors import ConfigError
+
+__all__ = [
+    "APPLICATION",
+    "NETWORK",
+    "ALB_LISTENER_PROTOCOLS",
+    "NLB_LISTENER_PROTOCOLS",
+    "ALB_ALGORITHMS",
+    "DESYNC_MODES",
+    "XFF_MODES",
+    "NLB_HASHES",
+    "NLB_TABLES",
+    "BalancerConfig",
+    "TargetGroup",
+    "HealthChange",
+    "Listener",
+    "Rule",
+    "Condition",
+    "QueryPair",
+    "Action",
+    "WeightedTargetGroup",
+    "RedirectConfig",
+    "FixedResponseConfig",
+    "listener_accepts",
+    "target_group_name",
+]
+
+APPLICATION = "application"
+NETWORK = "network"
+
+ALB_LISTENER_PROTOCOLS = ("HTTP", "HTTPS")
+NLB_LISTENER_PROTOCOLS = ("TCP", "UDP", "TLS", "TCP_UDP")
+ALB_ALGORITHMS = ("round_robin", "least_outstanding_requests", "weighted_random")
+DESYNC_MODES = ("monitor", "defensive", "strictest")
+XFF_MODES = ("append", "preserve", "remove")
+
+#: Flow-hash field sets an NLB target group can use (see :mod:`osilab.balancers.hashing`).
+NLB_HASHES = ("5-tuple", "5-tuple+seq", "source-ip", "source-ip-proto")
+#: How a flow hash becomes a target.
+NLB_TABLES = ("maglev", "modulo", "nft-jhash")
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChange:
+    """A target's health changes at a moment of the replay.
+
+    ``time`` is an epoch time, or (when below 10^9) seconds after the first packet.
+    ``state`` is ``"healthy"`` or ``"unhealthy"``.
+    """
+
+    time: float
+    target: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class TargetGroup:
+    """A target group: where a forward action sends traffic, and how it picks a target.
+
+    Attributes:
+        name: the group's name (from ``Name``, or the ARN's ``targetgroup/<name>/`` part).
+        protocol, port: the protocol and port towards the targets.
+        targets: registered targets, ``"ip:port"``, in registration order (round robin
+            starts at the first).
+        algorithm: ALB ``load_balancing.algorithm.type``.
+        stickiness: ``None``, ``"lb_cookie"`` (ALB, cookie ``AWSALB``) or ``"source_ip"`` (NLB).
+        stickiness_seconds: ``stickiness.lb_cookie.duration_seconds`` (default 86400).
+        preserve_client_ip: NLB ``preserve_client_ip.enabled`` (AWS's default depends on
+            the protocol: off for IP targets over TCP/TLS, on for UDP/TCP_UDP).
+        proxy_protocol_v2: NLB ``proxy_protocol_v2.enabled``.
+        hash: NLB flow-hash fields (``"5-tuple"`` by default).
+        table: NLB hash-to-target method, ``"maglev"`` (default), ``"modulo"``, or
+            ``"nft-jhash"``: the osilab lab's nftables balancer (``jhash ip saddr . tcp
+            sport . ip daddr . tcp dport mod N seed HashSeed``), to check the model
+            against the real one.
+        hash_seed: the seed of ``"nft-jhash"`` (the lab uses 0x05115EED).
+        table_size: Maglev table size M (a prime; default 65537).
+        health_changes: scheduled target health changes, in time order.
+    """
+
+    name: str
+    protocol: str
+    port: int
+    targets: tuple[str, ...]
+    algorithm: str = "round_robin"
+    stickiness: str | None = None
+    stickiness_seconds: int = 86400
+    preserve_client_ip: bool = False
+    proxy_protocol_v2: bool = False
+    hash: str = "5-tuple"
+    table: str = "maglev"
+    table_size: int = 65537
+    hash_seed: int = 0
+    health_changes: tuple[HealthChange, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPair:
+    """One ``QueryStringConfig`` value: ``Key`` may be ``None`` (any key)."""
+
+    key: str | None
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One rule condition (``RuleCondition``).
+
+    ``values`` holds the patterns (for ``query-string`` see ``query``); ``header_name``
+    is the ``HttpHeaderName`` of an ``http-header`` condition.
+    """
+
+    field: str
+    values: tuple[str, ...] = ()
+    header_name: str | None = None
+    query: tuple[QueryPair, ...] = ()
+
+    @property
+    def evaluations(self) -> int:
+        """How many match evaluations (values) this condition counts for AWS's limits."""
+        return len(self.query) if self.field == "query-string" else len(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedTargetGroup:
+    """A target group inside a forward action, with its weight (0-999)."""
+
+    name: str
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectConfig:
+    """``RedirectConfig``: unset parts keep the request's values (``#{...}``)."""
+
+    status_code: str
+    protocol: str = "#{protocol}"
+    host: str = "#{host}"
+    port: str = "#{port}"
+    path: str = "/#{path}"
+    query: str = "#{query}"
+
+
+@dataclass(frozen=True, slots=True)
+class FixedResponseConfig:
+    """``FixedResponseConfig``: the ALB answers by itself."""
+
+    status_code: str
+    content_type: str | None = None
+    message_body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A rule action: ``forward``, ``redirect`` or ``fixed-response``.
+
+    A forward action lists one or more target groups with weights;
+    ``group_stickiness`` is ``TargetGroupStickinessConfig.Enabled`` (cookie ``AWSALBTG``).
+    """
+
+    type: str
+    order: int = 1
+    target_groups: tuple[WeightedTargetGroup, ...] = ()
+    group_stickiness: bool = False
+    group_stickiness_seconds: int = 0
+    redirect: RedirectConfig | None = None
+    fixed_response: FixedResponseConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A listener rule: conditions (AND) and the action(s) that run when all match.
+
+    ``priority`` is the number; ``label`` is how osilab names the rule in messages and
+    decisions (the priority as AWS prints it, or ``"default"``).
+    """
+
+    priority: int
+    conditions: tuple[Condition, ...]
+    actions: tuple[Action, ...]
+
+    @property
+    def label(self) -> str:
+        return str(self.priority)
+
+    @property
+    def action(self) -> Action:
+        """The terminal action (forward, redirect or fixed-response): always the last."""
+        return self.actions[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """A listener: protocol and port, default actions, and (ALB only) rules.
+
+    ``rules`` are kept sorted by ascending priority, the order AWS evaluates them.
+    ``idle_timeout`` is the NLB's TCP idle timeout (``tcp.idle_timeout.seconds``,
+    default 350) or the ALB's ``idle_timeout.timeout_seconds`` (default 60).
+    """
+
+    protocol: str
+    port: int
+    default_actions: tuple[Action, ...]
+    rules: tuple[Rule, ...] = ()
+    idle_timeout: float = 350.0
+
+    @property
+    def default_action(self) -> Action:
+        return self.default_actions[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class BalancerConfig:
+    """A whole balancer: its type, target groups and listeners, plus LB attributes.
+
+    Attributes:
+        type: ``"application"`` (ALB) or ``"network"`` (NLB).
+        desync_mitigation_mode: ``routing.http.desync_mitigation_mode`` (ALB).
+        xff_mode: ``routing.http.xff_header_processing.mode`` (ALB).
+        xff_client_port: ``routing.http.xff_client_port.enabled`` (ALB).
+        udp_idle_timeout: the NLB's UDP idle timeout, fixed at 120 s by AWS.
+        seed: osilab's seed for everything random or opaque (weighted random, cookies,
+            trace ids), so a replay is reproducible.
+        name: the balancer's name, for titles.
+    """
+
+    type: str
+    target_groups: tuple[TargetGroup, ...]
+    listeners: tuple[Listener, ...]
+    desync_mitigation_mode: str = "defensive"
+    xff_mode: str = "append"
+    xff_client_port: bool = False
+    udp_idle_timeout: float = 120.0
+    seed: int = 0
+    name: str = ""
+    _groups: dict[str, TargetGroup] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._groups.update({group.name: group for group in self.target_groups})
+
+    @property
+    def is_network(self) -> bool:
+        return self.type == NETWORK
+
+    def group(self, name: str) -> TargetGroup:
+        """The target group called ``name`` (ConfigError when there is none)."""
+        try:
+            return self._groups[name]
+        except KeyError:
+            raise ConfigError(f"no target group named {name!r}") from None
+
+    def listener(self, port: int, proto: str | None = None) -> Listener | None:
+        """The listener on ``port`` that accepts transport ``proto`` ("tcp"/"udp"), if any."""
+        for listener in self.listeners:
+            if listener.port != port:
+                continue
+            if proto is None or listener_accepts(listener.protocol, proto):
+                return listener
+        return None
+
+
+def listener_accepts(protocol: str, proto: str) -> bool:
+    """Whether a listener of ``protocol`` (``"TCP"``, ``"HTTPS"``...) takes ``proto`` ("tcp"/"udp")."""
+    if protocol in ("UDP",):
+        return proto == "udp"
+    if protocol == "TCP_UDP":
+        return proto in ("tcp", "udp")
+    return proto == "tcp"  # TCP, TLS, HTTP, HTTPS
+
+
+def target_group_name(reference: str) -> str:
+    """A target group's name from a ``TargetGroupName`` or a ``TargetGroupArn``.
+
+    The ARN form is ``arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID``;
+    the name is the part after ``targetgroup/`` up to the next ``/``.
+
+    >>> target_group_name("arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/blue-targets/73e2d6bc24d8a067")
+    'blue-targets'
+    """
+    if reference.startswith("arn:"):
+        marker = "targetgroup/"
+        if marker not in reference:
+            raise ConfigError(f"not a target group ARN (no 'targetgroup/'): {reference!r}")
+        return reference.split(marker, 1)[1].split("/", 1)[0]
+    return reference

@@ -1,0 +1,605 @@
+"""From an AWS-shaped document (JSON or YAML) to a checked :class:`BalancerConfig`.
+
+Theory of operation
+-------------------
+:func:`parse_config` walks the document top-down, the way AWS's API would refuse it:
+
+1. the balancer's own keys (``Type``, ``Name``, ``Attributes``, ``Seed``);
+2. each target group (:func:`_parse_target_group`): targets, algorithm, stickiness,
+   and the NLB's client IP preservation, PROXY v2 and flow hash;
+3. each listener (:func:`_parse_listener`): protocol and port, its rules
+   (:func:`_parse_rule`, whose conditions and actions are read by
+   :mod:`~osilab.balancers.config.conditions` and :mod:`~osilab.balancers.config.actions`),
+   its default actions and its idle timeout;
+4. what only the whole can say: two groups of one name, two listeners on one port,
+   the balancer's desync and X-Forwarded-For modes.
+
+The rules it keeps:
+
+- an unknown key is an error (a typo must not pass silently); keys AWS prints that
+  carry no routing meaning (ARNs, health-check settings, tags) are accepted and ignored,
+  so that ``aws elbv2 describe-*`` output can be pasted as it is;
+- a rule problem raises :class:`~osilab.errors.RuleError` naming the rule's priority,
+  anything else :class:`~osilab.errors.ConfigError` naming the group or listener;
+- :func:`load_config` is the one function that touches a file, and it adds the file's
+  name to the error.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from osilab.balancers.config.actions import parse_actions
+from osilab.balancers.config.conditions import parse_conditions
+from osilab.balancers.config.model import (
+    ALB_ALGORITHMS,
+    ALB_LISTENER_PROTOCOLS,
+    APPLICATION,
+    DESYNC_MODES,
+    NETWORK,
+    NLB_HASHES,
+    NLB_LISTENER_PROTOCOLS,
+    NLB_TABLES,
+    XFF_MODES,
+    BalancerConfig,
+    HealthChange,
+    Listener,
+    Rule,
+    TargetGroup,
+    listener_accepts,
+    target_group_name,
+)
+from osilab.errors import ConfigError, RuleError
+
+__all__ = ["MAX_PRIORITY", "parse_config", "load_config"]
+
+MAX_PRIORITY = 50000
+
+# Keys AWS prints that carry no routing meaning; accepted and ignored.
+_IGNORED_RULE_KEYS = {"RuleArn", "IsDefault", "ListenerArn", "Tags"}
+_IGNORED_LISTENER_KEYS = {
+    "ListenerArn",
+    "LoadBalancerArn",
+    "Certificates",
+    "SslPolicy",
+    "AlpnPolicy",
+    "MutualAuthentication",
+    "Tags",
+}
+_IGNORED_TG_KEYS = {
+    "TargetGroupArn",
+    "TargetType",
+    "VpcId",
+    "HealthCheckProtocol",
+    "HealthCheckPort",
+    "HealthCheckEnabled",
+    "HealthCheckPath",
+    "HealthCheckIntervalSeconds",
+    "HealthCheckTimeoutSeconds",
+    "HealthyThresholdCount",
+    "UnhealthyThresholdCount",
+    "Matcher",
+    "LoadBalancerArns",
+    "IpAddressType",
+    "Tags",
+}
+_IGNORED_LB_KEYS = {
+    "LoadBalancerArn",
+    "LoadBalancerName",
+    "DNSName",
+    "Scheme",
+    "VpcId",
+    "AvailabilityZones",
+    "SecurityGroups",
+    "IpAddressType",
+    "State",
+    "CreatedTime",
+    "CanonicalHostedZoneId",
+    "Tags",
+}
+_TG_KEYS = {
+    "Name",
+    "TargetGroupName",
+    "Protocol",
+    "Port",
+    "Targets",
+    "Algorithm",
+    "Stickiness",
+    "PreserveClientIp",
+    "ProxyProtocolV2",
+    "Hash",
+    "HashTable",
+    "TableSize",
+    "HashSeed",
+    "HealthChanges",
+    "Attributes",
+}
+
+
+# --------------------------------------------------------------------------- small readers
+
+
+def _attributes(obj: Mapping[str, Any], where: str) -> dict[str, str]:
+    """``Attributes`` as a dict of strings, from the AWS list form or a plain dict."""
+    raw = obj.get("Attributes", {})
+    if isinstance(raw, Mapping):
+        return {str(k): _text(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        result = {}
+        for item in raw:
+            if not isinstance(item, Mapping) or "Key" not in item or "Value" not in item:
+                raise ConfigError(f"{where}: each attribute needs 'Key' and 'Value': {item!r}")
+            result[str(item["Key"])] = _text(item["Value"])
+        return result
+    raise ConfigError(f"{where}: 'Attributes' must be a list of Key/Value pairs or a dict")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _bool(value: str, key: str, where: str) -> bool:
+    lowered = value.lower()
+    if lowered not in ("true", "false"):
+        raise ConfigError(f"{where}: attribute {key} must be 'true' or 'false', not {value!r}")
+    return lowered == "true"
+
+
+def _number(value: Any, key: str, where: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {key} must be a number, not {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{where}: {key} must be between {low:g} and {high:g}, not {number:g}")
+    return number
+
+
+def _check_keys(obj: Any, allowed: Iterable[str], where: str) -> Mapping[str, Any]:
+    if not isinstance(obj, Mapping):
+        raise ConfigError(f"{where}: expected an object, got {type(obj).__name__}")
+    allowed = set(allowed)
+    for key in obj:
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}: unknown field {key!r} (expected one of {', '.join(sorted(allowed))})"
+            )
+    return obj
+
+
+def _endpoint_text(text: Any, where: str) -> str:
+    if not isinstance(text, str):
+        raise ConfigError(f"{where}: a target is a string 'ip:port', not {text!r}")
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        port_number = int(port)
+    except ValueError:
+        raise ConfigError(
+            f"{where}: a target is 'ip:port' (e.g. '192.0.2.11:80'), not {text!r}"
+        ) from None
+    if not sep or not 1 <= port_number <= 65535:
+        raise ConfigError(f"{where}: target port must be 1-65535 in {text!r}")
+    return text
+
+
+def _is_prime(number: int) -> bool:
+    if number < 2:
+        return False
+    divisor = 2
+    while divisor * divisor <= number:
+        if number % divisor == 0:
+            return False
+        divisor += 1
+    return True
+
+
+# --------------------------------------------------------------------------- target groups
+
+
+def _targets(obj: Mapping[str, Any], port: int, where: str) -> list[str]:
+    """``Targets``: ``"ip:port"`` strings, or the ``describe-target-health`` ``{Id, Port}`` shape."""
+    raw_targets = obj.get("Targets", [])
+    if not isinstance(raw_targets, list):
+        raise ConfigError(f"{where}: 'Targets' must be a list of 'ip:port' strings")
+    targets = []
+    for item in raw_targets:
+        if isinstance(item, Mapping):  # describe-target-health shape {"Id":..,"Port":..}
+            item = f"{item.get('Id')}:{item.get('Port', port)}"
+        targets.append(_endpoint_text(item, where))
+    if len(set(targets)) != len(targets):
+        raise ConfigError(f"{where}: a target is registered twice")
+    return targets
+
+
+def _stickiness(
+    obj: Mapping[str, Any], attrs: Mapping[str, str], lb_type: str, where: str
+) -> tuple[str | None, int]:
+    """(stickiness type or None, lb_cookie duration): ALB ``lb_cookie``, NLB ``source_ip``."""
+    natural = "lb_cookie" if lb_type == APPLICATION else "source_ip"
+    stickiness = obj.get("Stickiness")
+    if stickiness is None and attrs.get("stickiness.enabled", "false").lower() == "true":
+        stickiness = attrs.get("stickiness.type", natural)
+    if stickiness in (False, "", "none", None):
+        stickiness = None
+    elif stickiness is True:
+        stickiness = natural
+    allowed_sticky = ("lb_cookie", "app_cookie") if lb_type == APPLICATION else ("source_ip",)
+    if stickiness is not None and stickiness not in allowed_sticky:
+        raise ConfigError(
+            f"{where}: stickiness.type must be {' or '.join(allowed_sticky)} for a "
+            f"{lb_type} load balancer, not {stickiness!r}"
+        )
+    if stickiness == "app_cookie":
+        raise ConfigError(
+            f"{where}: app_cookie stickiness is not modelled by osilab (use lb_cookie)"
+        )
+    key = "stickiness.lb_cookie.duration_seconds"
+    seconds = int(_number(attrs.get(key, 86400), key, where, 1, 604800))
+    return stickiness, seconds
+
+
+def _client_address(
+    obj: Mapping[str, Any], attrs: Mapping[str, str], protocol: str, where: str
+) -> tuple[bool, bool]:
+    """(client IP preservation, PROXY protocol v2): what the NLB's target learns of the client."""
+    # AWS default: off for IP targets over TCP/TLS, always on for UDP and TCP_UDP.
+    default_preserve = protocol in ("UDP", "TCP_UDP")
+    preserve = obj.get("PreserveClientIp")
+    if preserve is None:
+        key = "preserve_client_ip.enabled"
+        preserve = _bool(attrs.get(key, _text(default_preserve)), key, where)
+    if protocol in ("UDP", "TCP_UDP") and not preserve:
+        raise ConfigError(
+            f"{where}: client IP preservation is always on for {protocol} target groups"
+        )
+    proxy_v2 = obj.get("ProxyProtocolV2")
+    if proxy_v2 is None:
+        key = "proxy_protocol_v2.enabled"
+        proxy_v2 = _bool(attrs.get(key, "false"), key, where)
+    return bool(preserve), bool(proxy_v2)
+
+
+def _flow_hash(
+    obj: Mapping[str, Any], stickiness: str | None, where: str
+) -> tuple[str, str, int, int]:
+    """(hash fields, table, Maglev table size, seed): how an NLB turns a flow into a target."""
+    flow_hash = str(obj.get("Hash", "source-ip" if stickiness == "source_ip" else "5-tuple"))
+    if flow_hash not in NLB_HASHES:
+        raise ConfigError(
+            f"{where}: Hash must be one of {', '.join(NLB_HASHES)}, not {flow_hash!r}"
+        )
+    table = str(obj.get("HashTable", "maglev"))
+    if table not in NLB_TABLES:
+        raise ConfigError(
+            f"{where}: HashTable must be one of {', '.join(NLB_TABLES)}, not {table!r}"
+        )
+    if table == "nft-jhash" and flow_hash != "5-tuple":
+        raise ConfigError(
+            f"{where}: HashTable 'nft-jhash' hashes the 4-tuple; Hash must be '5-tuple'"
+        )
+    table_size = int(_number(obj.get("TableSize", 65537), "TableSize", where, 2, 5000011))
+    if not _is_prime(table_size):
+        raise ConfigError(
+            f"{where}: the Maglev TableSize must be prime (65537, 5000011...), not {table_size}"
+        )
+    raw_seed = obj.get("HashSeed", 0)
+    try:
+        hash_seed = int(raw_seed, 0) if isinstance(raw_seed, str) else int(raw_seed)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: HashSeed must be an integer (or '0x...'), not {raw_seed!r}"
+        ) from None
+    if not 0 <= hash_seed <= 0xFFFFFFFF:
+        raise ConfigError(f"{where}: HashSeed must fit in 32 bits")
+    return flow_hash, table, table_size, hash_seed
+
+
+def _health_changes(obj: Mapping[str, Any], targets: list[str], where: str) -> list[HealthChange]:
+    """``HealthChanges``: scheduled target health changes of registered targets, in time order."""
+    changes = []
+    for item in obj.get("HealthChanges", []) or []:
+        item = _check_keys(item, {"Time", "Target", "State"}, f"{where} HealthChanges")
+        state = str(item.get("State", "")).lower()
+        if state not in ("healthy", "unhealthy"):
+            raise ConfigError(
+                f"{where}: a health change State is 'healthy' or 'unhealthy', not {state!r}"
+            )
+        target = _endpoint_text(item.get("Target"), where)
+        if target not in targets:
+            raise ConfigError(f"{where}: health change for {target}, which is not registered here")
+        changes.append(HealthChange(float(item.get("Time", 0)), target, state))
+    changes.sort(key=lambda change: change.time)
+    return changes
+
+
+def _parse_target_group(obj: Any, lb_type: str, index: int) -> TargetGroup:
+    where = f"TargetGroups[{index}]"
+    obj = _check_keys(obj, _TG_KEYS | _IGNORED_TG_KEYS, where)
+    name = obj.get("Name") or obj.get("TargetGroupName")
+    if not name and obj.get("TargetGroupArn"):
+        name = target_group_name(obj["TargetGroupArn"])
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: a target group needs a 'Name'")
+    where = f"target group {name!r}"
+    protocol = str(obj.get("Protocol", "HTTP" if lb_type == APPLICATION else "TCP")).upper()
+    port = int(_number(obj.get("Port", 80), "Port", where, 1, 65535))
+    targets = _targets(obj, port, where)
+
+    attrs = _attributes(obj, where)
+    algorithm = str(obj.get("Algorithm", attrs.get("load_balancing.algorithm.type", "round_robin")))
+    if lb_type == APPLICATION and algorithm not in ALB_ALGORITHMS:
+        raise ConfigError(
+            f"{where}: load_balancing.algorithm.type must be one of {', '.join(ALB_ALGORITHMS)}, "
+            f"not {algorithm!r}"
+        )
+    stickiness, seconds = _stickiness(obj, attrs, lb_type, where)
+    preserve, proxy_v2 = _client_address(obj, attrs, protocol, where)
+    flow_hash, table, table_size, hash_seed = _flow_hash(obj, stickiness, where)
+    return TargetGroup(
+        name=name,
+        protocol=protocol,
+        port=port,
+        targets=tuple(targets),
+        algorithm=algorithm,
+        stickiness=stickiness,
+        stickiness_seconds=seconds,
+        preserve_client_ip=preserve,
+        proxy_protocol_v2=proxy_v2,
+        hash=flow_hash,
+        table=table,
+        table_size=table_size,
+        hash_seed=hash_seed,
+        health_changes=tuple(_health_changes(obj, targets, where)),
+    )
+
+
+# --------------------------------------------------------------------------- rules and listeners
+
+
+def _parse_rule(obj: Any, listener_protocol: str, groups: Mapping[str, TargetGroup]) -> Rule:
+    allowed = {"Priority", "Conditions", "Actions", "Transforms"} | _IGNORED_RULE_KEYS
+    if not isinstance(obj, Mapping):
+        raise RuleError(f"a rule must be an object, not {obj!r}")
+    raw_priority = obj.get("Priority")
+    label = str(raw_priority)
+    for key in obj:
+        if key not in allowed:
+            raise RuleError(f"unknown key {key!r} in a rule", rule=label)
+    if obj.get("Transforms"):
+        raise RuleError(
+            "rule transforms are not modelled by osilab", rule=label, field="Transforms"
+        )
+    if isinstance(raw_priority, bool) or raw_priority is None:
+        raise RuleError(
+            "a rule needs a 'Priority' (1-50000, a string as AWS prints it)", rule=label
+        )
+    try:
+        priority = int(str(raw_priority))
+    except ValueError:
+        raise RuleError(
+            f"Priority must be a number 1-50000, not {raw_priority!r}", rule=label
+        ) from None
+    if not 1 <= priority <= MAX_PRIORITY:
+        raise RuleError("Priority must be between 1 and 50000", rule=label, field="Priority")
+    conditions = parse_conditions(obj.get("Conditions"), label)
+    actions = parse_actions(obj.get("Actions"), label, listener_protocol, APPLICATION, groups)
+    return Rule(priority, conditions, actions)
+
+
+def _listener_rules(
+    raw_rules: Any, protocol: str, groups: Mapping[str, TargetGroup]
+) -> tuple[list[Rule], Any]:
+    """(the rules in priority order, the default rule's actions if ``Rules`` lists it)."""
+    rules: list[Rule] = []
+    default_raw = None
+    for raw in raw_rules or []:
+        # describe-rules prints the default rule too: {"Priority": "default", "IsDefault": true}
+        if isinstance(raw, Mapping) and (raw.get("IsDefault") or raw.get("Priority") == "default"):
+            if raw.get("Conditions"):
+                raise RuleError("the default rule cannot have conditions", rule="default")
+            if default_raw is None:
+                default_raw = raw.get("Actions")
+            continue
+        rules.append(_parse_rule(raw, protocol, groups))
+    seen: set[int] = set()
+    for rule in rules:
+        if rule.priority in seen:
+            raise RuleError(
+                f"Priority '{rule.priority}' is currently in use", rule=rule.label, field="Priority"
+            )
+        seen.add(rule.priority)
+    rules.sort(key=lambda rule: rule.priority)
+    return rules, default_raw
+
+
+def _idle_timeout(lb_type: str, protocol: str, attrs: Mapping[str, str], where: str) -> float:
+    """NLB ``tcp.idle_timeout.seconds`` (60-6000, default 350; TLS fixed at 350), ALB 1-4000 (60)."""
+    if lb_type == NETWORK:
+        key = "tcp.idle_timeout.seconds"
+        idle = 350.0
+        if key in attrs:
+            idle = _number(attrs[key], key, where, 60, 6000)
+            if protocol == "TLS" and idle != 350:
+                raise ConfigError(
+                    f"{where}: the idle timeout of a TLS listener is fixed at 350 seconds"
+                )
+        return idle
+    key = "idle_timeout.timeout_seconds"
+    return _number(attrs.get(key, 60), key, where, 1, 4000)
+
+
+def _check_nlb_groups(
+    defaults: Iterable[Any], protocol: str, groups: Mapping[str, TargetGroup], where: str
+) -> None:
+    """An NLB listener forwards only to target groups of a protocol it can carry."""
+    for action in defaults:
+        for entry in action.target_groups:
+            group = groups[entry.name]
+            if (
+                protocol != "TCP_UDP"
+                and group.protocol not in (protocol, "TCP_UDP")
+                and not (protocol == "TLS" and group.protocol in ("TCP", "TLS"))
+            ):
+                raise ConfigError(
+                    f"{where}: target group {group.name!r} uses {group.protocol}, which a {protocol} listener cannot forward to"
+                )
+
+
+def _parse_listener(
+    obj: Any,
+    lb_type: str,
+    index: int,
+    groups: Mapping[str, TargetGroup],
+    lb_attrs: Mapping[str, str],
+) -> Listener:
+    where = f"Listeners[{index}]"
+    allowed = {"Protocol", "Port", "DefaultActions", "Rules", "Attributes"} | _IGNORED_LISTENER_KEYS
+    obj = _check_keys(obj, allowed, where)
+    protocol = str(obj.get("Protocol", "HTTP" if lb_type == APPLICATION else "TCP")).upper()
+    port = int(_number(obj.get("Port"), "Port", where, 1, 65535))
+    where = f"listener {protocol}:{port}"
+    valid = ALB_LISTENER_PROTOCOLS if lb_type == APPLICATION else NLB_LISTENER_PROTOCOLS
+    if protocol not in valid:
+        kind = "an application" if lb_type == APPLICATION else "a network"
+        raise ConfigError(
+            f"{where}: {kind} load balancer listener protocol is one of {', '.join(valid)}"
+        )
+    attrs = {**lb_attrs, **_attributes(obj, where)}
+    raw_rules = obj.get("Rules")
+    if lb_type == NETWORK and raw_rules is not None:
+        raise ConfigError(
+            f"{where}: an NLB listener has no Rules. A Network Load Balancer works at layer 4: "
+            "its listener matches protocol and port only and forwards every flow to its default "
+            "action; it never sees host, path or headers. Use an application load balancer "
+            "(Type 'application') to route on HTTP."
+        )
+    rules, listed_default = _listener_rules(raw_rules, protocol, groups)
+    default_raw = obj.get("DefaultActions")
+    if default_raw is None:
+        default_raw = listed_default
+    if default_raw is None:
+        raise ConfigError(f"{where}: every listener needs DefaultActions (the default rule)")
+    defaults = parse_actions(default_raw, "default", protocol, lb_type, groups)
+    idle = _idle_timeout(lb_type, protocol, attrs, where)
+    if lb_type == NETWORK:
+        _check_nlb_groups(defaults, protocol, groups, where)
+    return Listener(protocol, port, defaults, tuple(rules), idle)
+
+
+# --------------------------------------------------------------------------- the whole
+
+
+def _modes(lb_attrs: Mapping[str, str]) -> tuple[str, str, bool]:
+    """The balancer's desync mitigation mode, X-Forwarded-For mode and XFF client port."""
+    desync = lb_attrs.get("routing.http.desync_mitigation_mode", "defensive")
+    if desync not in DESYNC_MODES:
+        raise ConfigError(
+            f"routing.http.desync_mitigation_mode must be one of {', '.join(DESYNC_MODES)}"
+        )
+    xff = lb_attrs.get("routing.http.xff_header_processing.mode", "append")
+    if xff not in XFF_MODES:
+        raise ConfigError(
+            f"routing.http.xff_header_processing.mode must be one of {', '.join(XFF_MODES)}"
+        )
+    key = "routing.http.xff_client_port.enabled"
+    xff_port = _bool(lb_attrs.get(key, "false"), key, "configuration")
+    return desync, xff, xff_port
+
+
+def parse_config(data: Mapping[str, Any]) -> BalancerConfig:
+    """Check an AWS-shaped configuration dict and return a :class:`BalancerConfig`.
+
+    Raises :class:`~osilab.errors.RuleError` (naming the rule's priority) for a listener
+    rule AWS would refuse, :class:`~osilab.errors.ConfigError` for everything else.
+
+    >>> cfg = parse_config({"Type": "network",
+    ...     "TargetGroups": [{"Name": "tcp", "Protocol": "TCP", "Port": 80, "Targets": ["192.0.2.11:80"]}],
+    ...     "Listeners": [{"Protocol": "TCP", "Port": 80,
+    ...                    "DefaultActions": [{"Type": "forward", "TargetGroupName": "tcp"}]}]})
+    >>> cfg.listener(80, "tcp").protocol
+    'TCP'
+    """
+    allowed = {"Type", "Name", "TargetGroups", "Listeners", "Attributes", "Seed"} | _IGNORED_LB_KEYS
+    data = _check_keys(data, allowed, "configuration")
+    lb_type = data.get("Type")
+    if lb_type not in (APPLICATION, NETWORK):
+        raise ConfigError(f"'Type' must be 'application' (ALB) or 'network' (NLB), not {lb_type!r}")
+    raw_groups = data.get("TargetGroups")
+    if not isinstance(raw_groups, list) or not raw_groups:
+        raise ConfigError("a configuration needs 'TargetGroups' (a non-empty list)")
+    groups_list = [_parse_target_group(obj, lb_type, i) for i, obj in enumerate(raw_groups)]
+    groups: dict[str, TargetGroup] = {}
+    for group in groups_list:
+        if group.name in groups:
+            raise ConfigError(f"two target groups are named {group.name!r}")
+        groups[group.name] = group
+    lb_attrs = _attributes(data, "configuration")
+    raw_listeners = data.get("Listeners")
+    if not isinstance(raw_listeners, list) or not raw_listeners:
+        raise ConfigError("a configuration needs 'Listeners' (a non-empty list)")
+    listeners = [
+        _parse_listener(obj, lb_type, i, groups, lb_attrs) for i, obj in enumerate(raw_listeners)
+    ]
+    ports: set[tuple[int, str]] = set()
+    for listener in listeners:
+        for proto in ("tcp", "udp"):
+            if listener_accepts(listener.protocol, proto):
+                if (listener.port, proto) in ports:
+                    raise ConfigError(f"two listeners use {proto.upper()} port {listener.port}")
+                ports.add((listener.port, proto))
+    desync, xff, xff_port = _modes(lb_attrs)
+    seed = data.get("Seed", 0)
+    if not isinstance(seed, int):
+        raise ConfigError(f"'Seed' must be an integer, not {seed!r}")
+    return BalancerConfig(
+        type=lb_type,
+        target_groups=tuple(groups_list),
+        listeners=tuple(listeners),
+        desync_mitigation_mode=desync,
+        xff_mode=xff,
+        xff_client_port=xff_port,
+        seed=seed,
+        name=str(data.get("Name") or data.get("LoadBalancerName") or ""),
+    )
+
+
+def load_config(source: str | Path | Mapping[str, Any] | BalancerConfig) -> BalancerConfig:
+    """Read a configuration from a JSON or YAML file (or pass a dict / config through).
+
+    YAML is recognised by a ``.yaml`` / ``.yml`` suffix; anything else is read as JSON.
+    """
+    if isinstance(source, BalancerConfig):
+        return source
+    if isinstance(source, Mapping):
+        return parse_config(source)
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the balancer configuration {path}: {exc.strerror}"
+        ) from None
+    yaml_file = path.suffix.lower() in (".yaml", ".yml")
+    try:
+        if yaml_file:
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+        raise ConfigError(f"{path}: not valid {'YAML' if yaml_file else 'JSON'}: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: the configuration must be an object")
+    try:
+        return parse_config(data)
+    except ConfigError as exc:
+        raise exc.at(file=str(path)) from None
