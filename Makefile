@@ -7,14 +7,22 @@ BIN    := $(VENV)/bin
 
 .PHONY: tour test lab-notebooks bench lint clean
 
-$(BIN)/.installed: pyproject.toml
+# The tour installs only what it runs (the `tour` extra); the tests everything they test.
+$(BIN)/.tour-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,notebooks,fuzz,lab]'
+	$(BIN)/pip install --quiet -e '.[tour]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-tour: $(BIN)/.installed
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,notebooks,fuzz,lab,tables]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(BIN)/.tour-installed $@
+
+tour: $(BIN)/.tour-installed
 	$(BIN)/osilab tour --html-dir build
 
 test: $(BIN)/.installed

@@ -22,7 +22,8 @@ from osilab.balancers import (
     load_config,
     replay,
 )
-from osilab.capture import Capture, Layer, Packet, read
+from osilab.capture import Capture, Layer, Packet, read, write
+from osilab.capture.scapy_bridge import from_scapy
 from osilab.errors import (
     CaptureError,
     ConfigError,
@@ -36,6 +37,8 @@ from osilab.journey import journey as request_journey
 
 __all__ = [
     "read",
+    "write",
+    "from_scapy",
     "Capture",
     "Packet",
     "Layer",

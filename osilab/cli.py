@@ -25,6 +25,7 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS: dict[str, str] = {
     "tour": "osilab.commands.tour",
     "layers": "osilab.commands.layers",
+    "show": "osilab.commands.show",
     "summary": "osilab.commands.summary",
     "flows": "osilab.commands.flows",
     "follow": "osilab.commands.follow",
@@ -35,7 +36,18 @@ COMMANDS: dict[str, str] = {
     "journey": "osilab.commands.journey",
     "lab": "osilab.commands.lab",
     "config": "osilab.commands.config",
+    "export": "osilab.commands.export",
 }
+
+
+def _version() -> str:
+    """The installed distribution's version (what ``pip install`` recorded)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("osilab")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed: pip install -e . records the version)"
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -44,6 +56,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="See how networks really work, on real packet captures.",
         epilog="Run 'osilab COMMAND --help' for a command's options and an example.",
     )
+    parser.add_argument("--version", action="version", version=f"osilab {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         try:
@@ -67,7 +80,11 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``osilab`` command; returns the process exit code."""
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # a flag the sub-command does not know: show *its* usage, not the menu's
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = commands.choices.get(args.command) if args.command else None
+        (command or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

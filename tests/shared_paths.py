@@ -13,6 +13,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("OSILAB_SHARED", REPO.parent / "shared"))
 THIRDPARTY = SHARED / "captures" / "thirdparty"
+TUNNELS = SHARED / "captures" / "tunnels"
 DESYNC_CASES = SHARED / "desync-cases"
 CAPTURES = REPO / "captures"
 
@@ -22,3 +23,10 @@ def thirdparty_captures() -> list[Path]:
     if not THIRDPARTY.is_dir():
         return []
     return sorted(p for p in THIRDPARTY.glob("*/*") if p.suffix in (".pcap", ".pcapng"))
+
+
+def tunnel_captures() -> list[Path]:
+    """Every capture of the tunnel and link-layer set (its MANIFEST.md says where each is from)."""
+    if not TUNNELS.is_dir():
+        return []
+    return sorted(p for p in TUNNELS.glob("*/*") if p.suffix in (".pcap", ".pcapng"))

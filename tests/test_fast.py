@@ -19,7 +19,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from shared_paths import CAPTURES, thirdparty_captures
+from shared_paths import CAPTURES, thirdparty_captures, tunnel_captures
 
 from osilab.capture import read
 from osilab.capture.facts import FLOW_FACTS_FIELDS, flow_facts
@@ -27,7 +27,7 @@ from osilab.capture.facts import FLOW_FACTS_FIELDS, flow_facts
 
 def _captures() -> list[Path]:
     lab = sorted(CAPTURES.glob("*/*.pcapng")) if CAPTURES.is_dir() else []
-    return thirdparty_captures() + lab
+    return thirdparty_captures() + tunnel_captures() + lab
 
 
 #: The facts compared, by FlowFacts field name (``damaged`` as a bool).
@@ -40,6 +40,7 @@ def reference(pkt) -> tuple:  # type: ignore[no-untyped-def]
     """The facts, read from the full layer stack the way an L4 balancer reads them."""
     damaged = bool(pkt.read_error)
     net = trans = None
+    looking = False
     for layer in pkt.layers:
         if layer.damaged and layer.name in ("ip", "ipv6"):
             damaged = True
@@ -55,10 +56,15 @@ def reference(pkt) -> tuple:  # type: ignore[no-untyped-def]
             and not {"srcport", "dstport"} <= set(layer.fields)
         ):
             damaged = True
-        if net is None and layer.name in ("ip", "ipv6") and "src" in layer.fields:
-            net = layer
-        elif trans is None and net is not None and layer.name in ("tcp", "udp") and "srcport" in layer.fields:
-            trans = layer
+        # The innermost packet's: a tunnel's inner IP header (deeper) replaces the outer one,
+        # and an ICMP error's quoted headers (same depth, after icmp) are not the packet's.
+        if layer.name in ("ip", "ipv6") and "src" in layer.fields and (net is None or layer.depth > net.depth):
+            net, trans, looking = layer, None, True
+        elif net is not None and looking and layer.depth == net.depth:
+            if layer.name in ("tcp", "udp") and "srcport" in layer.fields:
+                trans, looking = layer, False
+            elif layer.name in ("icmp", "icmpv6"):
+                looking = False
     tcp = trans is not None and trans.name == "tcp"
     return (pkt.no, pkt.time, pkt.interface, trans.name if trans else None,
             net["src"] if net else None, trans["srcport"] if trans else None,

@@ -8,7 +8,6 @@ under 5 minutes.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from shared_paths import REPO
 
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
+jupytext = pytest.importorskip("jupytext")
 
 NOTEBOOKS = REPO / "notebooks"
 #: The ten topics of issue 6, in order (file names start with these).
@@ -35,6 +35,8 @@ TOPICS = (
 )
 PER_NOTEBOOK_SECONDS = 60.0
 ALL_NOTEBOOKS_SECONDS = 300.0
+#: Each notebook is paired with a MyST Markdown file (``notebooks/jupytext.toml``).
+PAIRING = "ipynb,md:myst"
 
 
 def _paths() -> list[Path]:
@@ -125,18 +127,83 @@ def test_all_notebooks_together_within_5_minutes(executed: dict[str, tuple[Any, 
     assert total < ALL_NOTEBOOKS_SECONDS, f"the notebooks took {total:.1f} s together"
 
 
-def test_the_generator_reproduces_the_saved_notebooks() -> None:
-    """``notebooks/_build.py`` is the source: the saved files must be exactly its output."""
-    spec = importlib.util.spec_from_file_location("_build", NOTEBOOKS / "_build.py")
-    assert spec is not None and spec.loader is not None
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    for name, cells in build.NOTEBOOKS.items():
-        expected = nbformat.writes(build.build(name, cells))
-        saved = (NOTEBOOKS / f"{name}.ipynb").read_text(encoding="utf-8")
-        assert saved.rstrip() == expected.rstrip(), (
-            f"{name}.ipynb differs from _build.py's output: rerun it"
+def _drift(notebook_path: Path) -> list[str]:
+    """How a saved ``.ipynb`` differs from its paired MyST file (empty when they agree).
+
+    The ``.md`` is the source people edit; the ``.ipynb`` must hold the same cells (type,
+    source, metadata such as the ``figure`` tag), in the same order, and declare the pair
+    in its ``jupytext.formats`` metadata so JupyterLab saves both.
+    """
+    text_path = notebook_path.with_suffix(".md")
+    if not text_path.is_file():
+        return [f"{notebook_path.name} has no paired {text_path.name}"]
+    saved = nbformat.read(notebook_path, as_version=4)
+    text = jupytext.read(text_path)
+    problems = []
+    formats = saved.metadata.get("jupytext", {}).get("formats")
+    if formats != PAIRING:
+        problems.append(f"{notebook_path.name}: jupytext formats {formats!r}, not {PAIRING!r}")
+    ours = [(c.cell_type, _text(c), dict(c.metadata)) for c in saved.cells]
+    theirs = [(c.cell_type, _text(c), dict(c.metadata)) for c in text.cells]
+    if len(ours) != len(theirs):
+        problems.append(
+            f"{notebook_path.name} has {len(ours)} cells, {text_path.name} has {len(theirs)}"
         )
+    for index, (mine, other) in enumerate(zip(ours, theirs, strict=False)):
+        if mine != other:
+            problems.append(f"{notebook_path.name}: cell {index} differs from {text_path.name}")
+            break
+    return problems
+
+
+@pytest.mark.parametrize("name", TOPICS)
+def test_each_notebook_equals_its_paired_myst_file(name: str) -> None:
+    """The drift test: ``NN-name.md`` (MyST, edited in a diff or JupyterLab) is the source."""
+    problems = _drift(NOTEBOOKS / f"{name}.ipynb")
+    assert not problems, "; ".join(problems) + (
+        " (run: .venv/bin/jupytext --sync notebooks/[0-9][0-9]-*.md)"
+    )
+
+
+def test_the_drift_check_sees_an_edited_sentence(tmp_path: Path) -> None:
+    """An edit to the ``.md`` that was not synced to the ``.ipynb`` is caught, and sync cures it."""
+    for suffix in (".ipynb", ".md"):
+        (tmp_path / f"05-nlb-vs-alb{suffix}").write_bytes(
+            (NOTEBOOKS / f"05-nlb-vs-alb{suffix}").read_bytes()
+        )
+    copy = tmp_path / "05-nlb-vs-alb.ipynb"
+    assert _drift(copy) == []
+    text = tmp_path / "05-nlb-vs-alb.md"
+    text.write_text(
+        text.read_text(encoding="utf-8").replace("## What to notice", "## What to see", 1),
+        encoding="utf-8",
+    )
+    assert _drift(copy) == ["05-nlb-vs-alb.ipynb: cell 0 differs from 05-nlb-vs-alb.md"]
+    jupytext.write(jupytext.read(text), copy)  # what `jupytext --sync` does to the pair
+    assert _drift(copy) == []
+
+
+def test_saving_in_jupyterlab_writes_both_files(tmp_path: Path) -> None:
+    """JupyterLab saves through jupytext's contents manager: an edit lands in the pair."""
+    from jupytext import TextFileContentsManager
+
+    for name in ("05-nlb-vs-alb.ipynb", "05-nlb-vs-alb.md", "jupytext.toml"):
+        (tmp_path / name).write_bytes((NOTEBOOKS / name).read_bytes())
+    manager = TextFileContentsManager(root_dir=str(tmp_path))
+    notebook = manager.get("05-nlb-vs-alb.md")["content"]  # the .md, opened as a notebook
+    notebook.cells[0].source = notebook.cells[0].source.replace("# 5.", "# Five.", 1)
+    manager.save({"type": "notebook", "content": notebook}, "05-nlb-vs-alb.md")
+    saved = nbformat.read(tmp_path / "05-nlb-vs-alb.ipynb", as_version=4)
+    assert saved.cells[0].source.startswith("# Five.")
+    text = (tmp_path / "05-nlb-vs-alb.md").read_text(encoding="utf-8")
+    assert "\n# Five." in text and "jupytext_version" not in text  # notebooks/jupytext.toml
+    assert _drift(tmp_path / "05-nlb-vs-alb.ipynb") == []
+
+
+def test_the_generator_is_gone() -> None:
+    """The MyST files replaced ``notebooks/_build.py`` (issue 23): one source, not two."""
+    assert not (NOTEBOOKS / "_build.py").exists()
+    assert sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.md")) == list(TOPICS)
 
 
 def test_a_failing_notebook_is_reported_with_its_name(tmp_path: Path) -> None:

@@ -31,7 +31,11 @@ PSEUDO = frozenset({
 })
 
 #: tshark name -> osilab name where they differ.
-RENAME = {"sll2": "sll", "loop": "null", "raw": None}
+RENAME = {"sll2": "sll", "raw": None}
+#: tshark names that mean something else as a capture's link type: "loop" is OpenBSD's
+#: loopback header (osilab's null) first in a frame, and Ethernet's loopback test frame
+#: (EtherType 0x9000, osilab's loop) after an Ethernet header.
+LINK_ONLY = {"loop": "null"}
 
 
 def tshark_fields(path: Path | str, *fields: str, options: tuple[str, ...] = ()) -> list[list[str]]:
@@ -56,7 +60,7 @@ def to_osilab_names(protocols: str) -> list[str]:
     for raw in protocols.split(":"):
         if raw in PSEUDO:
             continue
-        name = RENAME.get(raw, raw)
+        name = RENAME.get(raw, raw) if names or raw not in LINK_ONLY else LINK_ONLY[raw]
         if name is None:
             continue
         if name not in PROTOCOLS:

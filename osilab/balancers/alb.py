@@ -12,7 +12,12 @@ have arrived, often several segments after the SYN. Then, **per request**:
    ``defensive``) may block a request whose head is ambiguous or malformed
    (``lb-reference.md`` §1.8): the ALB answers 400 itself.
 3. The **rules** run in ascending priority; the first whose conditions all match wins;
-   otherwise the default rule (:mod:`osilab.balancers.rules`).
+   otherwise the default rule (:mod:`osilab.balancers.rules`). Then, in ``Order``, the
+   winner's checks (``jwt-validation``, ``authenticate-oidc``/``-cognito``,
+   :mod:`osilab.balancers.auth`) may answer 401 or 302 themselves, and its transforms
+   (:mod:`osilab.balancers.transforms`) rewrite the Host or URL (500 when that fails).
+   On an mTLS listener (:mod:`osilab.balancers.mtls`) a connection whose client
+   certificate verify mode refuses never gets this far.
 4. The winning **action**: ``redirect`` (the ALB answers 301/302 with a Location built
    from ``#{protocol}``, ``#{host}``, ``#{port}``, ``#{path}``, ``#{query}``),
    ``fixed-response`` (the ALB answers by itself), or ``forward`` to one target group
@@ -41,22 +46,26 @@ The request's verdict comes from the HTTP parser (:mod:`osilab.protocols.desync`
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
 from osilab.balancers import explain
-from osilab.balancers.config import Action, Listener, TargetGroup
+from osilab.balancers.auth import check_action
+from osilab.balancers.config import Action, Listener, Rule, TargetGroup
 from osilab.balancers.config.model import APPLICATION
 from osilab.balancers.decision import Decision, DecisionKeeper, DecisionList
 from osilab.balancers.hashing import stable_hash
 from osilab.balancers.health import TargetHealth
 from osilab.balancers.mitigation import mitigate
-from osilab.balancers.rules import evaluate_rules
+from osilab.balancers.mtls import client_headers
+from osilab.balancers.rules import FIELD_HOST, FIELD_PATH, FIELD_QUERY, evaluate_rules
+from osilab.balancers.transforms import Rewrite, apply_transforms
 from osilab.errors import ConfigError
 from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import FlowKey
@@ -132,6 +141,17 @@ def _cookies(request: HttpRequest) -> dict[str, str]:
     return jar
 
 
+def _backend_note(request: HttpRequest) -> str:
+    """What a back end stopping at this request's invalid length would read after it."""
+    if not request.backend_would_read:
+        return ""
+    lines = "; ".join(repr(line) for line in request.backend_would_read)
+    return (
+        f"; its body length is invalid, and a back end that stops at that length would "
+        f"go on to read {lines}, which the ALB never sees"
+    )
+
+
 def _host_without_port(host: str) -> str:
     if host.startswith("["):
         return host.split("]", 1)[0] + "]"
@@ -171,6 +191,35 @@ def redirect_location(
     return f"{protocol}://{authority}{path}" + (f"?{query}" if query else "")
 
 
+#: What a redirect's Location copies from the request: placeholder -> the field it reads
+#: (``#{protocol}`` and ``#{port}`` are the listener's, chosen by ``tcp.dstport``).
+_REDIRECT_READS = {"#{host}": FIELD_HOST, "#{path}": FIELD_PATH, "#{query}": FIELD_QUERY}
+
+#: The first field every decision read: the listener is the one on the destination port.
+_LISTENER_FIELD = "tcp.dstport"
+
+
+def _read_also(seen: tuple[str, ...], *fields: str) -> tuple[str, ...]:
+    """``seen`` and then ``fields`` not yet in it, in the order they were read."""
+    return seen + tuple(f for f in dict.fromkeys(fields) if f not in seen)
+
+
+def _redirect_reads(redirect: Any) -> tuple[str, ...]:
+    """The request fields a redirect's templates copy, in Location order."""
+    templates = (redirect.protocol, redirect.host, redirect.port, redirect.path, redirect.query)
+    return tuple(
+        field
+        for template in templates
+        for placeholder, field in _REDIRECT_READS.items()
+        if placeholder in template
+    )
+
+
+def _request_line(request: HttpRequest) -> str:
+    """The request line as the target receives it (HTTP/1.1 towards targets)."""
+    return f"{request.method} {request.target} HTTP/1.1"
+
+
 @dataclass(slots=True)
 class _GroupState:
     group: TargetGroup
@@ -194,6 +243,8 @@ class _Routed:
     seen: tuple[str, ...]
     rule_why: str
     close_note: str
+    rewrite: Rewrite = Rewrite()
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
 
 class ApplicationLoadBalancer(DecisionKeeper):
@@ -234,6 +285,8 @@ class ApplicationLoadBalancer(DecisionKeeper):
         #: Client connections the desync mitigation closed: flow -> the sentence saying
         #: when and why. Bytes that arrive on them later never reach a target.
         self._closed_by_mitigation: dict[FlowKey, str] = {}
+        #: Client certificate chains (DER, leaf first) by connection, for mutual TLS.
+        self._client_chains: dict[FlowKey, tuple[bytes, ...]] = {}
 
     # ------------------------------------------------------------------ connection facts
 
@@ -250,6 +303,14 @@ class ApplicationLoadBalancer(DecisionKeeper):
         self._closed_by_mitigation.pop(flow, None)
         if len(self._syn) > MAX_TRACKED:  # dicts keep insertion order: drop the oldest
             del self._syn[next(iter(self._syn))]
+
+    def client_certificate(self, flow: FlowKey, chain: Sequence[bytes]) -> None:
+        """The client of ``flow`` presented ``chain`` (DER, leaf first) in its TLS handshake
+        (its Certificate message, :mod:`osilab.protocols.tls`): read by mutual TLS."""
+        self._client_chains.pop(flow, None)
+        self._client_chains[flow] = tuple(chain)
+        if len(self._client_chains) > MAX_TRACKED:
+            del self._client_chains[next(iter(self._client_chains))]
 
     def connection_ended(self, flow: FlowKey) -> None:
         """The capture saw the last of ``flow`` (closed, idle or reused), after its last
@@ -269,8 +330,15 @@ class ApplicationLoadBalancer(DecisionKeeper):
     # ------------------------------------------------------------------ feeding
 
     def feed(self, message: HttpRequest | HttpResponse) -> Decision | None:
-        """Feed a request (returns its decision) or a response (returns ``None``)."""
+        """Feed a request (returns its decision) or a response (returns ``None``).
+
+        A request of a back end's reading only (``reading="backend"``: after an invalid
+        length, where the ALB stopped reading) gets no decision: the ALB never saw it.
+        The why of the request with the invalid length names it instead.
+        """
         if isinstance(message, HttpRequest):
+            if message.reading != "alb":
+                return None
             return self.request(message)
         if isinstance(message, HttpResponse):
             self.response(message)
@@ -316,7 +384,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
                     **base,
                     target_group=None,
                     target=None,
-                    seen=("tcp.dstport",),
+                    seen=(_LISTENER_FIELD,),
                     why=explain.alb_no_listener_why(port),
                     action="not-routable",
                 )
@@ -333,13 +401,13 @@ class ApplicationLoadBalancer(DecisionKeeper):
                     **base,
                     target_group=None,
                     target=None,
-                    seen=("tcp.stream",),
+                    seen=(_LISTENER_FIELD, "tcp.stream"),
                     why=explain.alb_closed_connection_why(request, closed_why),
                     action="connection-closed",
                 )
             )
 
-        close_note = ""
+        close_note = _backend_note(request)
         verdict = request.desync
         if verdict is not None and verdict.klass != "Compliant":
             mode = self.config.desync_mitigation_mode
@@ -357,14 +425,14 @@ class ApplicationLoadBalancer(DecisionKeeper):
                         **base,
                         target_group=None,
                         target=None,
-                        seen=("http.request.line", "http.request.headers"),
-                        why=explain.alb_blocked_why(request, mode, mitigation_why),
+                        seen=(_LISTENER_FIELD, "http.request.line", "http.request.headers"),
+                        why=explain.alb_blocked_why(request, mode, mitigation_why + close_note),
                         action="blocked",
                         status=400,
                     )
                 )
             if mitigation.close_target_connection:  # forwarded, then both connections closed
-                close_note = f"; desync mitigation: {mitigation_why}"
+                close_note = f"; desync mitigation: {mitigation_why}" + close_note
 
         match = evaluate_rules(listener.rules, request)
         base["rule"] = match.rule.label if match.rule else "default"
@@ -373,13 +441,50 @@ class ApplicationLoadBalancer(DecisionKeeper):
             listener,
             action=match.rule.action if match.rule else listener.default_action,
             base=base,
-            seen=("tcp.dstport",) + match.seen,
+            seen=_read_also((_LISTENER_FIELD,), *match.seen),
             rule_why=match.why,
             close_note=close_note,
         )
-        if routed.action.type in ("redirect", "fixed-response"):
-            return self._answer(routed)
-        return self._forward(routed)
+        prepared = self._prepare(routed, match.rule)
+        if isinstance(prepared, Decision):
+            return prepared
+        if prepared.action.type in ("redirect", "fixed-response"):
+            return self._answer(prepared)
+        return self._forward(prepared)
+
+    def _prepare(self, routed: _Routed, rule: Rule | None) -> _Routed | Decision:
+        """Between the rules and the terminal action: mutual TLS, the checks in ``Order``,
+        then the winner's transforms. Returns the ALB's own answer, or the routed request
+        with what they added to its why and headers."""
+        request, listener = routed.request, routed.listener
+        note = explain.alb_own_response_note(listener)
+        answer = {**routed.base, "target_group": None, "target": None, "seen": routed.seen}
+        mtls = client_headers(
+            listener.mtls, self._client_chains.get(request.flow), request.time, listener.renamed
+        )
+        if mtls.refused is not None:
+            why = explain.alb_tls_refused_why(request, mtls.refused)
+            return self._record(Decision(**answer, why=why, action="tls-refused"))
+        rule_why = routed.rule_why + mtls.why
+        actions = rule.actions if rule is not None else listener.default_actions
+        jar = _cookies(request)
+        for action in actions[:-1]:
+            check = check_action(action, request, jar)
+            if not check.passed:
+                assert check.status is not None
+                why = explain.alb_check_why(request=request, rule_why=rule_why,
+                    check_why=check.why, status=check.status, location=check.location, note=note)  # fmt: skip
+                return self._record(Decision(**answer, why=why, action=action.type,
+                                             status=check.status, location=check.location))  # fmt: skip
+            rule_why += f"; {check.why}"
+        rewrite = apply_transforms(rule, request)
+        if rewrite.failed is not None:
+            why = explain.alb_transform_failed_why(
+                request=request, rule_why=rule_why, failed=rewrite.failed, note=note
+            )
+            return self._record(Decision(**answer, why=why, action="transform-failed", status=500))
+        return dataclasses.replace(routed, rule_why=rule_why + rewrite.why, rewrite=rewrite,
+                                   extra_headers=mtls.headers)  # fmt: skip
 
     def _answer(self, routed: _Routed) -> Decision:
         """A redirect or a fixed response: the ALB answers itself, no target sees the request."""
@@ -393,7 +498,9 @@ class ApplicationLoadBalancer(DecisionKeeper):
                 request=request,
             )
             status = int(action.redirect.status_code.split("_")[1])
+            seen = _read_also(routed.seen, *_redirect_reads(action.redirect))
         else:
+            seen = routed.seen
             assert action.fixed_response is not None
             status = int(action.fixed_response.status_code)
         why = explain.alb_answer_why(
@@ -401,14 +508,14 @@ class ApplicationLoadBalancer(DecisionKeeper):
             rule_why=routed.rule_why,
             status=status,
             location=location,
-            close_note=routed.close_note,
+            close_note=routed.close_note + explain.alb_own_response_note(listener),
         )
         return self._record(
             Decision(
                 **routed.base,
                 target_group=None,
                 target=None,
-                seen=routed.seen,
+                seen=seen,
                 why=why,
                 action=action.type,
                 status=status,
@@ -428,7 +535,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
         group_name: str | None = None
         if len(action.target_groups) > 1 or action.group_stickiness:
             if action.group_stickiness:
-                seen = seen + ("http.cookie",) if "http.cookie" not in seen else seen
+                seen = _read_also(seen, "http.cookie")
                 decoded = decode_cookie(jar["AWSALBTG"], self.seed) if "AWSALBTG" in jar else None
                 if decoded and decoded[0] in [e.name for e in entries]:
                     group_name = decoded[0]
@@ -460,8 +567,8 @@ class ApplicationLoadBalancer(DecisionKeeper):
         state = self._groups[group_name]
         group = state.group
         target, how = self._pick_target(state, request, jar, cookies)
-        if group.stickiness == "lb_cookie" and "http.cookie" not in seen:
-            seen = seen + ("http.cookie",)
+        if group.stickiness in ("lb_cookie", "app_cookie"):
+            seen = _read_also(seen, "http.cookie")
         if notes:
             how = "; ".join(notes) + "; " + how
         key = (
@@ -490,7 +597,13 @@ class ApplicationLoadBalancer(DecisionKeeper):
                 target=target,
                 seen=seen,
                 why=why,
-                headers_to_target=self._headers_to_target(request, routed.listener),
+                headers_to_target=self._headers_to_target(
+                    routed.rewrite.request(request), routed.listener
+                )
+                + routed.extra_headers,
+                request_line_to_target=_request_line(routed.rewrite.request(request))
+                if routed.rewrite.changed
+                else None,
                 client_ip_at_target="the ALB's private IP (the client is in X-Forwarded-For)",
                 cookies=tuple(cookies),
             )
@@ -501,6 +614,8 @@ class ApplicationLoadBalancer(DecisionKeeper):
     ) -> tuple[str, str]:
         group = state.group
         live = state.health.live
+        if group.stickiness == "app_cookie":
+            return self._app_cookie_target(state, request, jar)
         if group.stickiness == "lb_cookie":
             decoded = decode_cookie(jar["AWSALB"], self.seed) if "AWSALB" in jar else None
             if decoded and decoded[0] == group.name and decoded[1] in state.health.healthy:
@@ -523,6 +638,23 @@ class ApplicationLoadBalancer(DecisionKeeper):
             else:
                 how += "; the response will set an AWSALB stickiness cookie"
         return target, how
+
+    def _app_cookie_target(
+        self, state: _GroupState, request: HttpRequest, jar: dict[str, str]
+    ) -> tuple[str, str]:
+        """Application-based stickiness: the ALB's ``AWSALBAPP-0`` cookie names the target
+        once the target has set its own cookie [ALB-UG sticky-sessions.md]."""
+        group = state.group
+        decoded = decode_cookie(jar["AWSALBAPP-0"], self.seed) if "AWSALBAPP-0" in jar else None
+        if decoded and decoded[0] == group.name and decoded[1] in state.health.healthy:
+            return decoded[1], "its AWSALBAPP-0 stickiness cookie names this target"
+        target, how = self._algorithm(state, state.health.live)
+        if "AWSALBAPP-0" in jar:
+            how += "; its AWSALBAPP-0 cookie was undecodable or named a target no longer available"
+        return target, (
+            f"{how}; when the target's response sets the application cookie "
+            f"{group.app_cookie_name}, the ALB adds AWSALBAPP-0 naming {target}"
+        )
 
     def _algorithm(self, state: _GroupState, live: list[str]) -> tuple[str, str]:
         group = state.group

@@ -30,11 +30,13 @@ from osilab.balancers.config import BalancerConfig, counterpart, default_config,
 from osilab.balancers.decision import Decision, imbalance
 from osilab.balancers.explain import nlb_missed_syn_why, nlb_request_why
 from osilab.balancers.nlb import TCP_ACK, TCP_SYN, NetworkLoadBalancer
-from osilab.balancers.replay import Replay, http_messages
+from osilab.balancers.replay import Replay, http_messages, one_hop
+from osilab.capture.facts import flow_facts
+from osilab.capture.reader import Capture
 from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import FlowKey
 
-__all__ = ["Comparison", "ComparisonRow", "compare", "servers_seen", "configs_for"]
+__all__ = ["Comparison", "ComparisonRow", "compare", "servers_seen", "servers_by_hop", "configs_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,14 +216,47 @@ class Comparison:
         return f"<table><tr>{head}</tr>{''.join(body)}</table><ul>{summary}</ul>"
 
 
-def servers_seen(packets: Iterable[Any]) -> list[tuple[str, int, str]]:
-    """The ``(ip, port, proto)`` servers a capture talks to, in first-seen order.
+def servers_by_hop(packets: Iterable[Any]) -> dict[int, list[tuple[str, int, str]]]:
+    """The ``(ip, port, proto)`` servers each hop's flows talk to, in first-seen order.
 
-    For each flow: the destination of a client SYN (or the source of a SYN-ACK) is the
-    server; when the handshake was not captured, the side with the lower port (the
-    other is usually ephemeral).
+    Keys are capture interfaces (hops, as pcapng numbers them). For each flow: the
+    destination of a client SYN (or the source of a SYN-ACK) is the server; when the
+    handshake was not captured, the side with the lower port (the other is usually
+    ephemeral). A :class:`~osilab.capture.reader.Capture` is read by the fast path
+    (:func:`osilab.capture.facts.flow_facts`), other packets one by one.
     """
-    by_flow: dict[tuple[str, frozenset[tuple[str, int]]], tuple[tuple[str, int, str], bool]] = {}
+    by_flow: dict[tuple[int, str, frozenset[tuple[str, int]]], tuple[tuple[str, int, str], bool]]
+    by_flow = {}
+    for interface, proto, src, dst, flags in _endpoints(packets):
+        if None in src or None in dst or not src[1] or not dst[1]:
+            continue  # port 0 is not a service
+        key = (interface, proto, frozenset((src, dst)))
+        known = by_flow.get(key)
+        if flags & TCP_SYN:
+            server = dst if not flags & TCP_ACK else src
+            if known is None or not known[1]:
+                by_flow[key] = ((server[0], server[1], proto), True)
+        elif known is None:
+            server = src if src[1] < dst[1] else dst
+            by_flow[key] = ((server[0], server[1], proto), False)
+    hops: dict[int, list[tuple[str, int, str]]] = {}
+    for (interface, _, _), (found, _) in by_flow.items():
+        servers = hops.setdefault(interface, [])
+        if found not in servers:
+            servers.append(found)
+    return hops
+
+
+def _endpoints(
+    packets: Iterable[Any],
+) -> Iterator[tuple[int, str, tuple[Any, Any], tuple[Any, Any], int]]:
+    """``(interface, proto, (src, port), (dst, port), tcp flags)`` of every TCP/UDP frame."""
+    if isinstance(packets, Capture):
+        for facts in flow_facts(packets):
+            if facts.proto in ("tcp", "udp") and facts.damaged is None:
+                yield (facts.interface, facts.proto, (facts.src, facts.src_port),
+                       (facts.dst, facts.dst_port), facts.tcp_flags or 0)  # fmt: skip
+        return
     for packet in packets:
         try:
             proto = packet.proto
@@ -232,18 +267,14 @@ def servers_seen(packets: Iterable[Any]) -> list[tuple[str, int, str]]:
             flags = (packet.tcp_flags or 0) if proto == "tcp" else 0
         except (KeyError, IndexError, TypeError, ValueError):
             continue  # a damaged header: it says nothing reliable
-        if None in src or None in dst or not src[1] or not dst[1]:
-            continue  # port 0 is not a service
-        key = (proto, frozenset((src, dst)))
-        known = by_flow.get(key)
-        if flags & TCP_SYN:
-            server = dst if not flags & TCP_ACK else src
-            if known is None or not known[1]:
-                by_flow[key] = ((server[0], server[1], proto), True)
-        elif known is None:
-            server = src if src[1] < dst[1] else dst
-            by_flow[key] = ((server[0], server[1], proto), False)
-    return list(dict.fromkeys(server for server, _ in by_flow.values()))
+        yield getattr(packet, "interface", 0) or 0, proto, src, dst, flags
+
+
+def servers_seen(packets: Iterable[Any]) -> list[tuple[str, int, str]]:
+    """The ``(ip, port, proto)`` servers a capture talks to, on any hop, in first-seen order
+    (see :func:`servers_by_hop`)."""
+    hops = servers_by_hop(packets)
+    return list(dict.fromkeys(server for servers in hops.values() for server in servers))
 
 
 def configs_for(
@@ -265,6 +296,8 @@ def compare(
     alb_config: BalancerConfig | dict[str, Any] | str | None = None,
     messages: Iterable[HttpRequest | HttpResponse] | None = None,
     keylog: str | None = None,
+    interface: int | None = None,
+    warnings: Iterable[str] = (),
 ) -> Comparison:
     """Run both models over the same packets.
 
@@ -273,8 +306,15 @@ def compare(
     packets are read into memory once to find the servers and the defaults of
     :func:`osilab.balancers.config.default_config` are used. ``alb_config`` overrides
     the ALB side. ``messages`` gives the HTTP messages directly (else
-    :func:`osilab.pipeline.iter_http` builds them from the packets).
+    :func:`osilab.pipeline.iter_http` builds them from the packets). ``interface``
+    compares only that capture interface (hop; :func:`osilab.balancers.replay.one_hop`),
+    and ``warnings`` (the configuration's ``accepted, not modelled`` lines) are kept on
+    both replays.
     """
+    if interface is not None:
+        packets = one_hop(packets, interface)
+        if messages is not None:
+            messages = one_hop(messages, interface)  # type: ignore[assignment]
     if config is None and alb_config is None:
         packets = list(packets)
         nlb_config, alb_side = configs_for(None, servers_seen(packets))
@@ -347,10 +387,14 @@ def compare(
             )
         )
     nlb_accounting = dict(nlb.accounting)
+    notes = tuple(warnings)
     nlb_replay = Replay(
-        "nlb", "packet", nlb.decisions, sum(nlb_accounting.values()), nlb_accounting
+        "nlb", "packet", nlb.decisions, sum(nlb_accounting.values()), nlb_accounting,
+        warnings=notes,
     )
-    alb_replay = Replay("alb", "request", alb.decisions, sum(counts.values()), dict(counts))
+    alb_replay = Replay(
+        "alb", "request", alb.decisions, sum(counts.values()), dict(counts), warnings=notes
+    )
     targets = tuple(dict.fromkeys(t for g in nlb_config.target_groups for t in g.targets))
     alb_targets = tuple(dict.fromkeys(t for g in alb_side.target_groups for t in g.targets))
     return Comparison(nlb_replay, alb_replay, tuple(rows), targets, alb_targets)

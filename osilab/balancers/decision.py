@@ -127,6 +127,8 @@ class Decision:
         first_packet: the flow's first packet (NLB: the SYN) or the request's first packet.
         listener: ``"PROTOCOL:port"`` of the listener that took the traffic.
         cookies: ``Set-Cookie`` values the balancer adds to the response (stickiness).
+        request_line_to_target: the request line the target receives, when a rule's
+            transforms rewrote it (ALB).
     """
 
     unit: str
@@ -148,6 +150,7 @@ class Decision:
     first_packet: int | None = None
     listener: str | None = None
     cookies: tuple[str, ...] = ()
+    request_line_to_target: str | None = None
 
     @property
     def forwarded(self) -> bool:
@@ -194,6 +197,7 @@ class Decision:
             "location": self.location,
             "listener": self.listener,
             "client_ip_at_target": self.client_ip_at_target,
+            "request_line_to_target": self.request_line_to_target,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         if self.headers_to_target:
@@ -207,6 +211,8 @@ class Decision:
     def text(self) -> str:
         """A few lines for a terminal: summary, why, seen, and what the target receives."""
         lines = [self.summary(), f"  why:  {self.why}", f"  seen: {', '.join(self.seen)}"]
+        if self.request_line_to_target:
+            lines.append(f"  request line to target: {self.request_line_to_target}")
         if self.headers_to_target:
             lines.append("  headers to target:")
             lines.extend(f"    {k}: {v}" for k, v in self.headers_to_target)

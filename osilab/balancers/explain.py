@@ -33,6 +33,10 @@ __all__ = [
     "alb_mitigation_closed",
     "alb_blocked_why",
     "alb_closed_connection_why",
+    "alb_check_why",
+    "alb_transform_failed_why",
+    "alb_tls_refused_why",
+    "alb_own_response_note",
 ]
 
 #: Why a packet reaching an NLB is not routed, with the behaviour AWS documents.
@@ -154,6 +158,11 @@ def alb_termination_note(flow: FlowKey, target: str) -> str:
     )
 
 
+def _request_at(request: HttpRequest) -> str:
+    """``GET /x (headers complete at packet 7)``: a request and where it was whole."""
+    return f"{request.method} {request.target} (headers complete at packet {request.headers_complete_packet})"
+
+
 def _headers_complete(request: HttpRequest) -> str:
     return (
         f"at packet {request.headers_complete_packet} the headers of {request.method} "
@@ -223,12 +232,60 @@ def alb_closed_connection_why(request: HttpRequest, closed: str) -> str:
     ``closed`` is :func:`alb_mitigation_closed`'s sentence for that connection.
     """
     return (
-        f"{request.method} {request.target} (headers complete at packet "
-        f"{request.headers_complete_packet}) arrived on a connection the ALB had "
-        f"already closed: {closed}; no target ever sees these bytes"
+        f"{_request_at(request)} arrived on a connection the ALB had already closed: "
+        f"{closed}; no target ever sees these bytes"
     )
 
 
 def nlb_missed_syn_why() -> str:
     """A request whose connection the NLB never saw open (its SYN is not in the capture)."""
     return "the NLB never saw this connection's SYN, so it could not route it"
+
+
+def alb_own_response_note(listener: Listener) -> str:
+    """What the listener's header-modification attributes put on a response the ALB writes
+    itself (redirect, fixed response, 401, 302, 500), or ``""`` [ALB-UG header-modification].
+    """
+    added = [f"{name}: {value}" for name, value in listener.response_headers]
+    server = (
+        "Server: awselb/2.0"
+        if listener.server_header
+        else "no Server header (routing.http.response.server.enabled is false)"
+    )
+    if not added and listener.server_header:
+        return ""
+    return f"; its own response carries {', '.join([server, *added])} (header modification)"
+
+
+def alb_check_why(
+    *,
+    request: HttpRequest,
+    rule_why: str,
+    check_why: str,
+    status: int,
+    location: str | None,
+    note: str = "",
+) -> str:
+    """Why a check action (jwt-validation, authenticate-oidc/-cognito) answered by itself."""
+    answer = f" with Location {location}" if location else ""
+    return (
+        f"{_headers_complete(request)}; {rule_why}; {check_why}; the ALB answers {status} "
+        f"itself{answer} and no target sees the request{note}."
+    )
+
+
+def alb_transform_failed_why(
+    *, request: HttpRequest, rule_why: str, failed: str, note: str = ""
+) -> str:
+    """A transform matched but produced an invalid host or URL: AWS answers 500."""
+    return (
+        f"{_headers_complete(request)}; {rule_why}; {failed}, so the transform fails and the "
+        f"ALB answers 500 itself (transforms run after the rule has won){note}."
+    )
+
+
+def alb_tls_refused_why(request: HttpRequest, refused: str) -> str:
+    """A connection mutual TLS verify mode would have refused at its handshake."""
+    return (
+        f"{_request_at(request)} came on a connection the ALB would never have finished: {refused}"
+    )

@@ -203,7 +203,9 @@ class NetworkLoadBalancer(DecisionKeeper):
     lb_type = NETWORK
 
     def _start(self) -> None:
-        self._flows: dict[tuple[str, str, int, str, int], _FlowState] = {}
+        # Keyed (proto, src ip, src port, dst ip, dst port, interface): one hop's flows
+        # are never another hop's (docs/architecture.md, "Hops").
+        self._flows: dict[tuple[str, str, int, str, int, int], _FlowState] = {}
         self._groups = {
             g.name: _GroupState(g, TargetHealth.of(g)) for g in self.config.target_groups
         }
@@ -280,11 +282,13 @@ class NetworkLoadBalancer(DecisionKeeper):
         tcp_flags: int = 0,
         tcp_seq: int | None = None,
         damaged: str | None = None,
+        interface: int = 0,
     ) -> PacketFate:
         """Feed one packet's facts; returns what became of it.
 
         ``proto`` is ``"tcp"`` or ``"udp"`` (``None`` for anything else); ``src_ip`` is
-        ``None`` for a non-IP frame.
+        ``None`` for a non-IP frame. ``interface`` is the capture interface (hop) the
+        packet was seen on: part of its flow's identity and of the decision's flow key.
         """
         if self._first_time is None:
             self._first_time = time
@@ -299,8 +303,8 @@ class NetworkLoadBalancer(DecisionKeeper):
         if proto not in ("tcp", "udp") or src_port is None or dst_port is None:
             return self._drop(no, "no listener")  # ICMP and friends: unintended traffic
 
-        forward_key = (proto, src_ip, src_port, dst_ip, dst_port)
-        reverse_key = (proto, dst_ip, dst_port, src_ip, src_port)
+        forward_key = (proto, src_ip, src_port, dst_ip, dst_port, interface)
+        reverse_key = (proto, dst_ip, dst_port, src_ip, src_port, interface)
         is_syn = proto == "tcp" and bool(tcp_flags & TCP_SYN) and not tcp_flags & TCP_ACK
 
         state = self._flows.get(reverse_key)
@@ -325,7 +329,8 @@ class NetworkLoadBalancer(DecisionKeeper):
         if proto == "tcp" and not is_syn:
             return self._drop(no, "mid-stream without a handshake")
         return self._new_flow(
-            no, time, listener, proto, src_ip, src_port, dst_ip, dst_port, tcp_seq, is_syn
+            no, time, listener, proto, src_ip, src_port, dst_ip, dst_port, tcp_seq, is_syn,
+            interface,
         )
 
     def _sweep(self, now: float) -> None:
@@ -376,6 +381,7 @@ class NetworkLoadBalancer(DecisionKeeper):
         dst_port: int,
         tcp_seq: int | None,
         is_syn: bool,
+        interface: int = 0,
     ) -> PacketFate:
         first_group = self.config.group(listener.default_action.target_groups[0].name)
         value = flow_hash(
@@ -387,7 +393,7 @@ class NetworkLoadBalancer(DecisionKeeper):
                 group.hash, proto, src_ip, src_port, dst_ip, dst_port, seq=tcp_seq, seed=self.seed
             )
         target, method, health_note = self._pick(group, value, (src_ip, src_port, dst_ip, dst_port))
-        flow = FlowKey(proto, Endpoint(src_ip, src_port), Endpoint(dst_ip, dst_port))
+        flow = FlowKey(proto, Endpoint(src_ip, src_port), Endpoint(dst_ip, dst_port), interface)
         why = explain.nlb_flow_why(
             flow, no, listener, group, target, method, first_is_syn=is_syn, health_note=health_note
         )
@@ -410,7 +416,7 @@ class NetworkLoadBalancer(DecisionKeeper):
             listener=f"{listener.protocol}:{listener.port}",
         )
         idle = listener.idle_timeout if proto == "tcp" else self.config.udp_idle_timeout
-        self._flows[(proto, src_ip, src_port, dst_ip, dst_port)] = _FlowState(
+        self._flows[(proto, src_ip, src_port, dst_ip, dst_port, interface)] = _FlowState(
             decision, time, idle, isn=tcp_seq if is_syn else None, packets=1
         )
         self._record(decision)
@@ -431,13 +437,13 @@ class NetworkLoadBalancer(DecisionKeeper):
         an unknown or idle flow, damage, a pending health change, the periodic sweep) goes
         through :meth:`feed`, so the rules live in one place.
         """
-        flows: dict[Any, _FlowState] = self._flows  # keys: (proto, ip, port, ip, port)
+        flows: dict[Any, _FlowState] = self._flows  # keys: (proto, ip, port, ip, port, hop)
         feed = self.feed
         groups = self._groups.values()
         pending = any(state.pending for state in groups)
         routed = 0
         count = 0
-        for (no, time, _hop, proto, src, sport, dst, dport, flags, seq, _ack, _at, _size, _cut,
+        for (no, time, hop, proto, src, sport, dst, dport, flags, seq, _ack, _at, _size, _cut,
              _wire, damaged, _data) in facts:  # the FlowFacts fields, in order  # fmt: skip
             count += 1
             state = None
@@ -450,8 +456,8 @@ class NetworkLoadBalancer(DecisionKeeper):
                 and not (proto == "tcp" and (flags or 0) & TCP_SYN and not (flags or 0) & TCP_ACK)
             ):
                 # A reply from the target side first, as feed() looks (a SYN never gets here).
-                state = flows.get((proto, dst, dport, src, sport)) or flows.get(
-                    (proto, src, sport, dst, dport)
+                state = flows.get((proto, dst, dport, src, sport, hop)) or flows.get(
+                    (proto, src, sport, dst, dport, hop)
                 )
                 if state is not None and (
                     state.expired or time - state.last_seen > state.idle_timeout
@@ -459,7 +465,8 @@ class NetworkLoadBalancer(DecisionKeeper):
                     state = None  # an idle timeout: feed() says what happens
             if state is None:
                 feed(no=no, time=time, proto=proto, src_ip=src, src_port=sport, dst_ip=dst,
-                     dst_port=dport, tcp_flags=flags or 0, tcp_seq=seq, damaged=damaged)  # fmt: skip
+                     dst_port=dport, tcp_flags=flags or 0, tcp_seq=seq, damaged=damaged,
+                     interface=hop)  # fmt: skip
                 if pending:
                     pending = any(s.pending for s in groups)
                 continue
@@ -490,11 +497,13 @@ class NetworkLoadBalancer(DecisionKeeper):
                 }
             except (KeyError, IndexError, TypeError, ValueError) as exc:  # a header too broken
                 damage = f"unreadable header field {exc}"
-        return self.feed(no=packet.no, time=packet.time, damaged=damage, **facts)
+        interface = getattr(packet, "interface", 0) or 0
+        return self.feed(no=packet.no, time=packet.time, damaged=damage, interface=interface, **facts)
 
     def flow_decision(self, flow: FlowKey) -> Decision | None:
         """The decision for a flow (client -> server), if the NLB made one."""
         state = self._flows.get(
-            (flow.proto, flow.client.ip, flow.client.port, flow.server.ip, flow.server.port)
+            (flow.proto, flow.client.ip, flow.client.port, flow.server.ip, flow.server.port,
+             flow.interface)  # fmt: skip
         )
         return state.decision if state else None

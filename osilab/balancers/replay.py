@@ -28,6 +28,13 @@ A replay streams: memory depends on the live flows, not on the capture's size.
   ``on_decision`` sees every one of them as it is made.
 - In a notebook, a big capture gets a progress bar (``progress=``).
 
+One hop
+-------
+A multi-hop capture holds the same traffic once per hop; a balancer stands on one of
+them. ``interface=N`` replays only the frames of pcapng interface ``N``
+(:meth:`~osilab.capture.reader.Capture.on_interface`, so both fast paths keep their
+speed); :func:`osilab.balancers.hop.choose_hop` says which one a balancer sees.
+
 This module reads nothing itself: the caller opens the capture.
 """
 
@@ -36,7 +43,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TextIO
 
 from osilab._progress import library_bar
@@ -50,7 +57,7 @@ from osilab.pipeline import iter_http
 from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import FlowKey
 
-__all__ = ["Replay", "replay", "http_messages"]
+__all__ = ["Replay", "replay", "http_messages", "one_hop"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,10 @@ class Replay:
     accounting: dict[str, int] = field(default_factory=dict)
     #: Decisions made but not kept (the balancer's ``keep_decisions`` cap was hit).
     dropped: int = 0
+    #: What the configuration said that the model does not use, one line per field
+    #: (``accepted, not modelled: FIELD (why)``, from
+    #: :func:`osilab.balancers.config.formats.load_configs`).
+    warnings: tuple[str, ...] = ()
 
     @property
     def routed(self) -> int:
@@ -95,6 +106,8 @@ class Replay:
     def show(self, file: TextIO | None = None) -> None:
         """Print the summary, the accounting and every decision."""
         print(self.summary(), file=file)
+        for line in self.warnings:
+            print(f"warning: {line}", file=file)
         self.decisions.show(file=file)
 
     def _repr_html_(self) -> str:
@@ -123,6 +136,20 @@ def http_messages(
     yield from iter_http(packets, keylog=keylog, on_syn=on_syn, on_end=on_end)
 
 
+def one_hop(source: Iterable[Any], interface: int) -> Iterable[Any]:
+    """Only what was seen on capture interface ``interface``: of a capture, its frames
+    (still the fast paths); of packets, those with that ``interface``; of HTTP messages,
+    those whose flow is on it."""
+    if isinstance(source, Capture):
+        return source.on_interface(interface)
+    return (
+        item
+        for item in source
+        if (item.flow.interface if _is_message(item) else getattr(item, "interface", 0))
+        == interface
+    )
+
+
 def _is_message(item: Any) -> bool:
     return isinstance(item, HttpRequest | HttpResponse)
 
@@ -134,6 +161,8 @@ def replay(
     keylog: str | None = None,
     on_decision: Callable[[Decision], object] | None = None,
     progress: bool | None = None,
+    interface: int | None = None,
+    warnings: Iterable[str] = (),
 ) -> Replay:
     """Feed a capture (or packets, or HTTP messages for an ALB) to a balancer.
 
@@ -145,14 +174,21 @@ def replay(
         on_decision: called with every decision as it is made, kept or not.
         progress: a bar for big captures: ``None`` in a notebook only, ``True`` also in
             a terminal, ``False`` never.
+        interface: replay only this capture interface (hop), as pcapng numbers them
+            from 0; ``None``: every frame.
+        warnings: the configuration's ``accepted, not modelled`` lines, kept on the
+            result (:attr:`Replay.warnings`).
 
     >>> # nlb = NetworkLoadBalancer(config); replay(osilab.read("web.pcap"), nlb).summary()
     """
+    if interface is not None:
+        source = one_hop(source, interface)
     if on_decision is not None:
         balancer.on_decision = on_decision
     try:
         with library_bar(source, show=progress):
-            return _replay(source, balancer, keylog)
+            result = _replay(source, balancer, keylog)
+        return replace(result, warnings=tuple(warnings)) if warnings else result
     finally:
         if on_decision is not None:
             balancer.on_decision = None

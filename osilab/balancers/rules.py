@@ -22,8 +22,16 @@ query-string           insensitive        ``key=value`` pairs, wildcards; no Key
 source-ip              -                  the **TCP peer's** address (never X-Forwarded-For)
 =====================  =================  ====================================================
 
-Every pattern is anchored: it must match the *whole* value, so ``/api/*`` does not
-match ``/api`` and ``/api`` does not match ``/api/items``.
+Every wildcard pattern is anchored: it must match the *whole* value, so ``/api/*`` does
+not match ``/api`` and ``/api`` does not match ``/api/items``.
+
+``RegexValues`` (host-header, http-header, path-pattern; 2025) are searched, not
+anchored: a regex matches when it matches *somewhere* in the value, as a regex engine's
+search does, and a regex that means the whole value says so with ``^...$`` (as every one
+of AWS's examples does). Host and header regexes ignore case, path regexes do not,
+like their wildcard forms. A Host that carries a port (``example.com:8443``) is matched
+as sent, port included, so only a regex can match it (``lb-reference.md`` §1.2;
+``docs/aws-model.md`` says why and where Python's dialect may differ from AWS's).
 
 Every match returns, besides the verdict, the fields it looked at (Wireshark field
 names, for a decision's ``seen``) and a sentence a learner can read (for its ``why``).
@@ -41,12 +49,14 @@ from functools import lru_cache
 from urllib.parse import unquote_plus
 
 from osilab.balancers.config import Condition, Rule
+from osilab.balancers.config.conditions import compile_aws_regex
 from osilab.protocols.messages import HttpRequest
 
 __all__ = [
     "ConditionMatch",
     "RuleMatch",
     "wildcard_match",
+    "regex_search",
     "match_condition",
     "match_rule",
     "evaluate_rules",
@@ -111,6 +121,39 @@ def wildcard_match(pattern: str, value: str, *, case_sensitive: bool) -> bool:
     return _compile(pattern, case_sensitive).fullmatch(value) is not None
 
 
+@lru_cache(maxsize=4096)
+def _regex(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
+    compiled = compile_aws_regex(pattern, case_sensitive=case_sensitive)
+    if isinstance(compiled, str):  # parse_conditions refused it already; a hand-built Condition
+        raise ValueError(f"RegexValues {pattern!r}: {compiled}")
+    return compiled
+
+
+def regex_search(pattern: str, value: str, *, case_sensitive: bool) -> bool:
+    """Whether a ``RegexValues`` regex matches somewhere in ``value`` (not anchored).
+
+    >>> regex_search("^/api/v[0-9]+/.*$", "/api/v2/items", case_sensitive=True)
+    True
+    >>> regex_search("v[0-9]+", "/api/v2/items", case_sensitive=True)  # a search, unanchored
+    True
+    >>> regex_search("^shop[.]example[.]com:8443$", "SHOP.example.com:8443", case_sensitive=False)
+    True
+    """
+    return _regex(pattern, case_sensitive).search(value) is not None
+
+
+def _matches(condition: Condition, pattern: str, value: str, *, case_sensitive: bool) -> bool:
+    """One value of a condition against one request value: wildcard (anchored) or regex."""
+    if condition.regex:
+        return regex_search(pattern, value, case_sensitive=case_sensitive)
+    return wildcard_match(pattern, value, case_sensitive=case_sensitive)
+
+
+def _kind(condition: Condition) -> str:
+    """How the why names the condition's values: ``regex`` or the field's own word."""
+    return f"{condition.field} regex" if condition.regex else condition.field
+
+
 @dataclass(frozen=True, slots=True)
 class ConditionMatch:
     """One condition against one request: the verdict, the fields read, and why."""
@@ -143,6 +186,13 @@ def _host_value(request: HttpRequest) -> str | None:
     return request.host
 
 
+def _has_port(host: str) -> bool:
+    """``shop.example.com:8443`` or ``[2001:db8::1]:8443``: a Host that names a port."""
+    if host.startswith("["):
+        return "]:" in host
+    return ":" in host
+
+
 def _query_pairs(query: str) -> list[tuple[str, str]]:
     pairs = []
     for part in query.split("&"):
@@ -170,25 +220,37 @@ def match_condition(condition: Condition, request: HttpRequest) -> ConditionMatc
         path = request.path
         note = f" (query {request.query!r} not part of the path)" if request.query else ""
         for pattern in condition.values:
-            if wildcard_match(pattern, path, case_sensitive=True):
+            if _matches(condition, pattern, path, case_sensitive=True):
                 return ConditionMatch(
-                    True, seen, f"path {path!r} matches path-pattern {pattern!r}{note}"
+                    True, seen, f"path {path!r} matches {_kind(condition)} {pattern!r}{note}"
                 )
+        how = "case-sensitive, searched" if condition.regex else "case-sensitive, whole path"
         return ConditionMatch(
             False,
             seen,
-            f"path {path!r} does not match path-pattern {_quoted(condition.values)} "
-            f"(case-sensitive, whole path){note}",
+            f"path {path!r} does not match {_kind(condition)} {_quoted(condition.values)} "
+            f"({how}){note}",
         )
     if kind == "host-header":
         host = _host_value(request)
         if host is None:
             return ConditionMatch(False, seen, "the request has no Host header")
+        if not condition.regex and _has_port(host):
+            return ConditionMatch(
+                False,
+                seen,
+                f"host {host!r} carries a port, and on AWS only RegexValues match a host with "
+                f"a port, not host-header {_quoted(condition.values)}",
+            )
         for pattern in condition.values:
-            if wildcard_match(pattern, host, case_sensitive=False):
-                return ConditionMatch(True, seen, f"host {host!r} matches host-header {pattern!r}")
+            if _matches(condition, pattern, host, case_sensitive=False):
+                return ConditionMatch(
+                    True, seen, f"host {host!r} matches {_kind(condition)} {pattern!r}"
+                )
         return ConditionMatch(
-            False, seen, f"host {host!r} does not match host-header {_quoted(condition.values)}"
+            False,
+            seen,
+            f"host {host!r} does not match {_kind(condition)} {_quoted(condition.values)}",
         )
     if kind == "http-request-method":
         if request.method in condition.values:
@@ -207,10 +269,9 @@ def match_condition(condition: Condition, request: HttpRequest) -> ConditionMatc
             return ConditionMatch(False, seen, f"the request has no {name} header")
         for value in values:
             for pattern in condition.values:
-                if wildcard_match(pattern, value, case_sensitive=False):
-                    return ConditionMatch(
-                        True, seen, f"header {name}: {value!r} matches {pattern!r}"
-                    )
+                if _matches(condition, pattern, value, case_sensitive=False):
+                    what = f"regex {pattern!r}" if condition.regex else repr(pattern)
+                    return ConditionMatch(True, seen, f"header {name}: {value!r} matches {what}")
         return ConditionMatch(
             False, seen, f"header {name}: {values[0]!r} does not match {_quoted(condition.values)}"
         )

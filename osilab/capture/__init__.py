@@ -6,8 +6,10 @@
   :mod:`osilab.capture.dissect` turns a frame's bytes into layers.
 * :class:`FlowFacts` is what layer 4 needs of a frame, read fast
   (:func:`~osilab.capture.facts.flow_facts`): the NLB and the stream tracker use it.
-* :func:`write_pcapng` writes packets or records back as pcapng
-  (:mod:`osilab.capture.pcapng`, the one codec, reads and writes).
+* :func:`write` writes packets back (pcapng, or pcap by extension); :func:`write_pcapng`
+  and :class:`CaptureWriter` are its parts (:mod:`osilab.capture.pcapng`, the one codec,
+  reads and writes). :mod:`osilab.capture.tables` gives packets as table rows, and
+  :mod:`osilab.capture.scapy_bridge` crosses to and from scapy.
 * :func:`hop_name` names a capture interface (a hop): its pcapng name, else ``if<N>``.
 """
 
@@ -15,11 +17,12 @@ from osilab.capture.facts import FlowFacts, flow_facts
 from osilab.capture.files import Interface, Record, hop_name
 from osilab.capture.layer import Layer
 from osilab.capture.packet import Packet
-from osilab.capture.pcapng import write_pcapng
+from osilab.capture.pcapng import CaptureWriter, write, write_pcapng
 from osilab.capture.reader import Capture, read
 
 __all__ = [
     "Capture",
+    "CaptureWriter",
     "FlowFacts",
     "Interface",
     "Layer",
@@ -28,5 +31,6 @@ __all__ = [
     "flow_facts",
     "hop_name",
     "read",
+    "write",
     "write_pcapng",
 ]

@@ -21,35 +21,35 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import replace
 from struct import unpack_from
 from types import MappingProxyType
 
-from osilab.capture.layer import Layer, ip_text, mac_text
-from osilab.layers import PROTOCOLS
+from osilab.capture.layer import Layer, cut_layer, ip_text, mac_text, new_layer
+from osilab.capture.tls_records import DTLS_MINORS, dtls, looks_like_tls, tls
+from osilab.capture.tunnels import TUNNEL_DISSECTORS, TUNNEL_ETHERTYPES, TUNNELS, UDP_TUNNEL_PORTS
 
-__all__ = ["dissect", "LINKTYPES", "ETHERTYPES", "IP_PROTOCOLS", "HTTP_METHODS"]
-
-_OSI = {name: (p.osi, p.tcpip) for name, p in PROTOCOLS.items()}
+__all__ = [
+    "dissect",
+    "LINKTYPES",
+    "ETHERTYPES",
+    "IP_PROTOCOLS",
+    "HTTP_METHODS",
+    "HTTP_LINE_LIMIT",
+    "looks_like_http",
+    "http_line_pending",
+]
 
 # A dissector reads one header: (data, offset, end, context) -> (layer, next_name, next_offset).
 # ``end`` is where this protocol's bytes end (the IP length bounds what is above it).
 _Next = tuple[Layer, str | None, int, int]
-
-
-def _layer(name: str, offset: int, length: int, fields: dict, summary: str,
-           damaged: str | None = None) -> Layer:
-    osi, tcpip = _OSI[name]
-    return Layer(name, osi, tcpip, offset, length, fields, summary, damaged)
+_layer = new_layer
 
 
 def _short(name: str, data: bytes, offset: int, end: int, need: int) -> Layer:
-    have = max(0, end - offset)
-    return _layer(
-        name, offset, have, {},
-        f"{name}: truncated ({have} of {need} header bytes)",
-        f"{name} header needs {need} bytes at frame offset {offset}, only {have} captured",
-    )
+    return cut_layer(name, offset, end, need)
 
 
 # ---------------------------------------------------------------------------------------
@@ -62,18 +62,48 @@ def _eth(data: bytes, off: int, end: int) -> _Next:
     ethertype = unpack_from("!H", data, off + 12)[0]
     fields = {"dst": mac_text(data[off:off + 6]), "src": mac_text(data[off + 6:off + 12]), "type": ethertype}
     summary = f"Ethernet {fields['src']} -> {fields['dst']}, type 0x{ethertype:04x}"
-    if ethertype <= 1500:  # IEEE 802.3 length field: LLC follows, which osilab leaves as data
-        return _layer("eth", off, 14, fields, summary + " (802.3 length)"), "data", off + 14, end
+    if ethertype <= 1500:  # IEEE 802.3 length field: an 802.2 LLC header follows
+        return _layer("eth", off, 14, fields, summary + " (802.3 length)"), "llc", off + 14, min(end, off + 14 + ethertype)
     return _layer("eth", off, 14, fields, summary), ETHERTYPES.get(ethertype, "data"), off + 14, end
 
 
-def _vlan(data: bytes, off: int, end: int) -> _Next:
+def _vlan(data: bytes, off: int, end: int, name: str = "vlan") -> _Next:
     if end - off < 4:
-        return _short("vlan", data, off, end, 4), None, off, end
+        return _short(name, data, off, end, 4), None, off, end
     tci, ethertype = unpack_from("!HH", data, off)
     fields = {"id": tci & 0x0FFF, "priority": tci >> 13, "dei": (tci >> 12) & 1, "etype": ethertype}
-    summary = f"802.1Q VLAN {fields['id']}, priority {fields['priority']}, type 0x{ethertype:04x}"
-    return _layer("vlan", off, 4, fields, summary), ETHERTYPES.get(ethertype, "data"), off + 4, end
+    title = "802.1Q VLAN" if name == "vlan" else "802.1ad service VLAN"
+    summary = f"{title} {fields['id']}, priority {fields['priority']}, type 0x{ethertype:04x}"
+    if ethertype <= 1500:
+        return _layer(name, off, 4, fields, summary), "llc", off + 4, min(end, off + 4 + ethertype)
+    return _layer(name, off, 4, fields, summary), ETHERTYPES.get(ethertype, "data"), off + 4, end
+
+
+def _ieee8021ad(data: bytes, off: int, end: int) -> _Next:
+    """IEEE 802.1ad (QinQ): the provider's S-tag, laid out as an 802.1Q tag (EtherType 0x88a8)."""
+    return _vlan(data, off, end, "ieee8021ad")
+
+
+#: Cisco's SNAP protocol ids (OUI 00:00:0c): PVST+ BPDUs are spanning tree per VLAN.
+_SNAP_CISCO = {0x010B: "stp"}
+
+
+def _llc(data: bytes, off: int, end: int) -> _Next:
+    """IEEE 802.2 LLC: DSAP, SSAP, control (1 byte for U frames, else 2); with DSAP = SSAP =
+    0xaa, a SNAP header follows (RFC 1042): an OUI(24) and, for OUI 0, an EtherType."""
+    if end - off < 3:
+        return _short("llc", data, off, end, 3), None, off, end
+    dsap, ssap, control = data[off], data[off + 1], data[off + 2]
+    size = 3 if control & 3 == 3 else 4
+    fields: dict = {"dsap": dsap, "ssap": ssap, "control": control}
+    nxt: str | None = {0x42: "stp"}.get(dsap, "data")
+    if dsap == ssap == 0xAA and end - off >= 8:
+        oui, pid = int.from_bytes(data[off + 3:off + 6], "big"), unpack_from("!H", data, off + 6)[0]
+        fields["oui"], fields["pid"] = oui, pid
+        size = 8
+        nxt = ETHERTYPES.get(pid, "data") if oui == 0 else _SNAP_CISCO.get(pid, "data") if oui == 0x0C else "data"
+    summary = f"LLC DSAP 0x{dsap:02x} SSAP 0x{ssap:02x}" + (f", SNAP type 0x{fields['pid']:04x}" if "pid" in fields else "")
+    return _layer("llc", off, size, fields, summary), nxt if off + size < end else None, off + size, end
 
 
 _SLL_PKTTYPE = ("to us", "broadcast", "multicast", "to another host", "sent by us")
@@ -274,11 +304,19 @@ def _icmp(data: bytes, off: int, end: int) -> _Next:
     fields: dict = {"type": icmp_type, "code": code}
     length = min(8, end - off)
     what = _ICMP_TYPES.get(icmp_type, f"type {icmp_type}")
+    nxt = ("ip" if icmp_type in _ICMP_ERRORS else "data") if end - off > 8 else None
     if icmp_type in (0, 8) and end - off >= 8:
         fields["ident"], fields["seq"] = unpack_from("!HH", data, off + 4)
-        what += f" id={fields['ident']} seq={fields['seq']}"
-    nxt = "data" if end - off > 8 else None
+        fields["seq_le"] = int.from_bytes(data[off + 6:off + 8], "little")
+        what = f"echo (ping) {'request' if icmp_type == 8 else 'reply'} {_echo_numbers(fields)}"
+        nxt = "echo_data" if end - off > 8 else None
     return _layer("icmp", off, length, fields, f"ICMP {what} (code {code})"), nxt, off + length, end
+
+
+#: ICMP messages that quote the IP header and first 8 bytes of the datagram they report
+#: (RFC 792; RFC 4443 §3 for ICMPv6): tshark shows the quoted headers as layers.
+_ICMP_ERRORS = frozenset((3, 4, 5, 11, 12))
+_ICMPV6_ERRORS = frozenset((1, 2, 3, 4))
 
 
 _ICMPV6_TYPES = {1: "destination unreachable", 2: "packet too big", 3: "time exceeded",
@@ -297,8 +335,12 @@ def _icmpv6(data: bytes, off: int, end: int) -> _Next:
     what = _ICMPV6_TYPES.get(icmp_type, f"type {icmp_type}")
     if icmp_type in (128, 129) and end - off >= 8:
         fields["echo.identifier"], fields["echo.sequence_number"] = unpack_from("!HH", data, off + 4)
+        what = f"echo (ping) {'request' if icmp_type == 128 else 'reply'} " \
+               f"id=0x{fields['echo.identifier']:04x}, seq={fields['echo.sequence_number']}"
         length = 8
-        nxt = "data" if end - off > 8 else None
+        nxt = "echo_data" if end - off > 8 else None
+    elif icmp_type in _ICMPV6_ERRORS and end - off > 8:  # the packet that caused it, quoted
+        length, nxt = 8, "ipv6"
     else:  # ND and MLD messages: their bodies are part of ICMPv6 itself
         length, nxt = end - off, None
     return _layer("icmpv6", off, length, fields, f"ICMPv6 {what} (code {code})"), nxt, off + length, end
@@ -373,6 +415,16 @@ def _tcp(data: bytes, off: int, end: int) -> _Next:
     return _layer("tcp", off, hdr_len, fields, summary), nxt, off + hdr_len, end
 
 
+def _udp_application(data: bytes, off: int, end: int, sport: int, dport: int) -> str:
+    """Which dissector reads a UDP payload: a tunnel or a protocol by port, DTLS by content."""
+    by_port = UDP_PORTS.get(dport) or UDP_PORTS.get(sport)
+    if by_port is not None:
+        return by_port
+    if end - off >= 13 and 20 <= data[off] <= 25 and data[off + 1] == 0xFE and data[off + 2] in DTLS_MINORS:
+        return "dtls"
+    return "data"
+
+
 def _udp(data: bytes, off: int, end: int) -> _Next:
     if end - off < 8:
         return _short("udp", data, off, end, 8), None, off, end
@@ -386,7 +438,7 @@ def _udp(data: bytes, off: int, end: int) -> _Next:
         damaged = f"UDP length {length} is below the 8-byte header at frame offset {off + 4}"
     nxt = None
     if fields["payload_len"] > 0 and not damaged:
-        nxt = UDP_PORTS.get(dport) or UDP_PORTS.get(sport) or "data"
+        nxt = _udp_application(data, off + 8, udp_end, sport, dport)
     return _layer("udp", off, 8, fields, summary, damaged), nxt, off + 8, udp_end
 
 
@@ -394,29 +446,61 @@ def _udp(data: bytes, off: int, end: int) -> _Next:
 # Application layer (only what one packet shows; streams add what spans several)
 # ---------------------------------------------------------------------------------------
 
-#: Methods that mark the start of an HTTP/1.x request (RFC 9110 §9 plus WebDAV, RFC 4918):
-#: the one table, which the stream sniffer and the HTTP parser import from here.
+#: The methods osilab knows by name (RFC 9110 §9, PATCH of RFC 5789, WebDAV of RFC 4918,
+#: QUERY of draft-ietf-httpbis-safe-method-w-body). For display and for a request line
+#: that has not arrived whole yet only: RFC 9110 §9.1 makes *any* token a method, so a
+#: request is told by its whole request line (:func:`looks_like_http`), never by this table.
 HTTP_METHODS = frozenset(
     b"GET POST PUT DELETE HEAD OPTIONS PATCH CONNECT TRACE PROPFIND PROPPATCH MKCOL COPY MOVE "
-    b"LOCK UNLOCK SEARCH REPORT".split()
+    b"LOCK UNLOCK SEARCH REPORT QUERY".split()
 )
+# RFC 9112 §3: request-line = method SP request-target SP HTTP-version, the method a token
+# (RFC 9110 §5.6.2). The target may hold spaces here (a mangled line is still a request,
+# which the desync classifier then judges), never a control character; the line must end
+# in the version. Binary protocols do not write that by chance.
+_REQUEST_LINE = re.compile(
+    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64} [^\x00-\x20\x7f][^\x00-\x08\x0a-\x1f\x7f]*"
+    rb" HTTP/[0-9]\.[0-9]\r?\n"
+)
+_METHOD_AND_SPACE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64} ")
+#: Bytes of a request line looked at (longer lines are sniffed by the known methods only).
+HTTP_LINE_LIMIT = 8192
+
+
+def looks_like_http(data: bytes) -> bool:
+    """Whether bytes start like an HTTP/1.x message: a status line, or a request line.
+
+    A request line counts with **any** token as its method once the whole line is there
+    (up to its LF, within :data:`HTTP_LINE_LIMIT` bytes); before that, or for an HTTP/0.9
+    line without a version, only a method of :data:`HTTP_METHODS` followed by a space does.
+    The one sniffer of HTTP: the per-packet dissector, the stream dispatcher and the HTTP
+    parser's resynchronisation all ask it.
+
+    >>> looks_like_http(b"QUERY /users HTTP/1.1\\r\\n"), looks_like_http(b"GET /a")
+    (True, True)
+    >>> looks_like_http(b"X-TRACK /a"), looks_like_http(b"\\x16\\x03\\x01\\x02\\x00")
+    (False, False)
+    """
+    if data.startswith((b"HTTP/1.", b"HTTP/0.9")):
+        return True
+    space = data.find(b" ", 0, 65)
+    if space <= 0:
+        return False
+    if bytes(data[:space]) in HTTP_METHODS:
+        return True
+    return _REQUEST_LINE.match(data, 0, HTTP_LINE_LIMIT) is not None
+
+
+def http_line_pending(data: bytes) -> bool:
+    """Whether ``data`` may still become a request line of an unknown method: a token
+    and a space, no line end yet (so a sniffer should wait for more bytes)."""
+    return (
+        len(data) < HTTP_LINE_LIMIT
+        and b"\n" not in data
+        and _METHOD_AND_SPACE.match(data) is not None
+    )
 _PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-
-def _looks_like_http(data: bytes, off: int, end: int) -> bool:
-    head = data[off:min(end, off + 16)]
-    if head.startswith(b"HTTP/1.") or head.startswith(b"HTTP/0.9"):
-        return True
-    space = head.find(b" ")
-    return space > 0 and head[:space] in HTTP_METHODS
-
-
-def _looks_like_tls(data: bytes, off: int, end: int) -> bool:
-    if end - off < 5:
-        return False
-    content_type, major, minor = data[off], data[off + 1], data[off + 2]
-    return 20 <= content_type <= 24 and major == 3 and minor <= 4
 
 
 def _tcp_application(data: bytes, off: int, end: int, sport: int, dport: int) -> str:
@@ -425,9 +509,9 @@ def _tcp_application(data: bytes, off: int, end: int, sport: int, dport: int) ->
         return "proxy"
     if head.startswith(b"PRI * HTTP/2.0"):
         return "http2"
-    if _looks_like_tls(data, off, end):
+    if looks_like_tls(data, off, end):
         return "tls"
-    if _looks_like_http(data, off, end):
+    if looks_like_http(data[off:min(end, off + HTTP_LINE_LIMIT)]):
         return "http"
     return TCP_PORTS.get(dport) or TCP_PORTS.get(sport) or "data"
 
@@ -465,74 +549,6 @@ def _proxy(data: bytes, off: int, end: int) -> _Next:
     if damaged or stop >= end:
         return layer, None, stop, end
     return layer, _tcp_application(data, stop, end, 0, 0), stop, end
-
-
-_TLS_CONTENT = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data",
-                24: "heartbeat"}
-_TLS_HANDSHAKE = {0: "hello_request", 1: "client_hello", 2: "server_hello", 4: "new_session_ticket",
-                  8: "encrypted_extensions", 11: "certificate", 12: "server_key_exchange",
-                  13: "certificate_request", 14: "server_hello_done", 15: "certificate_verify",
-                  16: "client_key_exchange", 20: "finished"}
-TLS_VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2",
-                0x0304: "TLS 1.3"}
-
-
-def client_hello_sni(body: bytes) -> str | None:
-    """The server name (SNI) in a ClientHello body (after the 4-byte handshake header).
-
-    RFC 8446 §4.1.2 lays the ClientHello out as: version(2) random(32) session_id<0..32>
-    cipher_suites<2..> compression<1..> extensions<..>; SNI is extension 0 (RFC 6066 §3).
-    Returns ``None`` when absent or when the bytes end first.
-    """
-    try:
-        p = 34
-        p += 1 + body[p]
-        p += 2 + int.from_bytes(body[p:p + 2], "big")
-        p += 1 + body[p]
-        ext_end = p + 2 + int.from_bytes(body[p:p + 2], "big")
-        p += 2
-        while p + 4 <= min(ext_end, len(body)):
-            ext_type, ext_len = unpack_from("!HH", body, p)
-            p += 4
-            if ext_type == 0 and p + 5 <= len(body):
-                name_len = int.from_bytes(body[p + 3:p + 5], "big")
-                name = body[p + 5:p + 5 + name_len]
-                if len(name) == name_len:
-                    return bytes(name).decode("ascii", "replace")
-                return None
-            p += ext_len
-    except IndexError:
-        return None
-    return None
-
-
-def _tls(data: bytes, off: int, end: int) -> _Next:
-    content_type, version, length = data[off], unpack_from("!H", data, off + 1)[0], unpack_from("!H", data, off + 3)[0]
-    fields: dict = {"record.content_type": content_type, "record.version": version, "record.length": length}
-    what = _TLS_CONTENT.get(content_type, str(content_type))
-    records = 1
-    p = off + 5 + length
-    while p + 5 <= end and _looks_like_tls(data, p, end):  # more records in the same segment
-        records += 1
-        p += 5 + unpack_from("!H", data, p + 3)[0]
-    fields["records"] = records
-    if content_type == 22 and end - off >= 9:
-        hs_type = data[off + 5]
-        fields["handshake.type"] = hs_type
-        what = _TLS_HANDSHAKE.get(hs_type, f"handshake {hs_type}")
-        if hs_type == 1:
-            body = data[off + 9:min(end, off + 5 + length)]
-            sni = client_hello_sni(body)
-            if sni is not None:
-                fields["handshake.extensions_server_name"] = sni
-                what += f" SNI={sni}"
-    cut = off + 5 + length > end
-    summary = f"TLS {TLS_VERSIONS.get(version, hex(version))} {what}"
-    if records > 1:
-        summary += f" (+{records - 1} more record{'s' if records > 2 else ''})"
-    if cut:
-        summary += f" (record continues in later segments: {end - off - 5} of {length} bytes here)"
-    return _layer("tls", off, end - off, fields, summary), None, end, end
 
 
 def _http(data: bytes, off: int, end: int) -> _Next:
@@ -631,6 +647,23 @@ def _by_port(name: str, title: str) -> Callable[[bytes, int, int], _Next]:
     return dissector
 
 
+def _echo_numbers(fields: dict) -> str:
+    """An echo's identifier and sequence number as tshark shows them: the sequence number
+    read both ways (``seq=13312/52``), since Windows' ping counts in little-endian."""
+    return f"id=0x{fields['ident']:04x}, seq={fields['seq']}/{fields['seq_le']}"
+
+
+def _echo_data(data: bytes, off: int, end: int) -> _Next:
+    """The payload of an ICMP or ICMPv6 echo (RFC 792, RFC 4443 §4.1): whatever ping put
+    there, returned as sent in the reply. tshark calls it ``data`` too; it is part of the
+    ICMP message, so it sits at the network layer, not the application's."""
+    size = max(0, end - off)
+    kind = "request" if data[off - 8] in (8, 128) else "reply"  # the echo header before it
+    ident, seq = unpack_from("!HH", data, off - 4)
+    summary = f"ping {kind} id=0x{ident:04x} seq={seq}: {size} bytes of echo data (returned as sent)"
+    return Layer("data", 3, "internet", off, size, {"len": size}, summary), None, end, end
+
+
 def _data(data: bytes, off: int, end: int) -> _Next:
     size = max(0, end - off)
     return _layer("data", off, size, {"len": size}, f"{size} bytes of data osilab does not decode"), None, end, end
@@ -644,6 +677,8 @@ def _data(data: bytes, off: int, end: int) -> _Next:
 LINKTYPES: MappingProxyType[int, str] = MappingProxyType({
     0: "null",      # BSD loopback, host byte order
     1: "eth",       # Ethernet II
+    9: "ppp",       # PPP, with or without HDLC-like framing (RFC 1661, RFC 1662)
+    50: "ppp",      # PPP in HDLC-like framing
     12: "raw",      # DLT_RAW on some BSDs
     14: "raw",
     101: "raw",     # LINKTYPE_RAW
@@ -651,17 +686,19 @@ LINKTYPES: MappingProxyType[int, str] = MappingProxyType({
     113: "sll",     # Linux cooked capture v1
     228: "ip",      # LINKTYPE_IPV4
     229: "ipv6",    # LINKTYPE_IPV6
+    239: "nflog",   # Linux netfilter NFLOG
     276: "sll2",    # Linux cooked capture v2
 })
 
 #: EtherType -> dissector (IEEE registry).
 ETHERTYPES: MappingProxyType[int, str] = MappingProxyType({
-    0x0800: "ip", 0x0806: "arp", 0x8035: "arp", 0x86DD: "ipv6", 0x8100: "vlan", 0x88A8: "vlan", 0x9100: "vlan",
+    0x0800: "ip", 0x0806: "arp", 0x8035: "arp", 0x86DD: "ipv6", 0x8100: "vlan", 0x88A8: "ieee8021ad",
+    0x9100: "vlan", **TUNNEL_ETHERTYPES,
 })
 
 #: IP protocol number -> dissector (IANA "Assigned Internet Protocol Numbers").
 IP_PROTOCOLS: MappingProxyType[int, str] = MappingProxyType({
-    1: "icmp", 4: "ip", 6: "tcp", 17: "udp", 41: "ipv6", 58: "icmpv6",
+    1: "icmp", 4: "ip", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 58: "icmpv6",
 })
 
 #: Well-known TCP ports for payload that does not announce itself by its first bytes.
@@ -670,13 +707,13 @@ TCP_PORTS: MappingProxyType[int, str] = MappingProxyType({
 })
 
 #: Well-known UDP ports.
-UDP_PORTS: MappingProxyType[int, str] = MappingProxyType({53: "dns"})
+UDP_PORTS: MappingProxyType[int, str] = MappingProxyType({53: "dns", **UDP_TUNNEL_PORTS})
 
 _DISSECTORS: MappingProxyType[str, Callable[[bytes, int, int], _Next]] = MappingProxyType({
-    "eth": _eth, "vlan": _vlan, "sll": _sll, "sll2": _sll2, "null": _null, "loop": _loop,
+    "eth": _eth, "vlan": _vlan, "ieee8021ad": _ieee8021ad, "llc": _llc, "sll": _sll, "sll2": _sll2, "null": _null, "loop": _loop,
     "raw": _raw, "arp": _arp, "ip": _ip, "ipv6": _ipv6_layer, "icmp": _icmp, "icmpv6": _icmpv6,
-    "tcp": _tcp, "udp": _udp, "dns": _dns, "dns_tcp": _dns_tcp, "tls": _tls, "http": _http,
-    "http2": _http2, "proxy": _proxy, "data": _data,
+    "tcp": _tcp, "udp": _udp, "dns": _dns, "dns_tcp": _dns_tcp, "tls": tls, "http": _http,
+    "http2": _http2, "proxy": _proxy, "dtls": dtls, "data": _data, "echo_data": _echo_data, **TUNNEL_DISSECTORS,
     "pgsql": _by_port("pgsql", "PostgreSQL wire protocol"),
     "resp": _by_port("resp", "Redis RESP"),
 })
@@ -702,14 +739,28 @@ def dissect(data: bytes, linktype: int, *, through_transport: bool = False) -> t
     layers: list[Layer] = []
     name: str | None = first
     off, end = 0, len(data)
+    depth = 0  # tunnels around the current layer (Layer.depth)
+    routed = entering = False  # a network layer seen at this depth; a tunnel header just read
     while name is not None and off < end and len(layers) < 32:
+        if entering and name not in TUNNELS:  # the first header of the packet a tunnel carries
+            depth, routed, entering = depth + 1, False, False
+        if name == "gtp" and depth:  # as Wireshark: GTP-U inside GTP-U is left undecoded
+            name = "data"
         try:
             layer, name, off, end = _DISSECTORS[name](data, off, end)
         except Exception as exc:  # noqa: BLE001 - a dissector bug must not lose the packet
             layers.append(_layer("data", off, end - off, {"len": end - off},
                                  f"{name}: could not decode", f"{name} dissector failed: {exc!r}"))
             break
+        kind = layer.name
+        if depth:
+            layer = replace(layer, depth=depth)
         layers.append(layer)
-        if layer.damaged or (through_transport and layer.name in ("tcp", "udp")):
+        if kind == "ip" or kind == "ipv6":
+            routed = True
+            entering = name == "ip" or name == "ipv6"  # IP in IP: this header is the tunnel's
+        elif kind in TUNNELS and routed:
+            entering = True
+        if layer.damaged or (through_transport and (kind == "tcp" or kind == "udp") and name not in TUNNELS):
             break
     return tuple(layers)

@@ -51,11 +51,14 @@ from typing import TYPE_CHECKING, NamedTuple
 from osilab.capture.dissect import dissect
 from osilab.capture.files import ReadCallback, Record
 from osilab.capture.layer import IP_TEXT, Layer, ip_text
+from osilab.capture.tunnels import TUNNEL_ETHERTYPES, UDP_TUNNEL_PORTS
 
 if TYPE_CHECKING:
     from osilab.capture.reader import Capture
 
-__all__ = ["FlowFacts", "FLOW_FACTS_FIELDS", "flow_facts", "quick_facts", "layer_facts"]
+__all__ = [
+    "FlowFacts", "FLOW_FACTS_FIELDS", "flow_facts", "quick_facts", "layer_facts", "missing_bytes",
+]  # fmt: skip
 
 
 class FlowFacts(NamedTuple):
@@ -102,7 +105,11 @@ FLOW_FACTS_FIELDS: tuple[str, ...] = FlowFacts._fields
 _facts = tuple.__new__  # FlowFacts(...) without the keyword handling: the hot path
 _VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100))
 _IPV6_EXTENSIONS = frozenset((0, 43, 44, 51, 60, 135))
-_TUNNELS = frozenset((4, 41))  # IP in IP, IPv6 in IP: the dissector follows them
+_TUNNELS = frozenset((4, 41, 47))  # IP in IP, IPv6 in IP, GRE: the dissector follows them
+#: UDP ports of tunnels (VXLAN, GENEVE, GTP-U, Teredo...): the flow is the inner packet's.
+_UDP_TUNNELS = frozenset(UDP_TUNNEL_PORTS)
+#: EtherTypes (and 802.3 lengths) whose frames may carry IP further in: MPLS, PPPoE, LLC/SNAP.
+_LINK_TUNNELS = frozenset(TUNNEL_ETHERTYPES)
 _TCP = struct.Struct("!HHIIH").unpack_from
 _UDP = struct.Struct("!HH").unpack_from
 # Ethernet + IPv4 without options + TCP, the common case, in one call from offset 14:
@@ -137,6 +144,7 @@ def _read(records: Iterable[Record], rare: Callable[[Record], FlowFacts | None])
     text = IP_TEXT
     make = _facts
     eth_ipv4_tcp, unpack_tcp, unpack_udp = _ETH_IPV4_TCP, _TCP, _UDP
+    udp_tunnels = _UDP_TUNNELS
     for record in records:
         no, time, linktype, data, wire_length, interface, problem = record
         if problem is not None:
@@ -227,6 +235,9 @@ def _read(records: Iterable[Record], rare: Callable[[Record], FlowFacts | None])
             raw = data[off + 24 : off + 40]
             dst = text.get(raw) or ip_text(raw)
             off += 40
+        elif ethertype in _LINK_TUNNELS or ethertype <= 1500:
+            yield rare(record)
+            continue
         else:
             yield _no_transport(no, time, interface, None, None, wire_length, data)
             continue
@@ -252,6 +263,9 @@ def _read(records: Iterable[Record], rare: Callable[[Record], FlowFacts | None])
                 yield rare(record)
                 continue
             sport, dport = unpack_udp(data, off)
+            if dport in udp_tunnels or sport in udp_tunnels:
+                yield rare(record)
+                continue
             udp_end = off + length if off + length < ip_end else ip_end
             yield make(FlowFacts, (no, time, interface, "udp", src, sport, dst, dport, None, None,
                                    None, off + 8, udp_end - off - 8, 0, wire_length, None, data))  # fmt: skip
@@ -271,19 +285,24 @@ def layer_facts(no: int, time: float, interface: int, data: bytes, wire_length: 
                 layers: Sequence[Layer], read_error: str | None = None) -> FlowFacts:  # fmt: skip
     """The facts from a dissected frame's layers (the slow path, and the reference).
 
-    The network layer is the first ``ip``/``ipv6`` layer with addresses, the transport the
-    first ``tcp``/``udp`` layer with ports above it: the same walk ``Packet.proto`` has
-    always made, so a tunnel shows its outer addresses and its inner ports.
+    The flow is the innermost packet's: the network layer is the first ``ip``/``ipv6``
+    layer with addresses at the deepest tunnel depth that has one (:attr:`Layer.depth`),
+    the transport the first ``tcp``/``udp`` layer with ports after it at that depth. A
+    VXLAN-mirrored TCP segment is the inner TCP connection's, as on the wire it came from;
+    an ICMP error's quoted headers are not the packet's own (the walk stops at ICMP).
     """
     net = trans = None
+    deepest = -1
+    searching = False  # still looking for the transport header of the packet ``net`` opens
     for layer in layers:
         name = layer.name
-        if net is None:
-            if (name == "ip" or name == "ipv6") and "src" in layer.fields:
-                net = layer.fields
-        elif (name == "tcp" or name == "udp") and "srcport" in layer.fields:
-            trans = layer
-            break
+        if (name == "ip" or name == "ipv6") and layer.depth > deepest and "src" in layer.fields:
+            net, deepest, trans, searching = layer.fields, layer.depth, None, True
+        elif searching and layer.depth == deepest:
+            if (name == "tcp" or name == "udp") and "srcport" in layer.fields:
+                trans, searching = layer, False
+            elif name == "icmp" or name == "icmpv6":
+                searching = False
     damaged = read_error or _l4_damage(layers)
     src = net["src"] if net is not None else None
     dst = net.get("dst") if net is not None else None
@@ -299,7 +318,7 @@ def layer_facts(no: int, time: float, interface: int, data: bytes, wire_length: 
     size = fields.get("len", 0)
     return FlowFacts(no, time, interface, "tcp", src, fields["srcport"], dst, fields.get("dstport"),
                      fields.get("flags", 0), fields.get("seq", 0), fields.get("ack", 0), start,
-                     size, _missing(layers, data, wire_length, size), wire_length, damaged, data)  # fmt: skip
+                     size, missing_bytes(layers, data, wire_length, size), wire_length, damaged, data)  # fmt: skip
 
 
 def _l4_damage(layers: Sequence[Layer]) -> str | None:
@@ -316,8 +335,16 @@ def _l4_damage(layers: Sequence[Layer]) -> str | None:
     return None
 
 
-def _missing(layers: Sequence[Layer], data: bytes, wire_length: int, payload_length: int) -> int:
-    """TCP payload bytes the capture cut off (snap length), from the IP length fields."""
+def missing_bytes(
+    layers: Sequence[Layer], data: bytes, wire_length: int, payload_length: int
+) -> int:
+    """TCP payload bytes the capture cut off (snap length), from the IP length fields.
+
+    ``payload_length`` is the payload the frame still holds. The IPv4 total length
+    (RFC 791) or the IPv6 payload length (RFC 8200) says what was sent; what is left once
+    the IP and TCP headers and the captured payload are taken off never reached the file.
+    Used by the slow path here and by the stream tracker on dissected packets.
+    """
     if wire_length <= len(data):
         return 0
     tcp = next((layer for layer in layers if layer.name == "tcp"), None)

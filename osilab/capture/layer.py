@@ -9,8 +9,14 @@ The text forms of addresses live here too (:func:`ip_text`, :func:`mac_text`), i
 bounded cache that the dissector and the flow-facts fast path share: a capture holds few
 distinct addresses, and each is formatted once.
 
+Tunnels nest whole packets inside packets (VXLAN carries an Ethernet frame inside UDP,
+GRE an IP packet inside IP). A layer's ``depth`` says how many tunnels it is inside: 0 for
+the outer packet, 1 for the packet a tunnel carries, and so on (:attr:`Layer.inner`). The
+tunnel's own header belongs to the packet that carries it.
+
 This module is the bottom of the capture stage: the dissector (:mod:`.dissect`) makes
-layers, the packet (:mod:`.packet`) holds them, and neither is imported here.
+layers (with :func:`new_layer`, which files the protocol in the taxonomy), the packet
+(:mod:`.packet`) holds them, and neither is imported here.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Layer", "ip_text", "mac_text"]
+from osilab.layers import PROTOCOLS
+
+__all__ = ["Layer", "new_layer", "cut_layer", "ip_text", "mac_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,8 @@ class Layer:
         fields: the key fields, by Wireshark field name without the protocol prefix.
         summary: one line, as a learner would say it.
         damaged: why this layer could not be fully decoded, or ``None``.
+        depth: how many tunnels this layer is inside (0: the outer packet). The layers of
+            a VXLAN frame's inner packet have depth 1; VXLAN in VXLAN gives depth 2.
     """
 
     name: str
@@ -47,9 +57,24 @@ class Layer:
     fields: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
     damaged: str | None = None
+    depth: int = 0
+
+    @property
+    def inner(self) -> bool:
+        """True when this layer belongs to a packet carried inside a tunnel."""
+        return self.depth > 0
 
     def __getitem__(self, key: str) -> Any:
-        return self.fields[key]
+        """A field by its name, bare (``"dstport"``) or as Wireshark writes it
+        (``"tcp.dstport"``); a name the layer lacks is a KeyError listing the ones it has."""
+        fields = self.fields
+        if key in fields:
+            return fields[key]
+        bare = key[len(self.name) + 1 :] if key.startswith(self.name + ".") else None
+        if bare is not None and bare in fields:
+            return fields[bare]
+        raise KeyError(f"the {self.name} layer has no field {key!r}; its fields: "
+                       f"{', '.join(fields) or '(none)'}")  # fmt: skip
 
     def __contains__(self, key: object) -> bool:
         return key in self.fields
@@ -74,7 +99,30 @@ class Layer:
         }
         if self.damaged:
             out["damaged"] = self.damaged
+        if self.depth:
+            out["depth"] = self.depth
         return out
+
+
+#: Layer name -> (OSI layer, TCP/IP layer): looked up for every layer the dissector makes.
+_PLACES = {name: (p.osi, p.tcpip) for name, p in PROTOCOLS.items()}
+
+
+def new_layer(name: str, offset: int, length: int, fields: dict, summary: str,
+              damaged: str | None = None) -> Layer:  # fmt: skip
+    """A layer of protocol ``name``, filed in the OSI and TCP/IP models by :mod:`osilab.layers`."""
+    osi, tcpip = _PLACES[name]
+    return Layer(name, osi, tcpip, offset, length, fields, summary, damaged)
+
+
+def cut_layer(name: str, offset: int, end: int, need: int) -> Layer:
+    """The damaged layer of a ``name`` header that needs ``need`` bytes but the frame ends at ``end``."""
+    have = max(0, end - offset)
+    return new_layer(
+        name, offset, have, {},
+        f"{name}: truncated ({have} of {need} header bytes)",
+        f"{name} header needs {need} bytes at frame offset {offset}, only {have} captured",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ layers.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import Any
 
 from osilab.capture.dissect import dissect
@@ -27,6 +28,12 @@ from osilab.capture.layer import Layer
 __all__ = ["Layer", "Packet", "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK", "TCP_URG"]
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+
+def _fact(field: str, doc: str) -> Any:
+    """A read-only :class:`Packet` attribute: the :class:`FlowFacts` field ``field`` of
+    :attr:`Packet.facts` (a property over ``attrgetter("facts.<field>")``)."""
+    return property(attrgetter(f"facts.{field}"), doc=doc)
 
 
 class Packet:
@@ -94,11 +101,17 @@ class Packet:
                 return lay
         return None
 
-    def __getitem__(self, name: str) -> Layer:
+    def __getitem__(self, name: str) -> Any:
+        """``pkt["tcp"]``: the first layer of that name; ``pkt["tcp.dstport"]``: a field by
+        its Wireshark name (the layer before the first dot). A KeyError lists what there is."""
         found = self.layer(name)
-        if found is None:
-            raise KeyError(f"packet {self.no} has no {name!r} layer (it has {self.names()})")
-        return found
+        if found is not None:
+            return found
+        layer, dot, _field = name.partition(".")
+        holder = self.layer(layer) if dot else None
+        if holder is not None:
+            return holder[name]
+        raise KeyError(f"packet {self.no} has no {layer!r} layer (it has {self.names()})")
 
     def __contains__(self, name: object) -> bool:
         return any(lay.name == name for lay in self.layers)
@@ -147,60 +160,82 @@ class Packet:
             self._facts = facts
         return facts
 
-    @property
-    def proto(self) -> str | None:
-        """``"tcp"`` or ``"udp"`` when the packet carries one, else ``None``."""
-        return self.facts.proto
-
-    @property
-    def ip_src(self) -> str | None:
-        return self.facts.src
-
-    @property
-    def ip_dst(self) -> str | None:
-        return self.facts.dst
-
-    @property
-    def src_port(self) -> int | None:
-        return self.facts.src_port
-
-    @property
-    def dst_port(self) -> int | None:
-        return self.facts.dst_port
-
-    @property
-    def tcp_flags(self) -> int | None:
-        return self.facts.tcp_flags
-
-    @property
-    def tcp_seq(self) -> int | None:
-        return self.facts.tcp_seq
-
-    @property
-    def tcp_ack(self) -> int | None:
-        return self.facts.tcp_ack
-
-    @property
-    def payload_offset(self) -> int:
-        """Where the transport payload starts in :attr:`data` (end of frame when none)."""
-        return self.facts.payload_offset
-
-    @property
-    def payload(self) -> bytes:
-        """The TCP or UDP payload, bounded by the IP length (Ethernet padding excluded)."""
-        return self.facts.payload
+    # Each of these is the field of :attr:`facts` of the same meaning, read through
+    # (``attrgetter`` keeps it as fast as reading the field itself).
+    proto: str | None = _fact("proto", '``"tcp"`` or ``"udp"`` when the packet carries one, else ``None``.')
+    ip_src: str | None = _fact("src", "The (outermost) IP source address as text, ``None`` without IP.")
+    ip_dst: str | None = _fact("dst", "The (outermost) IP destination address as text.")
+    src_port: int | None = _fact("src_port", "The TCP or UDP source port.")
+    dst_port: int | None = _fact("dst_port", "The TCP or UDP destination port.")
+    tcp_flags: int | None = _fact("tcp_flags", "The 9 TCP flag bits (FIN 0x01 ... NS 0x100).")
+    tcp_seq: int | None = _fact("tcp_seq", "The TCP sequence number (RFC 9293 SEG.SEQ).")
+    tcp_ack: int | None = _fact("tcp_ack", "The TCP acknowledgment number (SEG.ACK).")
+    payload_offset: int = _fact("payload_offset", "Where the transport payload starts in :attr:`data` (end of frame when none).")
+    payload: bytes = _fact("payload", "The TCP or UDP payload, bounded by the IP length (Ethernet padding excluded).")
 
     # -- display ------------------------------------------------------------------------
 
+    def _top_run(self) -> tuple[Layer, ...]:
+        """The top layer and the layers of the same protocol right under it: the messages of
+        one protocol a segment completes (five PostgreSQL messages in one segment)."""
+        layers = self.layers
+        if not layers:
+            return ()
+        start = len(layers) - 1
+        while start > 0 and layers[start - 1].name == layers[-1].name:
+            start -= 1
+        return layers[start:]
+
+    def stack_text(self) -> str:
+        """The layer stack as one line, a protocol repeated at the top counted once:
+        ``eth(2) ip(3) tcp(4) pgsql(7)x5`` (tshark's frame.protocols names it once too)."""
+        run = self._top_run()
+        below = self.layers[: len(self.layers) - len(run)]
+        text = " ".join(f"{lay.name}({lay.osi})" for lay in below)
+        if run:
+            top = f"{run[0].name}({run[0].osi})" + (f"x{len(run)}" if len(run) > 1 else "")
+            text = f"{text} {top}" if text else top
+        return text
+
+    def top_summary(self) -> str:
+        """What the packet carries, in one line: the top layer's summary, or for several
+        messages of one protocol (pipelined requests, PostgreSQL's Parse/Bind/Execute/Sync),
+        how many and each one's summary, as tshark's Info column lists them all."""
+        run = self._top_run()
+        if not run:
+            return "empty frame"
+        if len(run) == 1:
+            return run[0].summary
+        return f"{len(run)} {run[0].name} messages: " + " | ".join(lay.summary for lay in run)
+
     def summary(self) -> str:
-        """One line: number, time and the top layer's summary."""
-        top = self.layers[-1] if self.layers else None
-        what = top.summary if top else "empty frame"
+        """One line: number, layer names and what the packet carries (:meth:`top_summary`)."""
         flag = f"  [damaged: {self.damaged}]" if self.damaged else ""
-        return f"#{self.no}  {' / '.join(self.names())}  {what}{flag}"
+        return f"#{self.no}  {' / '.join(self.names())}  {self.top_summary()}{flag}"
 
     def __repr__(self) -> str:
         return f"<Packet #{self.no} {'/'.join(self.names())} {len(self.data)} bytes>"
+
+    def to_scapy(self) -> Any:
+        """This frame as a scapy packet to edit: built from its bytes by the class scapy binds
+        to its link type (``conf.l2types``), with its time, wire length, comment and interface.
+        ``bytes()`` of it is the frame again. (From scapy: :mod:`osilab.capture.scapy_bridge`.)
+
+        >>> import osilab                                                    # doctest: +SKIP
+        >>> osilab.read("captures/alb/alb.pcapng")[3].to_scapy().summary()   # doctest: +SKIP
+        'Ether / IP / TCP 198.51.100.10:40000 > 203.0.113.10:http S'
+        """
+        from scapy.config import conf
+        from scapy.packet import Raw
+
+        built = conf.l2types.num2layer.get(self.linktype, Raw)(self.data)
+        built.time = self.time
+        built.wirelen = self.wire_length
+        if self.comment:
+            built.comment = self.comment.encode()
+        if self.interface_name:
+            built.sniffed_on = self.interface_name
+        return built
 
     def show(self, file: Any = None) -> None:
         """Print the packet as a learner reads it: one block per layer, bottom first."""

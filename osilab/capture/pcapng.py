@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -64,6 +64,9 @@ __all__ = [
     "block",
     "option",
     "write_pcapng",
+    "write",
+    "CaptureWriter",
+    "PCAP_EXTENSIONS",
     "pcap_to_pcapng",
 ]
 
@@ -194,23 +197,154 @@ def _ticks(time: float, digits: int) -> int:
     return seconds * 10**digits + round((time - seconds) * 10**digits)
 
 
+#: File extension -> format written by :func:`write`: classic pcap for ``.pcap`` (and
+#: tcpdump's ``.cap``/``.dmp``), pcapng for everything else.
+PCAP_EXTENSIONS = frozenset({".pcap", ".cap", ".dmp"})
+
+
+class CaptureWriter:
+    """Write packets one at a time as pcapng (or classic pcap): the one writer.
+
+    Items are :class:`~osilab.capture.Packet` objects or record tuples
+    ``(no, time, linktype, data, wire_length, interface, ...)`` as
+    :meth:`Capture.records() <osilab.capture.Capture.records>` gives them.
+
+    pcapng: each record goes to the interface its ``interface`` index names. An interface
+    is described (an IDB) before its first packet: from ``interfaces`` when that names it
+    (its name, description, snap length and timestamp resolution kept), else from the
+    record (its link type, no name, microsecond timestamps: pcap's and pcapng's default;
+    finer times are then rounded to the microsecond). A packet's ``comment`` becomes the
+    EPB's ``opt_comment``, which Wireshark shows as the frame's comment.
+
+    pcap (``fmt="pcap"``) has one link type and no interfaces or comments: a packet of
+    another link type is a :class:`CaptureError` (write pcapng instead); nanosecond
+    timestamps are kept when the first packet's interface has them.
+    """
+
+    def __init__(self, target: str | os.PathLike[str] | BinaryIO, *, interfaces: Any = None,
+                 fmt: str = "pcapng") -> None:  # fmt: skip
+        if fmt not in ("pcapng", "pcap"):
+            raise CaptureError(f"cannot write the format {fmt!r} (pcapng or pcap)")
+        self.format = fmt
+        self.name = os.fspath(target) if isinstance(target, (str, os.PathLike)) else None
+        self._handle: BinaryIO = open(target, "wb") if self.name is not None else target  # type: ignore[arg-type, assignment]
+        self._interfaces = interfaces
+        self._described: dict[int, tuple[int, int]] = {}  # record interface -> (IDB index, digits)
+        self._pcap: tuple[int, int] | None = None  # (linktype, digits) once the header is written
+        self.count = 0
+        if fmt == "pcapng":
+            self._handle.write(_SECTION)
+            if not callable(interfaces):
+                for iface in interfaces or ():
+                    self._describe(iface.index, iface.linktype, iface)
+
+    @classmethod
+    def to_path(cls, path: str | os.PathLike[str], *, interfaces: Any = None) -> CaptureWriter:
+        """A writer of ``path`` in the format its name says: pcap for ``.pcap`` (and
+        ``.cap``, ``.dmp``: :data:`PCAP_EXTENSIONS`), else pcapng."""
+        fmt = "pcap" if os.path.splitext(os.fspath(path))[1].lower() in PCAP_EXTENSIONS else "pcapng"
+        return cls(path, interfaces=interfaces, fmt=fmt)
+
+    def _known(self, index: int) -> Interface | None:
+        for iface in self._known_all():
+            if iface.index == index:
+                return iface
+        return None
+
+    def _known_all(self) -> list[Interface]:
+        known = self._interfaces() if callable(self._interfaces) else self._interfaces
+        return sorted(known or (), key=lambda iface: iface.index)
+
+    def _describe_up_to(self, index: int, linktype: int) -> tuple[int, int]:
+        """Describe interface ``index``, and first every known one numbered before it, so
+        the written file numbers its interfaces as the source did."""
+        for iface in self._known_all():
+            if iface.index <= index and iface.index not in self._described:
+                self._describe(iface.index, iface.linktype, iface)
+        found = self._described.get(index)
+        return found if found is not None else self._describe(index, linktype, None)
+
+    def _describe(self, index: int, linktype: int, iface: Interface | None) -> tuple[int, int]:
+        digits = _digits(iface.resolution) if iface is not None else 6
+        if iface is not None:
+            block_ = _interface_block(iface.linktype, iface.snaplen, iface.name, iface.description,
+                                      digits)  # fmt: skip
+        else:
+            block_ = _interface_block(linktype, 0, None, None, digits)
+        self._handle.write(block_)
+        found = self._described[index] = (len(self._described), digits)
+        return found
+
+    def write(self, item: Any) -> None:
+        """Write one packet or record."""
+        if isinstance(item, tuple):
+            _no, time, linktype, data, wire_length, index = item[:6]
+            comment = None
+        else:
+            time, linktype, data = item.time, item.linktype, item.data
+            wire_length, index, comment = item.wire_length, item.interface, item.comment
+        wire_length = max(wire_length, len(data))
+        if self.format == "pcap":
+            self._write_pcap(time, linktype, data, wire_length, index)
+            return
+        found = self._described.get(index)
+        if found is None:
+            found = self._describe_up_to(index, linktype)
+        self._handle.write(_packet_block(found[0], _ticks(time, found[1]), data, wire_length,
+                                         comment))  # fmt: skip
+        self.count += 1
+
+    def _write_pcap(self, time: float, linktype: int, data: bytes, wire_length: int,
+                    index: int) -> None:  # fmt: skip
+        if self._pcap is None:
+            iface = self._known(index)
+            digits = 9 if iface is not None and _digits(iface.resolution) == 9 else 6
+            magic = 0xA1B23C4D if digits == 9 else 0xA1B2C3D4
+            snaplen = iface.snaplen if iface is not None and iface.snaplen else 262144
+            self._handle.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+            self._pcap = (linktype, digits)
+        if linktype != self._pcap[0]:
+            raise CaptureError(
+                f"a pcap file holds one link type ({self._pcap[0]}), and this packet is of "
+                f"link type {linktype}: write pcapng (.pcapng) instead",
+                file=self.name, packet=self.count + 1,
+            )
+        ticks = _ticks(time, self._pcap[1])
+        units = 10 ** self._pcap[1]
+        self._handle.write(struct.pack("<IIII", ticks // units, ticks % units, len(data),
+                                       wire_length) + data)  # fmt: skip
+        self.count += 1
+
+    def close(self) -> None:
+        """Flush, and close the file when the writer opened it."""
+        if self.format == "pcap" and self._pcap is None:  # an empty pcap still has a header
+            self._handle.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+            self._pcap = (1, 6)
+        if self.name is not None:
+            self._handle.close()
+        else:
+            self._handle.flush()
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def write_pcapng(
     records: Iterable[Any],
     target: str | os.PathLike[str] | BinaryIO,
     *,
-    interfaces: Sequence[Interface] | None = None,
+    interfaces: Any = None,
 ) -> int:
     """Write packets or records as one pcapng section; returns how many were written.
 
-    ``records`` are :class:`~osilab.capture.Packet` objects or record tuples
-    ``(no, time, linktype, data, wire_length, interface, ...)`` as
-    :meth:`Capture.records() <osilab.capture.Capture.records>` gives them. ``interfaces``
-    (for example a capture's :attr:`~osilab.capture.Capture.interfaces` after a read)
-    are written first, names and timestamp resolutions kept, and each record goes to the
-    interface its ``interface`` index names. Without them, an interface is described
-    the first time a record names it (its link type from that record, no name, and
-    microsecond timestamps, pcap's and pcapng's default: finer times are rounded to the
-    microsecond). A packet's ``comment`` becomes the EPB's ``opt_comment``.
+    ``records`` are :class:`~osilab.capture.Packet` objects or record tuples (see
+    :class:`CaptureWriter`). ``interfaces`` (for example a capture's
+    :attr:`~osilab.capture.Capture.interfaces` after a read, or ``lambda:
+    cap.interfaces`` during one) describe the interfaces, names and timestamp resolutions
+    kept. A packet's ``comment`` becomes the EPB's ``opt_comment``.
 
     >>> import os, tempfile, osilab
     >>> path = os.path.join(tempfile.mkdtemp(), "one.pcapng")
@@ -219,32 +353,34 @@ def write_pcapng(
     >>> list(osilab.read(path).records())
     [(1, 1.5, 1, b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00', 14, 0)]
     """
-    if isinstance(target, (str, os.PathLike)):
-        with open(target, "wb") as handle:
-            return write_pcapng(records, handle, interfaces=interfaces)
-    target.write(_SECTION)
-    described: dict[int, tuple[int, int]] = {}  # record interface -> (block index, digits)
-    for iface in interfaces or ():
-        digits = _digits(iface.resolution)
-        target.write(_interface_block(iface.linktype, iface.snaplen, iface.name,
-                                      iface.description, digits))  # fmt: skip
-        described[iface.index] = (len(described), digits)
-    count = 0
-    for item in records:
-        if isinstance(item, tuple):
-            _no, time, linktype, data, wire_length, index = item[:6]
-            comment = None
-        else:
-            time, linktype, data = item.time, item.linktype, item.data
-            wire_length, index, comment = item.wire_length, item.interface, item.comment
-        found = described.get(index)
-        if found is None:
-            found = described[index] = (len(described), 6)
-            target.write(_interface_block(linktype, 0, None, None, 6))
-        ticks = _ticks(time, found[1])
-        target.write(_packet_block(found[0], ticks, data, max(wire_length, len(data)), comment))
-        count += 1
-    return count
+    with CaptureWriter(target, interfaces=interfaces) as writer:
+        for item in records:
+            writer.write(item)
+    return writer.count
+
+
+def write(packets: Iterable[Any], path: str | os.PathLike[str], *, interfaces: Any = None) -> int:
+    """Write packets (a :class:`~osilab.capture.Capture`, a list, any iterable of packets or
+    records) to ``path``: classic pcap for a ``.pcap`` name, pcapng otherwise. Returns how
+    many were written.
+
+    pcapng keeps what pcap cannot: several link types and interfaces (hops) in one file,
+    their names, and each packet's comment. Given a Capture, its interfaces are kept;
+    ``interfaces`` (a sequence, or ``lambda: cap.interfaces`` while ``cap`` is read) names
+    them for packets that come from elsewhere (a filter, a generator).
+
+    >>> import os, tempfile, osilab
+    >>> out = os.path.join(tempfile.mkdtemp(), "first.pcapng")
+    >>> osilab.write(osilab.read("captures/alb/alb.pcapng").head(3), out)   # doctest: +SKIP
+    3
+    """
+    if interfaces is None and hasattr(packets, "interfaces"):
+        source = packets
+        interfaces = lambda: source.interfaces  # noqa: E731 - read as the capture is read
+    with CaptureWriter.to_path(path, interfaces=interfaces) as writer:
+        for item in packets:
+            writer.write(item)
+    return writer.count
 
 
 def pcap_to_pcapng(pcap: bytes, interface_name: str, description: str = "") -> bytes:

@@ -17,8 +17,11 @@ The fast views skip the packets: :meth:`Capture.records` gives the raw records, 
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterator
+from itertools import islice
+from typing import Any, overload
 
 from osilab.capture.files import (
     MAX_DECOMPRESSED,
@@ -29,10 +32,21 @@ from osilab.capture.files import (
     hop_name,
     sniff,
 )
+from osilab.capture.filter import compile_filter
 from osilab.capture.packet import Packet
+from osilab.capture.tables import Rows, packet_rows
 from osilab.errors import CaptureError
 
-__all__ = ["Capture", "Interface", "read", "MAX_DECOMPRESSED", "MAX_RECORD"]
+__all__ = ["Capture", "Interface", "read", "MAX_DECOMPRESSED", "MAX_RECORD", "LEN_LIMIT"]
+
+#: ``len(cap)`` counts files up to this size on its own; past it, ``cap.count()`` does.
+LEN_LIMIT = 64 * 2**20
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """What says a file is unchanged: its modification time and size."""
+    stat = os.stat(path)
+    return stat.st_mtime_ns, stat.st_size
 
 
 class Capture:
@@ -64,6 +78,9 @@ class Capture:
         self.progress: Callable[[int], object] | None = None
         self._walk: RecordWalk | None = None
         self._interfaces_known = False
+        self._count: tuple[tuple[int | None, ...], int] | None = None  # (file stamp, packets)
+        #: Only the frames of this interface (hop), or every frame (``None``): see :meth:`on_interface`.
+        self.interface: int | None = None
         if not os.path.exists(self.path):
             raise CaptureError("no such file", file=self.path)
         if os.path.isdir(self.path):
@@ -120,7 +137,24 @@ class Capture:
         walk = self._walk = self._new_walk(progress if progress is not None else self.progress)
         self.errors = walk.errors
         self.interfaces = walk.interfaces
-        return iter(walk)
+        if self.interface is None:
+            return iter(walk)
+        only = self.interface
+        return (record for record in walk if record[5] == only)
+
+    def on_interface(self, interface: int) -> Capture:
+        """The same file seen on one interface (hop) only: frames keep their numbers.
+
+        A balancer stands on one hop of a multi-hop capture; every view of this capture
+        (packets, :meth:`records`, the flow facts) gives only that interface's frames.
+
+        >>> import osilab
+        >>> front = osilab.read("captures/alb/alb.pcapng").on_interface(0)   # doctest: +SKIP
+        """
+        view = copy.copy(self)
+        view.interface = interface
+        view._walk = None
+        return view
 
     def records(self) -> Iterator[tuple[int, float, int, bytes, int, int]]:
         """The fast path: ``(no, time, linktype, data, wire_length, interface)`` per frame.
@@ -143,6 +177,89 @@ class Capture:
                          interface_name=names[iface], read_error=problem)  # fmt: skip
             pkt.comment = comments.pop(no, None) if comments else None
             yield pkt
+
+    # -- a sequence, where that is cheap -------------------------------------------------
+
+    def count(self) -> int:
+        """How many packets the file holds (damaged ones included): one fast record walk,
+        remembered while the file is unchanged."""
+        stamp = (*_stamp(self.path), getattr(self, "interface", None))  # a hop view counts its own
+        if self._count is None or self._count[0] != stamp:
+            self._count = (stamp, sum(1 for _ in self.raw_records()))
+        return self._count[1]
+
+    def __len__(self) -> int:
+        """The packet count, for files up to :data:`LEN_LIMIT` bytes (or once counted).
+
+        A capture is read lazily, so ``len`` would read the whole file; past the limit it
+        says so and how to ask anyway (``cap.count()``).
+        """
+        if self._count is None and os.path.getsize(self.path) > LEN_LIMIT:
+            raise TypeError(
+                f"len() of {self.name} would read the whole file "
+                f"({os.path.getsize(self.path) / 2**20:.0f} MiB): use cap.count(), which does"
+            )
+        return self.count()
+
+    @overload
+    def __getitem__(self, index: int) -> Packet: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Packet]: ...
+
+    def __getitem__(self, index: int | slice) -> Packet | list[Packet]:
+        """``cap[i]``: the packet at Python index ``i`` (from 0, so ``cap[0].no == 1``);
+        ``cap[i:j]`` a list. Reads the file up to there; a negative index counts the file
+        first. For Wireshark's frame number use :meth:`frame`."""
+        if isinstance(index, slice):
+            start, stop, step = index.start, index.stop, index.step
+            if any(v is not None and v < 0 for v in (start, stop)) or (step or 1) < 0:
+                start, stop, step = index.indices(self.count())
+            return list(islice(self, start, stop, step))
+        if not isinstance(index, int):
+            raise TypeError(f"a Capture is indexed by packet position, not {type(index).__name__}"
+                            " (a frame number: cap.frame(n); a layer: pkt[name])")  # fmt: skip
+        position = index + self.count() if index < 0 else index
+        found = next(islice(self, position, None), None) if position >= 0 else None
+        if found is None:
+            raise IndexError(f"{self.name} has no packet at index {index} "
+                             f"(it holds {self.count()} packets)")  # fmt: skip
+        return found
+
+    def frame(self, no: int) -> Packet:
+        """The packet Wireshark numbers ``no`` (from 1): ``cap.frame(5) is cap[4]``'s twin."""
+        if no < 1:
+            raise IndexError(f"frame numbers start at 1, as Wireshark's do (got {no})")
+        return self[no - 1]
+
+    def filter(self, expression: str) -> Iterator[Packet]:
+        """The packets that pass a Wireshark display filter (:mod:`osilab.capture.filter`),
+        each frame dissected alone; the filter is read now, so a bad one raises at once.
+
+        For the stream-aware view -- a message split over segments on the frame that
+        completes it, as Wireshark shows it -- use ``osilab.pipeline.select_packets(cap, expr)``.
+
+        >>> import osilab
+        >>> [p.no for p in osilab.read("captures/alb/alb.pcapng").filter("tcp.flags.syn == 1")][:2]  # doctest: +SKIP
+        [1, 2]
+        """
+        return compile_filter(expression).select(self)
+
+    # -- tables ---------------------------------------------------------------------------
+
+    def table(self) -> Rows:
+        """The packet table (:mod:`osilab.capture.tables`): one row per packet, the keys
+        of ``osilab layers --json``; each packet dissected alone (for the stream-aware
+        layers, ``osilab.capture.tables.packet_rows(lambda: osilab.pipeline.annotate(cap))``)."""
+        return packet_rows(lambda: self)
+
+    def to_arrow(self) -> Any:
+        """A ``pyarrow.Table``, one row per packet (needs ``pip install 'osilab[tables]'``)."""
+        return self.table().to_arrow()
+
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame, one row per packet, typed columns (needs pyarrow and pandas)."""
+        return self.table().to_pandas()
 
     # -- display ------------------------------------------------------------------------
 

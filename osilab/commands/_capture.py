@@ -13,9 +13,13 @@ from collections.abc import Iterator
 
 from osilab._progress import ByteBar, attach
 from osilab.capture import Capture, Packet, read
-from osilab.pipeline import annotate
+from osilab.capture.filter import compile_filter
+from osilab.pipeline import Selection, annotate, selection
+from osilab.protocols._tls_crypto import load_keylog
+from osilab.streams.keys import FlowKey
 
-__all__ = ["capture_arguments", "open_capture", "report_errors", "packets", "many_hops", "MAX_ERRORS_SHOWN"]
+__all__ = ["capture_arguments", "open_capture", "report_errors", "packets", "many_hops", "MAX_ERRORS_SHOWN",
+           "filter_argument", "chosen_by_filter", "checked_keylog", "report_unread_tls"]
 
 MAX_ERRORS_SHOWN = 20
 
@@ -45,15 +49,54 @@ def open_capture(path: str, *, progress: bool = False) -> Capture:
     return capture
 
 
+def checked_keylog(path: str | None) -> str | None:
+    """``--keylog FILE``, refused early (a UsageError) when the file does not exist, cannot
+    be read or holds no key: a key log that is silently ignored looks like a capture
+    that cannot be decrypted."""
+    if path is not None:
+        load_keylog(path)
+    return path
+
+
+def report_unread_tls(flows: set[FlowKey], keylog: str | None) -> None:
+    """The stderr note of ``http`` and ``tls``: how many TLS connections stayed sealed."""
+    if not flows:
+        return
+    count = len(flows)
+    what = f"{count} TLS connection{'s' if count != 1 else ''}"
+    if keylog is None:
+        why = "without their keys: give --keylog FILE (an NSS key log, as SSLKEYLOGFILE writes)"
+    else:
+        why = f"the key log {keylog} has no keys for {'them' if count != 1 else 'it'}"
+    print(f"osilab: note: {what} could not be read: {why}", file=sys.stderr)
+
+
 def packets(capture: Capture, *, streams: bool = True, keylog: str | None = None) -> Iterator[Packet]:
     """The capture's packets; with ``streams``, application layers from reassembly are added.
 
     Stream-aware dissection (as Wireshark does) puts a message that spans several TCP
     segments on the packet that completes it. Without it, each packet is dissected alone.
     """
+    checked_keylog(keylog)
     if streams:
         return annotate(capture, keylog=keylog)
     return iter(capture)
+
+
+def filter_argument(parser: argparse.ArgumentParser, selects: str) -> None:
+    """``--filter EXPR``: a Wireshark display filter (docs/filters.md); ``selects`` says what
+    it keeps (``"packets"``, ``"flows with a matching frame"``...)."""
+    parser.add_argument("--filter", "-Y", metavar="EXPR", default=None,
+                        help=f"Wireshark display filter (docs/filters.md): keeps the {selects}")
+
+
+def chosen_by_filter(args: argparse.Namespace, capture: Capture) -> Selection | None:
+    """``None`` without ``--filter``; else the frames (and requests) it selects, read once
+    stream-aware before the command's own read (:func:`osilab.pipeline.selection`)."""
+    if getattr(args, "filter", None) is None:
+        return None
+    compile_filter(args.filter)  # a bad filter fails before the capture is read
+    return selection(read(capture.path), args.filter, keylog=getattr(args, "keylog", None))
 
 
 def many_hops(capture: Capture) -> bool:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
-__all__ = ["write_jsonl", "jsonl_writer", "print_table", "print_hop_table"]
+__all__ = ["write_jsonl", "jsonl_writer", "print_table", "print_hop_table", "cut", "MAX_CELL"]
 
 
 def write_jsonl(objects: Iterable[dict[str, Any]], out: TextIO | None = None) -> int:
@@ -35,12 +35,27 @@ def jsonl_writer(out: TextIO | None = None) -> Callable[[dict[str, Any]], None]:
     return write_one
 
 
+#: The widest a table cell gets: longer text (a request target, a why) is cut with "...";
+#: ``--json`` always has it whole.
+MAX_CELL = 60
+
+
+def cut(text: str, width: int = MAX_CELL) -> str:
+    """``text``, or its first ``width - 3`` characters and ``...`` when it is longer.
+
+    >>> cut("/a" * 40, 10)
+    '/a/a/a/...'
+    """
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def print_table(
     headers: Sequence[str], rows: Iterable[Sequence[object]], out: TextIO | None = None
 ) -> int:
-    """Print rows under headers, columns padded to the widest cell; returns the row count."""
+    """Print rows under headers, columns padded to the widest cell (cells cut at
+    :data:`MAX_CELL` characters); returns the row count."""
     out = out or sys.stdout
-    materialised = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    materialised = [["" if cell is None else cut(str(cell)) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in materialised:
         for i, cell in enumerate(row):

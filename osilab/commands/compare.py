@@ -7,8 +7,12 @@ the SYN. Then per-target counts, the imbalance (max / mean) of each model and th
 requests per connection (keep-alive).
 
 ``--config`` may describe either balancer; the other one gets the same targets
-(:func:`osilab.balancers.config.counterpart`). Without it, both use the default of
-:func:`osilab.balancers.config.default_config` (see ``osilab route --help``).
+(:func:`osilab.balancers.config.counterpart`). ``--alb-config`` and ``--nlb-config`` give
+each side its own files (each repeatable, any format ``osilab route --help`` lists).
+Without any, each side uses the config the lab wrote beside the capture (the other
+side's counterpart when the lab wrote only one), else the default built from the capture.
+Only the hop where clients reach a balancer is compared (``--hop``/``--interface``
+choose another; see ``osilab route --help``).
 
 Each request names its ``hop`` (the capture interface its flow was seen on); the table
 shows a hop column when the capture has several interfaces.
@@ -19,10 +23,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from osilab.balancers.compare import compare, configs_for, servers_seen
+from osilab.balancers.compare import compare
+from osilab.balancers.config import BalancerConfig, counterpart
+from osilab.balancers.config.formats import load_configs
+from osilab.balancers.hop import HopChoice
+from osilab.capture import Capture
 from osilab.commands._capture import capture_arguments, many_hops, open_capture, report_errors
 from osilab.commands._output import print_hop_table, write_jsonl
-from osilab.commands.route import NO_REQUESTS_NOTE
+from osilab.commands.route import (
+    CONFIG_KINDS,
+    NO_REQUESTS_NOTE,
+    balancer_arguments,
+    capture_default,
+    configured,
+    hop_choice,
+    lab_config,
+    print_warnings,
+)
+from osilab.errors import UsageError
 
 HELP = "the NLB (L4) and ALB (L7) models side by side: per request, per target, time to decision"
 EXAMPLE = "osilab compare captures/alb/alb.pcapng --config lb.json"
@@ -32,21 +50,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     capture_arguments(parser)
     parser.add_argument(
         "--config",
-        metavar="LB.json",
-        help="AWS-shaped configuration of either balancer (the other gets the same "
-        "targets); default: see osilab route --help",
+        metavar="FILE",
+        nargs="+",
+        action="extend",
+        help=f"configuration of either balancer (the other gets the same targets): {CONFIG_KINDS}. "
+        "Default: the lab's configs beside the capture, else one built from the capture",
     )
+    parser.add_argument("--alb-config", metavar="FILE", nargs="+", action="extend",
+                        help="the ALB's configuration (repeatable, any format of --config)")
+    parser.add_argument("--nlb-config", metavar="FILE", nargs="+", action="extend",
+                        help="the NLB's configuration (repeatable, any format of --config)")
+    balancer_arguments(parser)
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per request")
-    parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS")
+
+
+def both_configs(
+    args: argparse.Namespace, capture: Capture, choice: HopChoice
+) -> tuple[BalancerConfig, BalancerConfig, list[str]] | None:
+    """``(nlb, alb, warnings)``: the files given, else the lab's, else the capture's default
+    (``None``: the capture gives nothing to build one from)."""
+    sides: dict[str, BalancerConfig] = {}
+    warnings: list[str] = []
+    for lb, paths in (("nlb", args.nlb_config), ("alb", args.alb_config)):
+        if paths:
+            sides[lb], found = configured(paths, lb, name=args.name)
+            warnings += found
+    if args.config:
+        config, found = load_configs(args.config, name=args.name)  # either type
+        lb = "nlb" if config.is_network else "alb"
+        if lb in sides:
+            raise UsageError(f"--config and --{lb}-config both describe the {lb.upper()}")
+        sides[lb] = config
+        warnings += found
+    if not sides:
+        for lb in ("nlb", "alb"):
+            beside = lab_config(capture, lb)
+            if beside is not None:
+                sides[lb] = beside[0]
+                warnings += beside[1]
+    if not sides:
+        default = capture_default(capture, "alb", choice)
+        if default is None:
+            return None
+        sides["alb"] = default
+    nlb = sides.get("nlb") or counterpart(sides["alb"])
+    alb = sides.get("alb") or counterpart(sides["nlb"])
+    return nlb, alb, warnings
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.config is None:
-        nlb_config, alb_config = configs_for(None, servers_seen(open_capture(args.file)))
-    else:
-        nlb_config, alb_config = configs_for(args.config)
     capture = open_capture(args.file, progress=not args.quiet)
-    result = compare(capture, nlb_config, alb_config=alb_config, keylog=args.keylog)
+    choice = hop_choice(capture, None, args)
+    configs = both_configs(args, capture, choice)
+    if configs is None:
+        return report_errors(capture)
+    nlb_config, alb_config, warnings = configs
+    print_warnings(warnings)
+    result = compare(capture, nlb_config, alb_config=alb_config, keylog=args.keylog,
+                     interface=choice.interface, warnings=warnings)  # fmt: skip
     if args.json:
         write_jsonl(
             {**row.to_json(), "hop": capture.hop_name(row.request.flow.interface)}

@@ -12,9 +12,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
-from osilab.commands._capture import capture_arguments, many_hops, open_capture, report_errors
+from osilab.commands._capture import (
+    capture_arguments,
+    chosen_by_filter,
+    filter_argument,
+    many_hops,
+    open_capture,
+    report_errors,
+)
 from osilab.commands._output import print_hop_table, write_jsonl
-from osilab.pipeline import track
+from osilab.pipeline import matching_flows, track
 from osilab.streams import FlowRecord, flows
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run"]
@@ -30,12 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also recognise each flow's application protocol (reassembles and parses: slower)",
     )
+    filter_argument(parser, "flows with at least one matching frame")
 
 
 def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file, progress=not args.quiet)
-    if args.app:
-        records: Iterable[FlowRecord] = (record for step in track(capture) for record in step.ended)
+    chosen = chosen_by_filter(args, capture)
+    if chosen is not None:
+        records: Iterable[FlowRecord] = matching_flows(capture, chosen)
+    elif args.app:
+        records = (record for step in track(capture) for record in step.ended)
     else:
         records = flows(capture)
     if args.json:

@@ -10,13 +10,22 @@ the capture has several).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from typing import Any
 
-from osilab.commands._capture import capture_arguments, many_hops, open_capture, report_errors
+from osilab.commands._capture import (
+    capture_arguments,
+    checked_keylog,
+    chosen_by_filter,
+    filter_argument,
+    many_hops,
+    open_capture,
+    report_errors,
+    report_unread_tls,
+)
 from osilab.commands._output import print_hop_table, write_jsonl
 from osilab.pipeline import iter_http
-from osilab.protocols.messages import HttpRequest, HttpResponse
+from osilab.pipeline.http import paired
+from osilab.pipeline.tables import request_json
+from osilab.protocols.messages import HttpRequest
 from osilab.streams.keys import FlowKey
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "request_json"]
@@ -26,72 +35,19 @@ EXAMPLE = (
     "osilab http ../shared/captures/thirdparty/suricata-verify/http-keepalive-chunked.pcap --json"
 )
 
-#: Requests held while waiting for their responses before being printed without one.
-MAX_WAITING = 10_000
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     capture_arguments(parser, json_unit="request")
     parser.add_argument("--keylog", metavar="FILE", help="NSS key log file to decrypt HTTPS")
-
-
-def request_json(request: HttpRequest, response: HttpResponse | None) -> dict[str, Any]:
-    """One request as design.md's ``osilab http --json`` contract has it (plus extras)."""
-    obj: dict[str, Any] = {
-        "flow": str(request.flow),
-        "method": request.method,
-        "host": request.host,
-        "target": request.target,
-        "version": request.version,
-        "first_packet": request.first_packet,
-        "headers_complete_packet": request.headers_complete_packet,
-        "status": response.status if response is not None else None,
-        "desync": (
-            {"class": request.desync.klass, "reason": request.desync.reason}
-            if request.desync is not None
-            else None
-        ),
-        "index": request.index,
-        "stream_id": request.stream_id,
-        "time": request.time,
-    }
-    if response is not None:
-        obj["response_first_packet"] = response.first_packet
-        obj["response_time"] = response.time
-    return obj
-
-
-def paired(
-    messages: Iterator[HttpRequest | HttpResponse],
-) -> Iterator[tuple[HttpRequest, HttpResponse | None]]:
-    """Requests with their responses, in request order (bounded wait).
-
-    A response belongs to the request of the same flow (on the same hop) and index.
-    """
-    waiting: dict[tuple[FlowKey, int], HttpRequest] = {}
-    order: list[tuple[FlowKey, int]] = []
-    answered: dict[tuple[FlowKey, int], HttpResponse] = {}
-    for message in messages:
-        key = (message.flow, message.index)
-        if isinstance(message, HttpRequest):
-            waiting[key] = message
-            order.append(key)
-        else:
-            answered[key] = message
-        while order and (order[0] in answered or len(order) > MAX_WAITING):
-            first = order.pop(0)
-            request = waiting.pop(first, None)
-            if request is not None:
-                yield request, answered.pop(first, None)
-    for key in order:
-        request = waiting.pop(key, None)
-        if request is not None:
-            yield request, answered.pop(key, None)
+    filter_argument(parser, "requests whose completing frame matches")
 
 
 def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file, progress=not args.quiet)
-    pairs = paired(iter_http(capture, keylog=args.keylog))
+    unread: set[FlowKey] = set()
+    pairs = paired(iter_http(capture, keylog=checked_keylog(args.keylog), unread_tls=unread))
+    chosen = chosen_by_filter(args, capture)
+    if chosen is not None:
+        pairs = (pair for pair in pairs if chosen.request(pair[0]))
     if args.json:
         write_jsonl(
             {**request_json(request, response), "hop": capture.hop_name(request.flow.interface)}
@@ -106,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                     request.flow,
                     request.method,
                     request.host or "",
-                    _short(request.target),
+                    request.target,
                     request.version + (f" s{request.stream_id}" if request.stream_id else ""),
                     request.first_packet,
                     request.headers_complete_packet,
@@ -118,11 +74,8 @@ def run(args: argparse.Namespace) -> int:
             lambda: many_hops(capture),
         )
         print(f"{count} requests")
+    report_unread_tls(unread, args.keylog)
     return report_errors(capture)
-
-
-def _short(target: str, width: int = 60) -> str:
-    return target if len(target) <= width else target[: width - 3] + "..."
 
 
 def _verdict(request: HttpRequest) -> str:

@@ -5,8 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Iterator
+from itertools import islice
 
-from osilab.commands._capture import open_capture, packets, report_errors
+from osilab.capture import Capture, CaptureWriter, Packet
+from osilab.capture.filter import compile_filter
+from osilab.capture.tables import packet_row
+from osilab.commands._capture import (
+    filter_argument,
+    many_hops,
+    open_capture,
+    packets,
+    report_errors,
+)
 
 HELP = "show every packet as its layers: name, OSI layer, TCP/IP layer, header offset and length"
 EXAMPLE = "osilab layers captures/alb/alb.pcapng --limit 5    (or --json for one JSON object per packet)"
@@ -21,26 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (shown on stderr for captures over 20 MB)")
+    parser.add_argument("--write", metavar="OUT.pcapng",
+                        help="also write the packets listed to a capture file (pcapng, or "
+                        "pcap for a .pcap name) that Wireshark opens")
+    filter_argument(parser, "packets that match (the frame that completes a message shows it)")
 
 
-def packet_json(pkt) -> dict:  # type: ignore[no-untyped-def]
-    """One packet as the CLI contract has it (design.md)."""
-    obj = {
-        "no": pkt.no,
-        "time": round(pkt.time, 9),
-        "length": len(pkt.data),
-        "layers": [
-            {"name": lay.name, "osi": lay.osi, "tcpip": lay.tcpip, "offset": lay.offset,
-             "length": lay.length}
-            for lay in pkt.layers
-        ],
-    }
-    if pkt.interface_name is not None:
-        obj["interface"] = pkt.interface_name
-    damaged = pkt.damaged
-    if damaged:
-        obj["damaged"] = damaged
-    return obj
+#: One packet as the CLI contract has it (design.md): the packet table's row.
+packet_json = packet_row
 
 
 _LAYER_JSON: dict[tuple, str] = {}
@@ -55,7 +54,7 @@ def packet_json_line(pkt) -> str:  # type: ignore[no-untyped-def]
     """
     parts = []
     for lay in pkt.layers:
-        key = (lay.name, lay.offset, lay.length)
+        key = (lay.name, lay.osi, lay.offset, lay.length)  # "data" sits at 3 in an echo, else 7
         text = _LAYER_JSON.get(key)
         if text is None:
             text = json.dumps({"name": lay.name, "osi": lay.osi, "tcpip": lay.tcpip,
@@ -75,6 +74,10 @@ def packet_json_line(pkt) -> str:  # type: ignore[no-untyped-def]
 def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file, progress=not args.quiet)
     stream = packets(capture, streams=not args.no_streams, keylog=args.keylog)
+    if args.filter is not None:
+        stream = compile_filter(args.filter).select(stream)
+    if getattr(args, "write", None):
+        stream = _written(islice(stream, args.limit), args.write, capture)
     damaged = 0
     out = sys.stdout
     count = 0
@@ -88,17 +91,54 @@ def run(args: argparse.Namespace) -> int:
             if pkt.damaged:
                 damaged += 1
     else:
-        out.write(f"{'no':>6}  {'time':>12}  {'len':>5}  layers (OSI layer)   summary of the top layer\n")
         first = None
+        hops = False
         for pkt in stream:
             if args.limit is not None and count >= args.limit:
                 break
             count += 1
-            first = pkt.time if first is None else first
-            stack = " ".join(f"{lay.name}({lay.osi})" for lay in pkt.layers)
-            top = pkt.layers[-1].summary if pkt.layers else ""
-            flag = f"  [damaged: {pkt.damaged}]" if pkt.damaged else ""
-            if flag:
+            if first is None:  # the interfaces described before the first frame are known now
+                first, hops = pkt.time, many_hops(capture)
+                out.write(("hop".ljust(12) + "  " if hops else "")
+                          + f"{'no':>6}  {'time':>12}  {'len':>5}  {'source':<22} {'destination':<22} "
+                          "layers (OSI layer)   summary of the top layer\n")
+            if pkt.damaged:
                 damaged += 1
-            out.write(f"{pkt.no:>6}  {pkt.time - first:>12.6f}  {len(pkt.data):>5}  {stack:<32} {top}{flag}\n")
+            out.write(text_row(pkt, first, capture.hop_name(pkt.interface) if hops else None))
     return report_errors(capture, damaged=damaged)
+
+
+def addresses(pkt: Packet) -> tuple[str, str]:
+    """Source and destination as tshark's columns show them: the innermost IP header's,
+    else the link layer's (a hardware address), else empty."""
+    for layer in reversed(pkt.layers):
+        if layer.name in ("ip", "ipv6") and "src" in layer.fields:
+            return layer.fields["src"], layer.fields["dst"]
+    for layer in reversed(pkt.layers):
+        if layer.name == "eth":
+            return layer.fields.get("src", ""), layer.fields.get("dst", "")
+        if layer.name == "sll":
+            return layer.fields.get("src.eth", ""), ""
+    return "", ""
+
+
+def text_row(pkt: Packet, first: float, hop: str | None = None) -> str:
+    """One line of the text table: hop (on a multi-hop capture), number, time since the
+    first packet listed, length, source, destination, the layer stack and the top summary."""
+    src, dst = addresses(pkt)
+    stack = pkt.stack_text()
+    top = pkt.top_summary() if pkt.layers else ""
+    flag = f"  [damaged: {pkt.damaged}]" if pkt.damaged else ""
+    where = f"{hop:<12}  " if hop is not None else ""
+    return (f"{where}{pkt.no:>6}  {pkt.time - first:>12.6f}  {len(pkt.data):>5}  {src:<22} {dst:<22} "
+            f"{stack:<32} {top}{flag}\n")
+
+
+def _written(stream: Iterable[Packet], path: str, capture: Capture) -> Iterator[Packet]:
+    """``--write``: each packet listed is also written to ``path`` (its interfaces named as
+    in the capture); the file is complete when the listing ends."""
+    with CaptureWriter.to_path(path, interfaces=lambda: capture.interfaces) as writer:
+        for pkt in stream:
+            writer.write(pkt)
+            yield pkt
+    print(f"osilab: wrote {writer.count} packets to {path}", file=sys.stderr)

@@ -20,10 +20,19 @@ from functools import partial
 from typing import Any
 
 from osilab.capture import hop_name
-from osilab.commands._capture import many_hops, open_capture, report_errors
+from osilab.commands._capture import (
+    checked_keylog,
+    chosen_by_filter,
+    filter_argument,
+    many_hops,
+    open_capture,
+    report_errors,
+    report_unread_tls,
+)
 from osilab.commands._output import print_hop_table, write_jsonl
 from osilab.pipeline import FlowMessage, conversations
 from osilab.protocols.tls import ClientHello, ServerHello
+from osilab.protocols.tls import unread as unread_record
 from osilab.streams.keys import FlowKey
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "hellos"]
@@ -40,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per ClientHello")
     parser.add_argument("--keylog", metavar="FILE",
                         help="NSS key log file (SSLKEYLOGFILE): also shows TLS 1.3's ALPN answer")
+    filter_argument(parser, "ClientHellos whose completing frame matches")
 
 
 def _entry(flow: str, packet: int, hello: ClientHello) -> dict[str, Any]:
@@ -69,7 +79,7 @@ def hellos(
     waiting: list[tuple[FlowKey, dict[str, Any]]] = []
     for item in messages:
         message = item.message
-        if message.protocol != "tls":
+        if message.protocol != "tls" and message.protocol != "dtls":
             continue
         flow = item.flow
         hello = message.message
@@ -102,7 +112,12 @@ def hellos(
 
 def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file)
-    found = hellos(conversations(capture, keylog=args.keylog), capture.hop_name)
+    unread: set[FlowKey] = set()
+    found = hellos(_noting_unread(conversations(capture, keylog=checked_keylog(args.keylog)), unread),
+                   capture.hop_name)  # fmt: skip
+    chosen = chosen_by_filter(args, capture)
+    if chosen is not None:
+        found = (entry for entry in found if chosen.frame(entry["packet"]))
     if args.json:
         write_jsonl(found)
     else:
@@ -125,4 +140,13 @@ def run(args: argparse.Namespace) -> int:
             lambda: many_hops(capture),
         )
         print(f"{count} ClientHellos")
+    report_unread_tls(unread, args.keylog)
     return report_errors(capture)
+
+
+def _noting_unread(messages: Iterable[FlowMessage], unread: set[FlowKey]) -> Iterator[FlowMessage]:
+    """The messages, each TLS flow with a record it could not decrypt noted in ``unread``."""
+    for item in messages:
+        if unread_record(item.message):
+            unread.add(item.flow)
+        yield item

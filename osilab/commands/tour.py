@@ -39,12 +39,37 @@ __all__ = [
     "notebook_paths",
     "execute_notebook",
     "render_notebook",
+    "offline_html",
+    "OFFLINE_TEMPLATE",
 ]
 
 #: The kernel the notebooks run in (``make`` installs it into the virtual environment).
 KERNEL = "python3"
 #: Seconds one cell may run before the tour gives up on its notebook.
 CELL_TIMEOUT = 120
+
+#: The HTML page: nbconvert's ``lab`` template with nothing fetched from the internet.
+#: nbconvert's page loads require.js, MathJax and mermaid from a CDN, and the Jupyter widget
+#: manager when a notebook holds widget state. The curriculum needs none of them: no maths,
+#: no mermaid, its figures are PNG and osilab's own views carry their script inline. So the
+#: page leaves them out, and a widget (notebook 5's rule editor) shows one line saying where
+#: it works, above the static result its cell prints. Read offline, the page is complete.
+OFFLINE_TEMPLATE = "osilab-offline.html.j2"
+_OFFLINE_TEMPLATE_TEXT = """\
+{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block data_widget_view scoped -%}
+<div class="jp-OutputArea-output {{ extra_class }}"><p><em>An interactive widget: open this
+notebook in JupyterLab (osilab tour --lab) to use it. The result it shows is printed
+below.</em></p></div>
+{%- endblock data_widget_view -%}
+{%- block footer -%}
+</html>
+{%- endblock footer -%}
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -167,6 +192,26 @@ def execute_notebook(path: Path, *, timeout: int = CELL_TIMEOUT) -> tuple[object
     return notebook, time.perf_counter() - started
 
 
+def offline_html(notebook: object) -> str:
+    """An executed notebook as one HTML page that loads nothing from the internet.
+
+    Figures are embedded (PNG, base64), styles inline, and the CDN scripts of nbconvert's
+    page (require.js, MathJax, mermaid, the widget manager) are left out
+    (:data:`OFFLINE_TEMPLATE`), and so is the widget state nbclient saved: a widget's
+    place shows one line instead.
+    """
+    import jinja2
+
+    _, nbconvert, _ = _notebook_tools()
+    exporter = nbconvert.HTMLExporter(  # type: ignore[attr-defined]
+        template_name="lab",
+        template_file=OFFLINE_TEMPLATE,
+        extra_loaders=[jinja2.DictLoader({OFFLINE_TEMPLATE: _OFFLINE_TEMPLATE_TEXT})],
+    )
+    body, _ = exporter.from_notebook_node(notebook)
+    return str(body)
+
+
 def render_notebook(path: Path, html_dir: Path, *, timeout: int = CELL_TIMEOUT) -> NotebookRun:
     """Execute ``path`` and write it as ``html_dir/<name>.html``; never raises for a bad notebook."""
     _, nbconvert, _ = _notebook_tools()
@@ -175,8 +220,7 @@ def render_notebook(path: Path, html_dir: Path, *, timeout: int = CELL_TIMEOUT) 
         notebook, seconds = execute_notebook(path, timeout=timeout)
     except OsilabError as exc:
         return NotebookRun(path.stem, time.perf_counter() - started, None, exc.reason)
-    exporter = nbconvert.HTMLExporter()  # type: ignore[attr-defined]
-    body, _ = exporter.from_notebook_node(notebook)
+    body = offline_html(notebook)
     html_dir.mkdir(parents=True, exist_ok=True)
     out = html_dir / f"{path.stem}.html"
     out.write_text(body, encoding="utf-8")

@@ -191,7 +191,10 @@ def aws_nlb_config(targets: dict[str, str], ports: Sequence[int] = NLB_PORTS) ->
     ``targets`` maps instance names to IP addresses. Each port gets a target group
     ``tg-tcp-<port>`` holding every instance on that port, as :func:`nftables_nlb`
     DNATs each port to the same port of a target. An NLB listener has no rules: its only
-    "decision" is a hash of the flow (AWS "Network Load Balancers", listeners).
+    "decision" is a hash of the flow (AWS "Network Load Balancers", listeners). AWS does
+    not publish its hash, so the groups name the lab's: ``HashTable: nft-jhash`` with
+    ``HashSeed`` :data:`NLB_SEED`, the very jhash nftables computes, and the model sends
+    every connection where the kernel sent it.
 
     >>> aws_nlb_config({"web1": "192.0.2.11"}, (80,))["Listeners"]
     [{'Protocol': 'TCP', 'Port': 80, 'DefaultActions': [{'Type': 'forward', 'TargetGroupName': 'tg-tcp-80'}]}]
@@ -204,6 +207,8 @@ def aws_nlb_config(targets: dict[str, str], ports: Sequence[int] = NLB_PORTS) ->
                 "Protocol": "TCP",
                 "Port": port,
                 "Targets": [f"{ip}:{port}" for ip in targets.values()],
+                "HashTable": "nft-jhash",
+                "HashSeed": NLB_SEED,
             }
             for port in ports
         ],

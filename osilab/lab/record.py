@@ -426,30 +426,16 @@ class Lab:
             document["requests"].update({rid: {"balancer": "alb", **v} for rid, v in alb.items()})
         if "nlb" in scenario.balancers:
             rows = _syn_rows(capture, ("nlb-web1", "nlb-web2"))
-            connections, requests = truth.connection_truth(
-                rows,
-                client_records,
-                source="back-side capture (first SYN on nlb-web*)",
-                virtual_ip=self.topology.services["nlb"],
-            )
-            document["connections"] += [{"balancer": "nlb", **c} for c in connections]
-            for rid, value in requests.items():
-                document["requests"].setdefault(rid, {"balancer": "nlb", **value})
+            self._add_connections(document, "nlb", rows, client_records,
+                                  "back-side capture (first SYN on nlb-web*)", "nlb")  # fmt: skip
         if "l4p" in scenario.balancers:
             rows = [
                 {"client": r["client"], "target": r["target"], "target_group": r["target_group"],
                  "proxy_source": r.get("source", ""), "frontend": r.get("frontend", "")}
                 for r in truth.parse_haproxy_tcp(logs.get("haproxy-l4p", ""))
             ]  # fmt: skip
-            connections, requests = truth.connection_truth(
-                rows,
-                client_records,
-                source="haproxy tcp log",
-                virtual_ip=self.topology.services["l4p"],
-            )
-            document["connections"] += [{"balancer": "l4proxy", **c} for c in connections]
-            for rid, value in requests.items():
-                document["requests"].setdefault(rid, {"balancer": "l4proxy", **value})
+            self._add_connections(document, "l4proxy", rows, client_records,
+                                  "haproxy tcp log", "l4p")  # fmt: skip
         document["not_forwarded"] = sorted(
             r["rid"] for r in client_records if r["rid"] not in document["requests"]
         )
@@ -461,6 +447,24 @@ class Lab:
             for row in truth.parse_nginx(text) if row.get("rid", "-") != "-"
         }  # fmt: skip
         return document
+
+    def _add_connections(
+        self,
+        document: dict[str, Any],
+        balancer: str,
+        rows: list[dict[str, str]],
+        client_records: list[dict[str, Any]],
+        source: str,
+        service: str,
+    ) -> None:
+        """Add one L4 balancer's connections (``rows``: client, target...) to truth.json,
+        and the requests they carried, unless an earlier balancer already claimed them."""
+        connections, requests = truth.connection_truth(
+            rows, client_records, source=source, virtual_ip=self.topology.services[service]
+        )
+        document["connections"] += [{"balancer": balancer, **c} for c in connections]
+        for rid, value in requests.items():
+            document["requests"].setdefault(rid, {"balancer": balancer, **value})
 
 
 def _syn_rows(capture: Path, hops: Sequence[str]) -> list[dict[str, str]]:

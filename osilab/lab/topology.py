@@ -315,24 +315,20 @@ def _declare() -> Topology:
         routes.append(Route(web, address[api] + "/32", f"{web}-api", source=address[web]))
         routes.append(Route(api, address[web] + "/32", f"api-{web}", source=address[api]))
         link(api, (address[api] + "/24",), "data", (), name_b=f"sw-{api}", captured="none")
-    link(
-        "cache",
-        (address["cache"] + "/24",),
-        "data",
-        (),
-        name_a="api-redis",
-        name_b="sw-cache",
-        description="the apps to Redis (cache), seen at the cache's port of the data subnet",
-    )
-    link(
-        "db",
-        (address["db"] + "/24",),
-        "data",
-        (),
-        name_a="api-db",
-        name_b="sw-db",
-        description="the apps to PostgreSQL, seen at the database's port of the data subnet",
-    )
+    # The two stores, each on its port of the data subnet (host, interface, what it carries).
+    for store, name_a, what in (
+        ("cache", "api-redis", "the apps to Redis (cache), seen at the cache's port"),
+        ("db", "api-db", "the apps to PostgreSQL, seen at the database's port"),
+    ):
+        link(
+            store,
+            (address[store] + "/24",),
+            "data",
+            (),
+            name_a=name_a,
+            name_b=f"sw-{store}",
+            description=f"{what} of the data subnet",
+        )
     services = {
         "alb_http": f"{address['alb']}:80",
         "alb_https": f"{address['alb']}:443",

@@ -10,11 +10,14 @@ them, and reads only files (captures and the JSON the lab wrote beside them):
   ``nlb.config.json``), the recorded truth, journey breakdowns;
 * :mod:`osilab.lessons.exercises` - questions about the captures with checkers that
   say *why* an answer is wrong (notebook 10).
+* :mod:`osilab.lessons.rule_edit` - notebook 5's lesson: the same request through both
+  balancers, the rules and the fields each read, and which requests an edited rule moves
+  (the logic, and a thin ipywidgets wrapper).
 
 Like every analysis stage, the lessons never import :mod:`osilab.lab`: the lab writes
 the files beside each capture, the lessons read them (``docs/architecture.md``).
 """
 
-from osilab.lessons import exercises, samples, scenarios
+from osilab.lessons import exercises, rule_edit, samples, scenarios
 
-__all__ = ["samples", "scenarios", "exercises"]
+__all__ = ["samples", "scenarios", "exercises", "rule_edit"]

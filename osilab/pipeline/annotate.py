@@ -95,14 +95,15 @@ def annotate(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterato
             continue
         # The flow's application layers come from the stream: what this one segment alone
         # would show above TCP is not needed, so the dissection stops at the transport.
+        # In a tunnel that transport is the inner packet's: the one whose payload the flow has.
         layers = pkt._layers
         if layers is None:
             layers = dissect(pkt.data, pkt.linktype, through_transport=True)
-        else:
-            for i, lay in enumerate(layers):
-                if lay.name in _TRANSPORT:
-                    layers = layers[: i + 1]
-                    break
+        start = pkt.facts.payload_offset
+        for i, lay in enumerate(layers):
+            if lay.name in _TRANSPORT and lay.offset + lay.length == start:
+                layers = layers[: i + 1]
+                break
         top = layers[-1] if layers else None
         offset = top.offset + top.length if top is not None and top.name in _TRANSPORT else len(pkt.data)
         key = flow.key

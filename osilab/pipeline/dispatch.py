@@ -34,14 +34,19 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from osilab.capture.dissect import HTTP_METHODS
+from osilab.capture.dissect import HTTP_LINE_LIMIT, http_line_pending, looks_like_http
+from osilab.capture.tls_records import looks_like_sslv2
 from osilab.protocols import AppMessage, Direction, StreamParser
 from osilab.protocols.dns import DnsParser
+from osilab.protocols.dtls import DtlsParser, looks_like_dtls
 from osilab.protocols.http import HttpParser
 from osilab.protocols.http2 import Http2Parser
 from osilab.protocols.pgsql import PgsqlParser
 from osilab.protocols.proxy import ProxyParser
 from osilab.protocols.resp import RespParser
+from osilab.protocols.socks import SocksParser
+from osilab.protocols.starttls import PORT_PROTOCOLS as STARTTLS_PORTS
+from osilab.protocols.starttls import StartTlsParser
 from osilab.protocols.tls import TlsParser
 from osilab.streams.keys import FlowKey
 
@@ -72,11 +77,16 @@ PARSERS: MappingProxyType[str, ParserFactory] = MappingProxyType(
         "resp": RespParser,
         "pgsql": PgsqlParser,
         "proxy": ProxyParser,
+        "starttls": StartTlsParser,
+        "socks": SocksParser,
+        "dtls": DtlsParser,
     }
 )
 
 #: Server port -> protocol, for bytes that do not announce themselves (IANA registry).
-PORTS: MappingProxyType[int, str] = MappingProxyType({6379: "resp", 5432: "pgsql", 53: "dns"})
+PORTS: MappingProxyType[int, str] = MappingProxyType(
+    {6379: "resp", 5432: "pgsql", 53: "dns", 1080: "socks", **dict.fromkeys(STARTTLS_PORTS, "starttls")}
+)
 
 _PROXY_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
 _H2_PREFACE = b"PRI * HTTP/2.0"
@@ -84,22 +94,22 @@ _H2_PREFACE = b"PRI * HTTP/2.0"
 SNIFF_BYTES = 16
 
 
-def _looks_like_http(data: bytes) -> bool:
-    if data.startswith((b"HTTP/1.", b"HTTP/0.9")):
-        return True
-    space = data.find(b" ", 0, 12)
-    return space > 0 and bytes(data[:space]) in HTTP_METHODS
-
-
 def _looks_like_tls(data: bytes) -> bool:
-    return len(data) >= 3 and 20 <= data[0] <= 24 and data[1] == 3 and data[2] <= 4
+    return (len(data) >= 3 and 20 <= data[0] <= 24 and data[1] == 3 and data[2] <= 4) or looks_like_sslv2(
+        data, 0, len(data))  # an SSL 2.0 hello: the TLS parser reads its records too
 
 
-#: First bytes that may begin a signature sniffed above (an HTTP method or status line,
-#: ``PROXY``, ``PRI``, the PROXY v2 ``\r``, a TLS content type). Bytes starting otherwise
-#: can only be decided by port, so there is no point waiting for more of them (a
-#: PostgreSQL SSLRequest is 8 bytes and its answer is one byte).
-_SIGNATURE_STARTS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\x14\x15\x16\x17\x18")
+#: First bytes that may begin a signature sniffed above (an HTTP method -- any token,
+#: RFC 9110 §9.1 -- or status line, ``PROXY``, ``PRI``, the PROXY v2 ``\r``, a TLS content
+#: type). Bytes starting otherwise can only be decided by port, so there is no point
+#: waiting for more of them (a PostgreSQL SSLRequest is 8 bytes and its answer is one byte).
+_SIGNATURE_STARTS = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~"
+    b"\r\x14\x15\x16\x17\x18"
+)
+#: Segments of the first direction held while a request line of an unknown method is
+#: still incomplete (:func:`~osilab.capture.dissect.http_line_pending`).
+SNIFF_LINE_SEGMENTS = 8
 
 
 def _may_be_signature(first: bytes) -> bool:
@@ -116,7 +126,7 @@ def sniff(data: bytes, server_port: int) -> str:
         return "proxy"
     if data.startswith(_H2_PREFACE):
         return "http2"
-    if _looks_like_http(data):
+    if looks_like_http(data):
         return "http"
     if _looks_like_tls(data):
         return "tls"
@@ -218,6 +228,11 @@ class FlowParser:
             joined = b"".join(same)
             if len(joined) < SNIFF_BYTES and b"\n" not in joined:
                 return []
+        if self.flow.proto == "tcp" and len(self._pending) < SNIFF_LINE_SEGMENTS:
+            first_way = self._pending[0][0]
+            line = b"".join(chunk for d, chunk, _, _ in self._pending if d is first_way)
+            if http_line_pending(line) and not looks_like_http(line):
+                return []  # "QUERY /a-long-path..." without its version yet: wait for it
         return self._decide(packet_no, time)
 
     def gap(self, direction: Direction, size: int, packet_no: int) -> list[AppMessage]:
@@ -251,10 +266,10 @@ class FlowParser:
     def _decide(self, packet_no: int, time: float) -> list[AppMessage]:
         pending, self._pending, self._pending_size = self._pending, [], 0
         direction = pending[0][0]
-        head = b"".join(chunk for d, chunk, _, _ in pending if d is direction)[:256]
+        head = b"".join(chunk for d, chunk, _, _ in pending if d is direction)[:HTTP_LINE_LIMIT]
         if self.flow.proto == "udp":
             # A datagram is whole: decide at once, by port (DNS ids can look like anything).
-            name = "dns" if self.flow.server.port == 53 else "raw"
+            name = "dns" if self.flow.server.port == 53 else "dtls" if looks_like_dtls(head) else "raw"
         else:
             name = sniff(head, self.flow.server.port)
         out: list[AppMessage] = []
@@ -355,7 +370,7 @@ class FlowParser:
             if self._inner is None:
                 alpn = message.fields.get("alpn")
                 name = "http2" if alpn == "h2" or plaintext.startswith(_H2_PREFACE) else "http"
-                if alpn is None and not _looks_like_http(plaintext) and name == "http":
+                if alpn is None and not looks_like_http(plaintext) and name == "http":
                     continue
                 self._inner = new_parser(name, self.flow)
                 if self._inner is None:

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from osilab.capture.facts import missing_bytes
 from osilab.capture.packet import Packet
-from osilab.pipeline.tracker import _missing
-from osilab.streams.flows import FlowTable, transport_facts
+from osilab.streams.flows import FlowTable
 from osilab.streams.keys import Direction, FlowKey
 from osilab.streams.reassembly import Chunk, Gap, StreamReassembler
 
@@ -59,14 +59,10 @@ def follow(packets: Iterable[Packet], flow: str | int | FlowKey) -> Iterator[Fol
     chosen: int | None = None
     streams: tuple[StreamReassembler, StreamReassembler] | None = None
     for pkt in packets:
-        facts = transport_facts(pkt)
-        if facts is None:
+        accounted = table.account(pkt)
+        if accounted is None:
             continue
-        proto, src, sport, dst, dport, flags, payload_length, seq, payload = facts
-        found, direction, _ = table.packet(
-            proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length,
-            payload_length, pkt.interface,
-        )  # fmt: skip
+        (proto, _, _, _, _, flags, _, seq, payload), found, direction, _ = accounted
         if chosen is None and find_flow(flow, found.key, found.index):
             chosen = found.index
             streams = (StreamReassembler(), StreamReassembler())
@@ -78,8 +74,9 @@ def follow(packets: Iterable[Packet], flow: str | int | FlowKey) -> Iterator[Fol
             continue
         side = 0 if direction is Direction.TO_SERVER else 1
         items = streams[side].segment(
-            seq, flags or 0, payload, pkt.no, pkt.time, _missing(pkt, len(payload))
-        )
+            seq, flags or 0, payload, pkt.no, pkt.time,
+            missing_bytes(pkt.layers, pkt.data, pkt.wire_length, len(payload)),
+        )  # fmt: skip
         for item in items:
             yield FollowItem(direction, item)
     if streams is not None:

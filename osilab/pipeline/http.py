@@ -14,9 +14,14 @@ from typing import Any
 from osilab._progress import library_bar
 from osilab.pipeline.tracker import conversations
 from osilab.protocols.messages import HttpRequest, HttpResponse
+from osilab.protocols.tls import unread
 from osilab.streams.keys import FlowKey
 
-__all__ = ["iter_http"]
+__all__ = ["iter_http", "paired", "MAX_WAITING"]
+
+#: Requests held while waiting for their responses before being given without one.
+MAX_WAITING = 10_000
+
 
 def iter_http(
     packets: Iterable[Any],
@@ -25,6 +30,7 @@ def iter_http(
     on_syn: Callable[[FlowKey, int, float], object] | None = None,
     on_end: Callable[[FlowKey], object] | None = None,
     progress: bool | None = None,
+    unread_tls: set[FlowKey] | None = None,
 ) -> Iterator[HttpRequest | HttpResponse]:
     """Every HTTP request and response of a capture, HTTP/1.x and HTTP/2, in packet order.
 
@@ -35,6 +41,8 @@ def iter_http(
     "connection opened") and ``on_end(flow)`` of every flow that ended. Given ``osilab.read(path)``, the packets are read by the streams
     stage's fast path (no :class:`Packet` objects); a big capture shows a progress bar in
     a notebook (``progress``: ``None`` notebook only, ``True`` also in a terminal).
+    ``unread_tls``, a set, receives each TLS flow whose protected records could not be
+    decrypted (no key: :func:`osilab.protocols.tls.unread`): HTTP this view cannot see.
 
     Examples:
         >>> import osilab
@@ -49,7 +57,37 @@ def iter_http(
             message = item.message
             rich = message.message
             stage = message.fields.get("stage")
+            if unread_tls is not None and unread(message):
+                unread_tls.add(item.flow)
             if isinstance(rich, HttpRequest) and stage == "headers":
                 yield rich
             elif isinstance(rich, HttpResponse) and stage == "complete":
                 yield rich
+
+
+def paired(
+    messages: Iterator[HttpRequest | HttpResponse],
+) -> Iterator[tuple[HttpRequest, HttpResponse | None]]:
+    """Requests with their responses, in request order (bounded wait).
+
+    A response belongs to the request of the same flow (on the same hop) and index.
+    """
+    waiting: dict[tuple[FlowKey, int], HttpRequest] = {}
+    order: list[tuple[FlowKey, int]] = []
+    answered: dict[tuple[FlowKey, int], HttpResponse] = {}
+    for message in messages:
+        key = (message.flow, message.index)
+        if isinstance(message, HttpRequest):
+            waiting[key] = message
+            order.append(key)
+        else:
+            answered[key] = message
+        while order and (order[0] in answered or len(order) > MAX_WAITING):
+            first = order.pop(0)
+            request = waiting.pop(first, None)
+            if request is not None:
+                yield request, answered.pop(first, None)
+    for key in order:
+        request = waiting.pop(key, None)
+        if request is not None:
+            yield request, answered.pop(key, None)

@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from osilab.capture.facts import FlowFacts, flow_facts
+from osilab.capture.facts import FlowFacts, flow_facts, missing_bytes
 from osilab.capture.packet import TCP_RST, Packet
 from osilab.capture.reader import Capture
 from osilab.pipeline.dispatch import FlowParser
@@ -105,21 +105,6 @@ class _FlowState:
         self.closed = False
 
 
-def _missing(pkt: Packet, payload_length: int) -> int:
-    """Payload bytes the capture cut off (snap length), from the IP length fields."""
-    if pkt.wire_length <= len(pkt.data):
-        return 0
-    tcp = pkt.layer("tcp")
-    net = pkt.layer("ip") or pkt.layer("ipv6")
-    if tcp is None or net is None:
-        return 0
-    if net.name == "ip":
-        carried = net.fields.get("len", 0) - net.fields.get("hdr_len", 20)
-    else:
-        carried = net.fields.get("plen", 0) - (net.length - 40)
-    return max(0, carried - tcp.fields.get("hdr_len", 20) - payload_length)
-
-
 class _Tracker:
     def __init__(
         self,
@@ -141,7 +126,11 @@ class _Tracker:
         facts = transport_facts(pkt)
         if facts is None:
             return Step(pkt, None, -1, None, None, (), ())
-        missing = _missing(pkt, len(facts[8])) if facts[0] == "tcp" else 0
+        missing = (
+            missing_bytes(pkt.layers, pkt.data, pkt.wire_length, len(facts[8]))
+            if facts[0] == "tcp"
+            else 0
+        )
         flow, direction, application, messages, records = self.advance(
             facts, pkt.no, pkt.time, pkt.wire_length, missing, pkt.interface
         )
@@ -165,9 +154,13 @@ class _Tracker:
         :func:`conversations` (records) all come here, so they cannot disagree.
         """
         proto, src, sport, dst, dport, flags, payload_length, seq, payload = facts
+        reset = proto == "tcp" and bool((flags or 0) & TCP_RST)
+        if reset:
+            reset = self._reset_acceptable(proto, src, sport, dst, dport, interface, seq)
         flow, direction, ended = self.table.packet(
-            proto, src, sport, dst, dport, flags, no, time, wire_length, payload_length, interface
-        )
+            proto, src, sport, dst, dport, flags, no, time, wire_length, payload_length, interface,
+            reset_acceptable=reset or not (flags or 0) & TCP_RST,
+        )  # fmt: skip
         messages: list[FlowMessage] = []
         records = tuple(self._end(gone, messages) for gone in ended) if ended else ()
         if (
@@ -200,7 +193,7 @@ class _Tracker:
             if stream.finished and not state.ended[side]:
                 state.ended[side] = True
                 found += parser.end(direction, no, time)
-            if (flags or 0) & TCP_RST or flow.over:
+            if reset or flow.over:
                 found += self._close(flow, state, no, time)
         if found:
             key = flow.key
@@ -209,6 +202,19 @@ class _Tracker:
         if application is not None and application != flow.application:
             flow.application = application
         return flow, direction, application, messages, records
+
+    def _reset_acceptable(
+        self, proto: str, src: str, sport: int, dst: str, dport: int, interface: int, seq: int
+    ) -> bool:
+        """Whether a RST ends its connection: its sequence number must be exactly what the
+        receiver expects next (RFC 9293 §3.10.7.3, the full check; see
+        :meth:`~osilab.streams.reassembly.StreamReassembler.reset_acceptable`). A RST that
+        is not acceptable ends nothing, so the data after it is still reassembled."""
+        known = self.table.find(proto, src, sport, dst, dport, interface)
+        if known is None or known[0].state is None or known[0].state.streams is None:
+            return True
+        flow, from_client = known
+        return flow.state.streams[0 if from_client else 1].reset_acceptable(seq)
 
     @staticmethod
     def _deliver(

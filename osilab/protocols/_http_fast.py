@@ -45,9 +45,10 @@ PLAIN = "plain"
 #: Heads longer than this go to h11 (whose own limit is 16 KiB).
 MAX_HEAD = 8 * 1024
 
-# RFC 9112 §3 request-line with a token method; the target is visible ASCII (no SP, no
-# CTL, no DEL); the version is HTTP/1.0 or HTTP/1.1 exactly.
-_REQUEST_LINE = re.compile(r"([A-Z]+) ([\x21-\x7e]+) HTTP/(1\.[01])")
+# RFC 9112 §3 request-line with a token method (any token: RFC 9110 §9.1, so QUERY or a
+# vendor's own method is read here too); the target is visible ASCII (no SP, no CTL, no
+# DEL); the version is HTTP/1.0 or HTTP/1.1 exactly.
+_REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/(1\.[01])")
 # RFC 9112 §4 status-line: a three-digit code and a reason of visible ASCII and spaces.
 _STATUS_LINE = re.compile(r"HTTP/(1\.[01]) ([2-5][0-9][0-9]) ([\x20-\x7e]*)")
 # RFC 9110 §5.1 field lines, all at once: a token name, ":", then visible ASCII and

@@ -12,8 +12,9 @@ HTTP/1 heads are read in exactly three roles in osilab, each written once:
   missing version or a missing final empty line, and says what it met on the way.
 
 It is a port of the guardian's ``src/raw_request_parser.rs``: a request line cut at its
-first and last space, then header lines cut at LF (a CR before it is dropped) and at the
-first colon. What it notes is a list of ``(reason, detail)`` pairs, the guardian's
+first and last space (unless the target holds a second HTTP-version word: then the version
+starts there, see :func:`_read_request_line`), then header lines cut at LF (a CR before it
+is dropped) and at the first colon. What it notes is a list of ``(reason, detail)`` pairs, the guardian's
 reason names; it judges nothing (the tiers belong to :mod:`osilab.protocols.desync`).
 
 Also here, as both the reader and the classifier need them: the RFC 7230 character
@@ -27,6 +28,7 @@ frozen records out.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -447,4 +449,18 @@ def _read_request_line(buffer: _Window, findings: list[Finding]) -> tuple[bytes,
     elif uri.partial():
         # Only two words: "GET /path" is an HTTP/0.9 request with no version.
         uri, version = version, _Window(b"", 0, 0)
-    return method.data(), uri.data(), version.data()
+    target = uri.data()
+    second = _VERSION_WORD.search(target)
+    if second is not None:
+        # Two versions: "GET /a HTTP/1.1 HTTP/1.1". A server reading the line from the
+        # front takes "/a" for the target and the rest for the version, which is then
+        # malformed: the guardian's own case "[space] in URI resulted in a bad version"
+        # (tests/uri-specific-test-cases.yaml) calls that Severe, BadVersion. Cutting at
+        # the last space only (as raw_request_parser.rs does) would hide it as SpaceInUri.
+        versions = target[second.start() + 1 :] + b" " + version.data()
+        return method.data(), target[: second.start()], versions
+    return method.data(), target, version.data()
+
+
+# An HTTP-version word (RFC 9112 §2.3) inside what the last space left as the target.
+_VERSION_WORD = re.compile(rb" HTTP/[0-9]\.[0-9](?= |$)")

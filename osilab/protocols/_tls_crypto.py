@@ -87,7 +87,8 @@ def load_keylog(path: str) -> KeyLog:
     """Read an NSS key log file (cached while the file is unchanged).
 
     Malformed lines are skipped (as NSS and Wireshark do). Raises :class:`UsageError`
-    naming only the path when the file cannot be read -- never its contents.
+    naming only the path when the file cannot be read or holds no key at all -- never its
+    contents.
     """
     try:
         stat = os.stat(path)
@@ -114,6 +115,9 @@ def _load(path: str, mtime_ns: int, size: int) -> KeyLog:
         except ValueError:
             continue
         secrets.setdefault(label, {})[client_random] = secret
+    if not secrets:
+        raise UsageError(f"the key log file {path} holds no key: no line of the NSS key log "
+                         "form 'LABEL CLIENT_RANDOM SECRET' (as SSLKEYLOGFILE writes)")  # fmt: skip
     return KeyLog(MappingProxyType(secrets))
 
 

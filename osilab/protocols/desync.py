@@ -64,12 +64,18 @@ tolerant reader that splits a raw head is :mod:`osilab.protocols._http_tolerant`
 This module is a Python port of the guardian's rules (``src/request_analyzer.rs``,
 ``src/http_token_utils.rs``, ``src/raw_request_parser.rs``), checked against the
 guardian's own test cases (``tests/protocols/test_desync.py``: all 87 agree on tier,
-reason and per-header tiers). Two deliberate differences:
+reason and per-header tiers). Three deliberate differences:
 
 * The guardian skips analysis for versions that compare at or above ``"HTTP/2"`` **as
   byte strings**, so ``"http/1.1"`` or ``"XYZ"`` would be called Compliant. Here only a
   version that really starts ``HTTP/2`` .. ``HTTP/9`` is skipped; anything else is
   checked (a garbage version is Severe, ``BadVersion``).
+* A Transfer-Encoding list whose final coding is not ``chunked`` (``gzip``, ``chunked,
+  gzip``) is Ambiguous, ``UndefinedTransferEncodingSemantics``: RFC 9112 §6.3 says such a
+  request's body length "cannot be determined reliably", which the guardian's rules do not
+  check (they accept any list of known codings). It is checked last among the body
+  headers, so every guardian case keeps its reason (``gzip`` beside a Content-Length is
+  still ``BothTeClPresent``).
 * ``detail`` is a sentence written for learners, not the guardian's log line, though it
   names the same things (the header, shown with invisible bytes escaped as ``\\0x01``;
   values of headers other than TE/CL masked to ``_`` as the guardian masks them in logs).
@@ -448,6 +454,26 @@ def _check_body_headers(
             "the CL.TE / TE.CL smuggling shape, where each server may pick a different "
             "one to find the end of the body.",
         )
+
+    if has_transfer_encoding and _final_coding(headers, transfer_encodings) != b"chunked":
+        # RFC 9112 §6.3: "If a Transfer-Encoding header field is present in a request and
+        # the chunked transfer coding is not the final encoding, the message body length
+        # cannot be determined reliably" (osilab's addition; see the module docstring).
+        findings.report(
+            "UndefinedTransferEncodingSemantics",
+            "the Transfer-Encoding list of this request does not end in chunked, so "
+            "(RFC 9112 §6.3) its body length cannot be determined: one server reads no "
+            "body, another reads to the end of the connection, a third refuses it.",
+        )
+
+
+def _final_coding(headers: list[_Header], transfer_encodings: list[int]) -> bytes:
+    """The last coding of the request's Transfer-Encoding list, all its headers in order
+    (RFC 9110 §5.3: repeated fields are one comma-separated list)."""
+    essential = [headers[index].value for index in transfer_encodings if headers[index].essential]
+    if not essential:
+        return b"chunked"  # only look-alike names: judged as SuspiciousHeader already
+    return trim(trim(essential[-1].split(b",")[-1]).split(b";", 1)[0]).lower()
 
 
 def _known_coding(item: bytes) -> bytes | None:

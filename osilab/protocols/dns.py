@@ -172,7 +172,32 @@ def _rdata_value(message: bytes, rtype: int, start: int, data: bytes) -> str:
             return read_name(message, start)[0]
         except DecodeError:
             return data.hex()
+    if rtype == 16:
+        strings = txt_strings(data)
+        if strings is not None:
+            return " ".join(f'"{text}"' for text in strings)
     return data.hex()
+
+
+def txt_strings(data: bytes) -> tuple[str, ...] | None:
+    """A TXT record's text (RFC 1035 §3.3.14): one or more <character-string>s, each a
+    length byte and that many bytes. Shown as dig shows them, each in quotes; bytes that
+    are not printable ASCII as ``\\DDD``. ``None`` when the lengths overrun the data.
+
+    >>> txt_strings(b"\\x05hello\\x03v=1")
+    ('hello', 'v=1')
+    """
+    strings: list[str] = []
+    p = 0
+    while p < len(data):
+        size = data[p]
+        chunk = data[p + 1 : p + 1 + size]
+        if len(chunk) < size:
+            return None
+        strings.append("".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else
+                               (f"\\{chr(b)}" if b in (34, 92) else f"\\{b:03d}") for b in chunk))  # fmt: skip
+        p += 1 + size
+    return tuple(strings)
 
 
 def parse_message(message: bytes) -> DnsMessage:
@@ -243,7 +268,7 @@ def _fields(dns: DnsMessage) -> dict[str, Any]:
     if dns.questions:
         fields["qry.name"] = dns.questions[0].name
         fields["qry.type"] = dns.questions[0].type
-    for key, rtype in (("a", 1), ("aaaa", 28), ("cname", 5)):
+    for key, rtype in (("a", 1), ("aaaa", 28), ("cname", 5), ("txt", 16)):
         values = tuple(r.value for r in dns.answers if r.type == rtype)
         if values:
             fields[key] = values

@@ -72,7 +72,8 @@ from typing import Any
 
 import h11
 
-from osilab.capture.dissect import HTTP_METHODS  # the one table (RFC 9110 §9, RFC 4918)
+# The one HTTP sniffer (any token is a method, RFC 9110 §9.1) and the table of known methods.
+from osilab.capture.dissect import HTTP_METHODS, looks_like_http
 from osilab.protocols import AppMessage, Direction
 from osilab.protocols._http_fast import read_request, read_response
 from osilab.protocols._http_tolerant import ParsedHead
@@ -101,18 +102,6 @@ _COMPLIANT = DesyncVerdict("Compliant")
 _UNKNOWN_FLOW = FlowKey("tcp", Endpoint("0.0.0.0", 0), Endpoint("0.0.0.0", 0))
 
 
-def looks_like_http(data: bytes) -> bool:
-    """Whether bytes start like an HTTP/1.x request line or status line.
-
-    >>> looks_like_http(b"GET /index.html HTTP/1.1\\r\\n"), looks_like_http(b"\\x16\\x03\\x01")
-    (True, False)
-    """
-    if data.startswith((b"HTTP/1.", b"HTTP/0.9")):
-        return True
-    space = data.find(b" ", 0, 12)
-    return space > 0 and data[:space] in HTTP_METHODS
-
-
 # Identical heads (a client repeating a request) get the same verdict: the classifier is
 # pure and its results are frozen, so small heads are remembered (bounded LRU).
 _CACHED_HEAD = 2048
@@ -122,6 +111,78 @@ _classify_head_cached = lru_cache(maxsize=4096)(classify_head)
 def _classify_raw(raw: bytes) -> tuple[ParsedHead, DesyncVerdict]:
     """The tolerant reader's view of a raw head and its desync verdict (see desync)."""
     return _classify_head_cached(raw) if len(raw) <= _CACHED_HEAD else classify_head(raw)
+
+
+_U64 = 1 << 64
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _wire(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+
+
+def _invalid_length(headers: Any, rest: bytes) -> tuple[str, int] | None:
+    """Why a request's body length cannot be read, and the body a back end takes instead.
+
+    RFC 9112 §6.3: a Transfer-Encoding whose final coding is not ``chunked`` leaves the
+    length undetermined; a Content-Length or chunk size past 2**64 - 1 cannot be held by
+    a 64-bit server. Returns ``(why, bytes of rest)``: a back end that stops at the bad
+    length -- reads no body after such a Transfer-Encoding, wraps the number to 64 bits
+    (2**64 is 0: a last chunk, the end of the message) -- takes that much of ``rest``
+    as body and reads the next request after it. ``None`` when the length is fine (as
+    far as ``rest`` shows: a chunk size is checked in the bytes already there).
+
+    >>> _invalid_length([(b"Content-Length", b"18446744073709551621")], b"hello GET")[1]
+    5
+    >>> _invalid_length([("Transfer-Encoding", "chunked, gzip")], b"")[1]
+    0
+    """
+    codings: list[bytes] = []
+    lengths: list[bytes] = []
+    for name, value in headers:
+        key = _wire(name).lower()
+        if key == b"transfer-encoding":
+            codings += [item.split(b";", 1)[0].strip(b" \t").lower() for item in _wire(value).split(b",")]
+        elif key == b"content-length":
+            lengths.append(_wire(value).strip(b" \t"))
+    if codings:
+        if codings[-1] != b"chunked":
+            shown = b", ".join(codings).decode("ascii", "replace")
+            return f"Transfer-Encoding {shown!r} does not end in chunked (RFC 9112 §6.3)", 0
+        overflow = _chunk_overflow(rest)
+        if overflow is None:
+            return None
+        size, after = overflow
+        return f"chunk size {size} does not fit in 64 bits (RFC 9112 §7.1)", after
+    for value in lengths:
+        if value.isdigit() and int(value) >= _U64:
+            shown = value.decode("ascii")
+            return f"Content-Length {shown} does not fit in 64 bits", int(value) % _U64
+    return None
+
+
+def _chunk_overflow(body: bytes, most_chunks: int = 64) -> tuple[str, int] | None:
+    """The first chunk size in ``body`` past 64 bits, and where the message ends for a
+    back end that wraps it to 0 (after the size line and an empty trailer line)."""
+    position = 0
+    for _ in range(most_chunks):
+        line_end = body.find(b"\n", position)
+        if line_end < 0:
+            return None
+        size_text = body[position:line_end].rstrip(b"\r").split(b";", 1)[0].strip(b" \t")
+        if not size_text or any(byte not in _HEX for byte in size_text):
+            return None
+        size = int(size_text, 16)
+        if size >= _U64:
+            after = line_end + 1
+            for ending in (b"\r\n", b"\n"):
+                if body.startswith(ending, after):
+                    return size_text.decode("ascii"), after + len(ending)
+            return size_text.decode("ascii"), after
+        if size == 0:
+            return None
+        position = line_end + 1 + size + 2
+    return None
 
 
 @dataclass(slots=True)
@@ -212,6 +273,10 @@ class HttpParser:
         #: that comes after all is then paired with a later request.
         self.unanswered_dropped = 0
         self._time = 0.0
+        #: Whose reading new requests belong to: "alb" until a request with an invalid
+        #: length, then "backend" (what a back end stopping at that length reads).
+        self._reading = "alb"
+        self._backend_skip = 0  # body bytes such a back end still takes before its next head
 
     # -- the StreamParser contract -------------------------------------------------------
 
@@ -284,6 +349,12 @@ class HttpParser:
 
     def _requests(self, data: bytes, packet_no: int, out: list[AppMessage]) -> None:
         side = self._req
+        if self._backend_skip:
+            skipped = min(self._backend_skip, len(data))
+            self._backend_skip -= skipped
+            data = data[skipped:]
+            if not data:
+                return
         if side.broken is not None:
             if not looks_like_http(data):
                 return
@@ -329,6 +400,7 @@ class HttpParser:
                 headers_complete_packet=packet_no,
                 time=self._time,
                 desync=verdict,
+                reading=self._reading,
             )
             self._next_index += 1
             pending = _Pending(request, method.encode("ascii"), None)
@@ -361,7 +433,8 @@ class HttpParser:
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
-                self._request_head(event, packet_no, out)
+                if self._request_head(event, packet_no, out):
+                    return  # an invalid length: the ALB's reading stopped there
             elif isinstance(event, h11.Data):
                 side.body += len(event.data)
             elif isinstance(event, h11.EndOfMessage):
@@ -381,7 +454,8 @@ class HttpParser:
             else:  # ConnectionClosed
                 return
 
-    def _request_head(self, event: h11.Request, packet_no: int, out: list[AppMessage]) -> None:
+    def _request_head(self, event: h11.Request, packet_no: int, out: list[AppMessage]) -> bool:
+        """A head h11 read; True when its length is invalid and the rest was handed on."""
         side = self._req
         raw_headers = list(event.headers.raw_items())
         version = b"HTTP/" + event.http_version
@@ -405,6 +479,7 @@ class HttpParser:
             headers_complete_packet=packet_no,
             time=self._time,
             desync=verdict,
+            reading=self._reading,
         )
         self._next_index += 1
         side.message = request
@@ -419,9 +494,15 @@ class HttpParser:
             self._waiting.popleft()
             self.unanswered_dropped += 1
         self._waiting.append(pending)
+        rest = side.conn.trailing_data[0] if side.conn is not None else b""
+        invalid = _invalid_length(raw_headers, rest) if self._reading == "alb" else None
+        if invalid is not None:
+            self._stop_alb_reading(request, head_length, invalid, rest, packet_no, out)
+            return True
         if upgrade is not None or event.method == b"CONNECT":
             self._paused = pending
         out.append(self._request_message(request, head_length, "headers", packet_no))
+        return False
 
     def _request_end(
         self, packet_no: int, out: list[AppMessage], damaged: str | None = None
@@ -458,6 +539,8 @@ class HttpParser:
         }
         if request.desync is not None:
             fields["desync"] = request.desync.klass
+        if request.reading != "alb":
+            fields["reading"] = request.reading
         if stage == "complete":
             fields["content_length"] = request.body_length
         return AppMessage(
@@ -487,6 +570,7 @@ class HttpParser:
             headers_complete_packet=packet_no,
             time=self._time,
             desync=verdict,
+            reading=self._reading,
         )
         self._next_index += 1
         return head, request
@@ -500,9 +584,18 @@ class HttpParser:
         if not ended and len(raw) < HEAD_LIMIT:
             return  # wait for the rest of the head
         head, request = self._tolerant_head(raw, packet_no)
-        self._waiting.append(
-            _Pending(request, head.method.encode("utf-8", "surrogateescape"), None)
+        pending = _Pending(request, head.method.encode("utf-8", "surrogateescape"), None)
+        self._waiting.append(pending)
+        invalid = (
+            _invalid_length(head.headers, raw[head.head_length :])
+            if self._reading == "alb"
+            else None
         )
+        if invalid is not None:
+            self._stop_alb_reading(
+                request, head.head_length, invalid, raw[head.head_length :], packet_no, out
+            )
+            return
         damaged = f"not valid HTTP/1.1 ({refused}); read tolerantly"
         out.append(self._request_message(request, head.head_length, "headers", packet_no))
         out.append(self._request_message(request, head.head_length, "complete", packet_no, damaged))
@@ -518,6 +611,48 @@ class HttpParser:
         side.broken = "resynchronising after a malformed request"
         if rest and looks_like_http(rest):
             self._requests(rest, packet_no, out)
+
+    def _stop_alb_reading(
+        self,
+        request: HttpRequest,
+        head_length: int,
+        invalid: tuple[str, int],
+        rest: bytes,
+        packet_no: int,
+        out: list[AppMessage],
+    ) -> None:
+        """A request whose body length is invalid: the ALB's reading ends with it.
+
+        The ALB cannot frame the body (it answers 400, or forwards and closes: its
+        reading of this connection stops here). A back end that stops at the bad length
+        reads on: the requests it would find in the bytes after it are listed with
+        ``reading="backend"``, and named on this request (``backend_would_read``).
+        """
+        why, backend_body = invalid
+        following = rest[backend_body:]
+        request = replace(request, backend_would_read=self._backend_lines(following))
+        for pending in self._waiting:
+            if pending.request.index == request.index:
+                pending.request = request
+        damaged = f"invalid length: {why}; the ALB reads no further on this connection"
+        out.append(self._request_message(request, head_length, "headers", packet_no))
+        out.append(self._request_message(request, head_length, "complete", packet_no, damaged))
+        self._req.reset()
+        self._reading = "backend"
+        self._backend_skip = max(0, backend_body - len(rest))
+        if following:
+            self._requests(following, packet_no, out)
+
+    def _backend_lines(self, data: bytes) -> tuple[str, ...]:
+        """The request lines a back end would read in ``data`` (a throwaway parser)."""
+        if not data:
+            return ()
+        probe = HttpParser(self.flow)
+        probe._reading = "backend"
+        found = probe.feed(Direction.TO_SERVER, data, 0, self._time) + probe.close()
+        return tuple(
+            m.summary for m in found if m.fields.get("stage") == "headers" and m.damaged is None
+        )
 
     # -- responses -----------------------------------------------------------------------
 
@@ -777,7 +912,7 @@ class HttpParser:
             side = self._req
             if isinstance(side.message, HttpRequest):
                 self._request_end(packet_no, out, damaged=f"request cut short: {why}")
-            elif side.head and looks_like_http(bytes(side.head[:16])):
+            elif side.head and looks_like_http(bytes(side.head)):
                 _, request = self._tolerant_head(bytes(side.head), packet_no)
                 damaged = f"request head cut short: {why}"
                 out.append(

@@ -45,6 +45,14 @@ class HttpRequest:
         stream_id: the HTTP/2 stream, or ``None`` for HTTP/1.x.
         body_length: bytes of body seen (after de-chunking).
         desync: the desync verdict for the request head, when classified.
+        reading: whose reading of the stream the request belongs to: ``"alb"`` (the
+            balancer's own, the default) or ``"backend"`` -- a request that only a back
+            end stopping at an earlier request's invalid length would read (a chunk size
+            or Content-Length past 64 bits, a Transfer-Encoding not ending in chunked:
+            RFC 9112 §6.3). The ALB stops reading the connection at that request.
+        backend_would_read: on the request with the invalid length, the request lines
+            such a back end would read after it, from the bytes there when its head
+            completed (what the ALB's why names).
     """
 
     flow: FlowKey
@@ -59,6 +67,8 @@ class HttpRequest:
     stream_id: int | None = None
     body_length: int = 0
     desync: DesyncVerdict | None = None
+    reading: str = "alb"
+    backend_would_read: tuple[str, ...] = ()
 
     @property
     def host(self) -> str | None:

@@ -54,12 +54,13 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
+from osilab.capture.tls_records import looks_like_sslv2
 from osilab.errors import OsilabError
-from osilab.protocols import AppMessage, Direction
+from osilab.protocols import AppMessage, Direction, sslv2
 from osilab.protocols._tls_crypto import (
     SUITES,
     DecryptError,
@@ -74,6 +75,7 @@ from osilab.streams.keys import FlowKey
 
 __all__ = [
     "TlsParser",
+    "unread",
     "ClientHello",
     "ServerHello",
     "parse_client_hello",
@@ -103,7 +105,8 @@ HANDSHAKE_TYPES: MappingProxyType[int, str] = MappingProxyType({
 
 #: Protocol versions as they appear on the wire.
 VERSIONS: MappingProxyType[int, str] = MappingProxyType({
-    0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3",
+    0xFEFF: "DTLS 1.0", 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3",  # RFC 6347 §4.1, RFC 9147 §5.3
+    0x0002: "SSL 2.0", 0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3",
 })
 
 #: Largest record body accepted: 2^14 plus the 2048 bytes of expansion TLS 1.2 allows
@@ -350,7 +353,7 @@ class _Side:
 
     __slots__ = (
         "buffer", "head_packet", "lost", "handshake", "handshake_first", "encrypted",
-        "cipher", "secret", "decrypt_failed", "dead",
+        "cipher", "secret", "decrypt_failed", "dead", "sslv2",
     )
 
     def __init__(self) -> None:
@@ -364,6 +367,7 @@ class _Side:
         self.secret: bytes | None = None  # TLS 1.3 current traffic secret (for KeyUpdate)
         self.decrypt_failed: str | None = None
         self.dead: str | None = None  # why nothing more is parsed on this side
+        self.sslv2 = 0  # SSL 2.0 records read on this side (0: it speaks TLS records)
 
 
 class TlsParser:
@@ -413,6 +417,10 @@ class TlsParser:
                 if not self._resync(side):
                     break
                 side.head_packet = packet_no
+            if side.sslv2 or (not side.lost and buffer and looks_like_sslv2(buffer, 0, len(buffer))):
+                if not self._sslv2_record(direction, side, packet_no, time, out):
+                    break
+                continue
             if len(buffer) < 5:
                 break
             length = int.from_bytes(buffer[3:5], "big")
@@ -487,6 +495,32 @@ class TlsParser:
                           f"TLS {kind} record starts here ({what}; continues in later segments)",
                           {"stage": "segment"}, time)
 
+    def _sslv2_record(self, direction: Direction, side: _Side, packet_no: int, time: float,
+                      out: list[AppMessage]) -> bool:  # fmt: skip
+        """Take one whole SSL 2.0 record off the buffer into ``out`` (see :mod:`.sslv2`);
+        False while it is incomplete. A side goes back to TLS records when one starts."""
+        buffer = side.buffer
+        if len(buffer) >= 5 and _plausible_header(buffer, 0):
+            side.sslv2 = 0  # a "version 2 compatible" hello was answered in TLS
+            return True
+        size = sslv2.record_size(buffer)
+        if size is None or len(buffer) < size[0] + size[1]:
+            return False
+        record = bytes(buffer[: size[0] + size[1]])
+        del buffer[: len(record)]
+        clear = 2 if direction is Direction.TO_SERVER else 1  # hello (and master key) in clear
+        found, hello = sslv2.message(direction, record, size[0], side.sslv2 >= clear,
+                                     side.head_packet, packet_no, time)  # fmt: skip
+        side.sslv2 += 1
+        side.head_packet = packet_no
+        if hello is not None and self.client_hello is None:
+            challenge = record[size[0] + 9 + hello["handshake.cipher_spec_len"] + hello["handshake.session_id_length"]:]
+            self.client_hello = ClientHello(hello["handshake.version"], challenge, b"",
+                                            hello["handshake.cipherspecs"], (), None, (), ())  # fmt: skip
+            found = replace(found, message=self.client_hello)
+        out.append(found)
+        return True
+
     @staticmethod
     def _resync(side: _Side) -> bool:
         buffer = side.buffer
@@ -527,6 +561,10 @@ class TlsParser:
         elif content_type == 21 and len(body) >= 2:
             fields["alert_message.level"], fields["alert_message.desc"] = body[0], body[1]
         shown = hello.version if hello is not None else version_name(self._version or version)
+        if isinstance(hello, ClientHello):  # the version it offers is in "what"; the record's is not it
+            shown = "TLS"
+            if version_name(version) != hello.version:
+                what += f" (record layer {version_name(version)}: only the record's version)"
         summary = f"{shown} {what}"
         if self._notes:
             fields["notes"] = tuple(self._notes)
@@ -726,16 +764,25 @@ class TlsParser:
                           {"stage": "error", "layer": False}, time, None, why)
 
 
+def unread(message: AppMessage) -> bool:
+    """Whether ``message`` is a protected TLS record osilab could not decrypt: application
+    data (or TLS 1.3's encrypted handshake) whose keys the key log did not give.
+
+    Commands count the connections that have one (``osilab http``, ``osilab tls``), so a
+    learner knows how much of the capture stayed sealed.
+    """
+    return (message.protocol == "tls" and message.fields.get("record.content_type") == 23
+            and not message.fields.get("decrypted"))  # fmt: skip
+
+
 def _hello_summary(hello: ClientHello | ServerHello) -> str:
     if isinstance(hello, ClientHello):
-        parts = []
+        parts = [f"offering {hello.version}"]
         if hello.server_name:
             parts.append(f"SNI={hello.server_name}")
         if hello.alpn:
             parts.append("ALPN=" + ",".join(hello.alpn))
-        if hello.supported_versions:
-            parts.append(f"offers {hello.version}")
-        return (" " + " ".join(parts)) if parts else ""
+        return " " + " ".join(parts)
     extra = f" {hello.cipher}"
     if hello.alpn:
         extra += f" ALPN={hello.alpn}"

@@ -321,11 +321,15 @@ class FlowTable:
         wire_length: int,
         payload_length: int,
         interface: int = 0,
+        reset_acceptable: bool = True,
     ) -> tuple[Flow, Direction, list[Flow]]:
         """Account one packet. Returns (its flow, its direction, flows that just ended).
 
         ``interface`` is the capture interface the packet was seen on: the same addresses
-        on another interface are another flow.
+        on another interface are another flow. ``reset_acceptable=False`` says a RST's
+        sequence number is not acceptable (RFC 9293 §3.10.7.3; the streams stage's
+        reassembly knows the sequence space, :meth:`StreamReassembler.reset_acceptable`):
+        it then ends nothing.
         """
         ended: list[Flow] = []
         if time > self._now:
@@ -365,10 +369,30 @@ class FlowTable:
         flow.last_time = time
         if flow.tcp is not None and flags is not None:
             was_over = flow.tcp.over
-            flow.tcp.feed(flags, from_client, packet_no)
+            flow.tcp.feed(flags, from_client, packet_no, reset_acceptable)
             if flow.tcp.over and not was_over:
                 self._closed.append(flow)
         return flow, (Direction.TO_SERVER if from_client else Direction.TO_CLIENT), ended
+
+    def account(self, pkt: Any) -> tuple[_Facts, Flow, Direction, list[Flow]] | None:
+        """Account one dissected packet: its :func:`transport_facts` and what :meth:`packet`
+        returns, or ``None`` (and nothing accounted) when it carries no TCP or UDP header."""
+        facts = transport_facts(pkt)
+        if facts is None:
+            return None
+        proto, src, sport, dst, dport, flags, payload_length, _, _ = facts
+        flow, direction, ended = self.packet(
+            proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length,
+            payload_length, pkt.interface,
+        )  # fmt: skip
+        return facts, flow, direction, ended
+
+    def find(
+        self, proto: str, src: str, sport: int, dst: str, dport: int, interface: int = 0
+    ) -> tuple[Flow, bool] | None:
+        """The live flow a packet with these addresses belongs to, and whether its sender
+        is the client; ``None`` for a packet that would start a new flow."""
+        return self._lookup.get((proto, src, sport, dst, dport, interface))
 
     def finish(self) -> list[Flow]:
         """End every flow still in the table (end of capture), oldest activity first."""
@@ -424,15 +448,8 @@ def flow_records(packets: Iterable[Any]) -> Iterator[FlowRecord]:
     """
     table = FlowTable()
     for pkt in packets:
-        facts = transport_facts(pkt)
-        if facts is None:
-            continue
-        proto, src, sport, dst, dport, flags, payload_length, _, _ = facts
-        _, _, ended = table.packet(
-            proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length,
-            payload_length, pkt.interface,
-        )  # fmt: skip
-        for flow in ended:
+        accounted = table.account(pkt)
+        for flow in accounted[3] if accounted is not None else ():
             yield flow.record()
     for flow in table.finish():
         yield flow.record()

@@ -200,6 +200,41 @@ class StreamReassembler:
         """Whether the stream's origin (ISN or first seen byte) is known."""
         return self._base is not None
 
+    @property
+    def receive_next(self) -> int | None:
+        """RCV.NXT as the receiver of this direction has it, as far as the capture shows:
+        the sequence number after the last in-order byte (and after the FIN once it is
+        reached); None before the stream's origin is known."""
+        if self._base is None:
+            return None
+        fin_reached = self._fin is not None and self._next >= self._fin
+        return (self._base + self._next + (1 if fin_reached else 0)) % SEQ_MODULUS
+
+    def reset_acceptable(self, seq: int, window: int | None = None) -> bool:
+        """Whether a RST with sequence number ``seq``, sent in this direction, resets.
+
+        RFC 9293 §3.10.7.3: a RST is acceptable when its number is in the receive window
+        (``window`` bytes from RCV.NXT: the RFC 793 rule); the full check, RFC 9293's
+        "exactly matches the next expected sequence number" (RFC 5961 §3.2, which Linux,
+        Windows and the BSDs implement), is ``window=None``. An in-window but inexact RST
+        only draws a challenge ACK, and one outside the window is dropped: either way
+        the connection goes on, and the data after it is still data. Before anything of
+        this direction is known (a RST answering a SYN), every RST is acceptable.
+
+        >>> r = StreamReassembler()
+        >>> _ = r.segment(1000, 0x02, b"", 1, 0.0)
+        >>> _ = r.segment(1001, 0x18, b"hello", 2, 0.1)
+        >>> r.reset_acceptable(1006), r.reset_acceptable(1010), r.reset_acceptable(1010, 65535)
+        (True, False, True)
+        """
+        expected = self.receive_next
+        if expected is None:
+            return True
+        ahead = seq_diff(seq, expected)
+        if window is None:
+            return ahead == 0
+        return 0 <= ahead < window
+
     def offset_of(self, seq: int) -> int | None:
         """The stream offset of sequence number ``seq`` (None before the stream started)."""
         if self._base is None:

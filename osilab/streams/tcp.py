@@ -51,6 +51,9 @@ class TcpInput(StrEnum):
     CLIENT_FIN = "client_fin"
     SERVER_FIN = "server_fin"
     RST = "rst"
+    #: A RST whose sequence number is not acceptable (RFC 9293 §3.10.7.3): the receiver
+    #: drops it (or answers with a challenge ACK), and the connection goes on.
+    IGNORED_RST = "ignored_rst"
 
 
 S, I = TcpState, TcpInput  # noqa: E741 - short names make the table below readable
@@ -106,7 +109,9 @@ S, I = TcpState, TcpInput  # noqa: E741 - short names make the table below reada
 # SYN_RECEIVED is the server in SYN-RCVD; CLIENT_CLOSED / SERVER_CLOSED are one side in
 # FIN-WAIT and the other in CLOSE-WAIT (the connection is half-closed); CLOSED covers
 # CLOSING, LAST-ACK and TIME-WAIT, which differ only in which final ACKs have passed.
-# RST is accepted in every state (RFC 9293 §3.10.7.x, "If the RST bit is set...").
+# RST is accepted in every state (RFC 9293 §3.10.7.x, "If the RST bit is set..."), when
+# its sequence number is acceptable; one that is not (IGNORED_RST, decided by whoever
+# knows the sequence space: the streams stage's reassembly) changes no state at all.
 
 #: (state, input) -> next state. A pair that is absent is impossible: recorded, not obeyed.
 TRANSITIONS: MappingProxyType[tuple[TcpState, TcpInput], TcpState] = MappingProxyType(
@@ -151,6 +156,8 @@ TRANSITIONS: MappingProxyType[tuple[TcpState, TcpInput], TcpState] = MappingProx
         (S.RESET, I.ACK): S.RESET,  # stragglers already in flight
         (S.RESET, I.CLIENT_FIN): S.RESET,
         (S.RESET, I.SERVER_FIN): S.RESET,
+        # a RST out of the window, or inexact (RFC 9293 §3.10.7.3): nothing changes
+        **{(state, I.IGNORED_RST): state for state in S},
     }
 )
 
@@ -172,17 +179,18 @@ class Anomaly:
         return f"packet {self.packet_no}: {self.input.value} in state {self.state.value}"
 
 
-def tcp_input(flags: int, from_client: bool) -> TcpInput:
+def tcp_input(flags: int, from_client: bool, reset_acceptable: bool = True) -> TcpInput:
     """What a segment with these flag bits means, given its direction.
 
-    RST outranks everything; a SYN is the client's SYN or the server's SYN+ACK; a FIN is
-    attributed to its sender; anything else (data or a bare ACK) is ``ACK``.
+    RST outranks everything (``IGNORED_RST`` when its sequence number is not acceptable);
+    a SYN is the client's SYN or the server's SYN+ACK; a FIN is attributed to its sender;
+    anything else (data or a bare ACK) is ``ACK``.
 
-    >>> tcp_input(0x12, from_client=False).value
-    'syn_ack'
+    >>> tcp_input(0x12, from_client=False).value, tcp_input(0x14, True, False).value
+    ('syn_ack', 'ignored_rst')
     """
     if flags & 0x04:
-        return TcpInput.RST
+        return TcpInput.RST if reset_acceptable else TcpInput.IGNORED_RST
     if flags & 0x02:
         return TcpInput.SYN_ACK if flags & 0x10 else TcpInput.SYN
     if flags & 0x01:
@@ -205,7 +213,7 @@ class TcpTracker:
     'established'
     """
 
-    __slots__ = ("state", "anomalies", "anomalies_dropped", "handshake_seen")
+    __slots__ = ("state", "anomalies", "anomalies_dropped", "handshake_seen", "resets_ignored")
 
     def __init__(self) -> None:
         self.state = TcpState.NEW
@@ -215,10 +223,16 @@ class TcpTracker:
         self.anomalies_dropped = 0
         #: True when the client's SYN was captured (the connection's start is known).
         self.handshake_seen = False
+        #: RSTs whose sequence number was not acceptable, so they ended nothing.
+        self.resets_ignored = 0
 
-    def feed(self, flags: int, from_client: bool, packet_no: int) -> TcpState:
+    def feed(
+        self, flags: int, from_client: bool, packet_no: int, reset_acceptable: bool = True
+    ) -> TcpState:
         """One segment: move along the table (or record the impossible pair)."""
-        event = tcp_input(flags, from_client)
+        event = tcp_input(flags, from_client, reset_acceptable)
+        if event is TcpInput.IGNORED_RST:
+            self.resets_ignored += 1
         if event is TcpInput.SYN:
             self.handshake_seen = True
         following = TRANSITIONS.get((self.state, event))

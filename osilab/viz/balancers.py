@@ -22,15 +22,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from osilab.layers.palette import colour_for
-from osilab.viz.style import FONT, GREY, finish, new_figure
+from osilab.viz.layers import flag_label
+from osilab.viz.style import FONT, GREY, bar_groups, finish, new_figure
 
 __all__ = ["MODEL_COLOURS", "target_distribution", "decision_timeline", "ladder"]
 
 #: Each model in the colour of the layer it works at.
 MODEL_COLOURS: Mapping[str, str] = {"NLB": colour_for(4), "ALB": colour_for(7)}
 _MARKERS = {"NLB": "s", "ALB": "o"}
-
-TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 
 def _imbalance(values: Iterable[int]) -> float:
@@ -59,11 +58,7 @@ def target_distribution(source: Any, *, title: str | None = None, unit: str = "r
     """
     counts = _per_model_counts(source)
     fig, ax = new_figure()
-    models = list(counts)
-    targets: list[str] = []
-    for per_target in counts.values():
-        targets.extend(t for t in per_target if t not in targets)
-    width = 0.8 / max(len(models), 1)
+    models, targets, width = bar_groups(counts)
     for m, model in enumerate(models):
         colour = MODEL_COLOURS.get(model, colour_for(3))
         ratio = _imbalance(counts[model].values())
@@ -137,19 +132,18 @@ def decision_timeline(source: Any, *, title: str | None = None) -> Any:
     ).figure
 
 
-def _flag_text(flags: int) -> str:
-    names = [
-        name
-        for bit, name in (
-            (TCP_SYN, "SYN"),
-            (TCP_FIN, "FIN"),
-            (TCP_RST, "RST"),
-            (TCP_PSH, "PSH"),
-            (TCP_ACK, "ACK"),
-        )
-        if flags & bit
-    ]
-    return ",".join(names) or "-"
+def _mark_decision(ax: Any, y: float, model: str, packet_no: int) -> None:
+    """The marker on the balancer's line where ``model`` decided, in the model's colour."""
+    ax.scatter(
+        [1.0],
+        [y],
+        s=320,
+        marker=_MARKERS[model],
+        color=MODEL_COLOURS[model],
+        edgecolor="black",
+        zorder=4,
+        label=f"{model} decides (packet {packet_no})",
+    )
 
 
 def ladder(
@@ -199,7 +193,7 @@ def ladder(
             xytext=(x0, y),
             arrowprops={"arrowstyle": "->", "color": colour, "linewidth": 2},
         )
-        text = f"#{packet.no} {_flag_text(flags)}" + (f" {size} B" if size else "")
+        text = f"#{packet.no} {flag_label(flags) or '-'}" + (f" {size} B" if size else "")
         ax.text(0.5, y - 0.05, text, ha="center", va="bottom", fontsize=FONT - 3)
         # the NLB passes every packet through, in the same direction
         ax.annotate(
@@ -209,27 +203,9 @@ def ladder(
             arrowprops={"arrowstyle": "->", "color": nlb_colour, "linestyle": "--", "alpha": 0.35},
         )
         if packet.no == nlb_decided_at:
-            ax.scatter(
-                [1.0],
-                [y],
-                s=320,
-                marker="s",
-                color=nlb_colour,
-                edgecolor="black",
-                zorder=4,
-                label=f"NLB decides (packet {packet.no})",
-            )
+            _mark_decision(ax, y, "NLB", packet.no)
         if packet.no in alb_marks:
-            ax.scatter(
-                [1.0],
-                [y + 0.15],
-                s=320,
-                marker="o",
-                color=alb_colour,
-                edgecolor="black",
-                zorder=4,
-                label=f"ALB decides (packet {packet.no})",
-            )
+            _mark_decision(ax, y + 0.15, "ALB", packet.no)
             ax.annotate(
                 "",
                 xy=(2.0, y + 0.45),

@@ -23,7 +23,7 @@ from osilab.capture.packet import Packet
 from osilab.layers.palette import colour_for
 from osilab.viz.conversation import Conversation
 from osilab.viz.layers import frame_layout
-from osilab.viz.style import FONT, GREY, finish, new_figure
+from osilab.viz.style import FONT, GREY, bar_groups, finish, new_figure
 
 __all__ = [
     "L4_READS",
@@ -166,11 +166,7 @@ def grouped_counts_chart(
     application, network and presentation colours in turn.
     """
     fig, ax = new_figure()
-    models = list(counts)
-    targets: list[str] = []
-    for per_target in counts.values():
-        targets.extend(t for t in per_target if t not in targets)
-    width = 0.8 / max(len(models), 1)
+    models, targets, width = bar_groups(counts)
     hatches = ("", "//", "..", "xx")
     cycle = (colour_for(4), colour_for(7), colour_for(3), colour_for(6))
     for m_index, model in enumerate(models):

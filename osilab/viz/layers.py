@@ -45,6 +45,7 @@ __all__ = [
     "goodput_plot",
     "ladder_diagram",
     "reassembly_figure",
+    "flag_label",
 ]
 
 #: Bytes Ethernet spends per frame that a capture never shows: preamble and start
@@ -338,20 +339,15 @@ def goodput_plot(
     ).figure
 
 
-def _flags_label(pkt: Packet) -> str:
-    flags = pkt.tcp_flags or 0
-    names = [
-        n
-        for bit, n in (
-            (TCP_SYN, "SYN"),
-            (TCP_FIN, "FIN"),
-            (TCP_RST, "RST"),
-            (TCP_PSH, "PSH"),
-            (TCP_ACK, "ACK"),
-        )
-        if flags & bit
-    ]
-    return ",".join(names)
+#: The TCP flags the figures name, in the order their labels list them.
+_FLAG_NAMES = ((TCP_SYN, "SYN"), (TCP_FIN, "FIN"), (TCP_RST, "RST"), (TCP_PSH, "PSH"),
+               (TCP_ACK, "ACK"))  # fmt: skip
+
+
+def flag_label(flags: int | None) -> str:
+    """``0x12`` -> ``"SYN,ACK"``: the figures' label for a segment's TCP flags (RFC 9293
+    section 3.1); ``""`` when none of SYN, FIN, RST, PSH or ACK is set."""
+    return ",".join(name for bit, name in _FLAG_NAMES if (flags or 0) & bit)
 
 
 def _what(pkt: Packet) -> str:
@@ -360,7 +356,8 @@ def _what(pkt: Packet) -> str:
     if top is not None and top.name not in ("tcp", "data") and top.osi >= 5:
         text = top.summary.splitlines()[0] if top.summary else top.name
         return (text[:44] + "...") if len(text) > 47 else text
-    return f"[{_flags_label(pkt)}] {size} B" if size else f"[{_flags_label(pkt)}]"
+    flags = f"[{flag_label(pkt.tcp_flags)}]"
+    return f"{flags} {size} B" if size else flags
 
 
 def ladder_diagram(

@@ -14,9 +14,10 @@ This module knows nothing of packets: it only styles matplotlib axes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["FIGSIZE", "FONT", "TITLE", "new_figure", "finish", "GREY"]
+__all__ = ["FIGSIZE", "FONT", "TITLE", "new_figure", "finish", "GREY", "bar_groups"]
 
 #: Default figure size in inches (width, height).
 FIGSIZE = (13.0, 6.5)
@@ -60,3 +61,18 @@ def finish(
     if tight:
         ax.figure.tight_layout()
     return ax
+
+
+def bar_groups(counts: Mapping[str, Mapping[str, int]]) -> tuple[list[str], list[str], float]:
+    """``(series, groups, bar width)`` of a grouped bar chart drawn from ``counts``.
+
+    ``counts`` is ``{series: {group: n}}`` (``{"NLB": {target: n}, "ALB": {...}}``). The
+    groups are every key any series has, in the order first seen; the bars of one group
+    share 0.8 of an x unit, so that the groups stay apart. Bar ``m`` of group ``t`` is
+    centred on ``t + (m - (len(series) - 1) / 2) * width``.
+    """
+    series = list(counts)
+    groups: list[str] = []
+    for per_group in counts.values():
+        groups.extend(g for g in per_group if g not in groups)
+    return series, groups, 0.8 / max(len(series), 1)

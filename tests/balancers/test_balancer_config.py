@@ -564,8 +564,22 @@ def test_nlb_attributes_and_defaults() -> None:
 
 
 def test_default_config_from_servers() -> None:
+    # Only what the capture shows: the one server the clients reached, nothing invented ...
     one = default_config("network", [("203.0.113.20", 80, "tcp")])
-    assert one.group("tcp-80").targets == ("192.0.2.11:80", "192.0.2.12:80", "192.0.2.13:80")
+    assert one.group("tcp-80").targets == ("203.0.113.20:80",)
+    # ... or, when the capture holds the balancer's back side, the targets it connected to
+    # (an ALB listening on 443 talks to its targets on 80).
+    behind = default_config(
+        "application",
+        [("203.0.113.10", 80, "tcp"), ("203.0.113.10", 443, "tcp")],
+        [("192.0.2.11", 80, "tcp"), ("192.0.2.12", 80, "tcp")],
+    )
+    assert {g.name: g.targets for g in behind.target_groups} == {
+        "tcp-80": ("192.0.2.11:80", "192.0.2.12:80"),
+        "tcp-443": ("192.0.2.11:80", "192.0.2.12:80"),
+    }
+    with pytest.raises(ConfigError, match="no server"):
+        default_config("application", [("192.0.2.53", 53, "udp")])
     many = default_config(
         "application",
         [("192.0.2.21", 80, "tcp"), ("192.0.2.22", 80, "tcp"), ("192.0.2.53", 53, "udp")],

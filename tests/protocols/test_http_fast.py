@@ -76,6 +76,10 @@ PLAIN_REQUESTS = [
     b"GET /?rid=l0015000 HTTP/1.1\r\nHost: shop.example.com\r\nX-Request-Id: l0015000\r\n\r\n",
     b"GET /x HTTP/1.0\r\nHost: a\r\nUser-Agent: curl/8.0  \r\nAccept:   */*\r\nEmpty:\r\n\r\n",
     b"DELETE /api/v1/items/7?force=true HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\nCookie: a=b; c=d\r\n\r\n",
+    # RFC 9110 §9.1: a method is any token, case-sensitive ("get" is not GET, but a method)
+    b"QUERY /users HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"X-VENDOR.PURGE_ALL /cache HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"get / HTTP/1.1\r\nHost: a\r\n\r\n",
 ]
 COUNTED_REQUESTS = [  # read here, but the guardian judges them (a body-framing header)
     b"POST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
@@ -99,7 +103,7 @@ REFUSED_REQUESTS = [
     b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
     b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
     b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
-    b"get / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"G(E)T / HTTP/1.1\r\nHost: a\r\n\r\n",  # "(" is no token character (h11 refuses it)
     b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n",
     b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: a\x00\r\n\r\n",

@@ -107,9 +107,11 @@ def test_every_json_object_names_its_hop(
     names = {iface.name for iface in _read_all(path).interfaces}
     objects = _json_objects(capsys, [command[0], str(path), *command[1:], "--json"])
     assert objects and all(obj["hop"] in names for obj in objects)
-    # The lab's TLS is on the client side only; the NLB model keys its flows by the
-    # 5-tuple alone (balancers/nlb.py), so its decisions all name the first hop for now.
-    if command[0] != "tls" and command[1:3] != ["--lb", "nlb"]:
+    # The lab's TLS is on the client side only; route and compare replay only the hop
+    # where clients reach the balancer (topology.json beside the capture).
+    if command[0] in ("route", "compare"):
+        assert {obj["hop"] for obj in objects} == {"client-alb"}
+    elif command[0] != "tls":
         assert len({obj["hop"] for obj in objects}) > 1
 
 

@@ -1,4 +1,4 @@
-"""Rule conditions: the AWS ``RuleCondition`` shapes, checked the way AWS checks them.
+r"""Rule conditions: the AWS ``RuleCondition`` shapes, checked the way AWS checks them.
 
 Theory of operation
 -------------------
@@ -9,6 +9,14 @@ its ``Field`` and carries its values in the ``*Config`` object of that field::
     {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}
 
 (``host-header`` and ``path-pattern`` also accept the older ``"Values": [...]`` shorthand.)
+
+Since 2025 ``host-header``, ``http-header`` and ``path-pattern`` also take
+``RegexValues`` instead of ``Values`` (never both) [API PathPatternConditionConfig]. AWS's
+dialect has no lookaround, backreferences, atomic groups, possessive quantifiers,
+subroutines, recursion or Unicode properties (``\p{L}``), and a regex is at most 128
+characters (``lb-reference.md`` §1.2): :func:`aws_regex_problem` refuses those the way
+AWS does, then Python's :mod:`re` must compile what is left. ``docs/aws-model.md`` says
+where the two dialects may still differ.
 
 :func:`parse_conditions` reads a rule's list in three steps:
 
@@ -33,7 +41,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from osilab.balancers.config.model import Condition, QueryPair
+from osilab.balancers.config.model import Condition, QueryPair, Transform
 from osilab.errors import RuleError
 
 __all__ = [
@@ -43,7 +51,12 @@ __all__ = [
     "MAX_VALUES_PER_RULE",
     "MAX_WILDCARDS_PER_RULE",
     "MAX_PATTERN_LENGTH",
+    "REGEX_FIELDS",
+    "aws_regex_problem",
+    "compile_aws_regex",
+    "TRANSFORM_TYPES",
     "parse_conditions",
+    "parse_transforms",
 ]
 
 #: Each condition field and the name of the ``*Config`` object that carries its values.
@@ -74,6 +87,106 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
 
 #: The fields that also take the legacy top-level ``"Values"`` shorthand.
 _LEGACY_VALUES = ("host-header", "path-pattern")
+#: The fields that take ``RegexValues`` (2025) [API HostHeaderConditionConfig].
+REGEX_FIELDS = ("host-header", "http-header", "path-pattern")
+
+#: ``(?`` group openings AWS's regex dialect refuses, and what each one is.
+_REFUSED_GROUPS = (
+    ("<=", "a lookbehind"),
+    ("<!", "a lookbehind"),
+    ("=", "a lookahead"),
+    ("!", "a lookahead"),
+    (">", "an atomic group"),
+    ("P=", "a backreference"),
+    ("P>", "a subroutine call"),
+    ("&", "a subroutine call"),
+    ("R", "recursion"),
+)
+#: Escapes AWS's regex dialect refuses (``\1``..``\9`` are checked apart).
+_REFUSED_ESCAPES = {
+    "k": "a backreference",
+    "g": "a backreference or subroutine call",
+    "p": "a Unicode property (\\p{..})",
+    "P": "a Unicode property (\\P{..})",
+}
+_QUANTIFIER_BRACES = re.compile(r"\{\d+(,\d*)?\}|\{,\d+\}")
+
+
+def _escape_problem(letter: str) -> str | None:
+    if letter.isdigit() and letter != "0":
+        return "a backreference"
+    return _REFUSED_ESCAPES.get(letter)
+
+
+def aws_regex_problem(pattern: str, max_length: int = MAX_PATTERN_LENGTH) -> str | None:
+    r"""What AWS refuses in a ``RegexValues`` (or transform) regex, or ``None``.
+
+    A scan of the pattern, escape by escape and group by group (inside ``[...]`` only the
+    escapes matter): lookaround ``(?=``, ``(?!``, ``(?<=``, ``(?<!``; backreferences
+    ``\1`` and ``\k<name>``; atomic groups ``(?>``; possessive quantifiers ``a*+``;
+    subroutines and recursion ``(?R)``, ``(?1)``, ``(?&name)``; ``\p{..}``; over 128
+    characters (``max_length``: a transform's Regex may have 1024).
+
+    >>> aws_regex_problem("^/api/v[0-9]+/.*$") is None
+    True
+    >>> aws_regex_problem("^(?=admin).*$"), aws_regex_problem("(a)\\1"), aws_regex_problem("a++")
+    ('a lookahead', 'a backreference', 'a possessive quantifier')
+    """
+    if len(pattern) > max_length:
+        return f"more than {max_length} characters"
+    position, after_quantifier, in_class = 0, False, False
+    while position < len(pattern):
+        char = pattern[position]
+        if char == "\\":
+            problem = _escape_problem(pattern[position + 1 : position + 2])
+            if problem:
+                return problem
+            position, after_quantifier = position + 2, False
+            continue
+        if in_class:
+            in_class = char != "]"
+            position += 1
+            continue
+        if char == "[":
+            in_class = True
+            position += 2 if pattern[position + 1 : position + 2] in ("]", "^") else 1
+            after_quantifier = False
+            continue
+        if char == "(" and pattern.startswith("?", position + 1):
+            rest = pattern[position + 2 :]
+            for opening, what in _REFUSED_GROUPS:
+                if rest.startswith(opening):
+                    return what
+            if rest[:1].isdigit() or (rest[:1] in "+-" and rest[1:2].isdigit()):
+                return "a subroutine call"
+            position, after_quantifier = position + 2, False
+            continue
+        braces = _QUANTIFIER_BRACES.match(pattern, position) if char == "{" else None
+        if char in "*+?" or braces:
+            if after_quantifier:
+                if char == "+":
+                    return "a possessive quantifier"
+                after_quantifier = False  # "?" after a quantifier makes it lazy: allowed
+            else:
+                after_quantifier = True
+            position = braces.end() if braces else position + 1
+            continue
+        after_quantifier = False
+        position += 1
+    return None
+
+
+def compile_aws_regex(
+    pattern: str, *, case_sensitive: bool = True, max_length: int = MAX_PATTERN_LENGTH
+) -> re.Pattern[str] | str:
+    """The compiled regex, or the reason AWS (or Python's :mod:`re`) refuses it."""
+    problem = aws_regex_problem(pattern, max_length)
+    if problem is not None:
+        return f"{problem} is not supported"
+    try:
+        return re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
+    except re.error as exc:
+        return f"it is not a valid regular expression ({exc})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +203,24 @@ class _Place:
 # --------------------------------------------------------------------------- the values
 
 
+def _regex_values(config: Mapping[str, Any], config_key: str, place: _Place) -> list[Any] | None:
+    """``*Config.RegexValues`` (checked as AWS checks them), or ``None`` when there are none."""
+    if "RegexValues" not in config:
+        return None
+    if place.field not in REGEX_FIELDS:
+        raise place.error(f"RegexValues are only allowed for {', '.join(REGEX_FIELDS)}")
+    if config.get("Values"):
+        raise place.error(f"'{config_key}' can have Values or RegexValues, not both")
+    values = config["RegexValues"]
+    if not isinstance(values, list) or not values:
+        raise place.error("a condition needs at least one value")
+    for pattern in _strings(values, place):
+        compiled = compile_aws_regex(pattern)
+        if isinstance(compiled, str):
+            raise place.error(f"RegexValues {pattern!r}: {compiled}")
+    return values
+
+
 def _condition_values(cond: Mapping[str, Any], config_key: str, place: _Place) -> list[Any]:
     """The values from the ``*Config`` object or the legacy ``Values`` shorthand (or both, equal)."""
     config = cond.get(config_key)
@@ -97,8 +228,9 @@ def _condition_values(cond: Mapping[str, Any], config_key: str, place: _Place) -
     if config is not None:
         if not isinstance(config, Mapping):
             raise place.error(f"'{config_key}' must be an object")
-        if "RegexValues" in config:
-            raise place.error("RegexValues are not modelled by osilab; use Values")
+        regex = _regex_values(config, config_key, place)
+        if regex is not None:
+            return regex
         values = config.get("Values")
         if values is None:
             raise place.error(f"'{config_key}' needs 'Values'")
@@ -142,9 +274,16 @@ def _check_pattern(
 # --------------------------------------------------------------------------- one parser per field
 
 
+def _is_regex(cond: Mapping[str, Any], field: str) -> bool:
+    config = cond.get(CONDITION_FIELDS[field])
+    return isinstance(config, Mapping) and "RegexValues" in config
+
+
 def _path_pattern(values: list[Any], cond: Mapping[str, Any], place: _Place) -> Condition:
-    """``path-pattern``: case-sensitive, path only, ``*`` and ``?`` wildcards."""
+    """``path-pattern``: case-sensitive, path only, ``*`` and ``?`` wildcards (or regexes)."""
     patterns = _strings(values, place)
+    if _is_regex(cond, place.field):
+        return Condition(place.field, patterns, regex=True)
     for pattern in patterns:
         shown = f"path pattern {pattern!r}"
         long = f"path pattern {pattern[:20]!r}..."
@@ -153,8 +292,10 @@ def _path_pattern(values: list[Any], cond: Mapping[str, Any], place: _Place) -> 
 
 
 def _host_header(values: list[Any], cond: Mapping[str, Any], place: _Place) -> Condition:
-    """``host-header``: a name with a dot and only letters after the last one."""
+    """``host-header``: a name with a dot and only letters after the last one (or regexes)."""
     patterns = _strings(values, place)
+    if _is_regex(cond, place.field):
+        return Condition(place.field, patterns, regex=True)
     for pattern in patterns:
         shown = f"host {pattern!r}"
         _check_pattern(pattern, _HOST_CHARS, _HOST_ALLOWED, place, shown=shown, long=shown)
@@ -203,7 +344,8 @@ def _http_header(values: list[Any], cond: Mapping[str, Any], place: _Place) -> C
         )
     if not _HEADER_NAME.match(name) or len(name) > 40:
         raise place.error(f"{name!r} is not a valid header name")
-    return Condition(place.field, _strings(values, place), header_name=name)
+    regex = _is_regex(cond, place.field)
+    return Condition(place.field, _strings(values, place), header_name=name, regex=regex)
 
 
 def _query_string(values: list[Any], cond: Mapping[str, Any], place: _Place) -> Condition:
@@ -260,7 +402,7 @@ def _parse_condition(cond: Any, label: str) -> Condition:
 
 
 def _wildcards(condition: Condition) -> int:
-    if condition.field in ("source-ip", "http-request-method"):
+    if condition.field in ("source-ip", "http-request-method") or condition.regex:
         return 0
     if condition.field == "query-string":
         texts = [pair.value for pair in condition.query] + [p.key for p in condition.query if p.key]
@@ -308,3 +450,67 @@ def parse_conditions(raw: Any, label: str) -> tuple[Condition, ...]:
             rule=label,
         )
     return conditions
+
+
+# --------------------------------------------------------------------------- transforms
+
+#: Transform ``Type`` -> the key of its config object [API RuleTransform].
+TRANSFORM_TYPES = {
+    "host-header-rewrite": "HostHeaderRewriteConfig",
+    "url-rewrite": "UrlRewriteConfig",
+}
+_MAX_REWRITE_TEXT = 1024  # Regex and Replace (CloudFormation ListenerRule RewriteConfig)
+
+
+def _parse_transform(raw: Any, label: str) -> Transform:
+    place = _Place(label, "Transforms")
+    if not isinstance(raw, Mapping) or raw.get("Type") not in TRANSFORM_TYPES:
+        raise place.error(f"a transform's Type is one of {', '.join(TRANSFORM_TYPES)}: {raw!r}")
+    kind = raw["Type"]
+    config_key = TRANSFORM_TYPES[kind]
+    for key in raw:
+        if key not in ("Type", config_key):
+            raise place.error(f"unknown key {key!r} in a {kind} transform")
+    config = raw.get(config_key)
+    rewrites = config.get("Rewrites") if isinstance(config, Mapping) else None
+    if not isinstance(rewrites, list) or len(rewrites) != 1:
+        raise place.error(f"a {kind} transform needs '{config_key}': {{'Rewrites': [one rewrite]}}")
+    rewrite = rewrites[0]
+    if not isinstance(rewrite, Mapping) or set(rewrite) - {"Regex", "Replace"}:
+        raise place.error("a rewrite is {'Regex': ..., 'Replace': ...}")
+    regex, replace = rewrite.get("Regex"), rewrite.get("Replace")
+    if not isinstance(regex, str) or not regex or not isinstance(replace, str):
+        raise place.error("a rewrite needs a non-empty 'Regex' and a 'Replace'")
+    if len(replace) > _MAX_REWRITE_TEXT:
+        raise place.error(f"Replace is at most {_MAX_REWRITE_TEXT} characters")
+    compiled = compile_aws_regex(regex, max_length=_MAX_REWRITE_TEXT)
+    if isinstance(compiled, str):
+        raise place.error(f"Regex {regex[:40]!r}: {compiled}")
+    groups = compiled.groups
+    for number in re.findall(r"\$(\d+)", replace):
+        if int(number) > groups:
+            raise place.error(f"Replace {replace!r} uses ${number}, but Regex has {groups} groups")
+    return Transform(kind, regex, replace)
+
+
+def parse_transforms(raw: Any, label: str) -> tuple[Transform, ...]:
+    """A rule's ``Transforms``: at most one ``host-header-rewrite`` and one ``url-rewrite``.
+
+    They are never allowed on the default rule (the caller refuses that) and run only
+    after the rule has won [ALB-UG rule-transforms].
+
+    >>> [t.type for t in parse_transforms([{"Type": "url-rewrite", "UrlRewriteConfig":
+    ...     {"Rewrites": [{"Regex": "^/dp/([A-Za-z0-9]+)/?$", "Replace": "/product.php?id=$1"}]}}], "9")]
+    ['url-rewrite']
+    """
+    if raw is None or raw == []:
+        return ()
+    if not isinstance(raw, list):
+        raise RuleError("'Transforms' must be a list", rule=label, field="Transforms")
+    transforms = tuple(_parse_transform(item, label) for item in raw)
+    for kind in TRANSFORM_TYPES:
+        if sum(1 for t in transforms if t.type == kind) > 1:
+            raise RuleError(
+                f"a rule can have at most one {kind} transform", rule=label, field="Transforms"
+            )
+    return transforms

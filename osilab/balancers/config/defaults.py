@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 A learner with a capture and no configuration still gets an answer:
 :func:`default_config` builds one listener and one target group per server port the
-capture talks to. And to put the two balancers side by side, :func:`counterpart` turns
-an ALB's configuration into the NLB in front of the same targets, or back. Both build
+clients connected to, over targets the capture shows (never an invented address). And
+to put the two balancers side by side, :func:`counterpart` turns an ALB's configuration
+into the NLB in front of the same targets, or back. Both build
 an AWS-shaped document and check it with :func:`~osilab.balancers.config.parse.parse_config`,
 so an invented configuration obeys every rule a pasted one does.
 """
@@ -19,47 +20,61 @@ from osilab.balancers.config.model import APPLICATION, NETWORK, BalancerConfig
 from osilab.balancers.config.parse import parse_config
 from osilab.errors import ConfigError
 
-__all__ = ["DEFAULT_TARGET_HOSTS", "default_config", "counterpart"]
+__all__ = ["default_config", "counterpart"]
 
-#: The targets osilab invents when a capture shows a single server: documentation
-#: addresses (RFC 5737), like the lab's EC2 instances.
-DEFAULT_TARGET_HOSTS = ("192.0.2.11", "192.0.2.12", "192.0.2.13")
+def default_config(
+    lb_type: str,
+    servers: Iterable[tuple[str, int, str]],
+    targets: Iterable[tuple[str, int, str]] = (),
+) -> BalancerConfig:
+    """A configuration built only from what a capture shows.
 
+    ``servers`` are ``(ip, port, proto)`` of the server side of every client flow on the
+    balancer's hop (proto "tcp"/"udp"): each server port becomes one listener and one
+    target group ``<proto>-<port>``. ``targets`` are the servers the balancer's *back
+    side* connects to, when the capture holds that hop (a lab capture's ``alb-web1``):
 
-def default_config(lb_type: str, servers: Iterable[tuple[str, int, str]]) -> BalancerConfig:
-    """A sensible configuration derived from the servers a capture talks to.
+    - with ``targets``, a listener's group holds the targets on the same port, else
+      every target (an ALB ends the client's connection on 443 and opens its own to 80);
+    - without, it holds the servers the clients reached on that port (the capture was
+      taken behind the balancer, or in front of one server).
 
-    ``servers`` are ``(ip, port, proto)`` of the server side of every flow (proto
-    "tcp"/"udp"). For every server port there is one listener and one target group
-    ``<proto>-<port>``:
+    No address is invented: every target is one the capture shows. The ALB forwards
+    everything by round robin (no rules); the NLB hashes the 5-tuple into a Maglev
+    table; an NLB listener on 443 is TCP (TLS passes through).
 
-    - its targets are the distinct server IPs seen on that port when there are at least
-      two (the capture was taken *behind* a balancer, so these are the real backends);
-      otherwise three documentation targets 192.0.2.11-13 on that port;
-    - the ALB forwards everything by round robin (no rules), the NLB hashes the 5-tuple
-      into a Maglev table; an NLB listener on 443 is TCP (TLS passes through).
+    >>> config = default_config("application", [("203.0.113.10", 80, "tcp")],
+    ...                         [("192.0.2.11", 80, "tcp"), ("192.0.2.12", 80, "tcp")])
+    >>> config.group("tcp-80").targets
+    ('192.0.2.11:80', '192.0.2.12:80')
     """
     if lb_type not in (APPLICATION, NETWORK):
         raise ConfigError(f"lb type must be 'application' or 'network', not {lb_type!r}")
-    by_port: dict[tuple[int, str], list[str]] = {}
-    for ip, port, proto in servers:
-        if lb_type == APPLICATION and proto != "tcp":
-            continue
-        hosts = by_port.setdefault((port, proto), [])
-        if ip not in hosts:
-            hosts.append(ip)
+    by_port = _hosts_by_port(lb_type, servers)
     if not by_port:
-        by_port[(80, "tcp")] = []
+        raise ConfigError(
+            "the capture shows no server the clients connected to (no TCP handshake or "
+            "UDP service), so there is nothing to build a listener from: give --config"
+        )
+    back = _hosts_by_port(lb_type, targets)
+    everyone = [(ip, port) for (port, _), hosts in back.items() for ip in hosts]
     groups, listeners = [], []
     for (port, proto), hosts in sorted(by_port.items()):
         name = f"{proto}-{port}"
-        chosen = hosts if len(hosts) >= 2 else list(DEFAULT_TARGET_HOSTS)
-        targets = [f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in chosen]
+        if not back:
+            chosen = [(ip, port) for ip in hosts]
+        else:
+            chosen = [(ip, port) for ip in back.get((port, proto), [])] or everyone
+        members = [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in chosen]
+        group_port = chosen[0][1]
         if lb_type == APPLICATION:
             protocol = "HTTPS" if port == 443 else "HTTP"
+            group_protocol = "HTTPS" if group_port == 443 else "HTTP"
         else:
-            protocol = proto.upper()
-        groups.append({"Name": name, "Protocol": protocol, "Port": port, "Targets": targets})
+            protocol = group_protocol = proto.upper()
+        groups.append(
+            {"Name": name, "Protocol": group_protocol, "Port": group_port, "Targets": members}
+        )
         listeners.append(
             {
                 "Protocol": protocol,
@@ -75,6 +90,20 @@ def default_config(lb_type: str, servers: Iterable[tuple[str, int, str]]) -> Bal
             "Listeners": listeners,
         }
     )
+
+
+def _hosts_by_port(
+    lb_type: str, servers: Iterable[tuple[str, int, str]]
+) -> dict[tuple[int, str], list[str]]:
+    """``(port, proto) -> [ip, ...]`` in first-seen order (an ALB takes TCP only)."""
+    by_port: dict[tuple[int, str], list[str]] = {}
+    for ip, port, proto in servers:
+        if lb_type == APPLICATION and proto != "tcp":
+            continue
+        hosts = by_port.setdefault((port, proto), [])
+        if ip not in hosts:
+            hosts.append(ip)
+    return by_port
 
 
 def counterpart(config: BalancerConfig) -> BalancerConfig:

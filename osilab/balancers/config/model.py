@@ -8,9 +8,12 @@ A configuration is a tree, in the words AWS uses for it [ELBv2 API reference]::
       TargetGroup...            where traffic can go (targets, algorithm, stickiness)
       Listener...               a protocol and a port
         Rule...                 (ALB) conditions that must all match, and actions
-          Condition...          host-header, path-pattern, http-header, ...
-          Action                forward (weighted groups), redirect, fixed-response
+          Condition...          host-header, path-pattern, http-header, ... (Values or RegexValues)
+          Action...             in Order: jwt-validation, authenticate-oidc/-cognito, then one
+                                terminal forward (weighted groups), redirect, fixed-response
+          Transform...          host-header-rewrite, url-rewrite (after the rule has won)
         default actions         what runs when no rule matches
+        MutualAuthentication    (HTTPS) off, passthrough or verify against a trust store
 
 Every record is a frozen, slotted dataclass: once :func:`osilab.balancers.config.parse.parse_config`
 has checked a document, nothing can change it behind a model's back. The records hold no
@@ -23,6 +26,7 @@ The tuples below are the vocabulary AWS accepts for each field (``lb-reference.m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from osilab.errors import ConfigError
 
@@ -47,6 +51,14 @@ __all__ = [
     "WeightedTargetGroup",
     "RedirectConfig",
     "FixedResponseConfig",
+    "JwtClaim",
+    "JwtValidationConfig",
+    "AuthenticateConfig",
+    "Transform",
+    "MutualAuthentication",
+    "TERMINAL_ACTIONS",
+    "ATTRIBUTES",
+    "attribute_reason",
     "listener_accepts",
     "target_group_name",
 ]
@@ -64,6 +76,74 @@ XFF_MODES = ("append", "preserve", "remove")
 NLB_HASHES = ("5-tuple", "5-tuple+seq", "source-ip", "source-ip-proto")
 #: How a flow hash becomes a target.
 NLB_TABLES = ("maglev", "modulo", "nft-jhash")
+#: Every attribute osilab knows (load balancer, listener and target group ``Attributes``),
+#: as ``(key or fnmatch pattern, None when the model uses it, else why it does not)``.
+#: Anything not listed is named as unknown; docs/aws-model.md lists the same reasons.
+ATTRIBUTES: tuple[tuple[str, str | None], ...] = (
+    ("routing.http.desync_mitigation_mode", None),
+    ("routing.http.xff_header_processing.mode", None),
+    ("routing.http.xff_client_port.enabled", None),
+    ("idle_timeout.timeout_seconds", None),
+    ("tcp.idle_timeout.seconds", None),
+    ("load_balancing.algorithm.type", None),
+    ("stickiness.enabled", None),
+    ("stickiness.type", None),
+    ("stickiness.lb_cookie.duration_seconds", None),
+    ("stickiness.app_cookie.cookie_name", None),
+    ("stickiness.app_cookie.duration_seconds", None),
+    ("preserve_client_ip.enabled", None),
+    ("proxy_protocol_v2.enabled", None),
+    ("routing.http.response.server.enabled", None),
+    ("routing.http.response.*.header_value", None),
+    ("routing.http.request.*.header_name", None),
+    ("routing.http.preserve_host_header.enabled",
+     "the model forwards Host as the client sent it (after any host-header-rewrite)"),
+    ("routing.http.drop_invalid_header_fields.enabled",
+     "headers are forwarded as parsed; invalid names are not dropped"),
+    ("routing.http.x_amzn_tls_version_and_cipher_suite.enabled",
+     "the TLS version and cipher are shown by `osilab tls`, not added as headers"),
+    ("routing.http2.enabled", "the HTTP version is read from the capture, not negotiated"),
+    ("client_keep_alive.seconds", "connections end where the capture ends them"),
+    ("load_balancing.algorithm.anomaly_mitigation",
+     "anomaly detection needs target latencies and errors over time, not one capture's requests"),
+    ("load_balancing.cross_zone.enabled", "one zone: cross-zone balancing is not modelled"),
+    ("slow_start.duration_seconds", "targets take their full share at once"),
+    ("deregistration_delay.timeout_seconds", "draining targets are taken out at once"),
+    ("deregistration_delay.connection_termination.enabled",
+     "draining targets are taken out at once"),
+    ("target_health_state.unhealthy.connection_termination.enabled",
+     "health changes come from HealthChanges; open flows are not reset"),
+    ("target_health_state.unhealthy.draining_interval_seconds",
+     "health changes come from HealthChanges; open flows are not reset"),
+    ("lambda.multi_value_headers.enabled", "Lambda targets are not modelled"),
+    ("access_logs.s3.*", "osilab's decisions are the log"),
+    ("connection_logs.s3.*", "osilab's decisions are the log"),
+    ("health_check_logs.s3.*", "osilab's decisions are the log"),
+    ("deletion_protection.enabled", "an operational switch with no effect on traffic"),
+    ("waf.fail_open.enabled", "AWS WAF is not modelled"),
+    ("dns_record.client_routing_policy", "names are resolved before the capture"),
+    ("zonal_shift.config.enabled", "one zone: zonal shift is not modelled"),
+)  # fmt: skip
+
+
+def attribute_reason(key: str) -> str | None:
+    """Why attribute ``key`` is not modelled (``None``: the model uses it).
+
+    >>> attribute_reason("routing.http.response.strict_transport_security.header_value") is None
+    True
+    >>> attribute_reason("routing.http2.enabled")
+    'the HTTP version is read from the capture, not negotiated'
+    >>> attribute_reason("no.such.attribute")
+    'osilab does not know this attribute'
+    """
+    for pattern, reason in ATTRIBUTES:
+        if fnmatchcase(key, pattern):
+            return reason
+    return "osilab does not know this attribute"
+
+
+#: The actions that end a rule; exactly one, and last in ``Order`` [ALB-UG load-balancer-listeners.md].
+TERMINAL_ACTIONS = ("forward", "redirect", "fixed-response")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +169,11 @@ class TargetGroup:
         targets: registered targets, ``"ip:port"``, in registration order (round robin
             starts at the first).
         algorithm: ALB ``load_balancing.algorithm.type``.
-        stickiness: ``None``, ``"lb_cookie"`` (ALB, cookie ``AWSALB``) or ``"source_ip"`` (NLB).
-        stickiness_seconds: ``stickiness.lb_cookie.duration_seconds`` (default 86400).
+        stickiness: ``None``, ``"lb_cookie"`` (ALB, cookie ``AWSALB``), ``"app_cookie"``
+            (ALB: the target's own cookie, the ALB's ``AWSALBAPP-N``) or ``"source_ip"`` (NLB).
+        stickiness_seconds: ``stickiness.lb_cookie.duration_seconds`` (default 86400), or
+            ``stickiness.app_cookie.duration_seconds`` for app_cookie.
+        app_cookie_name: ``stickiness.app_cookie.cookie_name`` (app_cookie only).
         preserve_client_ip: NLB ``preserve_client_ip.enabled`` (AWS's default depends on
             the protocol: off for IP targets over TCP/TLS, on for UDP/TCP_UDP).
         proxy_protocol_v2: NLB ``proxy_protocol_v2.enabled``.
@@ -118,6 +201,7 @@ class TargetGroup:
     table_size: int = 65537
     hash_seed: int = 0
     health_changes: tuple[HealthChange, ...] = ()
+    app_cookie_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +217,15 @@ class Condition:
     """One rule condition (``RuleCondition``).
 
     ``values`` holds the patterns (for ``query-string`` see ``query``); ``header_name``
-    is the ``HttpHeaderName`` of an ``http-header`` condition.
+    is the ``HttpHeaderName`` of an ``http-header`` condition. ``regex`` is true when the
+    values are ``RegexValues`` (host-header, http-header, path-pattern only; 2025).
     """
 
     field: str
     values: tuple[str, ...] = ()
     header_name: str | None = None
     query: tuple[QueryPair, ...] = ()
+    regex: bool = False
 
     @property
     def evaluations(self) -> int:
@@ -177,8 +263,52 @@ class FixedResponseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JwtClaim:
+    """One ``JwtValidationActionAdditionalClaim``: a claim the token must carry.
+
+    ``format`` is ``single-string``, ``string-array`` or ``space-separated-values``.
+    """
+
+    name: str
+    format: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JwtValidationConfig:
+    """``JwtValidationConfig`` of a ``jwt-validation`` action [ALB-UG listener-verify-jwt].
+
+    ``jwks`` holds the RSA keys of the JWKS document read from ``jwks_source`` (a local
+    file: osilab reads no network), as ``(kid, modulus n, exponent e)``; ``claims`` are
+    the additional claims.
+    """
+
+    issuer: str
+    jwks_source: str
+    jwks: tuple[tuple[str, int, int], ...]
+    claims: tuple[JwtClaim, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticateConfig:
+    """``AuthenticateOidcConfig`` / ``AuthenticateCognitoConfig`` [ALB-UG listener-authenticate-users].
+
+    ``authorization_endpoint`` is where an unauthenticated browser is sent (302);
+    ``on_unauthenticated`` is ``authenticate`` (default), ``deny`` (401) or ``allow``.
+    """
+
+    kind: str
+    authorization_endpoint: str
+    client_id: str
+    session_cookie: str = "AWSELBAuthSessionCookie"
+    scope: str = "openid"
+    on_unauthenticated: str = "authenticate"
+
+
+@dataclass(frozen=True, slots=True)
 class Action:
-    """A rule action: ``forward``, ``redirect`` or ``fixed-response``.
+    """A rule action: ``forward``, ``redirect``, ``fixed-response`` (terminal), or
+    ``jwt-validation``, ``authenticate-oidc``, ``authenticate-cognito`` (before it).
 
     A forward action lists one or more target groups with weights;
     ``group_stickiness`` is ``TargetGroupStickinessConfig.Enabled`` (cookie ``AWSALBTG``).
@@ -191,6 +321,36 @@ class Action:
     group_stickiness_seconds: int = 0
     redirect: RedirectConfig | None = None
     fixed_response: FixedResponseConfig | None = None
+    jwt: JwtValidationConfig | None = None
+    authenticate: AuthenticateConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """One rule ``Transform``: ``host-header-rewrite`` or ``url-rewrite`` (2025).
+
+    ``regex`` is matched against the Host (host-header-rewrite) or the path and query
+    (url-rewrite); ``replace`` may use ``$1``, ``$2``... [ALB-UG rule-transforms].
+    """
+
+    type: str
+    regex: str
+    replace: str
+
+
+@dataclass(frozen=True, slots=True)
+class MutualAuthentication:
+    """An HTTPS listener's ``MutualAuthentication`` (mTLS, Nov 2023).
+
+    ``mode`` is ``off``, ``passthrough`` or ``verify``; ``trust_store`` the DER
+    certificates of the trust-store PEM file osilab reads instead of ``TrustStoreArn``;
+    ``ignore_expiry`` is ``IgnoreClientCertificateExpiry``.
+    """
+
+    mode: str = "off"
+    trust_store: tuple[bytes, ...] = ()
+    trust_store_source: str = ""
+    ignore_expiry: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +364,7 @@ class Rule:
     priority: int
     conditions: tuple[Condition, ...]
     actions: tuple[Action, ...]
+    transforms: tuple[Transform, ...] = ()
 
     @property
     def label(self) -> str:
@@ -214,6 +375,10 @@ class Rule:
         """The terminal action (forward, redirect or fixed-response): always the last."""
         return self.actions[-1]
 
+    def transform(self, kind: str) -> Transform | None:
+        """The rule's ``host-header-rewrite`` or ``url-rewrite`` transform, if any."""
+        return next((t for t in self.transforms if t.type == kind), None)
+
 
 @dataclass(frozen=True, slots=True)
 class Listener:
@@ -222,6 +387,10 @@ class Listener:
     ``rules`` are kept sorted by ascending priority, the order AWS evaluates them.
     ``idle_timeout`` is the NLB's TCP idle timeout (``tcp.idle_timeout.seconds``,
     default 350) or the ALB's ``idle_timeout.timeout_seconds`` (default 60).
+    ``mtls`` is the listener's ``MutualAuthentication``; ``response_headers`` what the
+    header-modification attributes add to every response (``routing.http.response.*``),
+    ``server_header`` whether responses keep ``Server`` (``...server.enabled``), and
+    ``renamed`` the request headers renamed by ``routing.http.request.*.header_name``.
     """
 
     protocol: str
@@ -229,6 +398,10 @@ class Listener:
     default_actions: tuple[Action, ...]
     rules: tuple[Rule, ...] = ()
     idle_timeout: float = 350.0
+    mtls: MutualAuthentication = MutualAuthentication()
+    response_headers: tuple[tuple[str, str], ...] = ()
+    server_header: bool = True
+    renamed: tuple[tuple[str, str], ...] = ()
 
     @property
     def default_action(self) -> Action:
@@ -248,6 +421,8 @@ class BalancerConfig:
         seed: osilab's seed for everything random or opaque (weighted random, cookies,
             trace ids), so a replay is reproducible.
         name: the balancer's name, for titles.
+        warnings: one line per field accepted but not modelled, "accepted, not
+            modelled: FIELD (reason)", each named once (``replay(...).warnings``).
     """
 
     type: str
@@ -259,6 +434,7 @@ class BalancerConfig:
     udp_idle_timeout: float = 120.0
     seed: int = 0
     name: str = ""
+    warnings: tuple[str, ...] = ()
     _groups: dict[str, TargetGroup] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -17,8 +17,14 @@ Theory of operation
 The rules it keeps:
 
 - an unknown key is an error (a typo must not pass silently); keys AWS prints that
-  carry no routing meaning (ARNs, health-check settings, tags) are accepted and ignored,
-  so that ``aws elbv2 describe-*`` output can be pasted as it is;
+  the model does not use (health-check settings, certificates, tags) are accepted, so
+  that ``aws elbv2 describe-*`` output can be pasted as it is, and each is named once in
+  :attr:`BalancerConfig.warnings` as ``accepted, not modelled: FIELD (reason)``, as is
+  every attribute the model does not use (:data:`~.model.ATTRIBUTES`). Only the keys
+  that name a record (ARNs, names) pass without a word;
+- files a configuration names (a JWKS, a trust-store PEM) are read relative to the
+  configuration file, or from a ``file:`` URL; an ``https:`` URL is an error, because
+  osilab reads no network;
 - a rule problem raises :class:`~osilab.errors.RuleError` naming the rule's priority,
   anything else :class:`~osilab.errors.ConfigError` naming the group or listener;
 - :func:`load_config` is the one function that touches a file, and it adds the file's
@@ -34,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from osilab.balancers.config.actions import parse_actions
-from osilab.balancers.config.conditions import parse_conditions
+from osilab.balancers.config.conditions import parse_conditions, parse_transforms
+from osilab.balancers.config.listener_extras import header_modification, mutual_authentication
 from osilab.balancers.config.model import (
     ALB_ALGORITHMS,
     ALB_LISTENER_PROTOCOLS,
@@ -53,13 +60,22 @@ from osilab.balancers.config.model import (
     listener_accepts,
     target_group_name,
 )
+from osilab.balancers.config.readers import (
+    Context,
+    as_bool,
+    attributes,
+    check_keys,
+    number,
+    text,
+)
 from osilab.errors import ConfigError, RuleError
 
 __all__ = ["MAX_PRIORITY", "parse_config", "load_config"]
 
 MAX_PRIORITY = 50000
 
-# Keys AWS prints that carry no routing meaning; accepted and ignored.
+# Keys AWS prints that the model does not use: accepted, and named in a warning unless
+# they only name a record (readers.NAMING_KEYS).
 _IGNORED_RULE_KEYS = {"RuleArn", "IsDefault", "ListenerArn", "Tags"}
 _IGNORED_LISTENER_KEYS = {
     "ListenerArn",
@@ -67,7 +83,6 @@ _IGNORED_LISTENER_KEYS = {
     "Certificates",
     "SslPolicy",
     "AlpnPolicy",
-    "MutualAuthentication",
     "Tags",
 }
 _IGNORED_TG_KEYS = {
@@ -121,56 +136,6 @@ _TG_KEYS = {
 
 
 # --------------------------------------------------------------------------- small readers
-
-
-def _attributes(obj: Mapping[str, Any], where: str) -> dict[str, str]:
-    """``Attributes`` as a dict of strings, from the AWS list form or a plain dict."""
-    raw = obj.get("Attributes", {})
-    if isinstance(raw, Mapping):
-        return {str(k): _text(v) for k, v in raw.items()}
-    if isinstance(raw, list):
-        result = {}
-        for item in raw:
-            if not isinstance(item, Mapping) or "Key" not in item or "Value" not in item:
-                raise ConfigError(f"{where}: each attribute needs 'Key' and 'Value': {item!r}")
-            result[str(item["Key"])] = _text(item["Value"])
-        return result
-    raise ConfigError(f"{where}: 'Attributes' must be a list of Key/Value pairs or a dict")
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _bool(value: str, key: str, where: str) -> bool:
-    lowered = value.lower()
-    if lowered not in ("true", "false"):
-        raise ConfigError(f"{where}: attribute {key} must be 'true' or 'false', not {value!r}")
-    return lowered == "true"
-
-
-def _number(value: Any, key: str, where: str, low: float, high: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: {key} must be a number, not {value!r}") from None
-    if not low <= number <= high:
-        raise ConfigError(f"{where}: {key} must be between {low:g} and {high:g}, not {number:g}")
-    return number
-
-
-def _check_keys(obj: Any, allowed: Iterable[str], where: str) -> Mapping[str, Any]:
-    if not isinstance(obj, Mapping):
-        raise ConfigError(f"{where}: expected an object, got {type(obj).__name__}")
-    allowed = set(allowed)
-    for key in obj:
-        if key not in allowed:
-            raise ConfigError(
-                f"{where}: unknown field {key!r} (expected one of {', '.join(sorted(allowed))})"
-            )
-    return obj
 
 
 def _endpoint_text(text: Any, where: str) -> str:
@@ -237,13 +202,25 @@ def _stickiness(
             f"{where}: stickiness.type must be {' or '.join(allowed_sticky)} for a "
             f"{lb_type} load balancer, not {stickiness!r}"
         )
-    if stickiness == "app_cookie":
-        raise ConfigError(
-            f"{where}: app_cookie stickiness is not modelled by osilab (use lb_cookie)"
-        )
-    key = "stickiness.lb_cookie.duration_seconds"
-    seconds = int(_number(attrs.get(key, 86400), key, where, 1, 604800))
+    kind = "app_cookie" if stickiness == "app_cookie" else "lb_cookie"
+    key = f"stickiness.{kind}.duration_seconds"
+    seconds = int(number(attrs.get(key, 86400), key, where, 1, 604800))
     return stickiness, seconds
+
+
+def _app_cookie_name(stickiness: str | None, attrs: Mapping[str, str], where: str) -> str | None:
+    """``stickiness.app_cookie.cookie_name``: the target's cookie (AWSALB* names are reserved)."""
+    if stickiness != "app_cookie":
+        return None
+    name = attrs.get("stickiness.app_cookie.cookie_name", "")
+    if not name:
+        raise ConfigError(f"{where}: app_cookie stickiness needs stickiness.app_cookie.cookie_name")
+    if name.upper().startswith("AWSALB"):
+        raise ConfigError(
+            f"{where}: the cookie names AWSALB, AWSALBAPP and AWSALBTG are reserved for the "
+            f"load balancer, not {name!r}"
+        )
+    return name
 
 
 def _client_address(
@@ -255,7 +232,7 @@ def _client_address(
     preserve = obj.get("PreserveClientIp")
     if preserve is None:
         key = "preserve_client_ip.enabled"
-        preserve = _bool(attrs.get(key, _text(default_preserve)), key, where)
+        preserve = as_bool(attrs.get(key, text(default_preserve)), key, where)
     if protocol in ("UDP", "TCP_UDP") and not preserve:
         raise ConfigError(
             f"{where}: client IP preservation is always on for {protocol} target groups"
@@ -263,7 +240,7 @@ def _client_address(
     proxy_v2 = obj.get("ProxyProtocolV2")
     if proxy_v2 is None:
         key = "proxy_protocol_v2.enabled"
-        proxy_v2 = _bool(attrs.get(key, "false"), key, where)
+        proxy_v2 = as_bool(attrs.get(key, "false"), key, where)
     return bool(preserve), bool(proxy_v2)
 
 
@@ -285,7 +262,7 @@ def _flow_hash(
         raise ConfigError(
             f"{where}: HashTable 'nft-jhash' hashes the 4-tuple; Hash must be '5-tuple'"
         )
-    table_size = int(_number(obj.get("TableSize", 65537), "TableSize", where, 2, 5000011))
+    table_size = int(number(obj.get("TableSize", 65537), "TableSize", where, 2, 5000011))
     if not _is_prime(table_size):
         raise ConfigError(
             f"{where}: the Maglev TableSize must be prime (65537, 5000011...), not {table_size}"
@@ -306,7 +283,7 @@ def _health_changes(obj: Mapping[str, Any], targets: list[str], where: str) -> l
     """``HealthChanges``: scheduled target health changes of registered targets, in time order."""
     changes = []
     for item in obj.get("HealthChanges", []) or []:
-        item = _check_keys(item, {"Time", "Target", "State"}, f"{where} HealthChanges")
+        item = check_keys(item, {"Time", "Target", "State"}, f"{where} HealthChanges")
         state = str(item.get("State", "")).lower()
         if state not in ("healthy", "unhealthy"):
             raise ConfigError(
@@ -320,9 +297,10 @@ def _health_changes(obj: Mapping[str, Any], targets: list[str], where: str) -> l
     return changes
 
 
-def _parse_target_group(obj: Any, lb_type: str, index: int) -> TargetGroup:
+def _parse_target_group(obj: Any, lb_type: str, index: int, context: Context) -> TargetGroup:
     where = f"TargetGroups[{index}]"
-    obj = _check_keys(obj, _TG_KEYS | _IGNORED_TG_KEYS, where)
+    obj = check_keys(obj, _TG_KEYS | _IGNORED_TG_KEYS, where)
+    context.unused_keys(obj, _IGNORED_TG_KEYS, "TargetGroup")
     name = obj.get("Name") or obj.get("TargetGroupName")
     if not name and obj.get("TargetGroupArn"):
         name = target_group_name(obj["TargetGroupArn"])
@@ -330,10 +308,11 @@ def _parse_target_group(obj: Any, lb_type: str, index: int) -> TargetGroup:
         raise ConfigError(f"{where}: a target group needs a 'Name'")
     where = f"target group {name!r}"
     protocol = str(obj.get("Protocol", "HTTP" if lb_type == APPLICATION else "TCP")).upper()
-    port = int(_number(obj.get("Port", 80), "Port", where, 1, 65535))
+    port = int(number(obj.get("Port", 80), "Port", where, 1, 65535))
     targets = _targets(obj, port, where)
 
-    attrs = _attributes(obj, where)
+    attrs = attributes(obj, where)
+    context.attributes(attrs)
     algorithm = str(obj.get("Algorithm", attrs.get("load_balancing.algorithm.type", "round_robin")))
     if lb_type == APPLICATION and algorithm not in ALB_ALGORITHMS:
         raise ConfigError(
@@ -358,13 +337,16 @@ def _parse_target_group(obj: Any, lb_type: str, index: int) -> TargetGroup:
         table_size=table_size,
         hash_seed=hash_seed,
         health_changes=tuple(_health_changes(obj, targets, where)),
+        app_cookie_name=_app_cookie_name(stickiness, attrs, where),
     )
 
 
 # --------------------------------------------------------------------------- rules and listeners
 
 
-def _parse_rule(obj: Any, listener_protocol: str, groups: Mapping[str, TargetGroup]) -> Rule:
+def _parse_rule(
+    obj: Any, listener_protocol: str, groups: Mapping[str, TargetGroup], context: Context
+) -> Rule:
     allowed = {"Priority", "Conditions", "Actions", "Transforms"} | _IGNORED_RULE_KEYS
     if not isinstance(obj, Mapping):
         raise RuleError(f"a rule must be an object, not {obj!r}")
@@ -373,10 +355,7 @@ def _parse_rule(obj: Any, listener_protocol: str, groups: Mapping[str, TargetGro
     for key in obj:
         if key not in allowed:
             raise RuleError(f"unknown key {key!r} in a rule", rule=label)
-    if obj.get("Transforms"):
-        raise RuleError(
-            "rule transforms are not modelled by osilab", rule=label, field="Transforms"
-        )
+    context.unused_keys(obj, _IGNORED_RULE_KEYS, "Rule")
     if isinstance(raw_priority, bool) or raw_priority is None:
         raise RuleError(
             "a rule needs a 'Priority' (1-50000, a string as AWS prints it)", rule=label
@@ -390,12 +369,25 @@ def _parse_rule(obj: Any, listener_protocol: str, groups: Mapping[str, TargetGro
     if not 1 <= priority <= MAX_PRIORITY:
         raise RuleError("Priority must be between 1 and 50000", rule=label, field="Priority")
     conditions = parse_conditions(obj.get("Conditions"), label)
-    actions = parse_actions(obj.get("Actions"), label, listener_protocol, APPLICATION, groups)
-    return Rule(priority, conditions, actions)
+    actions = _actions(obj.get("Actions"), label, listener_protocol, APPLICATION, groups, context)
+    return Rule(priority, conditions, actions, parse_transforms(obj.get("Transforms"), label))
+
+
+def _actions(
+    raw: Any,
+    label: str,
+    protocol: str,
+    lb_type: str,
+    groups: Mapping[str, TargetGroup],
+    context: Context,
+) -> tuple[Any, ...]:
+    return parse_actions(
+        raw, label, protocol, lb_type, groups, read=context.read, warn=context.warn
+    )
 
 
 def _listener_rules(
-    raw_rules: Any, protocol: str, groups: Mapping[str, TargetGroup]
+    raw_rules: Any, protocol: str, groups: Mapping[str, TargetGroup], context: Context
 ) -> tuple[list[Rule], Any]:
     """(the rules in priority order, the default rule's actions if ``Rules`` lists it)."""
     rules: list[Rule] = []
@@ -405,10 +397,14 @@ def _listener_rules(
         if isinstance(raw, Mapping) and (raw.get("IsDefault") or raw.get("Priority") == "default"):
             if raw.get("Conditions"):
                 raise RuleError("the default rule cannot have conditions", rule="default")
+            if raw.get("Transforms"):
+                raise RuleError(
+                    "the default rule cannot have transforms", rule="default", field="Transforms"
+                )
             if default_raw is None:
                 default_raw = raw.get("Actions")
             continue
-        rules.append(_parse_rule(raw, protocol, groups))
+        rules.append(_parse_rule(raw, protocol, groups, context))
     seen: set[int] = set()
     for rule in rules:
         if rule.priority in seen:
@@ -426,14 +422,14 @@ def _idle_timeout(lb_type: str, protocol: str, attrs: Mapping[str, str], where: 
         key = "tcp.idle_timeout.seconds"
         idle = 350.0
         if key in attrs:
-            idle = _number(attrs[key], key, where, 60, 6000)
+            idle = number(attrs[key], key, where, 60, 6000)
             if protocol == "TLS" and idle != 350:
                 raise ConfigError(
                     f"{where}: the idle timeout of a TLS listener is fixed at 350 seconds"
                 )
         return idle
     key = "idle_timeout.timeout_seconds"
-    return _number(attrs.get(key, 60), key, where, 1, 4000)
+    return number(attrs.get(key, 60), key, where, 1, 4000)
 
 
 def _check_nlb_groups(
@@ -459,12 +455,15 @@ def _parse_listener(
     index: int,
     groups: Mapping[str, TargetGroup],
     lb_attrs: Mapping[str, str],
+    context: Context,
 ) -> Listener:
     where = f"Listeners[{index}]"
-    allowed = {"Protocol", "Port", "DefaultActions", "Rules", "Attributes"} | _IGNORED_LISTENER_KEYS
-    obj = _check_keys(obj, allowed, where)
+    allowed = {"Protocol", "Port", "DefaultActions", "Rules", "Attributes",
+               "MutualAuthentication"} | _IGNORED_LISTENER_KEYS  # fmt: skip
+    obj = check_keys(obj, allowed, where)
+    context.unused_keys(obj, _IGNORED_LISTENER_KEYS, "Listener")
     protocol = str(obj.get("Protocol", "HTTP" if lb_type == APPLICATION else "TCP")).upper()
-    port = int(_number(obj.get("Port"), "Port", where, 1, 65535))
+    port = int(number(obj.get("Port"), "Port", where, 1, 65535))
     where = f"listener {protocol}:{port}"
     valid = ALB_LISTENER_PROTOCOLS if lb_type == APPLICATION else NLB_LISTENER_PROTOCOLS
     if protocol not in valid:
@@ -472,7 +471,9 @@ def _parse_listener(
         raise ConfigError(
             f"{where}: {kind} load balancer listener protocol is one of {', '.join(valid)}"
         )
-    attrs = {**lb_attrs, **_attributes(obj, where)}
+    own_attrs = attributes(obj, where)
+    context.attributes(own_attrs)
+    attrs = {**lb_attrs, **own_attrs}
     raw_rules = obj.get("Rules")
     if lb_type == NETWORK and raw_rules is not None:
         raise ConfigError(
@@ -481,17 +482,19 @@ def _parse_listener(
             "action; it never sees host, path or headers. Use an application load balancer "
             "(Type 'application') to route on HTTP."
         )
-    rules, listed_default = _listener_rules(raw_rules, protocol, groups)
+    rules, listed_default = _listener_rules(raw_rules, protocol, groups, context)
     default_raw = obj.get("DefaultActions")
     if default_raw is None:
         default_raw = listed_default
     if default_raw is None:
         raise ConfigError(f"{where}: every listener needs DefaultActions (the default rule)")
-    defaults = parse_actions(default_raw, "default", protocol, lb_type, groups)
+    defaults = _actions(default_raw, "default", protocol, lb_type, groups, context)
     idle = _idle_timeout(lb_type, protocol, attrs, where)
     if lb_type == NETWORK:
         _check_nlb_groups(defaults, protocol, groups, where)
-    return Listener(protocol, port, defaults, tuple(rules), idle)
+    mtls = mutual_authentication(obj, protocol, where, context)
+    added, server, renamed = header_modification(attrs, where)
+    return Listener(protocol, port, defaults, tuple(rules), idle, mtls, added, server, renamed)
 
 
 # --------------------------------------------------------------------------- the whole
@@ -510,13 +513,15 @@ def _modes(lb_attrs: Mapping[str, str]) -> tuple[str, str, bool]:
             f"routing.http.xff_header_processing.mode must be one of {', '.join(XFF_MODES)}"
         )
     key = "routing.http.xff_client_port.enabled"
-    xff_port = _bool(lb_attrs.get(key, "false"), key, "configuration")
+    xff_port = as_bool(lb_attrs.get(key, "false"), key, "configuration")
     return desync, xff, xff_port
 
 
-def parse_config(data: Mapping[str, Any]) -> BalancerConfig:
+def parse_config(data: Mapping[str, Any], *, base: str | Path | None = None) -> BalancerConfig:
     """Check an AWS-shaped configuration dict and return a :class:`BalancerConfig`.
 
+    ``base`` is the folder that relative file names in the configuration (a JWKS, a
+    trust store) are read from: :func:`load_config` passes the configuration file's.
     Raises :class:`~osilab.errors.RuleError` (naming the rule's priority) for a listener
     rule AWS would refuse, :class:`~osilab.errors.ConfigError` for everything else.
 
@@ -528,25 +533,31 @@ def parse_config(data: Mapping[str, Any]) -> BalancerConfig:
     'TCP'
     """
     allowed = {"Type", "Name", "TargetGroups", "Listeners", "Attributes", "Seed"} | _IGNORED_LB_KEYS
-    data = _check_keys(data, allowed, "configuration")
+    data = check_keys(data, allowed, "configuration")
+    context = Context(Path(base) if base is not None else None)
+    context.unused_keys(data, _IGNORED_LB_KEYS, "LoadBalancer")
     lb_type = data.get("Type")
     if lb_type not in (APPLICATION, NETWORK):
         raise ConfigError(f"'Type' must be 'application' (ALB) or 'network' (NLB), not {lb_type!r}")
     raw_groups = data.get("TargetGroups")
     if not isinstance(raw_groups, list) or not raw_groups:
         raise ConfigError("a configuration needs 'TargetGroups' (a non-empty list)")
-    groups_list = [_parse_target_group(obj, lb_type, i) for i, obj in enumerate(raw_groups)]
+    groups_list = [
+        _parse_target_group(obj, lb_type, i, context) for i, obj in enumerate(raw_groups)
+    ]
     groups: dict[str, TargetGroup] = {}
     for group in groups_list:
         if group.name in groups:
             raise ConfigError(f"two target groups are named {group.name!r}")
         groups[group.name] = group
-    lb_attrs = _attributes(data, "configuration")
+    lb_attrs = attributes(data, "configuration")
+    context.attributes(lb_attrs)
     raw_listeners = data.get("Listeners")
     if not isinstance(raw_listeners, list) or not raw_listeners:
         raise ConfigError("a configuration needs 'Listeners' (a non-empty list)")
     listeners = [
-        _parse_listener(obj, lb_type, i, groups, lb_attrs) for i, obj in enumerate(raw_listeners)
+        _parse_listener(obj, lb_type, i, groups, lb_attrs, context)
+        for i, obj in enumerate(raw_listeners)
     ]
     ports: set[tuple[int, str]] = set()
     for listener in listeners:
@@ -568,6 +579,7 @@ def parse_config(data: Mapping[str, Any]) -> BalancerConfig:
         xff_client_port=xff_port,
         seed=seed,
         name=str(data.get("Name") or data.get("LoadBalancerName") or ""),
+        warnings=tuple(context.warnings.lines),
     )
 
 
@@ -600,6 +612,6 @@ def load_config(source: str | Path | Mapping[str, Any] | BalancerConfig) -> Bala
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: the configuration must be an object")
     try:
-        return parse_config(data)
+        return parse_config(data, base=path.parent)
     except ConfigError as exc:
         raise exc.at(file=str(path)) from None

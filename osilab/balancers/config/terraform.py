@@ -99,6 +99,21 @@ _CONDITIONS = {
     "source_ip": ("source-ip", "SourceIpConfig"),
 }
 
+#: ``redirect { ... }`` and ``fixed_response { ... }`` -> the AWS action's config and its
+#: keys (every value a string, as the ELBv2 API takes them; arguments not listed are dropped).
+_ACTION_CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
+    "redirect": (
+        "RedirectConfig",
+        {"status_code": "StatusCode", "protocol": "Protocol", "host": "Host", "port": "Port",
+         "path": "Path", "query": "Query"},
+    ),
+    "fixed_response": (
+        "FixedResponseConfig",
+        {"status_code": "StatusCode", "content_type": "ContentType",
+         "message_body": "MessageBody"},
+    ),
+}  # fmt: skip
+
 _REFUSED = ("count", "for_each", "dynamic")
 _INTERPOLATION = re.compile(r"(?<!\$)\$\{([^}]*)\}")
 _REFERENCE = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+$")
@@ -281,25 +296,10 @@ def _action(block: Mapping[str, Any], where: str, file: str) -> dict[str, Any]:
                 "DurationSeconds": sticky.get("duration", 0),
             }
         action["ForwardConfig"] = config
-    redirect = _first(block.get("redirect"))
-    if redirect:
-        keys = {
-            "status_code": "StatusCode",
-            "protocol": "Protocol",
-            "host": "Host",
-            "port": "Port",
-            "path": "Path",
-            "query": "Query",
-        }
-        action["RedirectConfig"] = {keys[k]: str(v) for k, v in redirect.items() if k in keys}
-    fixed = _first(block.get("fixed_response"))
-    if fixed:
-        keys = {
-            "status_code": "StatusCode",
-            "content_type": "ContentType",
-            "message_body": "MessageBody",
-        }
-        action["FixedResponseConfig"] = {keys[k]: str(v) for k, v in fixed.items() if k in keys}
+    for argument, (config_key, keys) in _ACTION_CONFIGS.items():
+        given = _first(block.get(argument))
+        if given:
+            action[config_key] = {keys[k]: str(v) for k, v in given.items() if k in keys}
     for key in block:
         if key not in (
             "type",

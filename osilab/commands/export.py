@@ -1,0 +1,103 @@
+"""``osilab export``: a capture's packets, flows, HTTP requests or balancer decisions as a
+table file (Parquet, or Arrow IPC), for pandas, polars, DuckDB and Spark.
+
+Each table's rows are exactly the JSON Lines of one command, typed: ``packets`` are
+``osilab layers --json``, ``flows`` are ``osilab flows --json``, ``requests`` are ``osilab
+http --json`` and ``decisions`` are ``osilab route --json`` (the same flags: ``--lb``,
+``--config``, ``--keylog``). Parquet is the answer when one machine is not enough: export
+each capture once, then query them all together::
+
+    duckdb -c "SELECT host, count(*) FROM 'exports/*.parquet' GROUP BY host ORDER BY 2 DESC"
+
+Needs pyarrow: ``pip install 'osilab[tables]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+from contextlib import redirect_stdout
+
+from osilab.balancers.tables import DECISION_COLUMNS
+from osilab.capture.tables import FORMATS, Rows, arrow, packet_rows
+from osilab.commands import route
+from osilab.commands._capture import (
+    capture_arguments,
+    checked_keylog,
+    open_capture,
+    packets,
+    report_errors,
+)
+from osilab.errors import UsageError
+from osilab.pipeline.tables import request_rows
+from osilab.streams.tables import flow_rows
+
+__all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "TABLES"]
+
+HELP = "write packets, flows, HTTP requests or decisions as a Parquet table (rows = the --json lines)"
+EXAMPLE = "osilab export captures/alb/alb.pcapng --table requests --keylog captures/alb/keylog.txt --out alb.parquet"
+
+#: Table name -> the command whose JSON Lines are its rows.
+TABLES = {"packets": "layers", "flows": "flows", "requests": "http", "decisions": "route"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    capture_arguments(parser)
+    parser.add_argument("--table", choices=tuple(TABLES), required=True,
+                        help="what one row is: " + ", ".join(f"{t} (= {c} --json)"
+                                                            for t, c in TABLES.items()))  # fmt: skip
+    parser.add_argument("--out", required=True, metavar="OUT.parquet",
+                        help=f"the file to write; format by extension: {', '.join(FORMATS)}")
+    parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS")
+    parser.add_argument("--lb", choices=("nlb", "alb"), help="decisions: which balancer model")
+    parser.add_argument("--config", action="append", metavar="LB.json",
+                        help="decisions: the balancer's configuration (as for osilab route)")
+
+
+def _route_rows(args: argparse.Namespace) -> Rows:
+    """The decisions ``osilab route --json`` writes for these flags, read back as rows.
+
+    The route command's own code decides (its default configuration, its hop, its
+    notes on stderr), so the table cannot drift from its JSON Lines.
+    """
+    if args.lb is None:
+        raise UsageError("--table decisions needs --lb nlb or --lb alb (as osilab route does)")
+    argv = [args.file, "--lb", args.lb, "--json", "--quiet"]
+    for config in args.config or ():
+        argv += ["--config", config]
+    if args.keylog:
+        argv += ["--keylog", args.keylog]
+    parser = argparse.ArgumentParser(prog="osilab route")
+    route.add_arguments(parser)
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        code = route.run(parser.parse_args(argv))
+    if code:
+        raise UsageError(f"osilab route could not replay {args.file}")
+    lines = buffer.getvalue().splitlines()
+    return Rows("decisions", lambda: (json.loads(line) for line in lines), DECISION_COLUMNS)
+
+
+def run(args: argparse.Namespace) -> int:
+    arrow()  # say how to install pyarrow before reading anything
+    checked_keylog(args.keylog)
+    if os.path.splitext(args.out)[1].lower() not in FORMATS:
+        raise UsageError(f"--out {args.out}: the extension says the format: {', '.join(FORMATS)}")
+    if args.table == "decisions":
+        rows = _route_rows(args)
+        count = rows.write(args.out)
+        print(f"osilab: wrote {count} decisions to {args.out}", file=sys.stderr)
+        return 0
+    capture = open_capture(args.file, progress=not args.quiet)
+    if args.table == "packets":
+        rows = packet_rows(lambda: packets(capture, keylog=args.keylog))
+    elif args.table == "flows":
+        rows = flow_rows(capture)
+    else:
+        rows = request_rows(capture, keylog=args.keylog)
+    count = rows.write(args.out)
+    print(f"osilab: wrote {count} {args.table} to {args.out}", file=sys.stderr)
+    return report_errors(capture)
