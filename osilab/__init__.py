@@ -14,16 +14,13 @@ Application Load Balancer (L7) to see what each can and cannot route on.
 also ``osilab.request_journey``.
 """
 
-from osilab.balancers import (
-    ApplicationLoadBalancer,
-    Decision,
-    NetworkLoadBalancer,
-    compare,
-    load_config,
-    replay,
-)
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
 from osilab.capture import Capture, Layer, Packet, read, write
-from osilab.capture.scapy_bridge import from_scapy
 from osilab.errors import (
     CaptureError,
     ConfigError,
@@ -33,7 +30,52 @@ from osilab.errors import (
     RuleError,
     UsageError,
 )
-from osilab.journey import journey as request_journey
+
+if TYPE_CHECKING:  # the names below are imported when first used (PEP 562)
+    from osilab.balancers import (
+        ApplicationLoadBalancer,
+        Decision,
+        NetworkLoadBalancer,
+        compare,
+        load_config,
+        replay,
+    )
+    from osilab.balancers.cdn import CloudFrontDistribution
+    from osilab.capture.scapy_bridge import from_scapy
+    from osilab.journey import journey as request_journey
+
+#: Public name -> (module, attribute): imported on first use, so that a command (which
+#: imports only what it runs) does not pay for the balancers, the journey or scapy's
+#: bridge when it starts. The capture stage, which every command reads with, is imported.
+_LAZY: dict[str, tuple[str, str]] = {
+    "from_scapy": ("osilab.capture.scapy_bridge", "from_scapy"),
+    "replay": ("osilab.balancers", "replay"),
+    "compare": ("osilab.balancers", "compare"),
+    "load_config": ("osilab.balancers", "load_config"),
+    "NetworkLoadBalancer": ("osilab.balancers", "NetworkLoadBalancer"),
+    "ApplicationLoadBalancer": ("osilab.balancers", "ApplicationLoadBalancer"),
+    "CloudFrontDistribution": ("osilab.balancers.cdn", "CloudFrontDistribution"),
+    "Decision": ("osilab.balancers", "Decision"),
+    "request_journey": ("osilab.journey", "journey"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name when it is first read (PEP 562), then keep it here."""
+    target = _LAZY.get(name)
+    if target is not None:
+        value = getattr(importlib.import_module(target[0]), target[1])
+    elif not name.startswith("_") and importlib.util.find_spec(f"osilab.{name}") is not None:
+        value = importlib.import_module(f"osilab.{name}")  # a stage: osilab.journey, ...
+    else:
+        raise AttributeError(f"module 'osilab' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "read",
@@ -48,6 +90,7 @@ __all__ = [
     "load_config",
     "NetworkLoadBalancer",
     "ApplicationLoadBalancer",
+    "CloudFrontDistribution",
     "Decision",
     "OsilabError",
     "CaptureError",

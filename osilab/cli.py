@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "follow": "osilab.commands.follow",
     "http": "osilab.commands.http",
     "tls": "osilab.commands.tls",
+    "websocket": "osilab.commands.websocket",
     "route": "osilab.commands.route",
     "compare": "osilab.commands.compare",
     "journey": "osilab.commands.journey",
@@ -50,7 +51,10 @@ def _version() -> str:
         return "(not installed: pip install -e . records the version)"
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``only`` (the command the user named: only its
+    module is imported, so ``osilab route --lb nlb`` does not start by importing the
+    modules of the other commands: matplotlib, h2, cryptography ...)."""
     parser = argparse.ArgumentParser(
         prog="osilab",
         description="See how networks really work, on real packet captures.",
@@ -59,6 +63,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"osilab {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -79,7 +85,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``osilab`` command; returns the process exit code."""
-    parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args, extra = parser.parse_known_args(argv)
     if extra:  # a flag the sub-command does not know: show *its* usage, not the menu's
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -13,6 +13,15 @@ EXPECTED = {
     "dns": (7, "application"), "tls": (6, "application"), "http": (7, "application"),
     "http2": (7, "application"), "resp": (7, "application"), "pgsql": (7, "application"),
     "proxy": (5, "application"), "data": (7, "application"),
+    # tunnels and the link layers real networks add (issue 15)
+    "ieee8021ad": (2, "link"), "llc": (2, "link"), "stp": (2, "link"), "loop": (2, "link"),
+    "cmd": (2, "link"), "pppoed": (2, "link"), "pppoes": (2, "link"), "ppp": (2, "link"),
+    "lcp": (2, "link"), "mpls": (2, "link"), "nflog": (2, "link"), "vxlan": (2, "link"),
+    "geneve": (2, "link"), "erspan": (2, "link"), "gre": (3, "internet"), "gtp": (3, "internet"),
+    "teredo": (3, "internet"), "ayiya": (3, "internet"), "socks": (5, "application"),
+    "dtls": (6, "application"),
+    "websocket": (7, "application"),  # issue 19
+    "quic": (4, "transport"), "http3": (7, "application"),  # issue 20
 }
 
 
@@ -45,7 +54,8 @@ def test_models_and_pdu_names():
 
 
 def test_every_layer_name_a_dissector_can_produce_is_in_the_taxonomy():
-    produced = {"sll2": "sll", "loop": "null", "raw": None, "dns_tcp": "dns"}
+    produced = {"sll2": "sll", "loop": "null", "raw": None, "dns_tcp": "dns", "erspan1": "erspan",
+                "cmd_gre": "cmd", "ctp": "loop", "echo_data": "data"}
     for key in _DISSECTORS:
         name = produced.get(key, key)
         assert name is None or name in PROTOCOLS, key

@@ -32,6 +32,9 @@ TOPICS = (
     "08-architecture",
     "09-http2-behind-l4",
     "10-exercises",
+    "11-edge-cache",  # issue 21: which requests never reach the ALB, and why
+    "12-websocket",  # issue 19: after the upgrade, the ALB is an L4 balancer
+    "13-failover",  # issue 18: what each balancer does when a target dies
 )
 PER_NOTEBOOK_SECONDS = 60.0
 ALL_NOTEBOOKS_SECONDS = 300.0

@@ -37,6 +37,14 @@ CASES = [
      {"decided_at": pa.int64(), "seen": pa.list_(pa.string()), "target": pa.string()}),
     ("decisions", ["route", str(ALB), "--lb", "alb", "--json", "--keylog", str(KEYLOG)],
      {"decided_at": pa.int64(), "seen": pa.list_(pa.string()), "request_index": pa.int64()}),
+    # With --filter, the table keeps exactly the rows the command's own --filter keeps.
+    ("packets", ["layers", str(ALB), "--json", "--filter", "http.request"], {"no": pa.int64()}),
+    ("flows", ["flows", str(ALB), "--json", "--filter", "tcp.dstport == 443"],
+     {"packets": pa.int64()}),
+    ("requests", ["http", str(ALB), "--json", "--keylog", str(KEYLOG), "--filter",
+                  'http.request.method == "POST"'], {"status": pa.int64()}),
+    ("decisions", ["route", str(ALB), "--lb", "alb", "--json", "--filter", "tcp.dstport == 80"],
+     {"decided_at": pa.int64()}),
 ]  # fmt: skip
 
 

@@ -30,7 +30,15 @@ have arrived, often several segments after the SYN. Then, **per request**:
    whose response has not been seen complete; ties to the first registered) or
    ``weighted_random`` (seeded, so reproducible).
 6. The request goes to the target with **X-Forwarded-For** (append/preserve/remove),
-   **X-Forwarded-Proto**, **X-Forwarded-Port** and **X-Amzn-Trace-Id** added.
+   **X-Forwarded-Proto**, **X-Forwarded-Port** and **X-Amzn-Trace-Id** added, in the
+   group's ``ProtocolVersion`` (HTTP1, HTTP2, GRPC; a request the version cannot carry
+   is refused, as AWS's table says [ALB-UG load-balancer-target-groups]).
+
+Health (:mod:`osilab.balancers.health`): new requests choose among the healthy targets
+(slow start weights a newly healthy one, linearly); a request already forwarded (in
+flight) finishes where it is. The client connection is the ALB's own: it closes it after
+``idle_timeout.timeout_seconds`` without traffic, or ``client_keep_alive.seconds``
+after it opened; a later request on it is not routed (``action="idle-timeout"``).
 
 The model is fed :class:`~osilab.protocols.messages.HttpRequest` (one decision each, at
 ``headers_complete_packet``) and :class:`~osilab.protocols.messages.HttpResponse` (to
@@ -65,6 +73,7 @@ from osilab.balancers.health import TargetHealth
 from osilab.balancers.mitigation import mitigate
 from osilab.balancers.mtls import client_headers
 from osilab.balancers.rules import FIELD_HOST, FIELD_PATH, FIELD_QUERY, evaluate_rules
+from osilab.balancers.targets import ConnectionClock, RoundRobin, protocol_refusal
 from osilab.balancers.transforms import Rewrite, apply_transforms
 from osilab.errors import ConfigError
 from osilab.protocols.messages import HttpRequest, HttpResponse
@@ -224,8 +233,10 @@ def _request_line(request: HttpRequest) -> str:
 class _GroupState:
     group: TargetGroup
     health: TargetHealth
-    next_index: int = 0
     rng: random.Random | None = None
+    rr: RoundRobin = dataclasses.field(default_factory=RoundRobin)
+    #: What the last health changes did to requests in flight (said once, on the next pick).
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,12 +292,15 @@ class ApplicationLoadBalancer(DecisionKeeper):
         }
         self._in_flight: dict[tuple[FlowKey, int], str] = {}
         self._first_time: float | None = None
+        self._now = 0.0
         self._syn: dict[FlowKey, int] = {}
         #: Client connections the desync mitigation closed: flow -> the sentence saying
         #: when and why. Bytes that arrive on them later never reach a target.
         self._closed_by_mitigation: dict[FlowKey, str] = {}
         #: Client certificate chains (DER, leaf first) by connection, for mutual TLS.
         self._client_chains: dict[FlowKey, tuple[bytes, ...]] = {}
+        #: Client connections' opening and last traffic (idle timeout, client keep-alive).
+        self._clock = ConnectionClock(MAX_TRACKED)
 
     # ------------------------------------------------------------------ connection facts
 
@@ -301,6 +315,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
         self._syn.pop(flow, None)  # the latest SYN: a reused 4-tuple is a new connection
         self._syn[flow] = packet
         self._closed_by_mitigation.pop(flow, None)
+        self._clock.opened(flow, time)
         if len(self._syn) > MAX_TRACKED:  # dicts keep insertion order: drop the oldest
             del self._syn[next(iter(self._syn))]
 
@@ -362,6 +377,25 @@ class ApplicationLoadBalancer(DecisionKeeper):
         target = self._in_flight.pop(key, None)
         if target is not None:
             self.outstanding[target] -= 1
+        self._clock.traffic(response.flow, response.time)
+
+    def _timed_out(self, request: HttpRequest, listener: Listener) -> Decision | None:
+        """The ALB closed this client connection before the request came: the idle timeout
+        (no traffic for ``idle_timeout.timeout_seconds``) or the client keep-alive duration
+        (``client_keep_alive.seconds`` since it opened) [``lb-reference.md`` §1.7, §6]."""
+        closed = self._clock.closed(
+            request.flow, request.time, listener.idle_timeout, self.config.client_keep_alive
+        )
+        if closed is None:
+            return None
+        closed_at, cause = closed
+        return self._record(Decision(
+            unit="request", flow=request.flow, request=request,
+            decided_at=request.headers_complete_packet, time=request.time, target_group=None,
+            target=None, seen=(_LISTENER_FIELD, "tcp.stream", "frame.time"),
+            why=explain.alb_idle_timeout_why(request, closed_at, cause), action="idle-timeout",
+            first_packet=request.first_packet, listener=f"{listener.protocol}:{listener.port}",
+        ))  # fmt: skip
 
     def request(self, request: HttpRequest) -> Decision:
         """Decide one request: the whole of steps 1-6 above."""
@@ -391,6 +425,9 @@ class ApplicationLoadBalancer(DecisionKeeper):
             )
         listener_name = f"{listener.protocol}:{listener.port}"
         base["listener"] = listener_name
+        timed_out = self._timed_out(request, listener)
+        if timed_out is not None:
+            return timed_out
 
         closed_why = self._closed_by_mitigation.get(request.flow)
         if closed_why is not None:
@@ -566,7 +603,24 @@ class ApplicationLoadBalancer(DecisionKeeper):
             group_name = entries[0].name
         state = self._groups[group_name]
         group = state.group
+        refused = self._protocol_refused(routed, group)
+        if refused is not None:
+            return refused
+        if not state.health.live:  # every target deregistered: nowhere to go
+            why = explain.alb_answer_why(
+                request=request, rule_why=routed.rule_why, status=503, location=None,
+                close_note=f"; {explain.health_state_note(group.targets, state.health.state, [])} "
+                f"in target group {group_name}",
+            )  # fmt: skip
+            return self._record(Decision(**routed.base, target_group=group_name, target=None,
+                                         seen=seen, why=why, action="not-routable", status=503))  # fmt: skip
         target, how = self._pick_target(state, request, jar, cookies)
+        if state.notes:
+            notes += state.notes
+            state.notes.clear()
+        health_note = explain.health_state_note(group.targets, state.health.state, state.health.live)
+        if health_note:
+            notes.append(health_note)
         if group.stickiness in ("lb_cookie", "app_cookie"):
             seen = _read_also(seen, "http.cookie")
         if notes:
@@ -588,7 +642,8 @@ class ApplicationLoadBalancer(DecisionKeeper):
             target=target,
             how=how,
             syn=self._syn.get(request.flow),
-            close_note=routed.close_note,
+            close_note=explain.alb_protocol_note(group.protocol_version) + routed.close_note
+            + explain.alb_websocket_note(request, target, routed.listener.idle_timeout),
         )
         return self._record(
             Decision(
@@ -604,7 +659,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
                 request_line_to_target=_request_line(routed.rewrite.request(request))
                 if routed.rewrite.changed
                 else None,
-                client_ip_at_target="the ALB's private IP (the client is in X-Forwarded-For)",
+                client_ip_at_target=explain.client_ip_note(group.target_type),
                 cookies=tuple(cookies),
             )
         )
@@ -667,10 +722,18 @@ class ApplicationLoadBalancer(DecisionKeeper):
             assert state.rng is not None
             target = state.rng.choice(live)
             return target, "weighted random (equal weights, seeded)"
-        target = live[state.next_index % len(live)]
-        turn = state.next_index
-        state.next_index += 1
-        return target, f"round robin, turn {turn + 1} of this target group"
+        shares = state.health.weights(self._now) if state.health.in_slow_start else None
+        return state.rr.pick(live, shares)
+
+    def _protocol_refused(self, routed: _Routed, group: TargetGroup) -> Decision | None:
+        """A request the group's ProtocolVersion cannot carry (AWS's table, ``lb-reference.md``
+        §1.7): HTTP/1.x to HTTP2 or GRPC; gRPC to HTTP1; a non-POST HTTP/2 request to GRPC."""
+        client = protocol_refusal(routed.request, group.protocol_version)
+        if client is None:
+            return None
+        why = explain.alb_protocol_refused_why(routed.request, group.name, group.protocol_version, client)
+        return self._record(Decision(**routed.base, target_group=group.name, target=None,
+                                     seen=routed.seen, why=why, action="not-routable"))  # fmt: skip
 
     def _set_cookie(self, name: str, value: str, time: float) -> str:
         expires = formatdate(time + COOKIE_EXPIRY_SECONDS, usegmt=True)
@@ -719,5 +782,12 @@ class ApplicationLoadBalancer(DecisionKeeper):
     # ------------------------------------------------------------------ health and bookkeeping
 
     def _apply_health(self, time: float) -> None:
+        self._now = time
         for state in self._groups.values():
-            state.health.advance(time, self._first_time)
+            for event in state.health.advance(time, self._first_time):
+                if event.state == "healthy":
+                    continue
+                count = sum(1 for t in self._in_flight.values() if t == event.target)
+                note = explain.alb_in_flight_note(event.target, event.state, count)
+                if note:
+                    state.notes.append(note)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from osilab.balancers.config import Listener, TargetGroup
+from osilab.balancers.quic_lb import QuicRoute
 from osilab.protocols.messages import HttpRequest
 from osilab.streams.keys import FlowKey
 
@@ -22,7 +23,7 @@ __all__ = [
     "NOT_ROUTABLE_REASONS",
     "nlb_flow_why",
     "nlb_tls_note",
-    "nlb_health_note",
+    "nlb_quic_why",
     "nlb_follow_why",
     "nlb_request_why",
     "nlb_missed_syn_why",
@@ -37,6 +38,19 @@ __all__ = [
     "alb_transform_failed_why",
     "alb_tls_refused_why",
     "alb_own_response_note",
+    "health_state_note",
+    "nlb_reset_why",
+    "alb_in_flight_note",
+    "alb_idle_timeout_why",
+    "alb_websocket_note",
+    "alb_protocol_note",
+    "alb_protocol_refused_why",
+    "client_ip_note",
+    "cdn_behavior_why",
+    "cdn_answer_why",
+    "cdn_method_why",
+    "cdn_hit_why",
+    "cdn_forward_why",
 ]
 
 #: Why a packet reaching an NLB is not routed, with the behaviour AWS documents.
@@ -49,6 +63,13 @@ NOT_ROUTABLE_REASONS = {
     "damaged": "the packet is damaged (truncated or malformed headers)",
     "idle timeout": (
         "the flow was idle longer than the idle timeout and was forgotten: AWS answers TCP data with RST"
+    ),
+    "reset by the NLB": (
+        "the flow's target became unhealthy (or its deregistration delay ended with connection "
+        "termination on): the NLB sent RST to the client and forgot the flow"
+    ),
+    "no registered target": (
+        "every target of the group is deregistered (draining or unused): a new flow has nowhere to go"
     ),
 }
 
@@ -71,7 +92,7 @@ def nlb_flow_why(
     """Why an NLB sent a new flow to a target (said at the flow's first packet).
 
     ``method`` says how the hash became a target (``"Maglev slot 7 of 65537"``);
-    ``health_note`` is :func:`nlb_health_note`'s, when some targets are down.
+    ``health_note`` is :func:`health_state_note`'s, when some targets are away.
     """
     what = "the SYN" if first_is_syn else "the flow's first packet"
     fields = {
@@ -91,6 +112,26 @@ def nlb_flow_why(
     return sentence + ("; " + "; ".join(extras) if extras else "") + "."
 
 
+def nlb_quic_why(flow: FlowKey, packet: int, listener: Listener, group: TargetGroup,
+                 route: QuicRoute, hashed_why: str) -> str:  # fmt: skip
+    """Why a QUIC listener sent a new 5-tuple where it did: the server ID in the packet's
+    Destination Connection ID (QUIC-LB), or, when the DCID names no registered server
+    (a client's first Initial), the 5-tuple hash (``hashed_why``) with that said."""
+    dcid = route.dcid.hex() if route.dcid is not None else None
+    if route.target is None:
+        if dcid is None:
+            return hashed_why[:-1] + "; the datagram is not QUIC, so it is hashed like UDP."
+        return (hashed_why[:-1] + f"; its Destination Connection ID {dcid} carries no QuicServerId "
+                "registered in the group (a client's first Initial: the client chose that ID at "
+                "random), so the 5-tuple decided, and the target's own IDs will steer the rest.")  # fmt: skip
+    return (f"the NLB chose {route.target} (target group {group.name}) at packet {packet} by the "
+            f"Destination Connection ID {dcid} of {flow.proto.upper()} {_endpoints(flow)}: its "
+            f"server ID 0x{(route.server_id or b'').hex()} (the octets after the first, QUIC-LB plaintext) "
+            f"is that target's QuicServerId on listener {listener.protocol}:{listener.port}; the "
+            "5-tuple did not decide, so a client that moved to a new address or port stays on "
+            "the target that issued the ID (QUIC connection migration).")  # fmt: skip
+
+
 def nlb_tls_note(listener_protocol: str, port: int) -> str:
     """What TLS changes for an NLB listener (nothing for the route), or ``""``.
 
@@ -108,20 +149,6 @@ def nlb_tls_note(listener_protocol: str, port: int) -> str:
             "the ClientHello, and it does not route on it"
         )
     return ""
-
-
-def nlb_health_note(targets: Sequence[str], healthy: Sequence[str]) -> str:
-    """Why a new flow hashed over fewer targets than are registered, or ``""``.
-
-    >>> nlb_health_note(("192.0.2.11:80", "192.0.2.12:80"), ["192.0.2.12:80"])
-    '192.0.2.11:80 unhealthy, so new flows hash over the 1 healthy targets only'
-    """
-    if len(healthy) >= len(targets):
-        return ""
-    if not healthy:
-        return "every target is unhealthy, so the NLB fails open and uses them all"
-    down = [t for t in targets if t not in healthy]
-    return f"{', '.join(down)} unhealthy, so new flows hash over the {len(healthy)} healthy targets only"
 
 
 def nlb_follow_why(flow: FlowKey, decided_at: int) -> str:
@@ -192,6 +219,24 @@ def alb_forward_why(
     if syn is not None:
         sentence += f"; that is {request.headers_complete_packet - syn} packets after the SYN (packet {syn})"
     return sentence + close_note + "."
+
+
+def alb_websocket_note(request: HttpRequest, target: str, idle_timeout: float) -> str:
+    """What a WebSocket Upgrade changes (``""`` for any other request): one decision, then bytes.
+
+    RFC 6455 §4: after the target's ``101`` the connection carries frames, not requests;
+    an ALB keeps it on the target that answered 101 and reads none of them (ALB-UG:
+    "WebSockets stay with the target that sent 101"; ``lb-reference.md``).
+    """
+    upgrade = (request.header("upgrade") or "").lower()
+    if request.stream_id is not None or "websocket" not in upgrade:
+        return ""
+    return (
+        "; it asks for WebSocket (Upgrade: websocket, RFC 6455), so this is the connection's "
+        f"one routing decision: after the 101 every message goes to {target}, carried both ways "
+        "without being read (no rule sees a message), until a side closes or nothing passes "
+        f"for the idle timeout ({idle_timeout:g} s)"
+    )
 
 
 def alb_answer_why(
@@ -288,4 +333,174 @@ def alb_tls_refused_why(request: HttpRequest, refused: str) -> str:
     """A connection mutual TLS verify mode would have refused at its handshake."""
     return (
         f"{_request_at(request)} came on a connection the ALB would never have finished: {refused}"
+    )
+
+
+# --------------------------------------------------------------------------- health (issue 18)
+
+
+def health_state_note(targets: Sequence[str], state: dict[str, str], live: Sequence[str]) -> str:
+    """Why new traffic chose among fewer targets than are registered, or ``""``.
+
+    >>> health_state_note(("a:80", "b:80"), {"a:80": "draining", "b:80": "healthy"}, ["b:80"])
+    'a:80 draining, so new traffic goes to the 1 other targets only'
+    """
+    away = [t for t in targets if state.get(t, "healthy") != "healthy"]
+    if not away:
+        return ""
+    if live and all(state.get(t) == "unhealthy" for t in live):
+        return "every registered target is unhealthy, so the balancer fails open and uses them all"
+    if not live:
+        return "no target is registered (draining or unused)"
+    said = ", ".join(f"{t} {state[t]}" for t in away)
+    return f"{said}, so new traffic goes to the {len(live)} other targets only"
+
+
+def nlb_reset_why(
+    flow: FlowKey, decided_at: int, target: str, state: str, changed_at: float, *, delay: float
+) -> str:
+    """Why the NLB sent RST on an open flow: its target became unhealthy, or its
+    deregistration delay ended [NLB-UG target-group-health-checks, load-balancer-target-groups]."""
+    if state == "draining":
+        cause = (
+            f"its target {target} was deregistered at {changed_at:.3f} and the deregistration "
+            f"delay ({delay:g} s) ended with deregistration_delay.connection_termination.enabled"
+        )
+    else:
+        wait = f" and the unhealthy draining interval ({delay:g} s) ended" if delay else ""
+        cause = (
+            f"its target {target} became unhealthy at {changed_at:.3f}{wait}, and "
+            "target_health_state.unhealthy.connection_termination.enabled is true (AWS's default)"
+        )
+    return (
+        f"the flow {_endpoints(flow)} (decided at packet {decided_at}) was reset: {cause}, so "
+        "the NLB sends the client a TCP RST and forgets the flow; later packets of it are not routed"
+    )
+
+
+def alb_in_flight_note(target: str, state: str, count: int) -> str:
+    """What an ALB does with requests already on a target that leaves (they finish there)."""
+    if not count:
+        return ""
+    return (
+        f"{target} became {state}; the {count} request(s) already in flight on it finish "
+        "there, only new requests choose again"
+    )
+
+
+def alb_idle_timeout_why(request: HttpRequest, closed_at: float, cause: str) -> str:
+    """A request on a client connection the ALB had already closed (idle timeout or client
+    keep-alive duration) [ALB-UG application-load-balancers.md, edit-load-balancer-attributes]."""
+    return (
+        f"{_request_at(request)} came at {request.time:.3f} on a connection the ALB had closed "
+        f"at {closed_at:.3f}: {cause}; the client must open a new connection, and no target "
+        "sees this request"
+    )
+
+
+def alb_protocol_note(version: str) -> str:
+    """What the ALB speaks to the target (``ProtocolVersion``), or ``""`` for HTTP1."""
+    spoken = {"HTTP2": "HTTP/2", "GRPC": "gRPC over HTTP/2"}.get(version)
+    if spoken is None:
+        return ""
+    return f"; the target group's ProtocolVersion is {version}, so the ALB speaks {spoken} to the target"
+
+
+def alb_protocol_refused_why(request: HttpRequest, group: str, version: str, client: str) -> str:
+    """A request the target group's ProtocolVersion cannot carry [ALB-UG load-balancer-target-groups]."""
+    return (
+        f"{_request_at(request)} is {client} and target group {group} has ProtocolVersion "
+        f"{version}: AWS lists this combination as an error, so no target sees the request"
+    )
+
+
+def client_ip_note(target_type: str) -> str:
+    """Where an ALB's target learns the client's address, by ``TargetType``."""
+    if target_type == "lambda":
+        return "the Lambda event's X-Forwarded-For (a Lambda function has no TCP connection)"
+    return "the ALB's private IP (the client is in X-Forwarded-For)"
+
+
+# -- the CloudFront edge (osilab.balancers.cdn) ----------------------------------------
+# An edge answers some requests itself: the lesson is which requests never reach an
+# origin, and which field of the request (path, scheme, query, cookie) made it so.
+
+
+def cdn_behavior_why(path: str, behavior: str, position: int | None, count: int) -> str:
+    """Which cache behavior took the request: first matching PathPattern in list order."""
+    if position is None:
+        return (
+            f"no PathPattern of the {count} cache behaviors matches {path}, so the default "
+            "behavior (*) applies"
+        )
+    return (
+        f"cache behavior {behavior} (behavior {position + 1} of {count}: the first whose "
+        f"PathPattern matches {path}; behaviors are tried in list order)"
+    )
+
+
+def cdn_answer_why(
+    *,
+    request: HttpRequest,
+    behavior_why: str,
+    scheme: str,
+    policy: str,
+    status: int,
+    location: str | None,
+) -> str:
+    """The edge answered by the viewer protocol policy (301 redirect or 403 error)."""
+    answer = f"301 to {location}" if location else f"{status}"
+    return (
+        f"{_headers_complete(request)} on {scheme}; {behavior_why}; its ViewerProtocolPolicy is "
+        f"{policy}, so the edge answers {answer} itself and no origin sees the request."
+    )
+
+
+def cdn_method_why(*, request: HttpRequest, behavior_why: str, allowed: str) -> str:
+    """A method the behavior does not allow: CloudFront answers 403 itself."""
+    return (
+        f"{_headers_complete(request)}; {behavior_why}; it allows only {allowed}, so the edge "
+        f"answers 403 itself and no origin sees the {request.method}."
+    )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def cdn_hit_why(
+    *,
+    request: HttpRequest,
+    behavior_why: str,
+    key: str,
+    stored_packet: int,
+    age: float,
+    ttl: float,
+    ttl_from: str,
+) -> str:
+    """A fresh copy in the cache: the edge answers, the origin never hears of it."""
+    return (
+        f"{_headers_complete(request)}; {behavior_why}; cache key {key}; the edge stored this "
+        f"object {_duration(age)} earlier (the response at packet {stored_packet}, TTL {ttl:g} s "
+        f"from {ttl_from}), so it is fresh: Hit from cloudfront, answered at the edge, and no "
+        "origin sees the request."
+    )
+
+
+def cdn_forward_why(
+    *,
+    request: HttpRequest,
+    behavior_why: str,
+    key: str | None,
+    reason: str,
+    origin: str,
+    target: str,
+    cache: str,
+) -> str:
+    """A Miss or a RefreshHit: the edge asks the origin (the origin request)."""
+    keyed = f"cache key {key}; " if key else ""
+    return (
+        f"{_headers_complete(request)}; {behavior_why}; {keyed}{reason}, so the edge opens (or "
+        f"reuses) its own connection to origin {origin} at {target} and forwards the request "
+        f"with Via and X-Forwarded-For ({cache} from cloudfront)."
     )

@@ -35,10 +35,11 @@ from osilab.errors import UsageError
 __all__ = ["BALANCER_ROLES", "HopChoice", "choose_hop"]
 
 #: The lab roles that balance traffic (topology.json ``hosts[].role``).
-BALANCER_ROLES = ("alb", "nlb", "l4proxy")
+BALANCER_ROLES = ("alb", "nlb", "l4proxy", "cdn")
 
-#: ``--lb`` -> the lab role of that balancer.
-_ROLE_OF = {"alb": "alb", "nlb": "nlb"}
+#: ``--lb`` -> the lab roles that play that balancer, preferred first: an NLB is played by
+#: the nftables balancer, else by the L4 proxy (HAProxy in tcp mode), both per-connection.
+_ROLES_OF = {"alb": ("alb",), "nlb": ("nlb", "l4proxy"), "cdn": ("cdn",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +84,11 @@ def _front(
             client_links.append((hop, b))
         elif roles.get(b) == "client" and roles.get(a) in BALANCER_ROLES:
             client_links.append((hop, a))
-    wanted = _ROLE_OF.get(lb or "")
-    chosen = [link for link in client_links if roles.get(link[1]) == wanted]
+    chosen = []
+    for wanted in _ROLES_OF.get(lb or "", ()):
+        chosen = [link for link in client_links if roles.get(link[1]) == wanted]
+        if chosen:
+            break
     if not chosen:
         chosen = client_links
     if len(chosen) > 1:

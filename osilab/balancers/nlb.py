@@ -17,14 +17,26 @@ An NLB sees IP packets. It never reads HTTP; it does not even wait for data:
    AWS answers it with RST. A flow idle longer than the idle timeout (TCP 350 s by
    default, ``tcp.idle_timeout.seconds`` 60-6000; UDP 120 s) is forgotten: for UDP the
    next packet is simply a new flow, for TCP the next data packet gets RST.
-5. Health changes (``HealthChanges`` in the configuration) re-hash **new** flows over
-   the targets still healthy; existing flows keep their target. When every target is
-   unhealthy the NLB "fails open" and uses them all.
+5. Health changes (the configuration's health schedule, :mod:`osilab.balancers.health`)
+   re-hash **new** flows over the targets still healthy. A flow already on a target that
+   becomes unhealthy gets a TCP RST from the NLB (after
+   ``target_health_state.unhealthy.draining_interval_seconds``), unless
+   ``...unhealthy.connection_termination.enabled`` is false; a deregistered (draining)
+   target keeps its flows for ``deregistration_delay.timeout_seconds``, then resets them
+   when ``deregistration_delay.connection_termination.enabled``. Each reset is a
+   decision of its own (``action="reset"``), and the flow's later packets are "reset by
+   the NLB". When every target is unhealthy the NLB "fails open" and uses them all.
 
 The target sees the client's address only when client IP preservation is on
 (``preserve_client_ip.enabled``); otherwise the NLB's own private address. With
 ``proxy_protocol_v2.enabled`` the target first receives a PROXY protocol v2 header
 (:func:`proxy_v2_header`) carrying the client's address.
+
+A ``QUIC`` or ``TCP_QUIC`` listener reads one thing in the payload: the QUIC Destination
+Connection ID, whose QUIC-LB server ID names the target that issued it
+(:mod:`osilab.balancers.quic_lb`), so a client whose address or port changes mid-connection
+(QUIC connection migration) stays on its target, where a UDP listener hashes the new
+5-tuple afresh.
 
 A TLS listener *terminates* TLS (the NLB decrypts, then sends the stream on); a TCP
 listener on 443 passes TLS through, and the NLB could at most see the SNI in the
@@ -38,6 +50,7 @@ no clock: time is the capture's.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import struct
 from collections import Counter
@@ -58,6 +71,7 @@ from osilab.balancers.hashing import (
     nft_jhash_index,
 )
 from osilab.balancers.health import TargetHealth
+from osilab.balancers.quic_lb import QUIC_LISTENER_PROTOCOLS, check_config, quic_route
 from osilab.errors import ConfigError
 from osilab.streams.keys import Endpoint, FlowKey
 
@@ -171,6 +185,8 @@ class _FlowState:
     expired: bool = False
     isn: int | None = None
     packets: int = 0
+    #: Set when the NLB reset the flow (its target left): the reset decision.
+    reset: Decision | None = None
 
 
 @dataclass(slots=True)
@@ -178,6 +194,8 @@ class _GroupState:
     group: TargetGroup
     health: TargetHealth
     table: MaglevTable | None = None
+    #: ``round-robin`` table: the next position (HAProxy static-rr's ``rr_idx``).
+    rr_index: int = 0
 
     @property
     def pending(self) -> list[HealthChange]:
@@ -212,8 +230,11 @@ class NetworkLoadBalancer(DecisionKeeper):
         self.accounting: Counter[str] = Counter()
         self._first_time: float | None = None
         self._fed = 0
+        #: Resets still to come: (time, group, target, the health event's state, its time).
+        self._resets: list[tuple[float, str, str, str, float]] = []
         for state in self._groups.values():
             self._rebuild(state)
+        check_config(self.config)  # AWS's rules for QUIC listeners
 
     # ------------------------------------------------------------------ results
 
@@ -227,15 +248,47 @@ class NetworkLoadBalancer(DecisionKeeper):
     def _rebuild(self, state: _GroupState) -> None:
         group = state.group
         live = state.health.live  # all unhealthy: fail open
-        if group.table == "maglev":
+        if group.table == "maglev" and live:
             state.table = MaglevTable.build(live, group.table_size, seed=self.seed)
         else:
             state.table = None
 
-    def _apply_health(self, time: float) -> None:
+    def _apply_health(self, time: float, no: int) -> None:
         for state in self._groups.values():
-            if state.health.advance(time, self._first_time):
+            events = state.health.advance(time, self._first_time)
+            if events:
                 self._rebuild(state)
+            for event in events:
+                if event.state == "healthy":  # back before its flows were reset: they live on
+                    self._resets = [r for r in self._resets if r[1:3] != (state.group.name, event.target)]
+                elif event.terminate_at is not None:
+                    self._resets.append((event.terminate_at, state.group.name, event.target,
+                                         event.state, event.time))  # fmt: skip
+                    self._resets.sort()
+        while self._resets and self._resets[0][0] <= time:
+            self._reset_flows(no, *self._resets.pop(0))
+
+    def _reset_flows(
+        self, no: int, when: float, group_name: str, target: str, state: str, changed_at: float
+    ) -> None:
+        """RST every open flow on ``target`` (noticed at packet ``no``): one decision each."""
+        health = self._groups[group_name].health
+        if state == "unhealthy" and not health.healthy:
+            return  # failing open: the NLB routes to every target regardless of health
+        group = health.group or self._groups[group_name].group
+        delay = group.deregistration_delay if state == "draining" else group.unhealthy_draining
+        for flow_state in self._flows.values():
+            decision = flow_state.decision
+            if (decision.target_group != group_name or decision.target != target
+                    or flow_state.closed or flow_state.expired or flow_state.reset is not None
+                    or decision.time > changed_at):  # fmt: skip
+                continue
+            why = explain.nlb_reset_why(decision.flow, decision.decided_at, target, state,
+                                        changed_at, delay=delay)  # fmt: skip
+            flow_state.reset = self._record(dataclasses.replace(
+                decision, decided_at=no, time=when, seen=(), why=why, action="reset",
+                proxy_v2=None,
+            ))  # fmt: skip
 
     # ------------------------------------------------------------------ choosing
 
@@ -245,7 +298,15 @@ class NetworkLoadBalancer(DecisionKeeper):
         """(target, method description, health note) for a hash value (or the 4-tuple)."""
         state = self._groups[group.name]
         live = state.health.live
-        note = explain.nlb_health_note(group.targets, state.health.healthy)
+        note = explain.health_state_note(group.targets, state.health.state, live)
+        if group.table == "round-robin":
+            # The lab's HAProxy tcp balancer (``balance static-rr``): the next position in
+            # the live list, back to the first when past its end.
+            if state.rr_index >= len(live):
+                state.rr_index = 0
+            index = state.rr_index
+            state.rr_index += 1
+            return live[index], f"round robin over the {len(live)} live targets: position {index + 1}", note
         if group.table == "nft-jhash":
             index = nft_jhash_index(*fields, len(live), group.hash_seed)
             how = f"nftables jhash of the 4-tuple mod {len(live)}, seed {group.hash_seed:#x}: index {index}"
@@ -283,19 +344,21 @@ class NetworkLoadBalancer(DecisionKeeper):
         tcp_seq: int | None = None,
         damaged: str | None = None,
         interface: int = 0,
+        payload: bytes = b"",
     ) -> PacketFate:
         """Feed one packet's facts; returns what became of it.
 
         ``proto`` is ``"tcp"`` or ``"udp"`` (``None`` for anything else); ``src_ip`` is
         ``None`` for a non-IP frame. ``interface`` is the capture interface (hop) the
         packet was seen on: part of its flow's identity and of the decision's flow key.
+        ``payload`` is the UDP payload: a QUIC listener reads its connection ID (only).
         """
         if self._first_time is None:
             self._first_time = time
         self._fed += 1
         if self._fed % SWEEP_EVERY == 0:
             self._sweep(time)
-        self._apply_health(time)  # new flows then hash over the healthy targets only
+        self._apply_health(time, no)  # new flows then hash over the healthy targets only
         if damaged:
             return self._drop(no, "damaged")
         if src_ip is None or dst_ip is None:
@@ -330,7 +393,7 @@ class NetworkLoadBalancer(DecisionKeeper):
             return self._drop(no, "mid-stream without a handshake")
         return self._new_flow(
             no, time, listener, proto, src_ip, src_port, dst_ip, dst_port, tcp_seq, is_syn,
-            interface,
+            interface, payload,
         )
 
     def _sweep(self, now: float) -> None:
@@ -357,6 +420,8 @@ class NetworkLoadBalancer(DecisionKeeper):
     def _follow(
         self, no: int, time: float, state: _FlowState, proto: str, flags: int
     ) -> PacketFate:
+        if state.reset is not None:
+            return self._drop(no, "reset by the NLB")
         if time - state.last_seen > state.idle_timeout or state.expired:
             # TCP: the NLB forgot the flow; AWS answers data with RST. (UDP replies after
             # the timeout land here too: the target's answer to a forgotten flow.)
@@ -382,8 +447,11 @@ class NetworkLoadBalancer(DecisionKeeper):
         tcp_seq: int | None,
         is_syn: bool,
         interface: int = 0,
+        payload: bytes = b"",
     ) -> PacketFate:
         first_group = self.config.group(listener.default_action.target_groups[0].name)
+        if not self._groups[first_group.name].health.live:
+            return self._drop(no, "no registered target")
         value = flow_hash(
             first_group.hash, proto, src_ip, src_port, dst_ip, dst_port, seq=tcp_seq, seed=self.seed
         )
@@ -397,6 +465,11 @@ class NetworkLoadBalancer(DecisionKeeper):
         why = explain.nlb_flow_why(
             flow, no, listener, group, target, method, first_is_syn=is_syn, health_note=health_note
         )
+        seen = flow_hash_fields(group.hash, proto, ipv6=":" in src_ip)
+        if listener.protocol in QUIC_LISTENER_PROTOCOLS and proto == "udp":
+            route = quic_route(payload, group.quic_server_ids, self._groups[group.name].health.live)
+            why = explain.nlb_quic_why(flow, no, listener, group, route, why)
+            target, seen = route.target or target, ("quic.dcid",) if route.target else seen
         proxy = None
         if group.proxy_protocol_v2:  # what the target reads first: the client's address
             proxy = proxy_v2_header(proto, src_ip, src_port, dst_ip, dst_port)
@@ -408,7 +481,7 @@ class NetworkLoadBalancer(DecisionKeeper):
             time=time,
             target_group=group.name,
             target=target,
-            seen=flow_hash_fields(group.hash, proto, ipv6=":" in src_ip),
+            seen=seen,
             why=why,
             proxy_v2=proxy,
             client_ip_at_target=src_ip if group.preserve_client_ip else "the NLB's private IP",
@@ -440,7 +513,7 @@ class NetworkLoadBalancer(DecisionKeeper):
         flows: dict[Any, _FlowState] = self._flows  # keys: (proto, ip, port, ip, port, hop)
         feed = self.feed
         groups = self._groups.values()
-        pending = any(state.pending for state in groups)
+        pending = any(state.pending for state in groups) or bool(self._resets)
         routed = 0
         count = 0
         for (no, time, hop, proto, src, sport, dst, dport, flags, seq, _ack, _at, _size, _cut,
@@ -460,15 +533,16 @@ class NetworkLoadBalancer(DecisionKeeper):
                     (proto, src, sport, dst, dport, hop)
                 )
                 if state is not None and (
-                    state.expired or time - state.last_seen > state.idle_timeout
+                    state.expired or state.reset is not None
+                    or time - state.last_seen > state.idle_timeout
                 ):
                     state = None  # an idle timeout: feed() says what happens
             if state is None:
                 feed(no=no, time=time, proto=proto, src_ip=src, src_port=sport, dst_ip=dst,
                      dst_port=dport, tcp_flags=flags or 0, tcp_seq=seq, damaged=damaged,
-                     interface=hop)  # fmt: skip
+                     interface=hop, payload=_data[_at : _at + _size] if proto == "udp" else b"")  # fmt: skip
                 if pending:
-                    pending = any(s.pending for s in groups)
+                    pending = any(s.pending for s in groups) or bool(self._resets)
                 continue
             self._fed += 1  # what feed() -> _follow() does for a routed packet:
             state.last_seen = time
@@ -498,7 +572,11 @@ class NetworkLoadBalancer(DecisionKeeper):
             except (KeyError, IndexError, TypeError, ValueError) as exc:  # a header too broken
                 damage = f"unreadable header field {exc}"
         interface = getattr(packet, "interface", 0) or 0
-        return self.feed(no=packet.no, time=packet.time, damaged=damage, interface=interface, **facts)
+        payload = b""  # a QUIC listener reads the connection ID in a UDP payload
+        if damage is None and facts["proto"] == "udp" and hasattr(packet, "facts"):
+            payload = packet.facts.payload
+        return self.feed(no=packet.no, time=packet.time, damaged=damage, interface=interface,
+                         payload=payload, **facts)  # fmt: skip
 
     def flow_decision(self, flow: FlowKey) -> Decision | None:
         """The decision for a flow (client -> server), if the NLB made one."""

@@ -48,6 +48,7 @@ from typing import Any, Literal, TextIO
 
 from osilab._progress import library_bar
 from osilab.balancers.alb import ApplicationLoadBalancer
+from osilab.balancers.cdn import CloudFrontDistribution
 from osilab.balancers.decision import Decision, DecisionList
 from osilab.balancers.nlb import NetworkLoadBalancer
 from osilab.capture.facts import flow_facts
@@ -65,7 +66,7 @@ class Replay:
     """The outcome of a replay: the decisions, and an accounting that sums to the total."""
 
     #: Which model was fed.
-    balancer: Literal["nlb", "alb"]
+    balancer: Literal["nlb", "alb", "cdn"]
     #: What ``total`` counts: packets (NLB) or requests (ALB).
     unit: Literal["packet", "request"]
     #: Every decision kept, in packet order.
@@ -156,7 +157,7 @@ def _is_message(item: Any) -> bool:
 
 def replay(
     source: Iterable[Any],
-    balancer: NetworkLoadBalancer | ApplicationLoadBalancer,
+    balancer: NetworkLoadBalancer | ApplicationLoadBalancer | CloudFrontDistribution,
     *,
     keylog: str | None = None,
     on_decision: Callable[[Decision], object] | None = None,
@@ -196,7 +197,7 @@ def replay(
 
 def _replay(
     source: Iterable[Any],
-    balancer: NetworkLoadBalancer | ApplicationLoadBalancer,
+    balancer: NetworkLoadBalancer | ApplicationLoadBalancer | CloudFrontDistribution,
     keylog: str | None,
 ) -> Replay:
     if isinstance(balancer, NetworkLoadBalancer):
@@ -208,10 +209,13 @@ def _replay(
         accounting = dict(balancer.accounting)
         return Replay("nlb", "packet", balancer.decisions, sum(accounting.values()), accounting,
                       balancer.decisions_dropped)  # fmt: skip
-    if isinstance(balancer, ApplicationLoadBalancer):
+    if isinstance(balancer, ApplicationLoadBalancer | CloudFrontDistribution):  # fed requests
         # The streams stage tells the ALB of every client SYN (for "N packets after the
         # SYN") and of every flow that ended (so it can forget it), on either path.
         on_syn, on_end = balancer.connection_opened, balancer.connection_ended
+        kind: Literal["alb", "cdn"] = (
+            "cdn" if isinstance(balancer, CloudFrontDistribution) else "alb"
+        )
         if isinstance(source, Capture):  # the streams stage's fast path: no Packet objects
             messages: Iterable[Any] = http_messages(
                 source, keylog=keylog, on_syn=on_syn, on_end=on_end
@@ -220,7 +224,7 @@ def _replay(
             iterator = iter(source)
             first = next(iterator, None)
             if first is None:
-                return Replay("alb", "request", balancer.decisions, 0, {})
+                return Replay(kind, "request", balancer.decisions, 0, {})
 
             def rejoined() -> Iterator[Any]:
                 yield first
@@ -239,7 +243,7 @@ def _replay(
                 counts["routed"] += 1
             else:
                 counts[decision.action] += 1
-        return Replay("alb", "request", balancer.decisions, sum(counts.values()), dict(counts),
+        return Replay(kind, "request", balancer.decisions, sum(counts.values()), dict(counts),
                       balancer.decisions_dropped)  # fmt: skip
     raise UsageError(
         f"replay needs a NetworkLoadBalancer or an ApplicationLoadBalancer, not {type(balancer).__name__}"

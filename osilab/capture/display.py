@@ -12,7 +12,7 @@ import html
 from typing import TYPE_CHECKING
 
 from osilab.layers import osi_name
-from osilab.layers.palette import colour_for
+from osilab.layers.palette import colour_for, inner_style
 
 if TYPE_CHECKING:
     from osilab.capture.packet import Packet
@@ -41,16 +41,18 @@ def packet_text(pkt: Packet) -> str:
     if pkt.damaged:
         lines.append(f"  !! damaged: {pkt.damaged}")
     for layer in pkt.layers:
-        lines.append(f"###[ {layer.name} ]###  OSI {layer.osi} {osi_name(layer.osi)} | "
+        pad = "    " * layer.depth  # a tunnel's inner packet is indented under it
+        inner = f" (inner, in tunnel {layer.depth})" if layer.depth else ""
+        lines.append(f"{pad}###[ {layer.name} ]###{inner}  OSI {layer.osi} {osi_name(layer.osi)} | "
                      f"TCP/IP {_TCPIP_TITLE[layer.tcpip]} | bytes {layer.offset}-"
                      f"{layer.offset + layer.length - 1 if layer.length else layer.offset}")
-        lines.append(f"  {layer.summary}")
+        lines.append(f"{pad}  {layer.summary}")
         for key, value in layer.fields.items():
             if key == "headers":
                 for name, val in value:
-                    lines.append(f"    {name}: {val}")
+                    lines.append(f"{pad}    {name}: {val}")
                 continue
-            lines.append(f"  {layer.name + '.' + key:<32} = {value}")
+            lines.append(f"{pad}  {layer.name + '.' + key:<32} = {value}")
     return "\n".join(lines)
 
 
@@ -59,7 +61,7 @@ def _legend(pkt: Packet) -> str:
     for layer in pkt.layers:
         cells.append(
             f'<span style="background:{colour_for(layer.osi)};padding:2px 6px;margin-right:4px;'
-            f'border-radius:3px;color:#000">{html.escape(layer.name)} (L{layer.osi})</span>')
+            f'border-radius:3px;color:#000;{inner_style(layer.depth)}">{html.escape(layer.name)} (L{layer.osi})</span>')
     return "".join(cells)
 
 
@@ -88,8 +90,10 @@ def packet_html(pkt: Packet) -> str:
     rows = []
     for layer in pkt.layers:
         swatch = f"background:{colour_for(layer.osi)}"
+        indent = f"padding-left:{6 + 16 * layer.depth}px;{inner_style(layer.depth)}"
         rows.append(
-            f"<tr><td style='{swatch}'><b>{html.escape(layer.name)}</b></td>"
+            f"<tr><td style='{swatch};{indent}'><b>{html.escape(layer.name)}</b>"
+            + (f" <small>(inner {layer.depth})</small>" if layer.depth else "") + "</td>"
             f"<td>{layer.osi} {osi_name(layer.osi)}</td><td>{_TCPIP_TITLE[layer.tcpip]}</td>"
             f"<td>{layer.offset}</td><td>{layer.length}</td>"
             f"<td style='text-align:left'>{html.escape(layer.summary)}"
@@ -114,7 +118,8 @@ def capture_html(capture: Capture, limit: int = 20) -> str:
             first_time = pkt.time
         top = pkt.layers[-1] if pkt.layers else None
         stack = " ".join(
-            f"<span style='background:{colour_for(lay.osi)};padding:0 4px'>{html.escape(lay.name)}</span>"
+            f"<span style='background:{colour_for(lay.osi)};padding:0 4px;{inner_style(lay.depth)}'>"
+            f"{html.escape(lay.name)}</span>"
             for lay in pkt.layers)
         rows.append(f"<tr><td>{pkt.no}</td><td>{pkt.time - first_time:.6f}</td><td>{len(pkt.data)}</td>"
                     f"<td style='text-align:left'>{stack}</td>"

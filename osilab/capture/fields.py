@@ -100,6 +100,10 @@ def _code(value: Any) -> Any:
     return ord(value) if isinstance(value, str) and len(value) == 1 else value
 
 
+def _present(value: Any) -> Any:
+    return True  # a flag Wireshark adds to every request (or response) it reads
+
+
 def _acked(fields: Mapping[str, Any]) -> bool:
     return bool(fields.get("flags", 0) & 0x10)
 
@@ -238,8 +242,8 @@ _TABLE: tuple[FieldSpec, ...] = (
     _f("tls.handshake.extensions.supported_version", "uint",
        "handshake.extensions.supported_version", "Supported version"),
     # RFC 9112 HTTP/1.x
-    _f("http.request", "bool", "request", "Request", None, bool),
-    _f("http.response", "bool", "response", "Response", None, bool),
+    _f("http.request", "bool", "request.method", "Request", None, _present),
+    _f("http.response", "bool", "response.code", "Response", None, _present),
     _f("http.request.method", "string", "request.method", "Request method"),
     _f("http.request.uri", "string", "request.uri", "Request URI"),
     _f("http.request.version", "string", "request.version", "Request version"),
@@ -352,21 +356,59 @@ def frame_fields(pkt: Packet) -> dict[str, Any]:
             "comment": pkt.comment}
 
 
+def _tcp_len(tcp: Mapping[str, Any], net: Layer | None) -> Any:
+    """``tcp.len`` as Wireshark computes it: the IP payload length less the TCP header, so a
+    segment cut by the snap length still says how much data it carried (RFC 9293 §3.8.2's
+    SEG.LEN without SYN/FIN); the captured payload length when there is no IP header."""
+    if net is not None and net.name == "ip" and "len" in net.fields:
+        return max(0, net.fields["len"] - net.fields["hdr_len"] - tcp.get("hdr_len", 20))
+    if net is not None and net.name == "ipv6" and "plen" in net.fields and net.fields["plen"]:
+        return max(0, net.fields["plen"] - (net.length - 40) - tcp.get("hdr_len", 20))
+    return tcp.get("len")
+
+
+#: Fields whose value needs the network header below their layer: name -> (fields, network layer) -> value.
+_FROM_NETWORK: MappingProxyType[str, Callable[[Mapping[str, Any], Layer | None], Any]] = \
+    MappingProxyType({"tcp.len": _tcp_len})
+
+
+def _in_layers(pkt: Packet, spec: FieldSpec) -> Iterator[Any]:
+    name = spec.protocol
+    derive = _FROM_NETWORK.get(spec.name)
+    net: Layer | None = None
+    for layer in pkt.layers:
+        if layer.name == name:
+            if derive is not None:
+                value = derive(layer.fields, net)
+                if value is not None:
+                    yield value
+            else:
+                yield from _stored(spec, layer.fields)
+        if layer.name in ("ip", "ipv6"):
+            net = layer
+
+
 def field_values(pkt: Packet, spec: FieldSpec) -> list[Any]:
     """Every occurrence of one field in a packet, bottom layer first (typed: :func:`typed`)."""
     if spec.protocol == "frame":
         found: Iterator[Any] = _stored(spec, frame_fields(pkt))
     else:
-        name = spec.protocol
-        found = (value for layer in pkt.layers if layer.name == name
-                 for value in _stored(spec, layer.fields))
+        found = _in_layers(pkt, spec)
     return [one for one in (typed(spec, value) for value in found) if one is not None]
 
 
-def layer_fields(layer: Layer) -> Iterator[tuple[FieldSpec, Any]]:
-    """The Wireshark fields of one layer and their values as stored (for ``show``), one pair
-    per occurrence; "either" fields are left out (they repeat the fields they stand for)."""
+def layer_fields(layer: Layer, net: Layer | None = None) -> Iterator[tuple[FieldSpec, Any]]:
+    """The Wireshark fields of one layer and their values (for ``show``), one pair per
+    occurrence; ``net`` is the IP layer below it, for the fields computed from it
+    (``tcp.len``). "Either" fields are left out: they repeat the fields they stand for."""
     for spec in _BY_PROTOCOL.get(layer.name, ()):
-        if not spec.either:
-            for value in _stored(spec, layer.fields):
+        if spec.either:
+            continue
+        derive = _FROM_NETWORK.get(spec.name)
+        if derive is not None:
+            value = derive(layer.fields, net)
+            if value is not None:
                 yield spec, value
+            continue
+        for value in _stored(spec, layer.fields):
+            yield spec, value

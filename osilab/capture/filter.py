@@ -96,8 +96,9 @@ def _tokens(text: str) -> list[_Token]:
             i += 1
             continue
         if ch == '"':
-            value, i = _string(text, i)
-            out.append(_Token("string", value, i))
+            value, after = _string(text, i)
+            out.append(_Token("string", value, i + 1))
+            i = after
             continue
         word = _WORD.match(text, i)
         if word is not None:

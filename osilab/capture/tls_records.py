@@ -38,7 +38,7 @@ def looks_like_tls(data: bytes, off: int, end: int) -> bool:
     return (20 <= content_type <= 24 and major == 3 and minor <= 4) or looks_like_sslv2(data, off, end)
 
 
-def looks_like_sslv2(data: bytes, off: int, end: int) -> bool:
+def looks_like_sslv2(data: bytes | bytearray, off: int, end: int) -> bool:
     """An SSL 2.0 record with a 2-byte header (high bit set, then a 15-bit length) holding a
     CLIENT-HELLO (type 1, version 0x0002 or a 3.x "version 2 compatible" hello) or a
     SERVER-HELLO (type 4: session-id-hit, certificate type, version 0x0002)."""

@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from osilab.balancers.compare import compare
+from osilab.balancers.compare import ComparisonRow, compare
 from osilab.balancers.config import BalancerConfig, counterpart
 from osilab.balancers.config.formats import load_configs
 from osilab.balancers.hop import HopChoice
 from osilab.capture import Capture
 from osilab.commands._capture import capture_arguments, many_hops, open_capture, report_errors
+from osilab.commands._edge import edge_cell, with_edge
 from osilab.commands._output import print_hop_table, write_jsonl
 from osilab.commands.route import (
     CONFIG_KINDS,
@@ -60,6 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the ALB's configuration (repeatable, any format of --config)")
     parser.add_argument("--nlb-config", metavar="FILE", nargs="+", action="extend",
                         help="the NLB's configuration (repeatable, any format of --config)")
+    parser.add_argument(
+        "--with",
+        dest="with_",
+        choices=("cdn",),
+        help="also put a CloudFront edge beside them (cdn: its cache status and origin)",
+    )
+    parser.add_argument(
+        "--cdn-config",
+        metavar="DIST.json",
+        nargs=1,
+        help="the edge's distribution config (default: cdn.config.json beside the capture)",
+    )
     balancer_arguments(parser)
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per request")
 
@@ -108,9 +121,15 @@ def run(args: argparse.Namespace) -> int:
     print_warnings(warnings)
     result = compare(capture, nlb_config, alb_config=alb_config, keylog=args.keylog,
                      interface=choice.interface, warnings=warnings)  # fmt: skip
+    edge = with_edge(args, capture, choice)
+
+    def edge_of(row: ComparisonRow) -> dict[str, dict[str, object] | None]:
+        key = (str(row.request.flow), row.request.index)
+        return {} if edge is None else {"cdn": edge.get(key)}
+
     if args.json:
         write_jsonl(
-            {**row.to_json(), "hop": capture.hop_name(row.request.flow.interface)}
+            {**row.to_json(), "hop": capture.hop_name(row.request.flow.interface), **edge_of(row)}
             for row in result.rows
         )
         return report_errors(capture)
@@ -132,9 +151,11 @@ def run(args: argparse.Namespace) -> int:
                 row.alb_decided_at,
                 after,
             )
+            + ((edge_cell(edge_of(row)["cdn"]),) if edge is not None else ())
         )
     print_hop_table(
-        ("request", "flow", "NLB target", "NLB at", "ALB target", "ALB at", "ALB after SYN"),
+        ("request", "flow", "NLB target", "NLB at", "ALB target", "ALB at", "ALB after SYN")
+        + (("edge (cdn)",) if edge is not None else ()),
         rows,
         lambda: many_hops(capture),
     )

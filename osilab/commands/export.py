@@ -27,11 +27,14 @@ from osilab.commands import route
 from osilab.commands._capture import (
     capture_arguments,
     checked_keylog,
+    chosen_by_filter,
+    filter_argument,
     open_capture,
     packets,
     report_errors,
 )
 from osilab.errors import UsageError
+from osilab.pipeline import matching_flows
 from osilab.pipeline.tables import request_rows
 from osilab.streams.tables import flow_rows
 
@@ -55,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lb", choices=("nlb", "alb"), help="decisions: which balancer model")
     parser.add_argument("--config", action="append", metavar="LB.json",
                         help="decisions: the balancer's configuration (as for osilab route)")
+    filter_argument(parser, "rows whose frame matches: packets, flows with a matching frame, "
+                            "requests and decisions completed in a matching frame")
 
 
 def _route_rows(args: argparse.Namespace) -> Rows:
@@ -70,6 +75,8 @@ def _route_rows(args: argparse.Namespace) -> Rows:
         argv += ["--config", config]
     if args.keylog:
         argv += ["--keylog", args.keylog]
+    if args.filter is not None:
+        argv += ["--filter", args.filter]
     parser = argparse.ArgumentParser(prog="osilab route")
     route.add_arguments(parser)
     buffer = io.StringIO()
@@ -92,12 +99,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"osilab: wrote {count} decisions to {args.out}", file=sys.stderr)
         return 0
     capture = open_capture(args.file, progress=not args.quiet)
+    chosen = chosen_by_filter(args, capture)  # the same selection as layers/flows/http --filter
     if args.table == "packets":
-        rows = packet_rows(lambda: packets(capture, keylog=args.keylog))
+        rows = packet_rows(lambda: (pkt for pkt in packets(capture, keylog=args.keylog)
+                                    if chosen is None or chosen.frame(pkt.no)))  # fmt: skip
     elif args.table == "flows":
-        rows = flow_rows(capture)
+        rows = flow_rows(capture, None if chosen is None else
+                         lambda: matching_flows(capture, chosen, keylog=args.keylog))  # fmt: skip
     else:
-        rows = request_rows(capture, keylog=args.keylog)
+        rows = request_rows(capture, keylog=args.keylog,
+                            keep=None if chosen is None else chosen.request)  # fmt: skip
     count = rows.write(args.out)
     print(f"osilab: wrote {count} {args.table} to {args.out}", file=sys.stderr)
     return report_errors(capture)

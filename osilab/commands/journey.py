@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--list", action="store_true", help="list the request ids in FILE and stop")
     parser.add_argument(
+        "--keylog",
+        metavar="FILE",
+        help="NSS key log, so TLS legs are read too (the viewer's leg to the edge)",
+    )
+    parser.add_argument(
         "--layers", action="store_true", help="print every layer in and out with its reason"
     )
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per event")
@@ -63,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.compare and not args.html:
         raise UsageError("--compare needs --html OUT.html (the comparison is a view)")
-    trip = journey(args.file, args.request, topology=args.topology, use_models=not args.no_models)
+    trip = journey(args.file, args.request, topology=args.topology, use_models=not args.no_models,
+                   keylog=args.keylog)  # fmt: skip
     if args.json:
         write_jsonl(
             {

@@ -21,7 +21,7 @@ EXAMPLE = "sudo osilab lab record --out captures --scenario alb --scenario nlb"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from osilab.lab.record import SCENARIOS
+    from osilab.lab.record import BACKENDS, SCENARIOS
 
     actions = parser.add_subparsers(dest="lab_action", metavar="ACTION")
     record = actions.add_parser(
@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=int, default=900, help="overall limit in seconds (default 900)"
     )
     record.add_argument("--json", action="store_true", help="one JSON summary per scenario")
+    record.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=BACKENDS[0],
+        help="the /api service behind nginx: java (Jetty + Spring + pgjdbc, compiled at record "
+        "time) or python (aiohttp); default java",
+    )
     load = actions.add_parser(
         "load",
         help="benchmark traffic: many keep-alive HTTP requests through the NLB role, captured",
@@ -129,5 +136,5 @@ def _record(args: argparse.Namespace) -> int:
                 f"{summary['bytes']} bytes -> {out / str(summary['scenario'])}"
             )
 
-    record(out, args.scenario, timeout=args.timeout, progress=progress)
+    record(out, args.scenario, timeout=args.timeout, progress=progress, backend=args.backend)
     return 0

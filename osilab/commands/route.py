@@ -48,6 +48,7 @@ from osilab.commands._capture import (
     open_capture,
     report_errors,
 )
+from osilab.commands._edge import run_cdn
 from osilab.commands._output import jsonl_writer, print_hop_table
 from osilab.errors import UsageError
 from osilab.journey import TOPOLOGY_FILE, load_topology
@@ -78,15 +79,21 @@ CONFIG_KINDS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     capture_arguments(parser)
-    parser.add_argument("--lb", choices=("nlb", "alb"), required=True, help="which balancer model")
+    parser.add_argument(
+        "--lb",
+        choices=("nlb", "alb", "cdn"),
+        required=True,
+        help="which model: an NLB, an ALB, or a CloudFront edge (cdn)",
+    )
     parser.add_argument(
         "--config",
         metavar="FILE",
         nargs="+",
         action="extend",
         help=f"the balancer's configuration: {CONFIG_KINDS}. Default: the config the lab "
-        "wrote beside the capture (alb.config.json / nlb.config.json), else one built from "
-        "the capture (listeners = server ports the clients used, targets = servers it shows)",
+        "wrote beside the capture (alb.config.json / nlb.config.json / cdn.config.json), "
+        "else one built from the capture (listeners = server ports the clients used, "
+        "targets = servers it shows; not for cdn)",
     )
     balancer_arguments(parser)
     parser.add_argument("--json", action="store_true", help="JSON Lines, one object per decision")
@@ -225,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file, progress=not args.quiet)
     checked_keylog(args.keylog)
     choice = hop_choice(capture, args.lb, args)
+    if args.lb == "cdn":  # a CloudFront distribution, not an elbv2 config
+        return run_cdn(args, capture, choice)
     config, warnings = balancer_config(args, args.lb, capture, choice)
     if config is None:
         return report_errors(capture)
@@ -255,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
         rows = []
         for d in shown:
             where = d.target or (f"{d.action} {d.status}" if d.status else d.action)
+            if d.target and d.action not in ("forward", None):  # a reset names its target too
+                where = f"{d.action} {d.target}"
             hop = capture.hop_name(d.flow.interface)
             rows.append(
                 (hop, d.decided_at, str(d.flow), d.request_label or "(flow)", where, ", ".join(d.seen))

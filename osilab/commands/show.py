@@ -61,9 +61,10 @@ def packet_detail(pkt: Packet) -> dict[str, Any]:
         if value is not None:
             frame_out.append({"name": name, "value": value, "offset": None, "length": None})
     layers = []
+    net = None
     for layer in pkt.layers:
         fields = []
-        for spec, value in layer_fields(layer):
+        for spec, value in layer_fields(layer, net):
             inside = spec.offset is not None and layer.tcpip != "application"
             fields.append({"name": spec.name, "title": spec.title, "value": value,
                            "offset": layer.offset + spec.offset if inside else None,  # type: ignore[operator]
@@ -76,6 +77,8 @@ def packet_detail(pkt: Packet) -> dict[str, Any]:
         if layer.damaged:
             entry["damaged"] = layer.damaged
         layers.append(entry)
+        if layer.name in ("ip", "ipv6"):
+            net = layer
     out: dict[str, Any] = {"no": pkt.no, "time": round(pkt.time, 9), "frame": frame_out,
                            "layers": layers, "hex": pkt.data.hex()}
     if pkt.damaged:

@@ -91,13 +91,13 @@ def _open(capture: Any) -> tuple[Iterable[Any], str, Path | None]:
 
 
 def _index_and_network(
-    capture: Any, topology: Any
+    capture: Any, topology: Any, keylog: str | None = None
 ) -> tuple[CaptureIndex, Network, str, Path | None]:
     packets, name, path = _open(capture)
     beside = path.parent / TOPOLOGY_FILE if path is not None else None
     if topology is None and beside is not None and beside.exists():
         topology = beside
-    return CaptureIndex(packets), Network(load_topology(topology)), name, path
+    return CaptureIndex(packets, keylog=keylog), Network(load_topology(topology)), name, path
 
 
 def balancer_configs(capture: str | os.PathLike[str] | None) -> dict[str, BalancerConfig]:
@@ -119,6 +119,7 @@ def journey(
     *,
     topology: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     use_models: bool = True,
+    keylog: str | None = None,
 ) -> Journey:
     """Follow one request across every hop of a multi-hop lab capture.
 
@@ -131,11 +132,13 @@ def journey(
         use_models: explain balancers with the models of :mod:`osilab.balancers`, run with
             the configs the lab wrote beside the capture (``alb.config.json``,
             ``nlb.config.json``); else, and without them, from the capture.
+        keylog: an NSS key log (the lab's ``keylog.txt``), so that TLS legs are read: the
+            viewer's leg to the CloudFront edge, where a cache hit stops.
 
     Returns:
         a :class:`Journey`; ``journey.hops()`` lists the devices in order.
     """
-    index, network, name, path = _index_and_network(capture, topology)
+    index, network, name, path = _index_and_network(capture, topology, keylog)
     if request is None:
         ids = index.request_ids()
         if not ids:

@@ -158,9 +158,11 @@ class CaptureIndex:
 
     Args:
         packets: the packets, iterable more than once (a capture or a list).
+        keylog: an NSS key log: TLS legs (the viewer's side of the CloudFront edge, the
+            ALB's HTTPS listener) become readable exchanges too.
     """
 
-    def __init__(self, packets: Iterable[Packet]) -> None:
+    def __init__(self, packets: Iterable[Packet], *, keylog: str | None = None) -> None:
         self._source = packets
         self.flows: dict[FlowKey, Flow] = {}
         self.exchanges: list[Exchange] = []
@@ -168,7 +170,7 @@ class CaptureIndex:
         requests: dict[tuple[FlowKey, int], HttpRequest] = {}
         responses: dict[tuple[FlowKey, int], HttpResponse] = {}
         open_runs: dict[FlowKey, list[AppMessage]] = {}
-        for step in track(packets):
+        for step in track(packets, keylog=keylog):
             packet, key = step.packet, step.flow
             if packet is not None and key is not None and key.proto == "tcp":
                 flow = self.flows.get(key)

@@ -59,7 +59,7 @@ from typing import Any
 from osilab.balancers import BalancerConfig
 from osilab.capture.packet import Packet
 from osilab.errors import UsageError
-from osilab.journey._index import CaptureIndex
+from osilab.journey._index import CaptureIndex, Exchange
 from osilab.journey._models import DECIDE
 from osilab.journey.events import BALANCER_ROLES, CAPTURE, JourneyEvent, PacketView
 from osilab.journey.network import Device, Network
@@ -195,6 +195,10 @@ def build_journey(
     events: list[JourneyEvent] = []
     balancer: str | None = None
     decisions: dict[str, Any] = {}
+    # Behind a CloudFront edge the balancer's leg is the edge's request to it, not the client's.
+    front = legs[:2] if _edge_of(network, legs[0]) else legs[:1]
+    if (said := _edge_note(network, legs)) is not None:
+        notes.append(said)
     for device_name, arrival_in, arrival_out in _plan(arrivals_of(network, pdus), notes):
         device = network.device(device_name)
         behaviour = behaviour_of(device, arrival_in, arrival_out)
@@ -203,7 +207,7 @@ def build_journey(
             is_balancer = (
                 device.role in BALANCER_ROLES
                 and arrival_in is not None
-                and arrival_in.pdu.leg is legs[0]
+                and any(arrival_in.pdu.leg is leg for leg in front)
             )
         else:  # the first device to pass the client's request on
             is_balancer = (
@@ -292,6 +296,29 @@ def build_journey(
         balancer=balancer,
         notes=tuple(notes),
     )
+
+
+def _edge_of(network: Network, leg: Exchange) -> str | None:
+    """The CloudFront edge (lab role ``cdn``) that received ``leg``, if one did."""
+    name = network.owner(None, leg.flow.key.server.ip)[0] if network.known else None
+    return name if name is not None and network.device(name).role == "cdn" else None
+
+
+def _edge_note(network: Network, legs: list[Exchange]) -> str | None:
+    """What the edge's ``X-Cache`` says: it answered itself (the journey stops there) or it
+    asked an origin (the next leg). CloudFront-DG: ``X-Cache: Hit from cloudfront``..."""
+    edge = _edge_of(network, legs[0])
+    response = legs[0].response
+    if edge is None or response is None:
+        return None
+    x_cache = next((v for k, v in response.headers if k.lower() == "x-cache"), None)
+    if x_cache is None:
+        return None
+    if len(legs) == 1:
+        return (f"{edge} answered itself ({x_cache}): the request stops at the edge, and no "
+                "origin (neither the static origin nor the ALB) ever sees it.")  # fmt: skip
+    return (f"{edge} could not answer from its cache ({x_cache}): it asked its origin, the "
+            "next leg of the journey.")  # fmt: skip
 
 
 def _plan(

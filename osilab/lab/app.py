@@ -104,6 +104,30 @@ def make_app(redis_address: str, database_host: str, instance: str):  # type: ig
         body = await request.read()
         return web.json_response({"received_bytes": len(body), "rid": rid, "app": instance})
 
+    async def websocket(request: web.Request) -> web.WebSocketResponse:
+        """RFC 6455 echo: every text or binary message comes back prefixed ``echo:``.
+
+        aiohttp answers the Upgrade with 101 and ``Sec-WebSocket-Accept`` and accepts the
+        client's permessage-deflate offer (RFC 7692). One log line per event names the
+        request id, the app and the peer (nginx): the truth of where a connection went.
+        """
+        rid = rid_of(request)
+        ws = web.WebSocketResponse(compress=True, heartbeat=None)
+        await ws.prepare(request)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        where = f"rid={rid} app={instance} peer={peer[0]}:{peer[1]}" if peer else f"rid={rid} app={instance}"
+        print(f"ws event=open {where} path={request.path} deflate={ws.compress}", flush=True)
+        async for message in ws:
+            if message.type in (web.WSMsgType.TEXT, web.WSMsgType.BINARY):
+                size = len(message.data)
+                print(f"ws event=message {where} kind={message.type.name.lower()} bytes={size}", flush=True)
+                if message.type is web.WSMsgType.TEXT:
+                    await ws.send_str("echo:" + message.data)
+                else:
+                    await ws.send_bytes(b"echo:" + message.data)
+        print(f"ws event=close {where} code={ws.close_code}", flush=True)
+        return ws
+
     async def any_other(request: web.Request) -> web.Response:
         rid = rid_of(request)
         return web.json_response({"path": request.path, "rid": rid, "app": instance})
@@ -116,6 +140,7 @@ def make_app(redis_address: str, database_host: str, instance: str):  # type: ig
     app.router.add_route("DELETE", "/api/items/{item_id:\\d+}", change_item)
     app.router.add_post("/api/orders", post_order)
     app.router.add_route("*", "/api/{tail:.*}", any_other)
+    app.router.add_get("/ws/{tail:.*}", websocket)
     return app
 
 

@@ -17,6 +17,12 @@ before any socket is opened). The suites are chosen to show one thing each on th
 ``h2``         HTTP/2 over TLS (ALPN ``h2``): many streams on one connection
 ``short``      many one-request connections, so the balancer's spread shows
 ``smuggle``    a CL.TE request-smuggling attempt, then an innocent request behind it
+``cdn``        the edge cache: hits, misses, cache keys, an expiry, a redirect (``lab.cdn``)
+``websocket``  WebSocket connections (aiohttp, :mod:`osilab.lab.ws_client`): messages
+               both ways, one with permessage-deflate, then a clean close -- or an
+               idle connection the balancer closes
+``failover``   keep-alive traffic through the L4 and ALB roles while one target stops
+               accepting connections and starts again (:mod:`osilab.lab.failover`)
 =============  ==============================================================
 
 Every request carries ``X-Request-Id: <id>`` *and* ``?rid=<id>``. HTTP/1.1 is written
@@ -38,6 +44,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import h11
+
+from osilab.lab.cdn import PAUSE, VIEWER_REQUESTS
 
 __all__ = ["RequestRecord", "Client", "run_plan", "main"]
 
@@ -399,6 +407,44 @@ class Client:
                 target = f"/api/items/{1 + i % 5}" if i % 3 == 0 else "/"
                 self.exchange(_Http1(sock), "short", "GET", target, close=True)
 
+    def cdn(
+        self, address: str, source: str, plain: str = "", pause: float = PAUSE, **_: Any
+    ) -> None:
+        """The edge cache (:data:`osilab.lab.cdn.VIEWER_REQUESTS`): one keep-alive connection
+        per name, HTTPS to ``address``, plain HTTP to ``plain``. The request id goes only in
+        ``X-Request-Id``: in the query it would make every request a new cache key."""
+        connections: dict[str, _Http1] = {}
+        try:
+            for name, method, path, headers, expected, why in VIEWER_REQUESTS:
+                if name == "pause":
+                    time.sleep(pause)
+                    continue
+                secure = name.startswith("https")
+                if name not in connections:
+                    sock = self.connect(address if secure else plain, source,
+                                        alpn="http/1.1" if secure else None)  # fmt: skip
+                    connections[name] = _Http1(sock)
+                http, rid = connections[name], self.next_rid()
+                body = b'{"item": 1, "quantity": 2}' if method == "POST" else b""
+                fields = [("Host", "shop.example.com"), ("User-Agent", _USER_AGENT),
+                          ("X-Request-Id", rid), *headers]  # fmt: skip
+                if body:
+                    fields.append(("Content-Length", str(len(body))))
+                request = h11.Request(method=method, target=path, headers=fields)
+                record = self._record(http.sock, rid, "cdn", request,
+                                      scheme="https" if secure else "http", note=why)  # fmt: skip
+                http.send(request, body)
+                status, response, content = http.read_response()
+                self._fill(record, status, response, content)
+                record.extra = {"x_cache": response.get("x-cache"), "bytes": len(content),
+                                "expected": f"{expected} from cloudfront",
+                                "via": response.get("via"), "location": response.get("location")}  # fmt: skip
+                if not http.finish_cycle():
+                    connections.pop(name).sock.close()
+        finally:
+            for http in connections.values():
+                http.sock.close()
+
     def smuggle(self, address: str, source: str, **_: Any) -> None:
         """A CL.TE attempt: ``Content-Length`` covers a hidden second request, chunked ends early.
 
@@ -459,6 +505,105 @@ class Client:
                            "responses_raw": bytes(received[:1500]).decode("latin-1")},
                 )
             )  # fmt: skip
+
+    def websocket(
+        self, address: str, source: str, connections: int = 2, idle: float | None = None,
+        big: bool = True, **_: Any,
+    ) -> None:  # fmt: skip
+        """``connections`` WebSockets to ``/ws/echo``: the first with a 64 KiB message (with
+        ``big``), the second with permessage-deflate; with ``idle``, one more left idle."""
+        from osilab.lab.ws_client import connection
+
+        host, port = _check_destination(address)
+        plans: list[dict[str, Any]] = [
+            {"big": big and c == 0, "deflate": c == 1} for c in range(connections)
+        ]
+        if idle is not None:
+            plans.append({"idle": idle})
+        for plan in plans:
+            rid = self.next_rid()
+            target = f"/ws/echo?rid={rid}"
+            got = connection(f"http://{host}:{port}{target}", source, rid, **plan)
+            self.records.append(
+                RequestRecord(
+                    rid, "websocket", "GET", target, f"{host}:{port}", got.pop("source", ""),
+                    address, status=got.pop("status", None), served_by=got.pop("served_by", None),
+                    note="WebSocket: " + ("left idle" if "idle" in plan else "clean close"), extra=got,
+                )
+            )  # fmt: skip
+
+    def failover(
+        self, address: str, source: str, alb: str, target_ns: str, settle: float = 1.5,
+        connections: int = 4, **_: Any,
+    ) -> None:  # fmt: skip
+        """Three phases on the L4 role (``address``) and the ALB role (``alb``): both
+        targets up; the target in ``target_ns`` refusing new connections (its health checks
+        fail, its open connections stay up until the balancer ends them); and up again.
+
+        L4: ``connections`` kept-alive connections opened first are tried again in phase 2
+        (those on the stopped target were reset by the balancer), and two new ones open in
+        each later phase. ALB: one kept-alive connection carries four requests a phase.
+        The stop and start times are recorded (``extra``) for truth.json.
+        """
+        _check_destination(alb)
+        if not target_ns.startswith("osl-"):
+            raise SystemExit(f"refusing to act outside the lab: {target_ns}")
+        kept = [self._named(self.connect(address, source)) for _ in range(connections)]
+        front = self._named(self.connect(alb, source))
+        for phase, action in (("up", None), ("down", "stop"), ("up again", "start")):
+            if action is not None:
+                at = _target_action(target_ns, action)
+                self.records.append(RequestRecord(
+                    self.next_rid(), "failover", "-", "-", "-", source, address,
+                    note=f"target {action}", extra={"action": action, "at": at},
+                ))  # fmt: skip
+                time.sleep(settle)
+            for http in kept if action != "start" else ():
+                self._failover_exchange(http, phase)
+            for _new in range(2 if action else 0):
+                with self.connect(address, source) as sock:
+                    self._failover_exchange(self._named(sock), phase, close=True)
+            for _turn in range(4):
+                self._failover_exchange(front, phase)
+        for http in [*kept, front]:
+            http.sock.close()
+
+    @staticmethod
+    def _named(sock: socket.socket) -> _Http1:
+        """An HTTP/1.1 connection that remembers its addresses (a reset socket forgets them)."""
+        http = _Http1(sock)
+        local, remote = sock.getsockname(), sock.getpeername()
+        http.names = (f"{local[0]}:{local[1]}", f"{remote[0]}:{remote[1]}")  # type: ignore[attr-defined]
+        return http
+
+    def _failover_exchange(self, http: _Http1, phase: str, close: bool = False) -> None:
+        """One GET on ``http``; a connection the balancer reset is recorded as such."""
+        count = len(self.records)
+        try:
+            record = self.exchange(http, "failover", "GET", "/", close=close)
+            record.note = phase
+            http.finish_cycle()
+        except (OSError, h11.ProtocolError) as exc:
+            if len(self.records) == count:  # it failed before its record was made
+                local, remote = http.names  # type: ignore[attr-defined]
+                self.records.append(RequestRecord(
+                    self.next_rid(), "failover", "GET", "/", "shop.example.com", local, remote))  # fmt: skip
+            self.records[-1].note = f"{phase}: connection reset ({type(exc).__name__})"
+
+
+def _target_action(namespace: str, action: str) -> float:
+    """Stop (reject new TCP connections to :80 with RST, as a stopped server's kernel does)
+    or start the target in ``namespace``; returns the time it took effect."""
+    import subprocess
+
+    command = ["ip", "netns", "exec", namespace, "nft"]
+    if action == "stop":
+        ruleset = ("table inet failover {\n chain input {\n  type filter hook input priority 0;\n"
+                   "  tcp dport 80 ct state new reject with tcp reset\n }\n}\n")  # fmt: skip
+        subprocess.run([*command, "-f", "-"], input=ruleset, text=True, check=True, timeout=10)
+    else:
+        subprocess.run([*command, "delete", "table", "inet", "failover"], check=True, timeout=10)
+    return time.time()
 
 
 def _text(value: Any) -> str:

@@ -40,8 +40,14 @@ __all__ = [
     "NLB_SEED",
     "haproxy_alb",
     "haproxy_l4",
+    "FAILOVER_PORT",
+    "haproxy_failover",
     "ALB_PORTS",
     "NLB_PORTS",
+    "ALB_WS_PORT",
+    "ALB_WS_RULES",
+    "ALB_WS_TARGET_GROUPS",
+    "ALB_WS_IDLE_TIMEOUT",
     "aws_condition",
     "aws_alb_config",
     "aws_nlb_config",
@@ -107,6 +113,19 @@ ALB_TARGET_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: The ALB role's WebSocket listener (issue 19): its own port, so the rules of :80/:443 stay
+#: the six above. One rule on the upgrade path; the Upgrade request is routed like any
+#: request, and the connection then stays on that target until it closes or idles out.
+ALB_WS_PORT = 8080
+ALB_WS_RULES: tuple[AlbRule, ...] = (
+    AlbRule(1, "websocket", "path-pattern", "/ws/*", "path_beg /ws/", "tg-ws"),
+)
+ALB_WS_TARGET_GROUPS: dict[str, tuple[str, ...]] = {"tg-ws": ("web1", "web2"), "tg-web": ("web1", "web2")}
+#: Seconds without a byte either way before the WebSocket listener closes a connection
+#: (HAProxy ``timeout tunnel``; the ALB's ``idle_timeout.timeout_seconds``, 60 by default).
+ALB_WS_IDLE_TIMEOUT = 3
+
+
 def aws_condition(rule: AlbRule) -> dict[str, Any]:
     """One rule's condition the way ``aws elbv2 describe-rules`` prints it.
 
@@ -133,7 +152,13 @@ def aws_condition(rule: AlbRule) -> dict[str, Any]:
 
 
 def aws_alb_config(
-    targets: dict[str, str], port: int = 80, https_port: int | None = None
+    targets: dict[str, str],
+    port: int = 80,
+    https_port: int | None = None,
+    *,
+    rules: tuple[AlbRule, ...] = ALB_RULES,
+    target_groups: dict[str, tuple[str, ...]] = ALB_TARGET_GROUPS,
+    idle_timeout: int | None = None,
 ) -> dict[str, Any]:
     """The ALB role as an AWS-shaped balancer configuration (``../shared/docs/design.md``, "Load balancer configuration").
 
@@ -143,26 +168,31 @@ def aws_alb_config(
     ``targets`` maps instance names to ``ip:port``; groups and rules whose instances are
     not in it are left out. With ``https_port`` an HTTPS listener with the same rules is
     added: the ALB ends TLS there and forwards plain HTTP to the same target groups.
+    ``rules``/``target_groups``/``idle_timeout`` describe another listener of the role
+    (the WebSocket one: :data:`ALB_WS_RULES`).
     """
     groups = {
         name: [targets[m] for m in members if m in targets]
-        for name, members in ALB_TARGET_GROUPS.items()
+        for name, members in target_groups.items()
     }
     groups = {name: members for name, members in groups.items() if members}
     if "tg-web" not in groups:
         groups = {"tg-web": list(targets.values())}
-    rules = [
+    listed = [
         {
             "Priority": str(rule.priority),
             "Conditions": [aws_condition(rule)],
             "Actions": [{"Type": "forward", "TargetGroupName": rule.target_group}],
         }
-        for rule in ALB_RULES
+        for rule in rules
         if rule.target_group in groups
     ]
     listeners = [("HTTP", port)] + ([("HTTPS", https_port)] if https_port is not None else [])
+    attributes = {} if idle_timeout is None else {
+        "Attributes": {"idle_timeout.timeout_seconds": str(idle_timeout)}}
     return {
         "Type": "application",
+        **attributes,
         "TargetGroups": [
             {
                 "Name": name,
@@ -178,7 +208,7 @@ def aws_alb_config(
                 "Protocol": protocol,
                 "Port": listener_port,
                 "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
-                "Rules": rules,
+                "Rules": listed,
             }
             for protocol, listener_port in listeners
         ],
@@ -241,6 +271,12 @@ def balancer_configs(balancers: Sequence[str], instances: dict[str, str]) -> dic
         http, https = ALB_PORTS
         targets = {name: f"{ip}:{http}" for name, ip in instances.items()}
         rendered["alb"] = aws_alb_config(targets, http, https)
+    if "alb-ws" in balancers:  # the ALB role's WebSocket listener
+        targets = {name: f"{ip}:80" for name, ip in instances.items()}
+        rendered["alb"] = aws_alb_config(
+            targets, ALB_WS_PORT, rules=ALB_WS_RULES, target_groups=ALB_WS_TARGET_GROUPS,
+            idle_timeout=ALB_WS_IDLE_TIMEOUT,
+        )  # fmt: skip
     if "nlb" in balancers:
         rendered["nlb"] = aws_nlb_config(instances, NLB_PORTS)
     return rendered
@@ -289,24 +325,38 @@ def haproxy_alb(
         "    http-request capture req.hdr(x-request-id) len 32",
         "    # Listener rules in priority order; the first that matches names the rule.",
     ]
-    for rule in rules:
-        lines.append(
-            f"    http-request set-var(txn.rule) str({rule.name}) "
-            f"if {{ {rule.acl} }} !{{ var(txn.rule) -m found }}"
-        )
-    lines.append(
-        "    http-request set-var(txn.rule) str(default) unless { var(txn.rule) -m found }"
-    )
-    for rule in rules:
-        lines.append(
-            f"    use_backend {rule.target_group} if {{ var(txn.rule) -m str {rule.name} }}"
-        )
-    lines += ["    default_backend tg-web", ""]
-    for group, members in ALB_TARGET_GROUPS.items():
+    lines += _rule_lines(rules)
+    lines += [
+        "frontend alb-ws",
+        f"    bind {vip}:{ALB_WS_PORT}",
+        "    http-request capture req.hdr(x-request-id) len 32",
+        "    # The WebSocket listener: the Upgrade request is routed by its path, once.",
+        *_rule_lines(ALB_WS_RULES),
+    ]
+    for group, members in {**ALB_TARGET_GROUPS, "tg-ws": ALB_WS_TARGET_GROUPS["tg-ws"]}.items():
         lines += [f"backend {group}", "    balance roundrobin"]
+        if group == "tg-ws":  # after the 101 only the tunnel timeout applies (HAProxy docs)
+            lines.append(f"    timeout tunnel {ALB_WS_IDLE_TIMEOUT}s")
         lines += [f"    server {name} {targets[name]}:80" for name in members]
         lines.append("")
     return "\n".join(lines)
+
+
+def _rule_lines(rules: tuple[AlbRule, ...]) -> list[str]:
+    """One frontend's rules: the first match (priority order) names the rule and its group."""
+    lines = [
+        f"    http-request set-var(txn.rule) str({rule.name}) "
+        f"if {{ {rule.acl} }} !{{ var(txn.rule) -m found }}"
+        for rule in rules
+    ]
+    lines.append(
+        "    http-request set-var(txn.rule) str(default) unless { var(txn.rule) -m found }"
+    )
+    lines += [
+        f"    use_backend {rule.target_group} if {{ var(txn.rule) -m str {rule.name} }}"
+        for rule in rules
+    ]
+    return lines + ["    default_backend tg-web", ""]
 
 
 def haproxy_l4(*, vip: str, targets: dict[str, str]) -> str:
@@ -337,6 +387,58 @@ def haproxy_l4(*, vip: str, targets: dict[str, str]) -> str:
         lines += [f"    server {name} {address}:{port}{extra}" for name, address in targets.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+#: The failover scenario's listener port, on both the L4 role's and the ALB role's address.
+FAILOVER_PORT = 82
+
+#: HAProxy health checks of the failover scenario: every 250 ms, down after 2 failures,
+#: up after 2 successes (AWS's defaults are slower: NLB 30 s, 5 up, 2 down; lb-reference §2).
+_CHECK = "check inter 250ms fall 2 rise 2"
+
+
+def haproxy_failover(*, role: str, vip: str, targets: dict[str, str]) -> str:
+    """HAProxy of the failover scenario: the L4 role (``role="l4"``) or the ALB role (``"alb"``).
+
+    Both balance ``static-rr`` over ``tg-failover`` with health checks, and log with ISO
+    timestamps (``format iso``) so that truth.json can say when a target was marked down
+    and up. The L4 role is ``mode tcp`` with ``on-marked-down shutdown-sessions`` and
+    ``option nolinger``: the sessions on a target marked down end with an RST to the
+    client, as an NLB's flows do when their target becomes unhealthy (NLB-UG
+    target-group-health-checks). The ALB role is ``mode http`` with an HTTP check
+    (``GET /`` must answer 200) and lets requests in flight finish; the next request on a
+    kept-alive client connection simply goes to another target.
+    """
+    tcp = role == "l4"
+    lines = [
+        "global",
+        "    log stdout format iso local0",
+        "    maxconn 256",
+        "    nbthread 1  # one accept queue: connections take their turns in SYN order",
+        "",
+        "defaults",
+        f"    mode {'tcp' if tcp else 'http'}",
+        "    log global",
+        "    timeout connect 2s",
+        "    timeout client 20s",
+        "    timeout server 20s",
+    ]
+    if tcp:
+        lines += ["    option nolinger", f'    log-format "{_TCP_LOG} accept=%Ts.%ms"']
+    else:
+        lines += ["    option forwardfor", "    option http-keep-alive",
+                  "    timeout http-keep-alive 15s", f'    log-format "{_HTTP_LOG}"']  # fmt: skip
+    lines += ["", f"frontend failover-{role}", f"    bind {vip}:{FAILOVER_PORT}"]
+    if not tcp:
+        lines.append("    http-request capture req.hdr(x-request-id) len 32")
+    lines += ["    default_backend tg-failover", "", "backend tg-failover", "    balance static-rr"]
+    if tcp:
+        lines.append(f"    default-server {_CHECK} on-marked-down shutdown-sessions")
+    else:
+        lines += ["    option httpchk GET /", "    http-check expect status 200",
+                  f"    default-server {_CHECK}"]  # fmt: skip
+    lines += [f"    server {name} {address}:80" for name, address in targets.items()]
+    return "\n".join(lines + [""])
 
 
 def nftables_nlb(*, vip: str, targets: tuple[str, ...], ports: tuple[int, ...] = NLB_PORTS) -> str:
@@ -421,6 +523,16 @@ http {{
             proxy_set_header Connection "";
             proxy_set_header Host $host;
             proxy_set_header X-Request-Id $http_x_request_id;
+        }}
+        location /ws/ {{
+            # WebSocket (RFC 6455): pass the Upgrade on, then carry the frames both ways.
+            proxy_pass http://api;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_set_header Host $host;
+            proxy_set_header X-Request-Id $http_x_request_id;
+            proxy_read_timeout 30s;
         }}
     }}
 }}

@@ -20,6 +20,7 @@ __all__ = [
     "Requirement",
     "Finding",
     "REQUIREMENTS",
+    "JAVA_REQUIREMENTS",
     "DEBIAN_PACKAGES",
     "PYTHON_PACKAGES",
     "check",
@@ -74,8 +75,27 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
 )
 
+#: The Java/Spring backend (lab/java/, built by :mod:`osilab.lab.javabuild`): the JDK,
+#: and one jar in /usr/share/java for each Debian package of its libraries. A "program"
+#: ending in ``.jar`` is looked for there; its version is its manifest's.
+JAVA_REQUIREMENTS: tuple[Requirement, ...] = (
+    Requirement("javac", "openjdk-17-jdk-headless", ("javac", "-version"), "compiling the Java backend"),
+    Requirement("java", "openjdk-17-jdk-headless", ("java", "-version"), "running the Java backend"),
+    Requirement("jetty9-server.jar", "libjetty9-java", (), "the backend's HTTP server (Jetty 9.4)"),
+    Requirement("jetty9-websocket-server.jar", "libjetty9-extra-java", (), "the backend's WebSocket echo"),
+    Requirement("spring3-context.jar", "libspring-context-java", (), "the backend's Spring context"),
+    Requirement("spring3-jdbc.jar", "libspring-jdbc-java", (), "JdbcTemplate"),
+    Requirement("HikariCP.jar", "libhikaricp-java", (), "the backend's connection pool"),
+    Requirement("postgresql.jar", "libpostgresql-jdbc-java", (), "pgjdbc, the PostgreSQL driver"),
+    Requirement("slf4j-simple.jar", "libslf4j-java", (), "the pool's and Jetty's log lines"),
+)  # fmt: skip
+#: Where Debian installs Java libraries.
+JAVA_DIR = "/usr/share/java"
+
 #: The Debian packages for .ci's apt-get line.
-DEBIAN_PACKAGES: tuple[str, ...] = tuple(sorted({r.package for r in REQUIREMENTS}))
+DEBIAN_PACKAGES: tuple[str, ...] = tuple(
+    sorted({r.package for r in REQUIREMENTS + JAVA_REQUIREMENTS})
+)
 #: The Python packages the lab's app needs (beyond osilab's own dependencies).
 PYTHON_PACKAGES: tuple[str, ...] = ("aiohttp", "redis", "psycopg[binary]")
 
@@ -89,7 +109,10 @@ def postgres_bindir() -> str | None:
 
 
 def which(program: str) -> str | None:
-    """The full path of ``program``, looking in PostgreSQL's bin folder too."""
+    """The full path of ``program``, looking in PostgreSQL's bin folder too (a jar: in JAVA_DIR)."""
+    if program.endswith(".jar"):
+        jar = os.path.join(JAVA_DIR, program)
+        return jar if os.path.isfile(jar) else None
     path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
     if path is None and program in ("initdb", "postgres"):
         bindir = postgres_bindir()
@@ -98,7 +121,22 @@ def which(program: str) -> str | None:
     return path
 
 
+def _jar_version(path: str) -> str:
+    """The ``Implementation-Version`` (or ``Bundle-Version``) of a jar's manifest."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as jar:
+            manifest = jar.read("META-INF/MANIFEST.MF").decode("utf-8", "replace")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return "?"
+    fields = dict(line.split(": ", 1) for line in manifest.splitlines() if ": " in line)
+    return fields.get("Implementation-Version") or fields.get("Bundle-Version") or "?"
+
+
 def _version(path: str, argv: tuple[str, ...]) -> str:
+    if not argv:
+        return _jar_version(path)
     try:
         done = subprocess.run([path, *argv[1:]], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
@@ -107,10 +145,13 @@ def _version(path: str, argv: tuple[str, ...]) -> str:
     return text[0].strip() if text else "?"
 
 
-def check() -> list[Finding]:
-    """Every requirement with its path and version (``path`` None when missing)."""
+def check(backend: str = "java") -> list[Finding]:
+    """Every requirement with its path and version (``path`` None when missing).
+
+    ``backend="java"`` (the default) adds the Java backend's; ``"python"`` leaves them out.
+    """
     findings = []
-    for requirement in REQUIREMENTS:
+    for requirement in REQUIREMENTS + (JAVA_REQUIREMENTS if backend == "java" else ()):
         path = which(requirement.program)
         version = _version(path, requirement.version_argv) if path else "missing"
         findings.append(Finding(requirement, path, version))
@@ -125,9 +166,9 @@ def missing_python() -> list[str]:
     return [name for name, module in modules.items() if importlib.util.find_spec(module) is None]
 
 
-def require() -> list[Finding]:
+def require(backend: str = "java") -> list[Finding]:
     """Check everything; raise ONE LabError naming all that is missing (root included)."""
-    findings = check()
+    findings = check(backend)
     problems = []
     if os.geteuid() != 0:
         problems.append("root (network namespaces need CAP_NET_ADMIN: run with sudo)")

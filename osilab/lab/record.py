@@ -22,6 +22,7 @@ timeout (``SIGALRM``), which raise into the same path.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -39,7 +40,7 @@ from typing import Any
 from osilab.balancers.config.beside import CONFIG_SUFFIX
 from osilab.capture.pcapng import pcap_to_pcapng
 from osilab.errors import LabError
-from osilab.lab import configs, doctor, truth
+from osilab.lab import cdn, configs, doctor, failover, javabuild, truth
 from osilab.lab.runtime import (
     Managed,
     Supervisor,
@@ -51,11 +52,22 @@ from osilab.lab.runtime import (
 )
 from osilab.lab.topology import LAB, Topology
 
-__all__ = ["Scenario", "SCENARIOS", "Lab", "record", "bounded", "scenario_configs", "write_configs"]
+__all__ = [
+    "Scenario",
+    "SCENARIOS",
+    "Lab",
+    "BACKENDS",
+    "record",
+    "bounded",
+    "scenario_configs",
+    "write_configs",
+]
 
 _SERVICE_HOSTS = ("web1", "web2")
 _APP_OF = {"web1": "api1", "web2": "api2"}
 _DATA_HOPS = ("web1-api", "web2-api", "api-redis", "api-db")
+#: The /api service behind nginx: the seed's Java/Spring one (lab/java/), or lab/app.py.
+BACKENDS = ("java", "python")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,24 +143,66 @@ SCENARIOS: dict[str, Scenario] = {
         + _steps(_S["nlb_http"], "short", short={"count": 8}),
         ("alb", "nlb"),
     ),
+    "cdn": Scenario(
+        "cdn",
+        "c",
+        "the CloudFront edge (nginx proxy_cache) in front of the ALB role: hits, misses, "
+        "cache keys, a revalidation, redirects",
+        ("client-edge", "edge-s3", "edge-alb", "alb-web1", "alb-web2", *_DATA_HOPS),
+        _steps(_S["cdn_https"], "cdn", cdn={"plain": _S["cdn_http"]}),
+        ("cdn", "alb"),
+    ),
+    "websocket": Scenario(
+        "websocket",
+        "w",
+        "WebSocket (aiohttp behind nginx) through the ALB role's WebSocket listener (a rule on the "
+        "upgrade path, then a tunnel closed by its idle timeout) and through the NLB role",
+        ("client-alb", "alb-web1", "alb-web2", "client-nlb", "nlb-web1", "nlb-web2", "web1-api", "web2-api"),
+        _steps(f"{_S['alb']}:{configs.ALB_WS_PORT}", "websocket",
+               websocket={"connections": 3, "idle": configs.ALB_WS_IDLE_TIMEOUT + 4})
+        + _steps(_S["nlb_http"], "websocket", websocket={"connections": 2, "big": False}),
+        ("alb-ws", "nlb"),
+    ),  # fmt: skip
+    "failover": Scenario(
+        "failover",
+        "f",
+        "web1 stops accepting connections mid-traffic and starts again, behind the L4 role "
+        "(HAProxy tcp, health checks, sessions reset on marked-down) and the ALB role (HTTP checks)",
+        ("client-l4p", "l4p-web1", "l4p-web2", "client-alb", "alb-web1", "alb-web2"),
+        ({"suite": "failover", "address": f"{_S['l4p']}:{configs.FAILOVER_PORT}",
+          "alb": f"{_S['alb']}:{configs.FAILOVER_PORT}", "target_ns": f"osl-{failover.STOPPED}"},),
+        ("failover",),
+    ),  # fmt: skip
 }
 
 
-def scenario_configs(scenario: Scenario, topology: Topology = LAB) -> dict[str, Any]:
-    """The balancer configs of ``scenario``'s ALB and NLB roles, by role, over the lab's instances."""
+def scenario_configs(
+    scenario: Scenario, topology: Topology = LAB, truth: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The balancer configs of ``scenario``'s ALB and NLB roles, by role, over the lab's instances.
+
+    ``truth`` is the scenario's truth.json: the failover scenario's configs carry the
+    health schedule its real balancers saw (:func:`osilab.lab.failover.balancer_configs`).
+    """
+    if "failover" in scenario.balancers:
+        return failover.balancer_configs(topology.services, truth or {})
     instances = {web: topology.services[web] for web in _SERVICE_HOSTS}
     return configs.balancer_configs(scenario.balancers, instances)
 
 
-def write_configs(scenario: Scenario, out: Path, topology: Topology = LAB) -> list[Path]:
+def write_configs(
+    scenario: Scenario, out: Path, topology: Topology = LAB, truth: dict[str, Any] | None = None
+) -> list[Path]:
     """Write ``alb.config.json`` / ``nlb.config.json`` into ``out`` (beside the capture).
 
     A role the scenario does not go through gets no file, and a stale one is removed, so
     the folder never describes a balancer its capture did not pass.
     """
-    rendered = scenario_configs(scenario, topology)
+    rendered = scenario_configs(scenario, topology, truth)
     written = []
-    for role in ("alb", "nlb"):
+    if "cdn" in scenario.balancers:  # the CloudFront edge's distribution config (lab.cdn)
+        rendered["cdn"] = cdn.distribution_config(topology.services["s3"], topology.services["alb"])
+    for role in ("alb", "nlb", "cdn"):
         path = out / f"{role}{CONFIG_SUFFIX}"
         if role in rendered:
             path.write_text(json.dumps(rendered[role], indent=1) + "\n")
@@ -164,12 +218,36 @@ _STATIC_JS = "\n".join(
 )
 
 
+#: Held while a lab runs (see :meth:`Lab.running`); /run is root's and cleared at boot.
+LAB_LOCK = Path("/run/osilab-lab.lock")
+
+
+@contextmanager
+def _lab_lock() -> Iterator[None]:
+    """One lab at a time on this machine: wait for the lab that is running to finish."""
+    with open(LAB_LOCK, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Lab:
     """The running lab: network, certificates, servers. Use :meth:`running`."""
 
-    def __init__(self, workdir: Path, topology: Topology = LAB) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        topology: Topology = LAB,
+        *,
+        backend: str = "java",
+        classes: Path | None = None,
+    ) -> None:
         self.workdir = workdir
         self.topology = topology
+        self.backend = backend  # "java" (Jetty + Spring, lab/java/) or "python" (lab/app.py)
+        self.classes = classes  # the Java backend's compiled classes (lab.javabuild.build)
         self.supervisor = Supervisor()
         self.logs: dict[str, Path] = {}
         self.versions: dict[str, str] = {}
@@ -177,15 +255,19 @@ class Lab:
     # -- start --------------------------------------------------------------------
     @contextmanager
     def running(self) -> Iterator[Lab]:
-        """Build everything; tear everything down on the way out, whatever happens."""
-        remove_stale_namespaces()
-        try:
-            build_network(self.topology)
-            self._start_servers()
-            yield self
-        finally:
-            self.supervisor.stop_all()
-            remove_network(self.topology)
+        """Build everything; tear everything down on the way out, whatever happens.
+
+        The lab's namespaces have fixed names, so two labs at once would tear each other
+        down: a lock file makes a second ``osilab lab record`` wait for the first."""
+        with _lab_lock():
+            remove_stale_namespaces()
+            try:
+                build_network(self.topology)
+                self._start_servers()
+                yield self
+            finally:
+                self.supervisor.stop_all()
+                remove_network(self.topology)
 
     def _path(self, *parts: str) -> Path:
         path = self.workdir.joinpath(*parts)
@@ -214,6 +296,7 @@ class Lab:
             "l4p", configs.haproxy_l4(vip=s["l4p"], targets={w: s[w] for w in _SERVICE_HOSTS}),
             s["l4p"], 80,
         )  # fmt: skip
+        self._start_cdn()
         nft = self._path("nlb", "nlb.nft")
         nft.write_text(configs.nftables_nlb(vip=s["nlb"], targets=(s["web1"], s["web2"])))
         run(["nft", "-f", str(nft)], ns="osl-nlb")
@@ -270,13 +353,21 @@ class Lab:
         s = self.topology.services
         api = _APP_OF[web]
         log = self._path("logs", f"app-{api}.log")
-        self.supervisor.start(
-            f"app {api}",
-            [sys.executable, "-m", "osilab.lab.app", "--listen", f"{s[api]}:8080",
-             "--redis", f"{s['cache']}:6379", "--database", s["db"], "--name", api],
-            ns=f"osl-{api}", log=log, ready=0.5,
-        )  # fmt: skip
-        wait_for_port(f"osl-{api}", s[api], 8080, timeout=20)
+        self.logs[f"app-{api}"] = log  # the WebSocket handler's lines (the app logs nothing else)
+        listen, redis = f"{s[api]}:8080", f"{s['cache']}:6379"
+        if self.backend == "java":
+            argv = javabuild.command(self.classes or javabuild.build(), listen=listen,
+                                     redis=redis, database=s["db"], name=api)  # fmt: skip
+        else:
+            argv = [sys.executable, "-m", "osilab.lab.app", "--listen", listen,
+                    "--redis", redis, "--database", s["db"], "--name", api]  # fmt: skip
+        self.supervisor.start(f"app {api}", argv, ns=f"osl-{api}", log=log, ready=0.5)
+        try:
+            wait_for_port(f"osl-{api}", s[api], 8080, timeout=30)
+        except LabError as exc:  # a JVM fails slowly: say why, from its log
+            raise LabError(
+                f"{exc}; its log ends: {log.read_text(errors='replace')[-600:]}"
+            ) from None
 
     def _start_nginx(self, web: str) -> None:
         s = self.topology.services
@@ -304,6 +395,34 @@ class Lab:
         )  # fmt: skip
         wait_for_port(f"osl-{web}", s[web], 80)
 
+    def _start_cdn(self) -> None:
+        """The CloudFront edge and its static origin, two nginx (:mod:`osilab.lab.cdn`)."""
+        s = self.topology.services
+        for path, (body, _control) in cdn.STATIC_FILES.items():
+            self._path("cdn-s3", "www", *path.strip("/").split("/")).write_text(body)
+        tls = {
+            "certificate": str(self._path("tls", "cert.pem")),
+            "key": str(self._path("tls", "key.pem")),
+        }
+        for name, host, text in (
+            ("cdn-s3", "s3", lambda run: cdn.nginx_static_origin(
+                address=s["s3"], root=str(self._path("cdn-s3", "www")), run_dir=run)),
+            ("cdn-edge", "edge", lambda run: cdn.nginx_edge(
+                address=s["edge"], static=s["s3"], alb=s["alb"], run_dir=run, **tls)),
+        ):  # fmt: skip
+            run_dir = self._path(name, "run", "cache").parent
+            (run_dir / "cache").mkdir(exist_ok=True)  # the edge's proxy_cache_path
+            os.chmod(run_dir / "cache", 0o777)
+            conf = run_dir / "nginx.conf"
+            conf.write_text(text(str(run_dir)))
+            self.logs[name] = run_dir / "access.log"
+            self.supervisor.start(
+                f"nginx {name}",
+                ["nginx", "-c", str(conf), "-p", str(run_dir), "-g", "daemon off;"],
+                ns=f"osl-{host}", log=self._path("logs", f"{name}.out"), ready=0.3,
+            )  # fmt: skip
+            wait_for_port(f"osl-{host}", s[host], 80)
+
     def _start_haproxy(self, host: str, config: str, vip: str, port: int) -> None:
         path = self._path(host, "haproxy.cfg")
         path.write_text(config)
@@ -315,6 +434,23 @@ class Lab:
             ready=0.3,
         )  # fmt: skip
         wait_for_port(f"osl-{host}", vip, port)
+
+    def _start_own_servers(self, scenario: Scenario) -> list[Managed]:
+        """Servers that run for one scenario only (the failover HAProxies, whose health
+        checks would otherwise fill every other capture); stopped after its client."""
+        if "failover" not in scenario.balancers:
+            return []
+        started = []
+        for name, (host, vip, text) in failover.servers(self.topology.services).items():
+            path = self._path(name, "haproxy.cfg")
+            path.write_text(text)
+            run(["haproxy", "-c", "-q", "-f", str(path)])
+            self.logs[name] = self._path("logs", f"{name}.log")
+            started.append(self.supervisor.start(name, ["haproxy", "-db", "-f", str(path)],
+                                                 ns=f"osl-{host}", log=self.logs[name], ready=0.3))  # fmt: skip
+            failover.wait_listening(f"osl-{host}", vip)
+        time.sleep(1.0)  # the first health checks pass before traffic starts
+        return started
 
     # -- record -------------------------------------------------------------------
     def _log_offsets(self) -> dict[str, int]:
@@ -357,6 +493,7 @@ class Lab:
         scratch = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-", dir=self.workdir))
         run([sys.executable, "-c", "import redis; redis.Redis('192.0.2.30', 6379).flushall()"],
             ns="osl-cache")  # fmt: skip
+        own = self._start_own_servers(scenario)  # before the offsets: their logs count
         offsets = self._log_offsets()
         dumps = [self.start_tcpdump(hop, scratch) for hop in scenario.hops]
         keylog = scratch / "keylog.txt"
@@ -368,7 +505,7 @@ class Lab:
                  str(scratch / "client.json")], ns="osl-client", timeout=timeout)  # fmt: skip
         finally:
             time.sleep(1.0)  # let FINs and the servers' log lines land
-            for managed in dumps:
+            for managed in dumps + own:
                 self.supervisor.interrupt(managed)
         elapsed = time.monotonic() - started
         named = []
@@ -398,7 +535,7 @@ class Lab:
         topology = self.topology.to_json(scenario.hops)
         topology["scenario"] = scenario.name
         (out / "topology.json").write_text(json.dumps(topology, indent=1) + "\n")
-        write_configs(scenario, out, self.topology)
+        write_configs(scenario, out, self.topology, document)
         shutil.rmtree(scratch, ignore_errors=True)
         return {
             "scenario": scenario.name,
@@ -420,10 +557,15 @@ class Lab:
             "requests": {},
             "connections": [],
             "server_versions": self.versions,
+            "backend": self.backend,
         }
-        if "alb" in scenario.balancers:
+        if "alb" in scenario.balancers or "alb-ws" in scenario.balancers:
             alb = truth.alb_truth(truth.parse_haproxy_http(logs.get("haproxy-alb", "")))
             document["requests"].update({rid: {"balancer": "alb", **v} for rid, v in alb.items()})
+        if "cdn" in scenario.balancers:  # every request met the edge first; some went on
+            document["requests"] = cdn.cdn_truth(cdn.parse_edge(logs.get("cdn-edge", "")),
+                                                 cdn.parse_origin(logs.get("cdn-s3", "")),
+                                                 document["requests"])  # fmt: skip
         if "nlb" in scenario.balancers:
             rows = _syn_rows(capture, ("nlb-web1", "nlb-web2"))
             self._add_connections(document, "nlb", rows, client_records,
@@ -436,6 +578,17 @@ class Lab:
             ]  # fmt: skip
             self._add_connections(document, "l4proxy", rows, client_records,
                                   "haproxy tcp log", "l4p")  # fmt: skip
+        if "failover" in scenario.balancers:
+            services = self.topology.services
+            resets = failover.reset_rows(capture, "client-l4p", services["l4p"])
+            parts = failover.failover_truth(logs, resets, client_records, services)
+            document["failover"] = parts["failover"]
+            document["connections"] += parts["connections"]
+            document["requests"].update(parts["requests"])
+        if any(name.startswith("app-") for name in logs):
+            document["websocket"] = truth.websocket_truth(
+                "".join(text for name, text in logs.items() if name.startswith("app-"))
+            )
         document["not_forwarded"] = sorted(
             r["rid"] for r in client_records if r["rid"] not in document["requests"]
         )
@@ -522,19 +675,27 @@ def record(
     *,
     timeout: int = 900,
     progress: Any = None,
+    backend: str = "java",
 ) -> list[dict[str, Any]]:
-    """Record ``scenarios`` (all by default) into ``out/<scenario>/``; returns summaries."""
+    """Record ``scenarios`` (all by default) into ``out/<scenario>/``; returns summaries.
+
+    ``backend`` is the /api service behind nginx: ``"java"`` (Jetty, Spring, pgjdbc:
+    compiled first by :func:`osilab.lab.javabuild.build`) or ``"python"`` (aiohttp).
+    """
+    if backend not in BACKENDS:
+        raise LabError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     names = list(scenarios or SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise LabError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
-    doctor.require()
+    doctor.require(backend)
+    classes = javabuild.build() if backend == "java" else None
     summaries = []
     with (
         bounded(timeout),
         tempfile.TemporaryDirectory(prefix="osilab-lab-", ignore_cleanup_errors=True) as workdir,
     ):
-        lab = Lab(Path(workdir))
+        lab = Lab(Path(workdir), backend=backend, classes=classes)
         with lab.running():
             for name in names:
                 summary = lab.record(SCENARIOS[name], out / name)

@@ -26,6 +26,10 @@ the lines are the captured ends, i.e. the hops)::
    | 192.0.2.12   |--------->| 192.0.2.22 |--+          +-------------------+
    +--------------+          +------------+
 
+The CloudFront edge (``edge``, 203.0.113.40) sits beside them: ``client-edge`` from the
+viewers, ``edge-s3`` to the static origin (192.0.2.50) and ``edge-alb`` to the ALB
+role's public address, so a request it cannot answer from its cache goes on to the ALB.
+
 Every link is a veth pair; each end is named ``<this host>-<peer>`` so that a capture
 taken on it is labelled with the hop it shows (pcapng keeps interface names). The data
 stores sit on a Linux bridge (``br-data`` in the ``data`` namespace), like instances in
@@ -226,6 +230,8 @@ def _declare() -> Topology:
         Host("api2", "app"),
         Host("cache", "redis"),
         Host("db", "postgresql"),
+        Host("edge", "cdn"),
+        Host("s3", "static-origin"),
         Host("data", "switch", bridge="br-data"),
     )
     address = {
@@ -243,6 +249,10 @@ def _declare() -> Topology:
         "api2": "192.0.2.22",
         "cache": "192.0.2.30",
         "db": "192.0.2.40",
+        "edge": "203.0.113.40",
+        "edge-alb": "203.0.113.41",
+        "edge-back": "192.0.2.5",
+        "s3": "192.0.2.50",
     }
     links: list[Link] = []
     routes: list[Route] = []
@@ -329,6 +339,22 @@ def _declare() -> Topology:
             name_b=f"sw-{store}",
             description=f"{what} of the data subnet",
         )
+    # The CloudFront edge (issue 21): viewers reach it at 203.0.113.40; it fetches /static/*
+    # from the static origin (nginx standing in for S3) and the rest from the ALB role's
+    # public address, as a distribution's origins are reached (lab.cdn).
+    edge = address["edge"]
+    link("client", clients, "edge", (edge + "/32",),
+         description=f"viewers to the CloudFront edge {edge} (nginx proxy_cache)")  # fmt: skip
+    routes.append(Route("client", edge + "/32", "client-edge", source=address["client"]))
+    routes.append(Route("edge", "198.51.100.0/24", "edge-client", source=edge))
+    for origin, near, far, what in (
+        ("s3", address["edge-back"], address["s3"], "the static origin (S3's role)"),
+        ("alb", address["edge-alb"], address["alb"], "the ALB role's public address"),
+    ):
+        link("edge", (near + "/32",), origin, (far + "/32",) if origin == "s3" else (),
+             description=f"the edge to its origin: {what}")  # fmt: skip
+        routes.append(Route("edge", far + "/32", f"edge-{origin}", source=near))
+        routes.append(Route(origin, near + "/32", f"{origin}-edge", source=far))
     services = {
         "alb_http": f"{address['alb']}:80",
         "alb_https": f"{address['alb']}:443",
@@ -336,6 +362,8 @@ def _declare() -> Topology:
         "nlb_tls": f"{address['nlb']}:443",
         "l4p_http": f"{address['l4p']}:80",
         "l4p_proxy_v2": f"{address['l4p']}:81",
+        "cdn_http": f"{address['edge']}:80",
+        "cdn_https": f"{address['edge']}:443",
         **{name: ip for name, ip in address.items()},
     }
     return Topology(hosts, tuple(links), tuple(routes), services)

@@ -31,6 +31,7 @@ __all__ = [
     "parse_nginx",
     "alb_truth",
     "connection_truth",
+    "websocket_truth",
 ]
 
 _FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
@@ -138,3 +139,32 @@ def connection_truth(
             "source": source,
         }
     return listed, requests
+
+
+def websocket_truth(app_log: str) -> dict[str, dict[str, Any]]:
+    """Request id -> what the app's WebSocket handler saw: app, peer, messages, close code.
+
+    Lines are ``ws event=open|message|close rid=... app=... peer=...`` (osilab.lab.app).
+
+    >>> websocket_truth("ws event=open rid=w1 app=api1 peer=192.0.2.11:4\\n"
+    ...                 "ws event=message rid=w1 app=api1 peer=192.0.2.11:4 kind=text bytes=5\\n"
+    ...                 "ws event=close rid=w1 app=api1 peer=192.0.2.11:4 code=1000\\n")
+    {'w1': {'app': 'api1', 'peer': '192.0.2.11:4', 'messages': 1, 'kinds': ['text'], 'close_code': 1000, 'source': 'app log'}}
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for line in app_log.splitlines():
+        if not line.startswith("ws event="):
+            continue
+        row = parse_fields(line)
+        rid = row.get("rid", "-")
+        if rid == "-":
+            continue
+        entry = found.setdefault(rid, {"app": row.get("app"), "peer": row.get("peer"), "messages": 0,
+                                       "kinds": [], "close_code": None, "source": "app log"})  # fmt: skip
+        if row.get("event") == "message":
+            entry["messages"] += 1
+            entry["kinds"].append(row.get("kind"))
+        elif row.get("event") == "close":
+            code = row.get("code", "")
+            entry["close_code"] = int(code) if code.isdigit() else None
+    return found

@@ -180,10 +180,21 @@ PROTOCOLS: MappingProxyType[str, ProtocolPlace] = MappingProxyType(
                "TLS sits between TCP and the application: OSI would split it into session "
                "(handshake, layer 5) and presentation (encryption, layer 6); TCP/IP calls it "
                "application. osilab files it under 6."),
+            _P("quic", "QUIC (RFC 9000; v2 RFC 9369)", 4, "transport", "packet",
+               "A transport protocol built in user space on top of UDP: another transport "
+               "(4) inside a transport. It carries TLS 1.3's handshake in its own CRYPTO "
+               "frames and encrypts itself, and names connections by connection IDs, not "
+               "by the 5-tuple."),
             _P("http", "Hypertext Transfer Protocol", 7, "application", "message"),
+            _P("http3", "HTTP/3 (RFC 9114)", 7, "application", "frame",
+               "HTTP on QUIC streams: each request has a stream of its own, and header "
+               "blocks are compressed with QPACK (RFC 9204)."),
             _P("http2", "HTTP/2", 7, "application", "frame",
                "HTTP/2 has its own framing layer (streams multiplexed on one connection), "
                "something OSI would call session (5)."),
+            _P("websocket", "WebSocket (RFC 6455)", 7, "application", "frame",
+               "Starts as an HTTP/1.1 Upgrade; after the 101 the connection carries frames, not "
+               "requests, so an L7 balancer that routed the Upgrade can only carry them."),
             _P("resp", "Redis serialization protocol", 7, "application", "message"),
             _P("pgsql", "PostgreSQL frontend/backend protocol", 7, "application", "message"),
             _P("proxy", "PROXY protocol", 5, "application", "header",

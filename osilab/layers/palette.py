@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["OSI_COLOURS", "colour_for", "TCPIP_COLOURS"]
+__all__ = ["OSI_COLOURS", "colour_for", "TCPIP_COLOURS", "inner_style"]
 
 #: OSI layer number -> colour (hex). Layer 1 is never in a capture; it is drawn as grey.
 OSI_COLOURS: MappingProxyType[int, str] = MappingProxyType({
@@ -33,3 +33,11 @@ TCPIP_COLOURS: MappingProxyType[str, str] = MappingProxyType({
 def colour_for(osi: int) -> str:
     """The colour of OSI layer ``osi`` (grey for anything unknown)."""
     return OSI_COLOURS.get(osi, "#BBBBBB")
+
+
+def inner_style(depth: int) -> str:
+    """The CSS that marks a layer inside ``depth`` tunnels: the same layer colour (an inner
+    IP header is still layer 3) with a dashed border, one more dash width per tunnel."""
+    if depth <= 0:
+        return ""
+    return f"outline:{depth}px dashed #000;outline-offset:-{depth}px"

@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: The lab's scenarios, as ``captures/README.md`` describes them.
-SCENARIOS = ("alb", "nlb", "l4proxy", "smuggle")
+SCENARIOS = ("alb", "nlb", "l4proxy", "smuggle", "websocket", "failover", "cdn")
 
 
 def capture_path(scenario: str) -> Path:

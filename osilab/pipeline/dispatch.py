@@ -43,6 +43,7 @@ from osilab.protocols.http import HttpParser
 from osilab.protocols.http2 import Http2Parser
 from osilab.protocols.pgsql import PgsqlParser
 from osilab.protocols.proxy import ProxyParser
+from osilab.protocols.quic import QuicParser, looks_like_quic
 from osilab.protocols.resp import RespParser
 from osilab.protocols.socks import SocksParser
 from osilab.protocols.starttls import PORT_PROTOCOLS as STARTTLS_PORTS
@@ -55,6 +56,7 @@ __all__ = [
     "PORTS",
     "ParserFactory",
     "sniff",
+    "client_speaks",
     "new_parser",
     "FlowParser",
     "proxy_header_length",
@@ -80,6 +82,7 @@ PARSERS: MappingProxyType[str, ParserFactory] = MappingProxyType(
         "starttls": StartTlsParser,
         "socks": SocksParser,
         "dtls": DtlsParser,
+        "quic": QuicParser,
     }
 )
 
@@ -131,6 +134,27 @@ def sniff(data: bytes, server_port: int) -> str:
     if _looks_like_tls(data):
         return "tls"
     return PORTS.get(server_port, "raw")
+
+
+def client_speaks(data: bytes) -> bool | None:
+    """Whether a flow's first payload is what a client sends (True), what a server sends
+    (False), or tells neither (None): the content half of "who is the client".
+
+    A request line (RFC 9112 §3) or a TLS ClientHello comes from a client; a status line
+    (RFC 9112 §4) or a TLS ServerHello from a server (RFC 8446 §4). The pipeline turns a
+    midstream flow round on this (:meth:`osilab.streams.flows.FlowTable.make_client`),
+    since the streams stage reads no payload.
+
+    >>> client_speaks(b"QUERY /a HTTP/1.1\\r\\n"), client_speaks(b"HTTP/1.1 200 OK\\r\\n"), client_speaks(b"hi")
+    (True, False, None)
+    """
+    if data.startswith((b"HTTP/1.", b"HTTP/0.9")):
+        return False
+    if looks_like_http(data):
+        return True
+    if len(data) >= 6 and data[0] == 0x16 and data[1] == 3 and data[5] in (1, 2):
+        return data[5] == 1  # handshake type 1 ClientHello, 2 ServerHello
+    return None
 
 
 def proxy_header_length(data: bytes) -> int | None:
@@ -268,8 +292,11 @@ class FlowParser:
         direction = pending[0][0]
         head = b"".join(chunk for d, chunk, _, _ in pending if d is direction)[:HTTP_LINE_LIMIT]
         if self.flow.proto == "udp":
-            # A datagram is whole: decide at once, by port (DNS ids can look like anything).
+            # A datagram is whole: decide at once, by port (DNS ids can look like anything);
+            # DTLS records and QUIC long headers (a known version) announce themselves.
             name = "dns" if self.flow.server.port == 53 else "dtls" if looks_like_dtls(head) else "raw"
+            if name == "raw" and looks_like_quic(head):
+                name = "quic"
         else:
             name = sniff(head, self.flow.server.port)
         out: list[AppMessage] = []

@@ -14,7 +14,7 @@ declares (see :mod:`osilab.capture.tables`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -63,12 +63,16 @@ def request_json(request: HttpRequest, response: HttpResponse | None) -> dict[st
     return obj
 
 
-def request_rows(capture: Capture, *, keylog: str | None = None) -> Rows:
+def request_rows(capture: Capture, *, keylog: str | None = None,
+                 keep: Callable[[HttpRequest], bool] | None = None) -> Rows:  # fmt: skip
     """The capture's HTTP requests as a table (:class:`~osilab.capture.tables.Rows`), in
-    the order ``osilab http --json`` writes them; ``keylog`` decrypts HTTPS."""
+    the order ``osilab http --json`` writes them; ``keylog`` decrypts HTTPS; ``keep``
+    chooses requests (e.g. a display filter's :meth:`Selection.request`)."""
 
     def rows() -> Any:
         for request, response in paired(iter_http(capture, keylog=keylog)):
+            if keep is not None and not keep(request):
+                continue
             yield {**request_json(request, response), "hop": capture.hop_name(request.flow.interface)}
 
     return Rows("requests", rows, REQUEST_COLUMNS)

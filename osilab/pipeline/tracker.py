@@ -26,7 +26,9 @@ Given a :class:`~osilab.capture.reader.Capture`, :func:`conversations` (and so
 and payload are read with one ``struct`` call (:mod:`osilab.capture.facts`), and only unusual
 frames are dissected. ``annotate`` dissects a packet of a recognised flow only up to
 its transport layer, since its application layers come from the stream. Memory stays
-bounded: a flow's reassembler and parser are dropped when the flow ends, each direction
+bounded: a flow gets its reassemblers and parser only with its first payload (FIN or
+RST), so a flood of half-open flows keeps nothing here but each SYN's sequence number
+(:func:`_pending_syn`); they are dropped when the flow ends, each direction
 holds at most :data:`~osilab.streams.reassembly.MAX_BUFFERED_BYTES` out of order, and all
 flows together at most :data:`MAX_HELD_TOTAL` (past it, the biggest holder gives up its
 hole: a :class:`Gap` that says so).
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 from osilab.capture.facts import FlowFacts, flow_facts, missing_bytes
 from osilab.capture.packet import TCP_RST, Packet
 from osilab.capture.reader import Capture
-from osilab.pipeline.dispatch import FlowParser
+from osilab.pipeline.dispatch import FlowParser, client_speaks
 from osilab.protocols import AppMessage
 from osilab.streams.flows import Flow, FlowRecord, FlowTable, _Facts, transport_facts
 from osilab.streams.keys import Direction, Endpoint, FlowKey
@@ -50,7 +52,7 @@ from osilab.streams.reassembly import Chunk, StreamReassembler
 
 __all__ = ["Step", "FlowMessage", "track", "conversations", "MAX_HELD_TOTAL"]
 
-_SYN, _ACK = 0x02, 0x10
+_SYN, _ACK, _FIN = 0x02, 0x10, 0x01
 
 #: Out-of-order bytes held for reassembly over all flows at once (64 MiB). Each direction
 #: holds at most :data:`~osilab.streams.reassembly.MAX_BUFFERED_BYTES`, but a capture with
@@ -94,15 +96,21 @@ class Step:
 class _FlowState:
     """The streams stage's per-flow state, kept in :attr:`Flow.state`."""
 
-    __slots__ = ("parser", "streams", "ended", "closed")
+    __slots__ = ("parser", "streams", "ended", "closed", "sniffed")
 
-    def __init__(self, flow: Flow, keylog: str | None) -> None:
+    def __init__(self, flow: Flow, keylog: str | None, syns: int | tuple | None = None) -> None:
         self.parser = FlowParser(flow.key, keylog)
         self.streams = (
             (StreamReassembler(), StreamReassembler()) if flow.key.proto == "tcp" else None
         )
+        if syns is not None and self.streams is not None:  # replay the SYNs put off
+            pair: tuple[int | None, int | None] = (syns, None) if isinstance(syns, int) else syns
+            for stream, isn in zip(self.streams, pair, strict=True):
+                if isn is not None:
+                    stream.segment(isn, _SYN, b"", 0, 0.0)
         self.ended = [False, False]
         self.closed = False
+        self.sniffed = False  # the first payload was looked at (for who is the client)
 
 
 class _Tracker:
@@ -174,8 +182,20 @@ class _Tracker:
                 FlowKey(proto, Endpoint(src, sport), Endpoint(dst, dport), interface), no, time
             )
         state = flow.state
-        if state is None:
-            state = flow.state = _FlowState(flow, self.keylog)
+        if type(state) is not _FlowState:
+            if not (payload_length or missing or reset or (flags or 0) & (_FIN | TCP_RST)):
+                # No payload yet: a bare SYN, SYN+ACK or ACK changes nothing in reassembly
+                # but a SYN's sequence number; keep that alone (a SYN flood stays small).
+                if flags is not None and flags & _SYN:
+                    flow.state = _pending_syn(state, direction is Direction.TO_SERVER, seq)
+                return flow, direction, None, messages, records
+            state = flow.state = _FlowState(flow, self.keylog, state)
+        if payload_length and not state.sniffed:
+            state.sniffed = True
+            if flow.midstream and self._reorient(flow, state, direction, src, sport, payload):
+                direction = (
+                    Direction.TO_CLIENT if direction is Direction.TO_SERVER else Direction.TO_SERVER
+                )
         parser = state.parser
         found: list[AppMessage] = []
         if state.streams is None:  # UDP: each datagram is a message of its own
@@ -203,6 +223,34 @@ class _Tracker:
             flow.application = application
         return flow, direction, application, messages, records
 
+    def _reorient(
+        self,
+        flow: Flow,
+        state: _FlowState,
+        direction: Direction,
+        src: str,
+        sport: int,
+        payload: bytes,
+    ) -> bool:
+        """A midstream flow's first payload says who its client is (a request line comes
+        from the client, a status line from the server: :func:`client_speaks`), before the
+        ports do. Turns the flow round when the ports got it wrong; True if it did.
+        """
+        from_client = client_speaks(payload)
+        if from_client is None or from_client is (direction is Direction.TO_SERVER):
+            return False
+        sender = Endpoint(src, sport)
+        client = sender if from_client else (
+            flow.key.server if sender == flow.key.client else flow.key.client
+        )
+        if not self.table.make_client(flow, client):
+            return False
+        if state.streams is not None:
+            state.streams = (state.streams[1], state.streams[0])
+        state.ended.reverse()
+        state.parser = FlowParser(flow.key, self.keylog)  # nothing was fed to it yet
+        return True
+
     def _reset_acceptable(
         self, proto: str, src: str, sport: int, dst: str, dport: int, interface: int, seq: int
     ) -> bool:
@@ -211,9 +259,13 @@ class _Tracker:
         :meth:`~osilab.streams.reassembly.StreamReassembler.reset_acceptable`). A RST that
         is not acceptable ends nothing, so the data after it is still reassembled."""
         known = self.table.find(proto, src, sport, dst, dport, interface)
-        if known is None or known[0].state is None or known[0].state.streams is None:
+        if known is None or known[0].state is None:
             return True
         flow, from_client = known
+        if type(flow.state) is not _FlowState:  # only SYNs so far: replay them first
+            flow.state = _FlowState(flow, self.keylog, flow.state)
+        if flow.state.streams is None:
+            return True
         return flow.state.streams[0 if from_client else 1].reset_acceptable(seq)
 
     @staticmethod
@@ -261,7 +313,7 @@ class _Tracker:
             self.held_total -= biggest.buffered_bytes
             found: list[AppMessage] = found_here if owner is flow else []
             items = biggest.give_up(no, _BUDGET_REASON)
-            if owner.state is not None:
+            if type(owner.state) is _FlowState:
                 self._deliver(owner.state.parser, way, items, None, found)
             if owner is not flow:
                 messages += [FlowMessage(owner.key, message) for message in found]
@@ -288,21 +340,49 @@ class _Tracker:
         return found
 
     def _end(self, flow: Flow, messages: list[FlowMessage]) -> FlowRecord:
+        self._let_go(flow, messages)
+        return flow.record()
+
+    def _let_go(self, flow: Flow, messages: list[FlowMessage]) -> None:
+        """A flow ended: its last messages go to ``messages``, its state is released."""
         state = flow.state
-        if state is not None:
+        if type(state) is _FlowState:
             for message in self._close(flow, state, flow.last, flow.last_time):
                 messages.append(FlowMessage(flow.key, message))
             if state.parser.protocol is not None:
                 flow.application = state.parser.protocol
-            flow.state = None  # release buffers
+        flow.state = None  # release buffers
         if self.on_end is not None:
             self.on_end(flow.key)
-        return flow.record()
 
     def finish(self) -> Step:
         messages: list[FlowMessage] = []
         records = tuple(self._end(flow, messages) for flow in self.table.finish())
         return Step(None, None, -1, None, None, tuple(messages), records)
+
+    def finish_messages(self) -> Iterator[FlowMessage]:
+        """The last messages of every flow still live, one flow at a time (what
+        :meth:`finish` gives, without a record of each flow: a million half-open flows
+        are let go without a million records at once)."""
+        for flow in self.table.finish():
+            messages: list[FlowMessage] = []
+            self._let_go(flow, messages)
+            yield from messages
+
+
+def _pending_syn(syns: int | tuple | None, to_server: bool, seq: int) -> int | tuple:
+    """A flow's SYN sequence numbers, kept until it carries payload: the client's alone
+    (an ``int``: the half-open flow of a SYN flood) or ``(client's, server's)``, each
+    None until seen. Only the first SYN of a direction counts (as in
+    :meth:`~osilab.streams.reassembly.StreamReassembler.segment`)."""
+    pair: tuple[int | None, int | None] = (
+        (syns, None) if isinstance(syns, int) else (syns or (None, None))
+    )
+    if to_server and pair[0] is None:
+        pair = (seq, pair[1])
+    elif not to_server and pair[1] is None:
+        pair = (pair[0], seq)
+    return pair[0] if pair[1] is None and pair[0] is not None else pair
 
 
 def track(
@@ -358,7 +438,7 @@ def conversations(
     else:
         for pkt in packets:
             yield from tracker.step(pkt).messages
-    yield from tracker.finish().messages
+    yield from tracker.finish_messages()
 
 
 def _stream_facts(facts: FlowFacts) -> _Facts:

@@ -26,7 +26,8 @@ so :class:`HttpParser` drives **one short-lived h11 connection per message**:
   (:attr:`HttpResponse.interim`);
 * after ``Upgrade: h2c`` and ``101``, the rest of the connection is HTTP/2
   (:mod:`osilab.protocols.http2`, RFC 7540 §3.2); after ``Upgrade: websocket`` and
-  ``101`` (RFC 6455) or a tunnel, the rest is opaque data.
+  ``101`` (the response, status 101) it is WebSocket frames (:mod:`osilab.protocols.websocket`,
+  RFC 6455); after another upgrade or a tunnel, the rest is opaque data.
 
 Before h11, the plain fast reader (:mod:`osilab.protocols._http_fast`) takes the whole,
 plain messages that make up nearly all traffic, and refuses everything else to h11.
@@ -66,7 +67,7 @@ References:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -76,10 +77,12 @@ import h11
 from osilab.capture.dissect import HTTP_METHODS, looks_like_http
 from osilab.protocols import AppMessage, Direction
 from osilab.protocols._http_fast import read_request, read_response
+from osilab.protocols._http_framing import Pending, Side, invalid_length
 from osilab.protocols._http_tolerant import ParsedHead
 from osilab.protocols._http_tolerant import text as _text
 from osilab.protocols.desync import classify_head, classify_request
 from osilab.protocols.messages import DesyncVerdict, HttpRequest, HttpResponse
+from osilab.protocols.websocket import WebSocketParser, handshake
 from osilab.streams.keys import Endpoint, FlowKey
 
 __all__ = [
@@ -113,135 +116,6 @@ def _classify_raw(raw: bytes) -> tuple[ParsedHead, DesyncVerdict]:
     return _classify_head_cached(raw) if len(raw) <= _CACHED_HEAD else classify_head(raw)
 
 
-_U64 = 1 << 64
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-
-
-def _wire(text: str | bytes) -> bytes:
-    return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
-
-
-def _invalid_length(headers: Any, rest: bytes) -> tuple[str, int] | None:
-    """Why a request's body length cannot be read, and the body a back end takes instead.
-
-    RFC 9112 §6.3: a Transfer-Encoding whose final coding is not ``chunked`` leaves the
-    length undetermined; a Content-Length or chunk size past 2**64 - 1 cannot be held by
-    a 64-bit server. Returns ``(why, bytes of rest)``: a back end that stops at the bad
-    length -- reads no body after such a Transfer-Encoding, wraps the number to 64 bits
-    (2**64 is 0: a last chunk, the end of the message) -- takes that much of ``rest``
-    as body and reads the next request after it. ``None`` when the length is fine (as
-    far as ``rest`` shows: a chunk size is checked in the bytes already there).
-
-    >>> _invalid_length([(b"Content-Length", b"18446744073709551621")], b"hello GET")[1]
-    5
-    >>> _invalid_length([("Transfer-Encoding", "chunked, gzip")], b"")[1]
-    0
-    """
-    codings: list[bytes] = []
-    lengths: list[bytes] = []
-    for name, value in headers:
-        key = _wire(name).lower()
-        if key == b"transfer-encoding":
-            codings += [item.split(b";", 1)[0].strip(b" \t").lower() for item in _wire(value).split(b",")]
-        elif key == b"content-length":
-            lengths.append(_wire(value).strip(b" \t"))
-    if codings:
-        if codings[-1] != b"chunked":
-            shown = b", ".join(codings).decode("ascii", "replace")
-            return f"Transfer-Encoding {shown!r} does not end in chunked (RFC 9112 §6.3)", 0
-        overflow = _chunk_overflow(rest)
-        if overflow is None:
-            return None
-        size, after = overflow
-        return f"chunk size {size} does not fit in 64 bits (RFC 9112 §7.1)", after
-    for value in lengths:
-        if value.isdigit() and int(value) >= _U64:
-            shown = value.decode("ascii")
-            return f"Content-Length {shown} does not fit in 64 bits", int(value) % _U64
-    return None
-
-
-def _chunk_overflow(body: bytes, most_chunks: int = 64) -> tuple[str, int] | None:
-    """The first chunk size in ``body`` past 64 bits, and where the message ends for a
-    back end that wraps it to 0 (after the size line and an empty trailer line)."""
-    position = 0
-    for _ in range(most_chunks):
-        line_end = body.find(b"\n", position)
-        if line_end < 0:
-            return None
-        size_text = body[position:line_end].rstrip(b"\r").split(b";", 1)[0].strip(b" \t")
-        if not size_text or any(byte not in _HEX for byte in size_text):
-            return None
-        size = int(size_text, 16)
-        if size >= _U64:
-            after = line_end + 1
-            for ending in (b"\r\n", b"\n"):
-                if body.startswith(ending, after):
-                    return size_text.decode("ascii"), after + len(ending)
-            return size_text.decode("ascii"), after
-        if size == 0:
-            return None
-        position = line_end + 1 + size + 2
-    return None
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A request waiting for its response: what the response's framing depends on."""
-
-    request: HttpRequest
-    method: bytes
-    upgrade: bytes | None  # the Upgrade header's value, when the request asked for one
-
-
-class _Side:
-    """One direction's parsing state: the current h11 connection and message facts."""
-
-    __slots__ = (
-        "conn",
-        "first_packet",
-        "head",
-        "head_done",
-        "body",
-        "fed",
-        "message",
-        "broken",
-        "held",
-        "tolerant",
-        "status",
-        "interim",
-        "accounted",
-    )
-
-    def __init__(self) -> None:
-        self.conn: h11.Connection | None = None
-        self.first_packet: int | None = None
-        self.head = bytearray()  # the current message's bytes until its head is complete
-        self.head_done = False
-        self.body = 0
-        self.fed = 0
-        self.message: Any = None  # the HttpRequest / response facts being built
-        self.broken: str | None = None  # why this side can no longer be parsed
-        self.held = bytearray()  # bytes waiting (after an Upgrade, before its response)
-        self.tolerant = False  # reading a head h11 refused, with the tolerant reader
-        self.status: tuple | None = None
-        self.interim: list[int] = []
-        self.accounted = 0  # bytes of this connection already reported (1xx responses)
-
-    def reset(self) -> None:
-        self.conn = None
-        self.first_packet = None
-        self.head = bytearray()
-        self.head_done = False
-        self.body = 0
-        self.fed = 0
-        self.message = None
-        self.tolerant = False
-        self.status = None
-        self.interim = []
-        self.accounted = 0
-
-
 class HttpParser:
     """HTTP/1.x for one TCP connection (sans-IO; see the module docstring).
 
@@ -260,11 +134,11 @@ class HttpParser:
         # One constructor for every parser (the table in osilab.pipeline.dispatch);
         # ``keylog`` is for TLS, which this protocol does not carry.
         self.flow = flow or _UNKNOWN_FLOW
-        self._req = _Side()
-        self._resp = _Side()
-        self._waiting: deque[_Pending] = deque()  # requests without a final response yet
+        self._req = Side()
+        self._resp = Side()
+        self._waiting: deque[Pending] = deque()  # requests without a final response yet
         self._next_index = 0
-        self._paused: _Pending | None = None  # an Upgrade/CONNECT awaiting its response
+        self._paused: Pending | None = None  # an Upgrade/CONNECT awaiting its response
         self._inner: Any = None  # the parser after a protocol switch (HTTP/2), if any
         #: What the connection switched to: None, "http2", "websocket" or "tunnel".
         self.switched: str | None = None
@@ -273,9 +147,7 @@ class HttpParser:
         #: that comes after all is then paired with a later request.
         self.unanswered_dropped = 0
         self._time = 0.0
-        #: Whose reading new requests belong to: "alb" until a request with an invalid
-        #: length, then "backend" (what a back end stopping at that length reads).
-        self._reading = "alb"
+        self._reading = "alb"  # "backend" after an invalid length (see _stop_alb_reading)
         self._backend_skip = 0  # body bytes such a back end still takes before its next head
 
     # -- the StreamParser contract -------------------------------------------------------
@@ -403,7 +275,7 @@ class HttpParser:
                 reading=self._reading,
             )
             self._next_index += 1
-            pending = _Pending(request, method.encode("ascii"), None)
+            pending = Pending(request, method.encode("ascii"), None)
             if len(self._waiting) >= MAX_WAITING:
                 self._waiting.popleft()
                 self.unanswered_dropped += 1
@@ -489,13 +361,13 @@ class HttpParser:
         for key, value in event.headers:
             if key == b"upgrade":
                 upgrade = value.lower()
-        pending = _Pending(request, event.method, upgrade)
+        pending = Pending(request, event.method, upgrade)
         if len(self._waiting) >= MAX_WAITING:  # a one-sided capture: responses never come
             self._waiting.popleft()
             self.unanswered_dropped += 1
         self._waiting.append(pending)
         rest = side.conn.trailing_data[0] if side.conn is not None else b""
-        invalid = _invalid_length(raw_headers, rest) if self._reading == "alb" else None
+        invalid = invalid_length(raw_headers, rest) if self._reading == "alb" else None
         if invalid is not None:
             self._stop_alb_reading(request, head_length, invalid, rest, packet_no, out)
             return True
@@ -584,18 +456,12 @@ class HttpParser:
         if not ended and len(raw) < HEAD_LIMIT:
             return  # wait for the rest of the head
         head, request = self._tolerant_head(raw, packet_no)
-        pending = _Pending(request, head.method.encode("utf-8", "surrogateescape"), None)
+        pending = Pending(request, head.method.encode("utf-8", "surrogateescape"), None)
         self._waiting.append(pending)
-        invalid = (
-            _invalid_length(head.headers, raw[head.head_length :])
-            if self._reading == "alb"
-            else None
-        )
+        body = raw[head.head_length :]
+        invalid = invalid_length(head.headers, body) if self._reading == "alb" else None
         if invalid is not None:
-            self._stop_alb_reading(
-                request, head.head_length, invalid, raw[head.head_length :], packet_no, out
-            )
-            return
+            return self._stop_alb_reading(request, head.head_length, invalid, body, packet_no, out)
         damaged = f"not valid HTTP/1.1 ({refused}); read tolerantly"
         out.append(self._request_message(request, head.head_length, "headers", packet_no))
         out.append(self._request_message(request, head.head_length, "complete", packet_no, damaged))
@@ -612,22 +478,10 @@ class HttpParser:
         if rest and looks_like_http(rest):
             self._requests(rest, packet_no, out)
 
-    def _stop_alb_reading(
-        self,
-        request: HttpRequest,
-        head_length: int,
-        invalid: tuple[str, int],
-        rest: bytes,
-        packet_no: int,
-        out: list[AppMessage],
-    ) -> None:
-        """A request whose body length is invalid: the ALB's reading ends with it.
-
-        The ALB cannot frame the body (it answers 400, or forwards and closes: its
-        reading of this connection stops here). A back end that stops at the bad length
-        reads on: the requests it would find in the bytes after it are listed with
-        ``reading="backend"``, and named on this request (``backend_would_read``).
-        """
+    def _stop_alb_reading(self, request: HttpRequest, head_length: int, invalid: tuple[str, int],
+                          rest: bytes, packet_no: int, out: list[AppMessage]) -> None:  # fmt: skip
+        """An invalid body length: the ALB's reading ends here; what a back end stopping at
+        that length reads on is listed with ``reading="backend"`` (see _http_framing)."""
         why, backend_body = invalid
         following = rest[backend_body:]
         request = replace(request, backend_would_read=self._backend_lines(following))
@@ -645,14 +499,10 @@ class HttpParser:
 
     def _backend_lines(self, data: bytes) -> tuple[str, ...]:
         """The request lines a back end would read in ``data`` (a throwaway parser)."""
-        if not data:
-            return ()
         probe = HttpParser(self.flow)
         probe._reading = "backend"
         found = probe.feed(Direction.TO_SERVER, data, 0, self._time) + probe.close()
-        return tuple(
-            m.summary for m in found if m.fields.get("stage") == "headers" and m.damaged is None
-        )
+        return tuple(m.summary for m in found if m.fields.get("stage") == "headers" and not m.damaged)
 
     # -- responses -----------------------------------------------------------------------
 
@@ -756,7 +606,10 @@ class HttpParser:
             if event is h11.NEED_DATA:
                 return
             if isinstance(event, h11.InformationalResponse):
-                self._interim(event, packet_no, out)
+                if self._final_101(event):
+                    self._response_end(packet_no, out, len(side.conn.trailing_data[0]))
+                else:
+                    self._interim(event, packet_no, out)
                 if event.status_code == 101:
                     self._switch(packet_no, out)
                     return
@@ -791,6 +644,24 @@ class HttpParser:
                 return
             else:
                 return
+
+    def _final_101(self, event: h11.InformationalResponse) -> bool:
+        """A ``101`` that is the upgrade request's final response: noted as the response.
+
+        After ``Upgrade: websocket`` (or any protocol but h2c) the 101 is the final answer
+        (RFC 9110 §15.2.2; RFC 6455 §4.2.2), so ``osilab http`` shows status 101. After
+        ``h2c`` the request's final response comes on HTTP/2 stream 1 (RFC 7540 §3.2): there
+        the 101 stays interim.
+        """
+        pending = self._paused or (self._waiting[0] if self._waiting else None)
+        if event.status_code != 101 or pending is None or pending.upgrade is None:
+            return False
+        if pending.upgrade.startswith(b"h2c"):
+            return False
+        headers = list(event.headers.raw_items())
+        self._resp.status = (101, event.reason, event.http_version, headers)
+        self._resp.message = None  # its head completes in the packet being read
+        return True
 
     def _interim(
         self, event: h11.InformationalResponse, packet_no: int, out: list[AppMessage]
@@ -850,8 +721,7 @@ class HttpParser:
         switching = (
             pending is not None
             and self._paused is pending
-            and pending.method == b"CONNECT"
-            and 200 <= status < 300
+            and ((pending.method == b"CONNECT" and 200 <= status < 300) or status == 101)
         )
         if pending is not None and self._paused is pending and not switching:
             # The server declined the upgrade: the held client bytes are HTTP/1.1 again.
@@ -885,7 +755,11 @@ class HttpParser:
                 next_index=self._next_index,
             )
         elif upgrade is not None and upgrade.startswith(b"websocket"):
+            # RFC 6455: frames from here on, read with the handshake both sides made.
             self.switched = "websocket"
+            answer = tuple((_text(k), _text(v)) for k, v in side.status[3]) if side.status else ()
+            asked = pending.request.headers if pending else ()
+            self._inner = WebSocketParser(self.flow, shake=handshake(asked, answer))
         else:
             self.switched = "tunnel"
         client_rest = bytes(self._req.held)

@@ -113,6 +113,37 @@ def _cstrings(body: bytes) -> list[str]:
     return [part.decode("utf-8", "replace") for part in body.split(b"\x00")]
 
 
+def _bind(body: bytes) -> dict[str, Any]:
+    """A Bind's portal, statement and parameter values (text quoted, binary as hex).
+
+    Layout (PostgreSQL docs, "Message Formats", Bind): portal and statement names as
+    C strings; n format codes (0 text, 1 binary; none: all text, one: for all); n values,
+    each an int32 length (-1: NULL) and its bytes. ``S_1`` names a statement pgjdbc
+    prepared on the server; an empty name is the unnamed statement of the Parse before.
+    """
+    portal_end = body.find(b"\x00")
+    statement_end = body.find(b"\x00", portal_end + 1)
+    fields: dict[str, Any] = {"portal": body[:portal_end].decode("utf-8", "replace"),
+                              "statement": body[portal_end + 1 : max(statement_end, 0)].decode("utf-8", "replace")}  # fmt: skip
+    values: list[str] = []
+    position = statement_end + 1
+    count = int.from_bytes(body[position : position + 2], "big")
+    formats = [int.from_bytes(body[position + 2 + 2 * i : position + 4 + 2 * i], "big")
+               for i in range(count)]  # fmt: skip
+    position += 2 + 2 * count + 2
+    for i in range(int.from_bytes(body[position - 2 : position], "big")):
+        if statement_end < 0 or position + 4 > len(body):
+            break  # a short body: the values read so far
+        size = int.from_bytes(body[position : position + 4], "big", signed=True)
+        data = body[position + 4 : position + 4 + max(size, 0)]
+        binary = (formats[0] if len(formats) == 1 else formats[i] if i < len(formats) else 0) == 1
+        values.append("NULL" if size < 0 else f"0x{data.hex()}" if binary
+                      else repr(data.decode("utf-8", "replace")))  # fmt: skip
+        position += 4 + max(size, 0)
+    fields["values"] = tuple(values)
+    return fields
+
+
 def _details(message: PgsqlMessage) -> tuple[dict[str, Any], str]:
     """Key fields and the summary's tail for one message (never raises on odd bodies)."""
     body, code = message.body, message.type_code
@@ -132,7 +163,11 @@ def _details(message: PgsqlMessage) -> tuple[dict[str, Any], str]:
         fields["statement"] = parts[0]
         query = fields["query"] = parts[1] if len(parts) > 1 else ""
         tail = query
-    elif message.frontend and code in ("B", "E"):
+    elif message.frontend and code == "B":
+        fields.update(_bind(body))
+        values = [f"${i}={v}" for i, v in enumerate(fields["values"], 1)]
+        tail = " ".join([fields["statement"], *values] if fields["statement"] else values)
+    elif message.frontend and code == "E":
         fields["portal"] = _cstrings(body)[0]
     elif not message.frontend and code == "C":
         fields["tag"] = _cstrings(body)[0]

@@ -87,7 +87,7 @@ class StartTlsParser:
     ([], 4)
     """
 
-    protocol = "tls"
+    protocol = "starttls"  # its messages are the TLS parser's: protocol "tls"
 
     def __init__(self, flow: FlowKey | None = None, *, keylog: str | None = None) -> None:
         port = flow.server.port if flow is not None else 25

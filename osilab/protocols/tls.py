@@ -382,7 +382,7 @@ class TlsParser:
     >>> hello = bytes.fromhex("16030100") + bytes([47]) + bytes.fromhex("0100002b0303") + bytes(32) \\
     ...     + bytes.fromhex("000002130101000000")
     >>> [m.summary for m in parser.feed(Direction.TO_SERVER, hello, 4, 0.0)]
-    ['TLS 1.2 Client Hello']
+    ["TLS Client Hello offering TLS 1.2 (record layer TLS 1.0: only the record's version)"]
     """
 
     protocol = "tls"

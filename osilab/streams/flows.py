@@ -11,9 +11,13 @@ travels, counts packets and bytes per direction, and follows the TCP state
 Who is the client?
 ------------------
 * The sender of a SYN without ACK is the client; the sender of a SYN+ACK is the server.
-* When the capture started after the handshake, ports decide (:func:`orient`): a
+* When the capture started after the handshake, ports decide first (:func:`orient`): a
   well-known port (below 1024) or a registered service port (:data:`SERVICE_PORTS`) is the
   server's; otherwise the lower port is. Such flows are marked ``midstream``.
+* What a midstream flow carries outranks its ports: a request line is sent by a client, a
+  status line by a server. This module cannot read payloads, so the pipeline says so once
+  it has sniffed the first one (:meth:`FlowTable.make_client`: "this endpoint is the
+  client"); the flow is then turned round and marked ``reoriented``.
 
 Bounded memory
 --------------
@@ -26,6 +30,15 @@ caller as a frozen :class:`FlowRecord`, when it is over:
   capture time (350 s is the AWS NLB's TCP idle timeout; 120 s its UDP one);
 * a closed TCP flow whose ports are reused by a new SYN (a new connection, a new flow);
 * everything left when :meth:`FlowTable.finish` is called at the end of the capture.
+
+Expiry is no way out of a SYN flood (a million half-open flows in ten seconds, inside
+every timeout), so a flow is also *small*: one entry in one table (an ``OrderedDict``
+keyed by the flow's client -> server tuple, which is both the lookup and the order of
+last activity), its counters as plain slots, its :class:`FlowKey` built only when asked
+for, its TCP anomalies list only once there is one. A flow that never carried payload
+takes about 500 bytes here (``tests/test_memory.py`` bounds it; ``bench/synflood.py``
+measures it at a million flows); the streams stage adds nothing to it until it carries
+payload (:mod:`osilab.pipeline.tracker`).
 
 What this module must not know: payload contents, application protocols or files. It
 reads a packet's addresses, ports and TCP flags.
@@ -40,7 +53,7 @@ from types import MappingProxyType
 from typing import Any
 
 from osilab.streams.keys import Direction, Endpoint, FlowKey
-from osilab.streams.tcp import TcpTracker
+from osilab.streams.tcp import TcpState, TcpTracker
 
 __all__ = [
     "Flow",
@@ -88,6 +101,10 @@ SERVICE_PORTS: MappingProxyType[int, str] = MappingProxyType(
 )
 
 _SYN, _ACK = 0x02, 0x10
+_SWAPPED_CLOSE = {
+    TcpState.CLIENT_CLOSED: TcpState.SERVER_CLOSED,
+    TcpState.SERVER_CLOSED: TcpState.CLIENT_CLOSED,
+}
 
 
 def _is_service(port: int) -> bool:
@@ -116,12 +133,14 @@ class Flow:
     """One live flow in the table (mutable; the table hands out :class:`FlowRecord` s).
 
     Attributes:
-        key: the flow, oriented client -> server.
+        key: the flow, oriented client -> server (built from ``ident`` when first read).
+        ident: ``(proto, client ip, client port, server ip, server port, interface)``,
+            the flow table's key.
         index: 0-based order in which flows were first seen (as Wireshark's tcp.stream).
         tcp: the connection state tracker (TCP flows only).
-        packets, bytes: per direction, ``[to_server, to_client]``; bytes are frame bytes
-            on the wire.
-        payload_bytes: transport payload bytes per direction.
+        packets_to_server, packets_to_client, bytes_to_server, bytes_to_client: per
+            direction; bytes are frame bytes on the wire.
+        payload_to_server, payload_to_client: transport payload bytes per direction.
         first, last: first and last packet numbers; first_time, last_time their times.
         midstream: the capture started after the connection did (no SYN seen).
         application: the application protocol the streams stage recognised, if any.
@@ -129,12 +148,16 @@ class Flow:
     """
 
     __slots__ = (
-        "key",
+        "ident",
+        "_key",
         "index",
         "tcp",
-        "packets",
-        "bytes",
-        "payload_bytes",
+        "packets_to_server",
+        "packets_to_client",
+        "bytes_to_server",
+        "bytes_to_client",
+        "payload_to_server",
+        "payload_to_client",
         "first",
         "last",
         "first_time",
@@ -143,21 +166,50 @@ class Flow:
         "application",
         "state",
         "end_reason",
+        "reoriented",
     )
 
-    def __init__(self, key: FlowKey, index: int, packet_no: int, time: float) -> None:
-        self.key = key
+    def __init__(self, ident: tuple, index: int, packet_no: int, time: float) -> None:
+        self.ident = ident
+        self._key: FlowKey | None = None
         self.index = index
-        self.tcp: TcpTracker | None = TcpTracker() if key.proto == "tcp" else None
-        self.packets = [0, 0]
-        self.bytes = [0, 0]
-        self.payload_bytes = [0, 0]
+        self.tcp: TcpTracker | None = TcpTracker() if ident[0] == "tcp" else None
+        self.packets_to_server = self.packets_to_client = 0
+        self.bytes_to_server = self.bytes_to_client = 0
+        self.payload_to_server = self.payload_to_client = 0
         self.first = self.last = packet_no
         self.first_time = self.last_time = time
         self.midstream = False
         self.application: str | None = None
         self.state: Any = None
         self.end_reason = ""
+        self.reoriented = False  # client and server taken from the payload, not the ports
+
+    @property
+    def key(self) -> FlowKey:
+        """The flow, oriented client -> server (built once, when first read)."""
+        key = self._key
+        if key is None:
+            proto, client_ip, client_port, server_ip, server_port, interface = self.ident
+            key = self._key = FlowKey(
+                proto, Endpoint(client_ip, client_port), Endpoint(server_ip, server_port), interface
+            )
+        return key
+
+    @property
+    def packets(self) -> tuple[int, int]:
+        """Packets ``(to_server, to_client)``."""
+        return self.packets_to_server, self.packets_to_client
+
+    @property
+    def bytes(self) -> tuple[int, int]:
+        """Frame bytes on the wire ``(to_server, to_client)``."""
+        return self.bytes_to_server, self.bytes_to_client
+
+    @property
+    def payload_bytes(self) -> tuple[int, int]:
+        """Transport payload bytes ``(to_server, to_client)``."""
+        return self.payload_to_server, self.payload_to_client
 
     @property
     def over(self) -> bool:
@@ -181,13 +233,13 @@ class Flow:
         return FlowRecord(
             key=self.key,
             index=self.index,
-            interface=self.key.interface,
-            packets_to_server=self.packets[0],
-            packets_to_client=self.packets[1],
-            bytes_to_server=self.bytes[0],
-            bytes_to_client=self.bytes[1],
-            payload_to_server=self.payload_bytes[0],
-            payload_to_client=self.payload_bytes[1],
+            interface=self.ident[5],
+            packets_to_server=self.packets_to_server,
+            packets_to_client=self.packets_to_client,
+            bytes_to_server=self.bytes_to_server,
+            bytes_to_client=self.bytes_to_client,
+            payload_to_server=self.payload_to_server,
+            payload_to_client=self.payload_to_client,
             first=self.first,
             last=self.last,
             first_time=self.first_time,
@@ -197,6 +249,7 @@ class Flow:
             application=self.application,
             end_reason=self.end_reason,
             anomalies=self._anomalies(),
+            reoriented=self.reoriented,
         )
 
 
@@ -225,6 +278,9 @@ class FlowRecord:
     application: str | None = None
     end_reason: str = ""
     anomalies: tuple[str, ...] = field(default=())
+    #: A midstream flow whose client and server were taken from its payload (a request
+    #: line, a status line) rather than from its ports.
+    reoriented: bool = False
 
     @property
     def packets(self) -> int:
@@ -263,6 +319,7 @@ class FlowRecord:
             "end_reason": self.end_reason,
             "anomalies": list(self.anomalies),
             "interface": self.interface,
+            "reoriented": self.reoriented,
         }
 
     def _repr_html_(self) -> str:
@@ -298,9 +355,10 @@ class FlowTable:
         self.idle_timeout = idle_timeout
         self.udp_idle_timeout = udp_idle_timeout
         self.closed_linger = closed_linger
-        # (proto, src ip, src port, dst ip, dst port, interface) -> (flow, sender is client)
-        self._lookup: dict[tuple, tuple[Flow, bool]] = {}
-        self._live: OrderedDict[int, Flow] = OrderedDict()  # by last activity, oldest first
+        # (proto, client ip, client port, server ip, server port, interface) -> flow, by
+        # last activity, oldest first: the one table of live flows (a packet from the
+        # server is looked up with its addresses swapped)
+        self._live: OrderedDict[tuple, Flow] = OrderedDict()
         self._closed: deque[Flow] = deque()  # flows that reached a final state, in order
         self._count = 0
         self._now = float("-inf")
@@ -335,36 +393,39 @@ class FlowTable:
         if time > self._now:
             self._now = time
             self._expire(ended)
-        tuple_key = (proto, src, sport, dst, dport, interface)
-        found = self._lookup.get(tuple_key)
-        if found is not None:
-            flow, from_client = found
+        live = self._live
+        forward = (proto, src, sport, dst, dport, interface)
+        flow: Flow | None = live.get(forward)
+        from_client = True
+        if flow is None:
+            backward = (proto, dst, dport, src, sport, interface)
+            flow = live.get(backward)
+            from_client = False
+        if flow is not None:
             if flow.over and flags is not None and flags & _SYN and not flags & _ACK:
                 # A new SYN on a finished connection's ports: a new connection.
                 flow.end_reason = "ports reused"
                 self._remove(flow)
                 ended.append(flow)
-                found = None
-        if found is None:
+                flow = None
+            else:
+                live.move_to_end(flow.ident)
+        if flow is None:
             from_client = orient(sport, dport, flags if proto == "tcp" else None)
-            client, server = (
-                (Endpoint(src, sport), Endpoint(dst, dport))
-                if from_client
-                else (Endpoint(dst, dport), Endpoint(src, sport))
-            )
-            flow = Flow(FlowKey(proto, client, server, interface), self._count, packet_no, time)
+            ident = forward if from_client else (proto, dst, dport, src, sport, interface)
+            flow = Flow(ident, self._count, packet_no, time)
             self._count += 1
-            self._lookup[tuple_key] = (flow, from_client)
-            self._lookup[(proto, dst, dport, src, sport, interface)] = (flow, not from_client)
-            self._live[flow.index] = flow
+            live[flow.ident] = flow
             if flow.tcp is not None and not (flags or 0) & _SYN:
                 flow.midstream = True
+        if from_client:
+            flow.packets_to_server += 1
+            flow.bytes_to_server += wire_length
+            flow.payload_to_server += payload_length
         else:
-            self._live.move_to_end(flow.index)
-        side = 0 if from_client else 1
-        flow.packets[side] += 1
-        flow.bytes[side] += wire_length
-        flow.payload_bytes[side] += payload_length
+            flow.packets_to_client += 1
+            flow.bytes_to_client += wire_length
+            flow.payload_to_client += payload_length
         flow.last = packet_no
         flow.last_time = time
         if flow.tcp is not None and flags is not None:
@@ -387,12 +448,43 @@ class FlowTable:
         )  # fmt: skip
         return facts, flow, direction, ended
 
+    def make_client(self, flow: Flow, client: Endpoint) -> bool:
+        """``client`` is the flow's client, as its payload shows; True if it was turned round.
+
+        Only a midstream flow can be turned round (a captured SYN says who the client is
+        better than any payload); its key, its per-direction counters and the way its
+        packets are looked up all swap sides. The caller (the pipeline, which sniffed the
+        payload) swaps whatever per-direction state it keeps itself.
+        """
+        key = flow.key
+        if not flow.midstream or key.client == client or key.server != client:
+            return False
+        live = self._live
+        if live.get(flow.ident) is flow:
+            del live[flow.ident]
+        flow._key = key.reversed()
+        proto, client_ip, client_port, server_ip, server_port, interface = flow.ident
+        flow.ident = (proto, server_ip, server_port, client_ip, client_port, interface)
+        live[flow.ident] = flow  # the flow had a packet just now: the newest activity
+        flow.packets_to_server, flow.packets_to_client = flow.packets_to_client, flow.packets_to_server
+        flow.bytes_to_server, flow.bytes_to_client = flow.bytes_to_client, flow.bytes_to_server
+        flow.payload_to_server, flow.payload_to_client = flow.payload_to_client, flow.payload_to_server
+        if flow.tcp is not None:  # a half-close seen so far was the other side's
+            flow.tcp.state = _SWAPPED_CLOSE.get(flow.tcp.state, flow.tcp.state)
+        flow.reoriented = True
+        return True
+
     def find(
         self, proto: str, src: str, sport: int, dst: str, dport: int, interface: int = 0
     ) -> tuple[Flow, bool] | None:
         """The live flow a packet with these addresses belongs to, and whether its sender
         is the client; ``None`` for a packet that would start a new flow."""
-        return self._lookup.get((proto, src, sport, dst, dport, interface))
+        live = self._live
+        flow = live.get((proto, src, sport, dst, dport, interface))
+        if flow is not None:
+            return flow, True
+        flow = live.get((proto, dst, dport, src, sport, interface))
+        return None if flow is None else (flow, False)
 
     def finish(self) -> list[Flow]:
         """End every flow still in the table (end of capture), oldest activity first."""
@@ -400,37 +492,31 @@ class FlowTable:
         for flow in ended:
             flow.end_reason = flow.end_reason or "end of capture"
         self._live.clear()
-        self._lookup.clear()
         self._closed.clear()
         return ended
 
     def _remove(self, flow: Flow) -> None:
-        key = flow.key
-        self._live.pop(flow.index, None)
-        client, server, interface = key.client, key.server, key.interface
-        for tuple_key in (
-            (key.proto, client.ip, client.port, server.ip, server.port, interface),
-            (key.proto, server.ip, server.port, client.ip, client.port, interface),
-        ):
-            found = self._lookup.get(tuple_key)
-            if found is not None and found[0] is flow:
-                del self._lookup[tuple_key]
+        if self._live.get(flow.ident) is flow:
+            del self._live[flow.ident]
+
+    def _is_live(self, flow: Flow) -> bool:
+        return self._live.get(flow.ident) is flow
 
     def _expire(self, ended: list[Flow]) -> None:
         now = self._now
         closed = self._closed
         while closed and closed[0].last_time + self.closed_linger < now:
             flow = closed.popleft()
-            if flow.index in self._live and flow.over:
+            if self._is_live(flow) and flow.over:
                 flow.end_reason = flow.tcp.state.value if flow.tcp else "closed"
                 self._remove(flow)
                 ended.append(flow)
-            elif flow.index in self._live:  # still open (cannot happen today; kept safe)
+            elif self._is_live(flow):  # still open (cannot happen today; kept safe)
                 continue
         live = self._live
         while live:
             flow = next(iter(live.values()))
-            timeout = self.idle_timeout if flow.key.proto == "tcp" else self.udp_idle_timeout
+            timeout = self.idle_timeout if flow.tcp is not None else self.udp_idle_timeout
             if flow.over:
                 timeout = min(timeout, self.closed_linger)
             if flow.last_time + timeout >= now:

@@ -12,7 +12,7 @@ command prints it; the row is :meth:`FlowRecord.to_json` plus the ``hop`` it was
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -38,8 +38,9 @@ def flow_row(record: FlowRecord, capture: Capture) -> dict[str, Any]:
     return {**record.to_json(), "hop": capture.hop_name(record.interface)}
 
 
-def flow_rows(capture: Capture) -> Rows:
+def flow_rows(capture: Capture, records: Callable[[], Iterable[FlowRecord]] | None = None) -> Rows:
     """The capture's flows as a table (:class:`~osilab.capture.tables.Rows`), in the order
-    they end, as ``osilab flows --json`` writes them."""
-    return Rows("flows", lambda: (flow_row(r, capture) for r in flow_records(capture)),
-                FLOW_COLUMNS)  # fmt: skip
+    they end, as ``osilab flows --json`` writes them; ``records()`` (called afresh on each
+    read) chooses other flow records, e.g. those a display filter kept."""
+    source = records or (lambda: flow_records(capture))
+    return Rows("flows", lambda: (flow_row(r, capture) for r in source()), FLOW_COLUMNS)

@@ -213,12 +213,12 @@ class TcpTracker:
     'established'
     """
 
-    __slots__ = ("state", "anomalies", "anomalies_dropped", "handshake_seen", "resets_ignored")
+    __slots__ = ("state", "_anomalies", "anomalies_dropped", "handshake_seen", "resets_ignored")
 
     def __init__(self) -> None:
         self.state = TcpState.NEW
-        #: The first :data:`MAX_ANOMALIES` impossible (state, input) pairs met.
-        self.anomalies: list[Anomaly] = []
+        # The list is made at the first anomaly: a million half-open flows keep none.
+        self._anomalies: list[Anomaly] | None = None
         #: Anomalies beyond :data:`MAX_ANOMALIES`, counted only (the cap's marker).
         self.anomalies_dropped = 0
         #: True when the client's SYN was captured (the connection's start is known).
@@ -237,13 +237,20 @@ class TcpTracker:
             self.handshake_seen = True
         following = TRANSITIONS.get((self.state, event))
         if following is None:
-            if len(self.anomalies) < MAX_ANOMALIES:
-                self.anomalies.append(Anomaly(packet_no, self.state, event))
+            if self._anomalies is None:
+                self._anomalies = []
+            if len(self._anomalies) < MAX_ANOMALIES:
+                self._anomalies.append(Anomaly(packet_no, self.state, event))
             else:  # a long, odd flow must not grow memory: count the rest
                 self.anomalies_dropped += 1
         else:
             self.state = following
         return self.state
+
+    @property
+    def anomalies(self) -> list[Anomaly]:
+        """The first :data:`MAX_ANOMALIES` impossible (state, input) pairs met (read only)."""
+        return self._anomalies if self._anomalies is not None else []
 
     @property
     def over(self) -> bool:

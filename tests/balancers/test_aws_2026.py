@@ -651,11 +651,12 @@ WARNED = [
     ("listener", "Certificates", [{"CertificateArn": "arn:aws:acm:x"}], "Listener.Certificates"),
     ("listener", "SslPolicy", "ELBSecurityPolicy-2016-08", "Listener.SslPolicy"),
     ("group", "HealthCheckPath", "/health", "TargetGroup.HealthCheckPath"),
-    ("group", "TargetType", "ip", "TargetGroup.TargetType"),
+    ("group", "IpAddressType", "ipv4", "TargetGroup.IpAddressType"),  # TargetType: modelled (issue 18)
     ("lb", "Scheme", "internet-facing", "LoadBalancer.Scheme"),
     ("lb-attribute", "routing.http2.enabled", "true", "Attributes.routing.http2.enabled"),
     ("lb-attribute", "no.such.attribute", "1", "Attributes.no.such.attribute"),
-    ("group-attribute", "slow_start.duration_seconds", "30", "Attributes.slow_start.duration_seconds"),
+    ("group-attribute", "lambda.multi_value_headers.enabled", "true",
+     "Attributes.lambda.multi_value_headers.enabled"),  # slow start: modelled (issue 18)
 ]  # fmt: skip
 
 

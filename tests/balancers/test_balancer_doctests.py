@@ -20,6 +20,8 @@ MODULES = [
     "osilab.balancers.health",
     "osilab.balancers.nlb",
     "osilab.balancers.alb",
+    "osilab.balancers.cdn",
+    "osilab.balancers.config.cloudfront",
 ]
 
 

@@ -124,8 +124,11 @@ def test_health_change_rehashes_new_flows_only() -> None:
     feed_all(probe, [p for c in before for p in c])
     victim = Counter(d.target for d in probe.decisions).most_common(1)[0][0]
 
+    # connection termination off: open flows stay (tests/balancers/test_health.py checks the RST)
+    keep = [{"Key": "target_health_state.unhealthy.connection_termination.enabled", "Value": "false"}]
     nlb = NetworkLoadBalancer(
-        nlb_config(targets, HealthChanges=[{"Time": 50, "Target": victim, "State": "unhealthy"}])
+        nlb_config(targets, HealthChanges=[{"Time": 50, "Target": victim, "State": "unhealthy"}],
+                   Attributes=keep)
     )
     # old connections: handshake before +50 s, data after it
     old = [c[:3] for c in before]

@@ -87,7 +87,8 @@ def test_nanosecond_and_big_endian_pcap(tmp_path):
 def test_vlan_qinq_sll_loopback_and_raw_link_types(tmp_path):
     payload = IP(src="192.0.2.1", dst="192.0.2.2") / TCP(sport=1234, dport=80)
     cases = [
-        (Ether() / Dot1AD(vlan=100) / Dot1Q(vlan=200) / payload, 1, ["eth", "vlan", "vlan", "ip", "tcp"]),
+        # 802.1ad's S-tag is its own layer, as tshark names it (ieee8021ad), then the C-tag
+        (Ether() / Dot1AD(vlan=100) / Dot1Q(vlan=200) / payload, 1, ["eth", "ieee8021ad", "vlan", "ip", "tcp"]),
         (CookedLinux(proto=0x0800) / payload, 113, ["sll", "ip", "tcp"]),
         (Loopback(type=2) / payload, 0, ["null", "ip", "tcp"]),
         (payload, 101, ["ip", "tcp"]),

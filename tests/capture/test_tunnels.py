@@ -23,7 +23,7 @@ from scapy.contrib.mpls import MPLS  # type: ignore[import-untyped]
 from scapy.layers.dns import DNS, DNSQR  # type: ignore[import-untyped]
 from scapy.layers.l2 import GRE, LLC, SNAP  # type: ignore[import-untyped]
 from scapy.layers.ppp import PPP, PPPoE, PPPoED  # type: ignore[import-untyped]
-from tshark_oracle import frame_protocols, tshark_fields, to_osilab_names
+from tshark_oracle import frame_protocols, to_osilab_names, tshark_fields
 
 import osilab
 from osilab.capture.dissect import dissect
@@ -195,3 +195,18 @@ def test_written_cases_open(tmp_path: Path) -> None:
     wrpcap(str(path), [Ether(frame) for frame, linktype, _o, _i in CASES.values() if linktype == 1])
     assert [pkt.no for pkt in osilab.read(path) if pkt.damaged] == []
     assert len(list(osilab.read(path))) == sum(1 for case in CASES.values() if case[1] == 1)
+
+
+def test_show_html_and_summary_make_the_nesting_visible() -> None:
+    from osilab.capture.display import packet_html, packet_text
+    from osilab.commands.summary import hierarchy
+
+    frame, linktype, _options, _inner = CASES["vxlan 4789"]
+    pkt = osilab.capture.packet.Packet(1, 0.0, frame, linktype)
+    text = packet_text(pkt)
+    assert "    ###[ tcp ]### (inner, in tunnel 1)" in text and "\n###[ udp ]###  OSI 4" in text
+    html = packet_html(pkt)
+    assert html.count("(inner 1)") == 3  # eth, ip, tcp of the inner packet
+    assert "dashed" in html
+    _total, _bytes, pkts, _size, _damaged = hierarchy([pkt])
+    assert pkts["tcp", "vxlan"] == 1 and pkts["udp", None] == 1 and ("tcp", None) not in pkts

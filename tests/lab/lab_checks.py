@@ -19,6 +19,28 @@ TARGET_HOST = {"192.0.2.11": "web1", "192.0.2.12": "web2"}
 BALANCER_HOST = {"alb": "alb", "nlb": "nlb", "l4proxy": "l4p"}
 CLIENT_NET = "198.51.100."
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+#: How a backend names the request in its SQL: the Python app in a comment
+#: (``/* rid=a0001 */``), the Java one as a bound value, so its SQL text never changes and
+#: pgjdbc can prepare it (PostgreSQL logs ``DETAIL:  parameters: $1 = 'rid=a0001', ...``).
+SQL_RID = re.compile(r"/\* rid=(\w+) \*/|'rid=(\w+)'")
+
+
+def sql_request_ids(text: str) -> set[str]:
+    """The request ids a PostgreSQL log (or SQL text) names, in either convention."""
+    return {comment or bound for comment, bound in SQL_RID.findall(text)}
+
+
+def wire_sql_request_ids(capture: Path) -> set[str]:
+    """The request ids the SQL on the wire names: in a query's text, or a Bind's values."""
+    rows = tshark(capture, "-Y", "pgsql.query || pgsql.type == \"Bind\"",
+                  "-T", "fields", "-e", "pgsql.query", "-e", "pgsql.val.data")  # fmt: skip
+    found = set()
+    for row in rows:
+        found |= sql_request_ids(row[0])
+        for value in row[1].split(",") if len(row) > 1 and row[1] else []:
+            bound = re.fullmatch(r"rid=(\w+)", bytes.fromhex(value).decode("latin-1"))
+            found |= {bound.group(1)} if bound else set()
+    return found
 
 
 @dataclass(frozen=True)
@@ -156,7 +178,7 @@ def check_request_ids_on_hops(scenario: Scenario) -> None:
             assert seen(scenario.capture, "api-redis", f"rid:{rid}"), f"{rid} not on api-redis"
         checked += 1
     assert checked >= 30, f"only {checked} requests checked"
-    sql_rids = set(re.findall(r"/\* rid=(\w+) \*/", scenario.log("postgresql")))
+    sql_rids = sql_request_ids(scenario.log("postgresql"))
     assert sql_rids, "no SQL in the PostgreSQL log"
     for rid in sql_rids:
         assert seen(scenario.capture, "api-db", f"rid={rid}"), f"SQL of {rid} not on api-db"
@@ -233,9 +255,8 @@ def check_cache_and_sql(scenario: Scenario) -> None:
     assert b"$-1\r\n" in redis, "no cache miss (nil reply) on the wire"
     caches = {r["cache"] for r in scenario.client if r["cache"]}
     assert caches == {"hit", "miss"}, caches
-    queries = tshark(scenario.capture, "-Y", "pgsql.query", "-T", "fields", "-e", "pgsql.query")
-    rids = {m for q in queries for m in re.findall(r"/\* rid=(\w+) \*/", q[0])}
-    logged = set(re.findall(r"/\* rid=(\w+) \*/", scenario.log("postgresql")))
+    rids = wire_sql_request_ids(scenario.capture)
+    logged = sql_request_ids(scenario.log("postgresql"))
     assert rids and rids == logged, (sorted(rids), sorted(logged))
 
 
@@ -309,3 +330,47 @@ def check_smuggle(scenario: Scenario) -> None:
     assert behind == logged, (sorted(behind), sorted(logged))
     assert (alb_hidden in behind) == (alb_hidden not in scenario.truth["not_forwarded"])
     assert "Transfer-Encoding: chunked" in streams(scenario.capture)["client-alb"].decode("latin-1")
+
+
+def check_websocket(scenario: Scenario) -> None:
+    """Each WebSocket got its 101, stayed on one target for its life (tshark, back side), the
+    one the ALB's log or the NLB's first SYN names; the app behind it saw every message the
+    client sent; clean closes are 1000 both ways, the idle one was closed by the balancer."""
+    from collections import Counter
+
+    records = [r for r in scenario.client if r["suite"] == "websocket"]
+    assert records and all(r["status"] == 101 for r in records), [(r["rid"], r["status"], r["note"]) for r in records]
+    rows = tshark(
+        scenario.capture,
+        "-Y", 'http.request.uri contains "/ws/" || websocket',
+        "-T", "fields", "-e", "frame.interface_name", "-e", "tcp.stream",
+        "-e", "http.request.uri", "-e", "websocket.opcode",
+    )  # fmt: skip
+    rid_of: dict[tuple[str, str], str] = {}
+    frames: Counter[tuple[str, str]] = Counter()
+    for hop, stream, uri, opcodes in ((row + ["", ""])[:4] for row in rows):
+        match = re.search(r"rid=(\w+)", uri)
+        if match:
+            rid_of[(hop, stream)] = match.group(1)
+        if opcodes:
+            frames[(hop, stream)] += len(opcodes.split(","))
+    requests, app = scenario.truth["requests"], scenario.truth["websocket"]
+    haproxy = {row["rid"]: row for row in map(_fields, scenario.log("haproxy-alb").splitlines()) if "rid" in row}
+    for record in records:
+        rid = record["rid"]
+        balancer = "alb" if record["destination"].startswith("203.0.113.10:") else "nlb"
+        back = {hop for (hop, stream), found in rid_of.items()
+                if found == rid and frames[(hop, stream)] and hop.startswith(balancer + "-web")}  # fmt: skip
+        target = TARGET_HOST[requests[rid]["target"].split(":")[0]]
+        assert back == {f"{balancer}-{target}"}, (rid, back, target)
+        sent = sum(1 for way, kind, *_ in record["extra"]["messages"] if way == "out" and kind in ("text", "binary"))
+        assert app[rid]["messages"] == sent and app[rid]["app"] == {"web1": "api1", "web2": "api2"}[target], rid
+        if record["extra"]["closed_by"] == "client":
+            assert record["extra"]["close_code"] == 1000 and app[rid]["close_code"] == 1000, rid
+        else:  # HAProxy's tunnel timeout: a client-side timeout in the data phase ("cD")
+            assert balancer == "alb" and haproxy[rid]["termination"].startswith("c"), haproxy.get(rid)
+            assert record["extra"]["ended_with"] == "closed" and app[rid]["close_code"] == 1006, rid
+
+
+def _fields(line: str) -> dict[str, str]:
+    return dict(re.findall(r"(\w+)=(\S+)", line))

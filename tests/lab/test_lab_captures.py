@@ -14,6 +14,7 @@ from lab.lab_checks import (
     check_smuggle,
     check_tls,
     check_truth_matches_back_side,
+    check_websocket,
 )
 from shared_paths import CAPTURES
 
@@ -42,6 +43,8 @@ CASES = [
     ("l4proxy", check_proxy_v2),
     ("smuggle", check_interfaces),
     ("smuggle", check_smuggle),
+    ("websocket", check_interfaces),
+    ("websocket", check_websocket),
 ]
 
 

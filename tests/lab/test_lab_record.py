@@ -14,6 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+from lab.cdn_checks import (
+    check_cdn_back_side,
+    check_cdn_model,
+    check_cdn_origin_requests,
+    check_cdn_plan,
+    check_cdn_tshark,
+)
 from lab.lab_checks import (
     Scenario,
     check_addresses_behind_balancer,
@@ -25,6 +32,7 @@ from lab.lab_checks import (
     check_smuggle,
     check_tls,
     check_truth_matches_back_side,
+    check_websocket,
 )
 
 from osilab.errors import LabError
@@ -41,6 +49,9 @@ PROMISES = {
     "l4proxy": (check_interfaces, check_request_ids_on_hops, check_addresses_behind_balancer,
                 check_cache_and_sql, check_truth_matches_back_side, check_proxy_v2),
     "smuggle": (check_interfaces, check_smuggle),
+    "websocket": (check_interfaces, check_websocket),
+    "cdn": (check_interfaces, check_cdn_plan, check_cdn_model, check_cdn_back_side,
+            check_cdn_origin_requests, check_cdn_tshark),
 }  # fmt: skip
 
 

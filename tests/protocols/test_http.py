@@ -106,8 +106,9 @@ def test_websocket_upgrade_stops_http_parsing(thirdparty):
     messages = _messages(thirdparty / "zeek/websocket-jupyter-behind-proxy.pcap")
     requests = [m for m in messages if isinstance(m, HttpRequest)]
     assert [r.header("upgrade") for r in requests] == ["websocket"]
-    # 101 is the final answer to the upgrade; the WebSocket frames after it are not HTTP.
-    assert [m.status for m in messages if isinstance(m, HttpResponse)] == []
+    # 101 is the final answer to the upgrade (RFC 9110 §15.2.2; `osilab http` shows it, as
+    # tshark does); the WebSocket frames after it are not HTTP (tests/protocols/test_websocket*).
+    assert [m.status for m in messages if isinstance(m, HttpResponse)] == [101]
 
 
 def test_h2c_upgrade_switches_to_http2(thirdparty):

@@ -50,6 +50,7 @@ def _our_hellos(path) -> list[tuple]:
          m.message.message.version)
         for m in conversations(osilab.read(path))
         if m.message.protocol == "tls" and isinstance(m.message.message, ClientHello)
+        and m.flow.proto == "tcp"  # QUIC's hellos (CRYPTO frames): tests/protocols/test_quic.py
     ]
 
 

@@ -2,7 +2,8 @@
 
 ``osilab lab record`` writes, next to ``captures/alb/alb.pcapng``, the configs of the
 balancers in front of it in AWS's shape (osilab JSON): ``alb.config.json`` for the ALB
-role, ``nlb.config.json`` for the NLB role. The journey, the lessons and ``osilab route``
+role, ``nlb.config.json`` for the NLB role, ``cdn.config.json`` for the CloudFront edge
+(a distribution config: :mod:`osilab.balancers.config.cloudfront`). The journey, the lessons and ``osilab route``
 read them from there, so no analysis stage needs to import the lab's code.
 """
 
@@ -18,7 +19,7 @@ CONFIG_SUFFIX = ".config.json"
 
 
 def config_beside(capture: str | os.PathLike[str], lb: str) -> Path | None:
-    """The config file the lab wrote for balancer ``lb`` (``"alb"``/``"nlb"``) beside ``capture``.
+    """The config file the lab wrote for balancer ``lb`` (``"alb"``/``"nlb"``/``"cdn"``) beside ``capture``.
 
     Returns ``None`` when there is none (a capture the lab did not record).
     """

@@ -40,6 +40,10 @@ __all__ = [
     "XFF_MODES",
     "NLB_HASHES",
     "NLB_TABLES",
+    "TARGET_TYPES",
+    "PROTOCOL_VERSIONS",
+    "HEALTH_STATES",
+    "HEALTH_ALIASES",
     "BalancerConfig",
     "TargetGroup",
     "HealthChange",
@@ -67,7 +71,7 @@ APPLICATION = "application"
 NETWORK = "network"
 
 ALB_LISTENER_PROTOCOLS = ("HTTP", "HTTPS")
-NLB_LISTENER_PROTOCOLS = ("TCP", "UDP", "TLS", "TCP_UDP")
+NLB_LISTENER_PROTOCOLS = ("TCP", "UDP", "TLS", "TCP_UDP", "QUIC", "TCP_QUIC")
 ALB_ALGORITHMS = ("round_robin", "least_outstanding_requests", "weighted_random")
 DESYNC_MODES = ("monitor", "defensive", "strictest")
 XFF_MODES = ("append", "preserve", "remove")
@@ -75,7 +79,18 @@ XFF_MODES = ("append", "preserve", "remove")
 #: Flow-hash field sets an NLB target group can use (see :mod:`osilab.balancers.hashing`).
 NLB_HASHES = ("5-tuple", "5-tuple+seq", "source-ip", "source-ip-proto")
 #: How a flow hash becomes a target.
-NLB_TABLES = ("maglev", "modulo", "nft-jhash")
+NLB_TABLES = ("maglev", "modulo", "nft-jhash", "round-robin")
+#: ``TargetType`` values [ELBv2 API CreateTargetGroup]; an ALB takes instance, ip, lambda,
+#: an NLB instance, ip, alb.
+TARGET_TYPES = ("instance", "ip", "lambda", "alb")
+#: ``ProtocolVersion`` of an ALB target group: what the ALB speaks to the targets.
+PROTOCOL_VERSIONS = ("HTTP1", "HTTP2", "GRPC")
+#: Target health states a schedule may name (``Health`` / ``HealthChanges``), after
+#: :data:`HEALTH_ALIASES`: ``unused`` is not registered (not yet, or no longer).
+HEALTH_STATES = ("healthy", "unhealthy", "draining", "unused")
+#: describe-target-health states that mean one of :data:`HEALTH_STATES` for routing.
+HEALTH_ALIASES = {"initial": "unused", "unavailable": "unhealthy",
+                  "unhealthy.draining": "unhealthy"}  # fmt: skip
 #: Every attribute osilab knows (load balancer, listener and target group ``Attributes``),
 #: as ``(key or fnmatch pattern, None when the model uses it, else why it does not)``.
 #: Anything not listed is named as unknown; docs/aws-model.md lists the same reasons.
@@ -103,18 +118,15 @@ ATTRIBUTES: tuple[tuple[str, str | None], ...] = (
     ("routing.http.x_amzn_tls_version_and_cipher_suite.enabled",
      "the TLS version and cipher are shown by `osilab tls`, not added as headers"),
     ("routing.http2.enabled", "the HTTP version is read from the capture, not negotiated"),
-    ("client_keep_alive.seconds", "connections end where the capture ends them"),
+    ("client_keep_alive.seconds", None),
     ("load_balancing.algorithm.anomaly_mitigation",
      "anomaly detection needs target latencies and errors over time, not one capture's requests"),
     ("load_balancing.cross_zone.enabled", "one zone: cross-zone balancing is not modelled"),
-    ("slow_start.duration_seconds", "targets take their full share at once"),
-    ("deregistration_delay.timeout_seconds", "draining targets are taken out at once"),
-    ("deregistration_delay.connection_termination.enabled",
-     "draining targets are taken out at once"),
-    ("target_health_state.unhealthy.connection_termination.enabled",
-     "health changes come from HealthChanges; open flows are not reset"),
-    ("target_health_state.unhealthy.draining_interval_seconds",
-     "health changes come from HealthChanges; open flows are not reset"),
+    ("slow_start.duration_seconds", None),
+    ("deregistration_delay.timeout_seconds", None),
+    ("deregistration_delay.connection_termination.enabled", None),
+    ("target_health_state.unhealthy.connection_termination.enabled", None),
+    ("target_health_state.unhealthy.draining_interval_seconds", None),
     ("lambda.multi_value_headers.enabled", "Lambda targets are not modelled"),
     ("access_logs.s3.*", "osilab's decisions are the log"),
     ("connection_logs.s3.*", "osilab's decisions are the log"),
@@ -151,7 +163,8 @@ class HealthChange:
     """A target's health changes at a moment of the replay.
 
     ``time`` is an epoch time, or (when below 10^9) seconds after the first packet.
-    ``state`` is ``"healthy"`` or ``"unhealthy"``.
+    ``state`` is one of :data:`HEALTH_STATES`: ``"healthy"``, ``"unhealthy"``,
+    ``"draining"`` (deregistered: the deregistration delay runs) or ``"unused"``.
     """
 
     time: float
@@ -185,6 +198,20 @@ class TargetGroup:
         hash_seed: the seed of ``"nft-jhash"`` (the lab uses 0x05115EED).
         table_size: Maglev table size M (a prime; default 65537).
         health_changes: scheduled target health changes, in time order.
+        target_type: ``TargetType`` (:data:`TARGET_TYPES`); osilab's own format lists
+            targets as addresses, so without the key a group holds ``ip`` targets. A
+            ``lambda`` group's one target is the function's ARN.
+        protocol_version: ALB ``ProtocolVersion`` (HTTP1, HTTP2, GRPC).
+        slow_start: ALB ``slow_start.duration_seconds`` (0: off).
+        deregistration_delay: ``deregistration_delay.timeout_seconds`` (default 300).
+        deregistration_termination: ``deregistration_delay.connection_termination.enabled``
+            (NLB: RST the flows still open when the delay ends; default false).
+        unhealthy_termination: NLB ``target_health_state.unhealthy.connection_termination.enabled``
+            (default true: flows on a target that becomes unhealthy get RST).
+        unhealthy_draining: NLB ``target_health_state.unhealthy.draining_interval_seconds``
+            (default 0: how long those flows live on before the RST).
+        quic_server_ids: NLB QUIC/TCP_QUIC groups: ``(target, QuicServerId)`` pairs
+            (:mod:`osilab.balancers.quic_lb`).
     """
 
     name: str
@@ -202,6 +229,14 @@ class TargetGroup:
     hash_seed: int = 0
     health_changes: tuple[HealthChange, ...] = ()
     app_cookie_name: str | None = None
+    target_type: str = "ip"
+    protocol_version: str = "HTTP1"
+    slow_start: float = 0.0
+    deregistration_delay: float = 300.0
+    deregistration_termination: bool = False
+    unhealthy_termination: bool = True
+    unhealthy_draining: float = 0.0
+    quic_server_ids: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +453,8 @@ class BalancerConfig:
         xff_mode: ``routing.http.xff_header_processing.mode`` (ALB).
         xff_client_port: ``routing.http.xff_client_port.enabled`` (ALB).
         udp_idle_timeout: the NLB's UDP idle timeout, fixed at 120 s by AWS.
+        client_keep_alive: ALB ``client_keep_alive.seconds`` (60-604800, default 3600):
+            the longest a client connection lives, however busy.
         seed: osilab's seed for everything random or opaque (weighted random, cookies,
             trace ids), so a replay is reproducible.
         name: the balancer's name, for titles.
@@ -432,6 +469,7 @@ class BalancerConfig:
     xff_mode: str = "append"
     xff_client_port: bool = False
     udp_idle_timeout: float = 120.0
+    client_keep_alive: float = 3600.0
     seed: int = 0
     name: str = ""
     warnings: tuple[str, ...] = ()
@@ -463,9 +501,9 @@ class BalancerConfig:
 
 def listener_accepts(protocol: str, proto: str) -> bool:
     """Whether a listener of ``protocol`` (``"TCP"``, ``"HTTPS"``...) takes ``proto`` ("tcp"/"udp")."""
-    if protocol in ("UDP",):
+    if protocol in ("UDP", "QUIC"):
         return proto == "udp"
-    if protocol == "TCP_UDP":
+    if protocol in ("TCP_UDP", "TCP_QUIC"):
         return proto in ("tcp", "udp")
     return proto == "tcp"  # TCP, TLS, HTTP, HTTPS
 

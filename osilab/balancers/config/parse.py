@@ -47,10 +47,14 @@ from osilab.balancers.config.model import (
     ALB_LISTENER_PROTOCOLS,
     APPLICATION,
     DESYNC_MODES,
+    HEALTH_ALIASES,
+    HEALTH_STATES,
     NETWORK,
     NLB_HASHES,
     NLB_LISTENER_PROTOCOLS,
     NLB_TABLES,
+    PROTOCOL_VERSIONS,
+    TARGET_TYPES,
     XFF_MODES,
     BalancerConfig,
     HealthChange,
@@ -68,6 +72,7 @@ from osilab.balancers.config.readers import (
     number,
     text,
 )
+from osilab.balancers.quic_lb import parse_server_ids
 from osilab.errors import ConfigError, RuleError
 
 __all__ = ["MAX_PRIORITY", "parse_config", "load_config"]
@@ -87,7 +92,6 @@ _IGNORED_LISTENER_KEYS = {
 }
 _IGNORED_TG_KEYS = {
     "TargetGroupArn",
-    "TargetType",
     "VpcId",
     "HealthCheckProtocol",
     "HealthCheckPort",
@@ -131,6 +135,9 @@ _TG_KEYS = {
     "TableSize",
     "HashSeed",
     "HealthChanges",
+    "Health",
+    "TargetType",
+    "ProtocolVersion",
     "Attributes",
 }
 
@@ -169,19 +176,89 @@ def _is_prime(number: int) -> bool:
 # --------------------------------------------------------------------------- target groups
 
 
-def _targets(obj: Mapping[str, Any], port: int, where: str) -> list[str]:
-    """``Targets``: ``"ip:port"`` strings, or the ``describe-target-health`` ``{Id, Port}`` shape."""
+def _targets(obj: Mapping[str, Any], port: int, where: str, target_type: str = "ip") -> list[str]:
+    """``Targets``: ``"ip:port"`` strings, or the ``describe-target-health`` ``{Id, Port}`` shape.
+
+    A ``lambda`` group's target is its function's ARN (``arn:aws:lambda:...:function:NAME``)
+    and an ``alb`` group's the ALB's ARN: the name the balancer routes to.
+    """
     raw_targets = obj.get("Targets", [])
     if not isinstance(raw_targets, list):
         raise ConfigError(f"{where}: 'Targets' must be a list of 'ip:port' strings")
     targets = []
     for item in raw_targets:
         if isinstance(item, Mapping):  # describe-target-health shape {"Id":..,"Port":..}
-            item = f"{item.get('Id')}:{item.get('Port', port)}"
+            item = item.get("Id") if target_type in _ARN_TARGETS else (
+                f"{item.get('Id')}:{item.get('Port', port)}")  # fmt: skip
+        if target_type in _ARN_TARGETS:
+            targets.append(_arn_target(item, target_type, where))
+            continue
         targets.append(_endpoint_text(item, where))
     if len(set(targets)) != len(targets):
         raise ConfigError(f"{where}: a target is registered twice")
     return targets
+
+
+#: Target types named by an ARN, with the ARN's service part [ELBv2 API TargetDescription].
+_ARN_TARGETS = {"lambda": ":lambda:", "alb": ":elasticloadbalancing:"}
+
+
+def _arn_target(item: Any, target_type: str, where: str) -> str:
+    """A ``lambda`` (function ARN) or ``alb`` (load balancer ARN) target."""
+    if not isinstance(item, str) or not item.startswith("arn:") or _ARN_TARGETS[target_type] not in item:
+        raise ConfigError(
+            f"{where}: a {target_type} target is named by its ARN "
+            f"(arn:aws{_ARN_TARGETS[target_type]}...), not {item!r}"
+        )
+    return item
+
+
+def _target_type(obj: Mapping[str, Any], lb_type: str, where: str) -> str:
+    """``TargetType``: instance, ip, lambda (ALB only) or alb (NLB only)."""
+    kind = str(obj.get("TargetType", "ip"))
+    if kind not in TARGET_TYPES:
+        raise ConfigError(f"{where}: TargetType must be one of {', '.join(TARGET_TYPES)}, not {kind!r}")
+    if (kind == "lambda" and lb_type == NETWORK) or (kind == "alb" and lb_type == APPLICATION):
+        other = "an application" if kind == "lambda" else "a network"
+        raise ConfigError(f"{where}: TargetType {kind} is for {other} load balancer only")
+    return kind
+
+
+def _lifecycle(
+    obj: Mapping[str, Any], attrs: Mapping[str, str], lb_type: str, algorithm: str, where: str
+) -> dict[str, Any]:
+    """ProtocolVersion, slow start, deregistration delay and unhealthy connection termination.
+
+    Ranges and defaults: ``lb-reference.md`` §1.5 and §6 [ALB-UG edit-target-group-attributes,
+    NLB-UG target-group-health-checks]. Slow start is an ALB attribute and does not combine
+    with least outstanding requests or weighted random, as AWS refuses.
+    """
+    version = str(obj.get("ProtocolVersion", "HTTP1")).upper()
+    if version not in PROTOCOL_VERSIONS:
+        raise ConfigError(
+            f"{where}: ProtocolVersion must be one of {', '.join(PROTOCOL_VERSIONS)}, not {version!r}"
+        )
+    key = "slow_start.duration_seconds"
+    slow = number(attrs.get(key, 0), key, where, 0, 900)
+    if slow and slow < 30:
+        raise ConfigError(f"{where}: {key} is 0 (off) or 30-900, not {slow:g}")
+    if slow and lb_type == NETWORK:
+        raise ConfigError(f"{where}: {key} is an application load balancer attribute")
+    if slow and algorithm != "round_robin":
+        raise ConfigError(
+            f"{where}: slow start cannot be combined with {algorithm} (AWS allows it with round_robin only)"
+        )
+    key = "deregistration_delay.timeout_seconds"
+    delay = number(attrs.get(key, 300), key, where, 0, 3600)
+    key = "deregistration_delay.connection_termination.enabled"
+    dereg_term = as_bool(attrs.get(key, "false"), key, where)
+    key = "target_health_state.unhealthy.connection_termination.enabled"
+    unhealthy_term = as_bool(attrs.get(key, "true"), key, where)
+    key = "target_health_state.unhealthy.draining_interval_seconds"
+    draining = number(attrs.get(key, 0), key, where, 0, 360000)
+    return {"protocol_version": version, "slow_start": slow, "deregistration_delay": delay,
+            "deregistration_termination": dereg_term, "unhealthy_termination": unhealthy_term,
+            "unhealthy_draining": draining}  # fmt: skip
 
 
 def _stickiness(
@@ -224,11 +301,16 @@ def _app_cookie_name(stickiness: str | None, attrs: Mapping[str, str], where: st
 
 
 def _client_address(
-    obj: Mapping[str, Any], attrs: Mapping[str, str], protocol: str, where: str
+    obj: Mapping[str, Any],
+    attrs: Mapping[str, str],
+    protocol: str,
+    where: str,
+    target_type: str = "ip",
 ) -> tuple[bool, bool]:
     """(client IP preservation, PROXY protocol v2): what the NLB's target learns of the client."""
-    # AWS default: off for IP targets over TCP/TLS, always on for UDP and TCP_UDP.
-    default_preserve = protocol in ("UDP", "TCP_UDP")
+    # AWS default (lb-reference.md §2): off for IP targets over TCP/TLS, on otherwise
+    # (instance and alb targets), always on for UDP and TCP_UDP.
+    default_preserve = protocol in ("UDP", "TCP_UDP", "QUIC", "TCP_QUIC") or target_type != "ip"
     preserve = obj.get("PreserveClientIp")
     if preserve is None:
         key = "preserve_client_ip.enabled"
@@ -279,25 +361,45 @@ def _flow_hash(
     return flow_hash, table, table_size, hash_seed
 
 
-def _health_changes(obj: Mapping[str, Any], targets: list[str], where: str) -> list[HealthChange]:
-    """``HealthChanges``: scheduled target health changes of registered targets, in time order."""
-    changes = []
-    for item in obj.get("HealthChanges", []) or []:
-        item = check_keys(item, {"Time", "Target", "State"}, f"{where} HealthChanges")
-        state = str(item.get("State", "")).lower()
-        if state not in ("healthy", "unhealthy"):
-            raise ConfigError(
-                f"{where}: a health change State is 'healthy' or 'unhealthy', not {state!r}"
-            )
-        target = _endpoint_text(item.get("Target"), where)
-        if target not in targets:
-            raise ConfigError(f"{where}: health change for {target}, which is not registered here")
-        changes.append(HealthChange(float(item.get("Time", 0)), target, state))
+def _health_item(item: Any, where: str) -> HealthChange:
+    """One schedule entry ``{"Target", "At" (or "Time"), "State"}``; describe-target-health
+    states are read as what they mean for routing (:data:`~.model.HEALTH_ALIASES`)."""
+    item = check_keys(item, {"Time", "At", "Target", "State"}, f"{where} Health")
+    state = str(item.get("State", "")).lower()
+    state = HEALTH_ALIASES.get(state, state)
+    if state not in HEALTH_STATES:
+        raise ConfigError(
+            f"{where}: a health State is one of {', '.join(HEALTH_STATES)} "
+            f"(or {', '.join(HEALTH_ALIASES)}), not {state!r}"
+        )
+    target = item.get("Target")
+    if not isinstance(target, str) or not target.startswith("arn:"):
+        target = _endpoint_text(target, where)
+    when = number(item.get("At", item.get("Time", 0)), "At", where, 0, float("inf"))
+    return HealthChange(float(when), target, state)
+
+
+def _health_changes(
+    obj: Mapping[str, Any], targets: list[str], where: str, shared: Iterable[HealthChange] = ()
+) -> list[HealthChange]:
+    """``Health`` (or ``HealthChanges``): this group's schedule, plus the balancer-wide
+    ``Health`` entries (``shared``) naming one of its targets, in time order."""
+    changes = [c for c in shared if c.target in targets]
+    for key in ("HealthChanges", "Health"):
+        for item in obj.get(key, []) or []:
+            change = _health_item(item, where)
+            if change.target not in targets:
+                raise ConfigError(
+                    f"{where}: health change for {change.target}, which is not registered here"
+                )
+            changes.append(change)
     changes.sort(key=lambda change: change.time)
     return changes
 
 
-def _parse_target_group(obj: Any, lb_type: str, index: int, context: Context) -> TargetGroup:
+def _parse_target_group(
+    obj: Any, lb_type: str, index: int, context: Context, shared: Iterable[HealthChange] = ()
+) -> TargetGroup:
     where = f"TargetGroups[{index}]"
     obj = check_keys(obj, _TG_KEYS | _IGNORED_TG_KEYS, where)
     context.unused_keys(obj, _IGNORED_TG_KEYS, "TargetGroup")
@@ -309,7 +411,8 @@ def _parse_target_group(obj: Any, lb_type: str, index: int, context: Context) ->
     where = f"target group {name!r}"
     protocol = str(obj.get("Protocol", "HTTP" if lb_type == APPLICATION else "TCP")).upper()
     port = int(number(obj.get("Port", 80), "Port", where, 1, 65535))
-    targets = _targets(obj, port, where)
+    target_type = _target_type(obj, lb_type, where)
+    targets = _targets(obj, port, where, target_type)
 
     attrs = attributes(obj, where)
     context.attributes(attrs)
@@ -320,7 +423,7 @@ def _parse_target_group(obj: Any, lb_type: str, index: int, context: Context) ->
             f"not {algorithm!r}"
         )
     stickiness, seconds = _stickiness(obj, attrs, lb_type, where)
-    preserve, proxy_v2 = _client_address(obj, attrs, protocol, where)
+    preserve, proxy_v2 = _client_address(obj, attrs, protocol, where, target_type)
     flow_hash, table, table_size, hash_seed = _flow_hash(obj, stickiness, where)
     return TargetGroup(
         name=name,
@@ -336,8 +439,11 @@ def _parse_target_group(obj: Any, lb_type: str, index: int, context: Context) ->
         table=table,
         table_size=table_size,
         hash_seed=hash_seed,
-        health_changes=tuple(_health_changes(obj, targets, where)),
+        health_changes=tuple(_health_changes(obj, targets, where, shared)),
         app_cookie_name=_app_cookie_name(stickiness, attrs, where),
+        target_type=target_type,
+        quic_server_ids=parse_server_ids(obj.get("Targets"), port, where),
+        **_lifecycle(obj, attrs, lb_type, algorithm, where),
     )
 
 
@@ -532,7 +638,8 @@ def parse_config(data: Mapping[str, Any], *, base: str | Path | None = None) -> 
     >>> cfg.listener(80, "tcp").protocol
     'TCP'
     """
-    allowed = {"Type", "Name", "TargetGroups", "Listeners", "Attributes", "Seed"} | _IGNORED_LB_KEYS
+    allowed = {"Type", "Name", "TargetGroups", "Listeners", "Attributes", "Seed",
+               "Health"} | _IGNORED_LB_KEYS  # fmt: skip
     data = check_keys(data, allowed, "configuration")
     context = Context(Path(base) if base is not None else None)
     context.unused_keys(data, _IGNORED_LB_KEYS, "LoadBalancer")
@@ -542,9 +649,15 @@ def parse_config(data: Mapping[str, Any], *, base: str | Path | None = None) -> 
     raw_groups = data.get("TargetGroups")
     if not isinstance(raw_groups, list) or not raw_groups:
         raise ConfigError("a configuration needs 'TargetGroups' (a non-empty list)")
+    # A balancer-wide "Health" schedule: each entry goes to every group registering its target.
+    shared = [_health_item(item, "configuration") for item in data.get("Health", []) or []]
     groups_list = [
-        _parse_target_group(obj, lb_type, i, context) for i, obj in enumerate(raw_groups)
+        _parse_target_group(obj, lb_type, i, context, shared) for i, obj in enumerate(raw_groups)
     ]
+    registered = {t for group in groups_list for t in group.targets}
+    for change in shared:
+        if change.target not in registered:
+            raise ConfigError(f"Health: {change.target} is not a target of any target group")
     groups: dict[str, TargetGroup] = {}
     for group in groups_list:
         if group.name in groups:
@@ -567,6 +680,8 @@ def parse_config(data: Mapping[str, Any], *, base: str | Path | None = None) -> 
                     raise ConfigError(f"two listeners use {proto.upper()} port {listener.port}")
                 ports.add((listener.port, proto))
     desync, xff, xff_port = _modes(lb_attrs)
+    key = "client_keep_alive.seconds"
+    keep_alive = number(lb_attrs.get(key, 3600), key, "configuration", 60, 604800)
     seed = data.get("Seed", 0)
     if not isinstance(seed, int):
         raise ConfigError(f"'Seed' must be an integer, not {seed!r}")
@@ -577,6 +692,7 @@ def parse_config(data: Mapping[str, Any], *, base: str | Path | None = None) -> 
         desync_mitigation_mode=desync,
         xff_mode=xff,
         xff_client_port=xff_port,
+        client_keep_alive=keep_alive,
         seed=seed,
         name=str(data.get("Name") or data.get("LoadBalancerName") or ""),
         warnings=tuple(context.warnings.lines),

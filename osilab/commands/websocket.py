@@ -1,0 +1,84 @@
+"""``osilab websocket``: every WebSocket message of a capture (RFC 6455), after its HTTP 101.
+
+One line (or JSON object) per message, in the order the messages completed: the flow, the
+``hop`` (capture interface; a table column when the capture has several), the direction
+(``->`` client to server), the kind (text, binary, close, ping, pong), its length on the
+wire, how many frames carried it, its first bytes (text as text, else hex) and its first
+and last packets. A fragmented message is one row (RFC 6455 §5.4); a permessage-deflate
+message (RFC 7692) shows its inflated data. The stderr notes say which handshakes had a
+wrong ``Sec-WebSocket-Accept`` and which HTTP/2 requests asked for WebSocket over HTTP/2
+(RFC 8441), which osilab does not read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from osilab.commands._capture import (
+    capture_arguments,
+    chosen_by_filter,
+    filter_argument,
+    many_hops,
+    open_capture,
+    report_errors,
+)
+from osilab.commands._output import print_hop_table, write_jsonl
+from osilab.pipeline.websocket import iter_websocket, message_json
+
+__all__ = ["HELP", "EXAMPLE", "add_arguments", "run"]
+
+HELP = "list WebSocket messages (RFC 6455): flow, direction, kind, length, first bytes, packets"
+EXAMPLE = "osilab websocket ../shared/captures/thirdparty/zeek/websocket-jupyter-behind-proxy.pcap"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    capture_arguments(parser, json_unit="message")
+    filter_argument(parser, "messages whose completing frame matches")
+
+
+def _shown(row: dict[str, Any]) -> str:
+    if row["kind"] == "close":
+        code = row["close_code"]
+        return "no status code" if code is None else f"{code} {row['close_reason'] or ''}".strip()
+    return repr(row["text"]) if row["text"] is not None else row["first_bytes"]
+
+
+def run(args: argparse.Namespace) -> int:
+    capture = open_capture(args.file, progress=not args.quiet)
+    notes: list[str] = []
+    wrong: set[str] = set()
+
+    def found() -> Iterator[dict[str, Any]]:
+        for flow, message in iter_websocket(capture, notes=notes):
+            row = message_json(flow, message, capture.hop_name(flow.interface))
+            if row["accept_ok"] is False:
+                wrong.add(row["flow"])
+            yield row
+
+    rows = found()
+    chosen = chosen_by_filter(args, capture)
+    if chosen is not None:
+        rows = (row for row in rows if chosen.frame(row["last_packet"]))
+    if args.json:
+        write_jsonl(rows)
+    else:
+        count = print_hop_table(
+            ("flow", "dir", "kind", "length", "frames", "first bytes", "first", "last"),
+            (
+                (row["hop"], row["flow"], "->" if row["direction"] == "to_server" else "<-",
+                 row["kind"] + (" (deflate)" if row["compressed"] else ""), row["length"],
+                 row["frames"], _shown(row), row["first_packet"], row["last_packet"])
+                for row in rows
+            ),  # fmt: skip
+            lambda: many_hops(capture),
+        )
+        print(f"{count} messages")
+    for flow in sorted(wrong):
+        print(f"osilab: note: {flow}: Sec-WebSocket-Accept is not the key's (RFC 6455 §4.2.2)",
+              file=sys.stderr)  # fmt: skip
+    for note in notes:
+        print(f"osilab: note: {note}", file=sys.stderr)
+    return report_errors(capture)
