@@ -494,6 +494,9 @@ class ApplicationLoadBalancer(DecisionKeeper):
         then the winner's transforms. Returns the ALB's own answer, or the routed request
         with what they added to its why and headers."""
         request, listener = routed.request, routed.listener
+        actions = rule.actions if rule is not None else listener.default_actions
+        if listener.mtls.mode == "off" and len(actions) == 1 and (rule is None or not rule.transforms):
+            return routed  # the common case: nothing between the rules and the forward
         note = explain.alb_own_response_note(listener)
         answer = {**routed.base, "target_group": None, "target": None, "seen": routed.seen}
         mtls = client_headers(
@@ -503,7 +506,6 @@ class ApplicationLoadBalancer(DecisionKeeper):
             why = explain.alb_tls_refused_why(request, mtls.refused)
             return self._record(Decision(**answer, why=why, action="tls-refused"))
         rule_why = routed.rule_why + mtls.why
-        actions = rule.actions if rule is not None else listener.default_actions
         jar = _cookies(request)
         for action in actions[:-1]:
             check = check_action(action, request, jar)
@@ -635,6 +637,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
             oldest = next(iter(self._in_flight))
             self.outstanding[self._in_flight.pop(oldest)] -= 1
             self.forgotten += 1
+        to_target = routed.rewrite.request(request)  # as the target receives it
         why = explain.alb_forward_why(
             request=request,
             rule_why=routed.rule_why,
@@ -652,13 +655,9 @@ class ApplicationLoadBalancer(DecisionKeeper):
                 target=target,
                 seen=seen,
                 why=why,
-                headers_to_target=self._headers_to_target(
-                    routed.rewrite.request(request), routed.listener
-                )
+                headers_to_target=self._headers_to_target(to_target, routed.listener)
                 + routed.extra_headers,
-                request_line_to_target=_request_line(routed.rewrite.request(request))
-                if routed.rewrite.changed
-                else None,
+                request_line_to_target=_request_line(to_target) if routed.rewrite.changed else None,
                 client_ip_at_target=explain.client_ip_note(group.target_type),
                 cookies=tuple(cookies),
             )

@@ -366,19 +366,20 @@ class _Parser:
             raise self.error(f"{token.text!r} was not expected here", token)
         return tree
 
-    def or_(self) -> Test:
-        parts = [self.and_()]
-        while self.is_op("or", "||"):
+    def _chain(self, operand: Callable[[], Test], words: tuple[str, str],
+               group: Callable[[tuple[Test, ...]], Test]) -> Test:
+        """``operand (word operand)*``: one operand alone, else ``group`` of them all."""
+        parts = [operand()]
+        while self.is_op(*words):
             self.take()
-            parts.append(self.and_())
-        return parts[0] if len(parts) == 1 else _Any(tuple(parts))
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else group(tuple(parts))
+
+    def or_(self) -> Test:
+        return self._chain(self.and_, ("or", "||"), _Any)
 
     def and_(self) -> Test:
-        parts = [self.not_()]
-        while self.is_op("and", "&&"):
-            self.take()
-            parts.append(self.not_())
-        return parts[0] if len(parts) == 1 else _All(tuple(parts))
+        return self._chain(self.not_, ("and", "&&"), _All)
 
     def not_(self) -> Test:
         if self.is_op("not", "!"):

@@ -28,7 +28,6 @@ from osilab.commands._capture import (
     capture_arguments,
     checked_keylog,
     chosen_by_filter,
-    filter_argument,
     open_capture,
     packets,
     report_errors,
@@ -48,18 +47,17 @@ TABLES = {"packets": "layers", "flows": "flows", "requests": "http", "decisions"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    capture_arguments(parser)
+    capture_arguments(parser, keylog="NSS key log to decrypt TLS",
+                      selects="rows whose frame matches: packets, flows with a matching frame, "
+                      "requests and decisions completed in a matching frame")
     parser.add_argument("--table", choices=tuple(TABLES), required=True,
                         help="what one row is: " + ", ".join(f"{t} (= {c} --json)"
                                                             for t, c in TABLES.items()))  # fmt: skip
     parser.add_argument("--out", required=True, metavar="OUT.parquet",
                         help=f"the file to write; format by extension: {', '.join(FORMATS)}")
-    parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS")
     parser.add_argument("--lb", choices=("nlb", "alb"), help="decisions: which balancer model")
     parser.add_argument("--config", action="append", metavar="LB.json",
                         help="decisions: the balancer's configuration (as for osilab route)")
-    filter_argument(parser, "rows whose frame matches: packets, flows with a matching frame, "
-                            "requests and decisions completed in a matching frame")
 
 
 def _route_rows(args: argparse.Namespace) -> Rows:

@@ -15,12 +15,10 @@ from collections.abc import Iterable
 from osilab.commands._capture import (
     capture_arguments,
     chosen_by_filter,
-    filter_argument,
-    many_hops,
     open_capture,
+    print_listing,
     report_errors,
 )
-from osilab.commands._output import print_hop_table, write_jsonl
 from osilab.pipeline import matching_flows, track
 from osilab.streams import FlowRecord, flows
 
@@ -31,13 +29,12 @@ EXAMPLE = "osilab flows ../shared/captures/thirdparty/zeek/http-get.pcap --app  
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    capture_arguments(parser, json_unit="flow")
+    capture_arguments(parser, json_unit="flow", selects="flows with at least one matching frame")
     parser.add_argument(
         "--app",
         action="store_true",
         help="also recognise each flow's application protocol (reassembles and parses: slower)",
     )
-    filter_argument(parser, "flows with at least one matching frame")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,31 +46,26 @@ def run(args: argparse.Namespace) -> int:
         records = (record for step in track(capture) for record in step.ended)
     else:
         records = flows(capture)
-    if args.json:
-        write_jsonl(
-            {**record.to_json(), "hop": capture.hop_name(record.interface)} for record in records
-        )
-    else:
-        rows = sorted(records, key=lambda r: r.index)
-        print_hop_table(
-            ("#", "proto", "client", "server", "packets", "bytes", "first", "last", "state", "app"),
-            (
-                (
-                    capture.hop_name(r.interface),
-                    r.index,
-                    r.key.proto,
-                    r.key.client,
-                    r.key.server,
-                    f"{r.packets_to_server}/{r.packets_to_client}",
-                    r.bytes,
-                    r.first,
-                    r.last,
-                    r.state + (" (mid-stream)" if r.midstream else ""),
-                    r.application or "",
-                )
-                for r in rows
-            ),
-            lambda: many_hops(capture),
-        )
-        print(f"{len(rows)} flows (packets shown as client->server/server->client)")
+    print_listing(
+        args,
+        capture,
+        records,
+        as_json=lambda record: {**record.to_json(), "hop": capture.hop_name(record.interface)},
+        headers=("#", "proto", "client", "server", "packets", "bytes", "first", "last", "state", "app"),
+        cells=lambda r: (
+            capture.hop_name(r.interface),
+            r.index,
+            r.key.proto,
+            r.key.client,
+            r.key.server,
+            f"{r.packets_to_server}/{r.packets_to_client}",
+            r.bytes,
+            r.first,
+            r.last,
+            r.state + (" (mid-stream)" if r.midstream else ""),
+            r.application or "",
+        ),
+        unit="flows (packets shown as client->server/server->client)",
+        table_order=lambda r: r.index,
+    )
     return report_errors(capture)

@@ -11,21 +11,12 @@ from __future__ import annotations
 
 import argparse
 
-from osilab.commands._capture import (
-    capture_arguments,
-    checked_keylog,
-    chosen_by_filter,
-    filter_argument,
-    many_hops,
-    open_capture,
-    report_errors,
-    report_unread_tls,
-)
-from osilab.commands._output import print_hop_table, write_jsonl
+from osilab.capture import Capture
+from osilab.commands._capture import capture_arguments, open_capture, print_listing, report_errors
 from osilab.pipeline import iter_http
 from osilab.pipeline.http import paired
 from osilab.pipeline.tables import request_json
-from osilab.protocols.messages import HttpRequest
+from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import FlowKey
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "request_json"]
@@ -36,46 +27,40 @@ EXAMPLE = (
 )
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    capture_arguments(parser, json_unit="request")
-    parser.add_argument("--keylog", metavar="FILE", help="NSS key log file to decrypt HTTPS")
-    filter_argument(parser, "requests whose completing frame matches")
+    capture_arguments(parser, json_unit="request", keylog="NSS key log file to decrypt HTTPS",
+                      selects="requests whose completing frame matches")
 
 
 def run(args: argparse.Namespace) -> int:
-    capture = open_capture(args.file, progress=not args.quiet)
+    capture = open_capture(args.file, progress=not args.quiet, keylog=args.keylog)
     unread: set[FlowKey] = set()
-    pairs = paired(iter_http(capture, keylog=checked_keylog(args.keylog), unread_tls=unread))
-    chosen = chosen_by_filter(args, capture)
-    if chosen is not None:
-        pairs = (pair for pair in pairs if chosen.request(pair[0]))
-    if args.json:
-        write_jsonl(
-            {**request_json(request, response), "hop": capture.hop_name(request.flow.interface)}
-            for request, response in pairs
-        )
-    else:
-        count = print_hop_table(
-            ("flow", "method", "host", "target", "version", "first", "headers", "status", "desync"),
-            (
-                (
-                    capture.hop_name(request.flow.interface),
-                    request.flow,
-                    request.method,
-                    request.host or "",
-                    request.target,
-                    request.version + (f" s{request.stream_id}" if request.stream_id else ""),
-                    request.first_packet,
-                    request.headers_complete_packet,
-                    response.status if response else "-",
-                    _verdict(request),
-                )
-                for request, response in pairs
-            ),
-            lambda: many_hops(capture),
-        )
-        print(f"{count} requests")
-    report_unread_tls(unread, args.keylog)
-    return report_errors(capture)
+    pairs = paired(iter_http(capture, keylog=args.keylog, unread_tls=unread))
+    print_listing(
+        args,
+        capture,
+        pairs,
+        keep=lambda chosen, pair: chosen.request(pair[0]),
+        as_json=lambda pair: {**request_json(*pair), "hop": capture.hop_name(pair[0].flow.interface)},
+        headers=("flow", "method", "host", "target", "version", "first", "headers", "status", "desync"),
+        cells=lambda pair: _cells(capture, *pair),
+        unit="requests",
+    )
+    return report_errors(capture, unread_tls=unread, keylog=args.keylog)
+
+
+def _cells(capture: Capture, request: HttpRequest, response: HttpResponse | None) -> tuple[object, ...]:
+    return (
+        capture.hop_name(request.flow.interface),
+        request.flow,
+        request.method,
+        request.host or "",
+        request.target,
+        request.version + (f" s{request.stream_id}" if request.stream_id else ""),
+        request.first_packet,
+        request.headers_complete_packet,
+        response.status if response else "-",
+        _verdict(request),
+    )
 
 
 def _verdict(request: HttpRequest) -> str:

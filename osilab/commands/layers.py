@@ -12,7 +12,7 @@ from osilab.capture import Capture, CaptureWriter, Packet
 from osilab.capture.filter import compile_filter
 from osilab.capture.tables import packet_row
 from osilab.commands._capture import (
-    filter_argument,
+    capture_arguments,
     many_hops,
     open_capture,
     packets,
@@ -24,18 +24,14 @@ EXAMPLE = "osilab layers captures/alb/alb.pcapng --limit 5    (or --json for one
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="a pcap or pcapng capture (gzip allowed)")
-    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per packet")
+    capture_arguments(parser, json_unit="packet", keylog="NSS key log to decrypt TLS",
+                      selects="packets that match (the frame that completes a message shows it)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N packets")
     parser.add_argument("--no-streams", action="store_true",
                         help="dissect each packet alone (no TCP reassembly)")
-    parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar (shown on stderr for captures over 20 MB)")
     parser.add_argument("--write", metavar="OUT.pcapng",
                         help="also write the packets listed to a capture file (pcapng, or "
                         "pcap for a .pcap name) that Wireshark opens")
-    filter_argument(parser, "packets that match (the frame that completes a message shows it)")
 
 
 #: One packet as the CLI contract has it (design.md): the packet table's row.

@@ -41,9 +41,7 @@ from osilab.capture import Capture
 from osilab.capture import write as write_capture
 from osilab.commands._capture import (
     capture_arguments,
-    checked_keylog,
     chosen_by_filter,
-    filter_argument,
     many_hops,
     open_capture,
     report_errors,
@@ -78,7 +76,9 @@ CONFIG_KINDS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    capture_arguments(parser)
+    capture_arguments(parser, json_unit="decision",
+                      selects="decisions whose request (NLB: whose decided-at frame) matches; "
+                      "the balancer still sees every packet")
     parser.add_argument(
         "--lb",
         choices=("nlb", "alb", "cdn"),
@@ -96,13 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "targets = servers it shows; not for cdn)",
     )
     balancer_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per decision")
     parser.add_argument("--why", action="store_true", help="print each decision's full explanation")
     parser.add_argument("--write", metavar="OUT.pcapng",
                         help="also write the packets of the flows decided, each decision's why "
                         "as its packet's comment (pcapng; .pcap keeps no comments)")
-    filter_argument(parser, "decisions whose request (NLB: whose decided-at frame) matches; "
-                    "the balancer still sees every packet")
 
 
 def balancer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -229,8 +226,7 @@ decision_json = decision_row
 
 
 def run(args: argparse.Namespace) -> int:
-    capture = open_capture(args.file, progress=not args.quiet)
-    checked_keylog(args.keylog)
+    capture = open_capture(args.file, progress=not args.quiet, keylog=args.keylog)
     choice = hop_choice(capture, args.lb, args)
     if args.lb == "cdn":  # a CloudFront distribution, not an elbv2 config
         return run_cdn(args, capture, choice)

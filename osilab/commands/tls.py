@@ -20,16 +20,7 @@ from functools import partial
 from typing import Any
 
 from osilab.capture import hop_name
-from osilab.commands._capture import (
-    checked_keylog,
-    chosen_by_filter,
-    filter_argument,
-    many_hops,
-    open_capture,
-    report_errors,
-    report_unread_tls,
-)
-from osilab.commands._output import print_hop_table, write_jsonl
+from osilab.commands._capture import capture_arguments, open_capture, print_listing, report_errors
 from osilab.pipeline import FlowMessage, conversations
 from osilab.protocols.tls import ClientHello, ServerHello
 from osilab.protocols.tls import unread as unread_record
@@ -45,11 +36,9 @@ MAX_WAITING = 10_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="a pcap or pcapng capture")
-    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per ClientHello")
-    parser.add_argument("--keylog", metavar="FILE",
-                        help="NSS key log file (SSLKEYLOGFILE): also shows TLS 1.3's ALPN answer")
-    filter_argument(parser, "ClientHellos whose completing frame matches")
+    capture_arguments(parser, json_unit="ClientHello",
+                      keylog="NSS key log file (SSLKEYLOGFILE): also shows TLS 1.3's ALPN answer",
+                      selects="ClientHellos whose completing frame matches")
 
 
 def _entry(flow: str, packet: int, hello: ClientHello) -> dict[str, Any]:
@@ -111,37 +100,31 @@ def hellos(
 
 
 def run(args: argparse.Namespace) -> int:
-    capture = open_capture(args.file)
+    capture = open_capture(args.file, progress=not args.quiet, keylog=args.keylog)
     unread: set[FlowKey] = set()
-    found = hellos(_noting_unread(conversations(capture, keylog=checked_keylog(args.keylog)), unread),
+    found = hellos(_noting_unread(conversations(capture, keylog=args.keylog), unread),
                    capture.hop_name)  # fmt: skip
-    chosen = chosen_by_filter(args, capture)
-    if chosen is not None:
-        found = (entry for entry in found if chosen.frame(entry["packet"]))
-    if args.json:
-        write_jsonl(found)
-    else:
-        count = print_hop_table(
-            ("flow", "packet", "sni", "alpn", "offers", "server", "cipher", "server alpn"),
-            (
-                (
-                    entry["hop"],
-                    entry["flow"],
-                    entry["packet"],
-                    entry["sni"] or "-",
-                    ",".join(entry["alpn"]) or "-",
-                    entry["version"],
-                    entry["server_version"] or "-",
-                    entry["cipher"] or "-",
-                    entry["server_alpn"] or "-",
-                )
-                for entry in found
-            ),
-            lambda: many_hops(capture),
-        )
-        print(f"{count} ClientHellos")
-    report_unread_tls(unread, args.keylog)
-    return report_errors(capture)
+    print_listing(
+        args,
+        capture,
+        found,
+        keep=lambda chosen, entry: chosen.frame(entry["packet"]),
+        as_json=lambda entry: entry,
+        headers=("flow", "packet", "sni", "alpn", "offers", "server", "cipher", "server alpn"),
+        cells=lambda entry: (
+            entry["hop"],
+            entry["flow"],
+            entry["packet"],
+            entry["sni"] or "-",
+            ",".join(entry["alpn"]) or "-",
+            entry["version"],
+            entry["server_version"] or "-",
+            entry["cipher"] or "-",
+            entry["server_alpn"] or "-",
+        ),
+        unit="ClientHellos",
+    )
+    return report_errors(capture, unread_tls=unread, keylog=args.keylog)
 
 
 def _noting_unread(messages: Iterable[FlowMessage], unread: set[FlowKey]) -> Iterator[FlowMessage]:

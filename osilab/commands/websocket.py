@@ -17,15 +17,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from osilab.commands._capture import (
-    capture_arguments,
-    chosen_by_filter,
-    filter_argument,
-    many_hops,
-    open_capture,
-    report_errors,
-)
-from osilab.commands._output import print_hop_table, write_jsonl
+from osilab.commands._capture import capture_arguments, open_capture, print_listing, report_errors
 from osilab.pipeline.websocket import iter_websocket, message_json
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run"]
@@ -35,8 +27,7 @@ EXAMPLE = "osilab websocket ../shared/captures/thirdparty/zeek/websocket-jupyter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    capture_arguments(parser, json_unit="message")
-    filter_argument(parser, "messages whose completing frame matches")
+    capture_arguments(parser, json_unit="message", selects="messages whose completing frame matches")
 
 
 def _shown(row: dict[str, Any]) -> str:
@@ -58,24 +49,15 @@ def run(args: argparse.Namespace) -> int:
                 wrong.add(row["flow"])
             yield row
 
-    rows = found()
-    chosen = chosen_by_filter(args, capture)
-    if chosen is not None:
-        rows = (row for row in rows if chosen.frame(row["last_packet"]))
-    if args.json:
-        write_jsonl(rows)
-    else:
-        count = print_hop_table(
-            ("flow", "dir", "kind", "length", "frames", "first bytes", "first", "last"),
-            (
-                (row["hop"], row["flow"], "->" if row["direction"] == "to_server" else "<-",
-                 row["kind"] + (" (deflate)" if row["compressed"] else ""), row["length"],
-                 row["frames"], _shown(row), row["first_packet"], row["last_packet"])
-                for row in rows
-            ),  # fmt: skip
-            lambda: many_hops(capture),
-        )
-        print(f"{count} messages")
+    print_listing(
+        args, capture, found(), as_json=lambda row: row,
+        keep=lambda chosen, row: chosen.frame(row["last_packet"]),
+        headers=("flow", "dir", "kind", "length", "frames", "first bytes", "first", "last"),
+        cells=lambda row: (row["hop"], row["flow"], "->" if row["direction"] == "to_server" else "<-",
+                           row["kind"] + (" (deflate)" if row["compressed"] else ""), row["length"],
+                           row["frames"], _shown(row), row["first_packet"], row["last_packet"]),
+        unit="messages",
+    )  # fmt: skip
     for flow in sorted(wrong):
         print(f"osilab: note: {flow}: Sec-WebSocket-Accept is not the key's (RFC 6455 §4.2.2)",
               file=sys.stderr)  # fmt: skip

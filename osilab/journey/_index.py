@@ -306,21 +306,27 @@ def pgsql_words(messages: Sequence[AppMessage]) -> str:
     """PostgreSQL messages in words: the SQL of a query, or the reply's message types.
 
     A query (``Q``) or a ``Parse`` (``P``) carries the SQL text, which is what a learner
-    wants to read; a reply is named by its messages, with the data rows counted
+    wants to read, and a ``Bind`` (``B``) the values of a prepared statement (pgjdbc binds
+    the request id there); a reply is named by its messages, with the data rows counted
     (``Row description, 1 Data row, Command completion SELECT 1, Ready for query``). The
     names are the :class:`~osilab.protocols.pgsql.PgsqlParser`'s (Wireshark's).
     """
     names: list[str] = []
+    asked: list[str] = []  # a query's SQL, and the values bound to a prepared statement
     for message in messages:
         value = message.message
         if not isinstance(value, PgsqlMessage):
             names.append(message.summary)
         elif value.frontend and value.type_code in ("Q", "P"):
-            return f"{value.type}: {message.fields.get('query', '')}"
+            asked.append(f"{value.type}: {message.fields.get('query', '')}")
+        elif value.frontend and value.type_code == "B":
+            asked.append(message.summary)
         elif not value.frontend and value.type_code == "C":
             names.append(f"{value.type} {message.fields.get('tag', '')}".rstrip())
         else:
             names.append(value.type)
+    if asked:
+        return "; ".join(asked)
     rows = names.count("Data row")
     compact = [name for name in names if name != "Data row"]
     if rows:

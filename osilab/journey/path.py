@@ -122,6 +122,7 @@ def path_pdus(
             "concurrent connections): only the store messages that name this request's id, and their "
             "replies, are kept; the others cannot be told apart by timing."
         )
+    runs = _without_pool_checks(runs)
     for run in runs:
         direction = "request" if run.side == "c" else "response"
         pdus.append(Pdu(packets[run.last_packet], direction, run.protocol, run.summary, run=run))
@@ -147,17 +148,42 @@ def path_pdus(
 
 
 #: Store protocol -> (its name, how its messages name the request id, the note when they
-#: do, the note when they do not). The lab's app puts the id in the Redis key and in an
-#: SQL comment, so the timing can be confirmed.
+#: do, the note when they do not). The lab's app puts the id in the Redis key and in the
+#: SQL (a comment, or a bound value with pgjdbc), so the timing can be confirmed.
 _WITNESSES = {
     "resp": ("Redis", "rid:{}", "the key rid:{} confirms them.", "no key names the request id."),
     "pgsql": (
         "PostgreSQL",
         "rid={}",
-        "the SQL comment rid={} confirms them.",
-        "no SQL comment names the id.",
+        "the SQL text rid={} (a comment, or a value bound to a prepared statement) confirms them.",
+        "no SQL text names the id.",
     ),
 }
+
+
+def _empty_query(run: Run) -> bool:
+    """A PostgreSQL command whose SQL is empty and that binds no value."""
+    queries = [str(m.fields["query"]) for m in run.messages if "query" in m.fields]
+    bound = [v for m in run.messages if m.summary.startswith(">B") for v in m.fields.get("values", ())]
+    return bool(queries) and not any(q.strip(" ;") for q in queries) and not bound
+
+
+def _without_pool_checks(runs: list[Run]) -> list[Run]:
+    """Leave out a connection pool's own checks: a PostgreSQL query with no SQL at all (JDBC's
+    ``isValid`` sends an empty Parse), and its reply. No request asked for them."""
+    kept: list[Run] = []
+    checking: set[int] = set()  # flows whose last command was an empty query
+    for run in runs:
+        if run.protocol == "pgsql" and run.side == "c":
+            if _empty_query(run):
+                checking.add(id(run.flow))
+                continue
+            checking.discard(id(run.flow))
+        elif run.protocol == "pgsql" and id(run.flow) in checking:
+            checking.discard(id(run.flow))
+            continue
+        kept.append(run)
+    return kept
 
 
 def _naming(runs: list[Run], rid: str) -> list[Run]:

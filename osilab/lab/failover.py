@@ -201,18 +201,20 @@ def balancer_configs(services: Mapping[str, str], document: Mapping[str, Any]) -
     targets = [f"{services[name]}:80" for name in TARGETS]
     listener = {"Port": FAILOVER_PORT,
                 "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-failover"}]}  # fmt: skip
-    nlb = {
-        "Type": "network",
-        "TargetGroups": [{"Name": "tg-failover", "Protocol": "TCP", "Port": 80, "Targets": targets,
-                          "HashTable": "round-robin"}],
-        "Listeners": [{"Protocol": "TCP", **listener}],
-        "Health": health_schedule(document, "nlb"),
+    return {
+        role: {
+            "Type": kind,
+            "TargetGroups": [{"Name": "tg-failover", "Protocol": protocol, "Port": 80,
+                              "Targets": targets, **spread}],
+            "Listeners": [{"Protocol": protocol, **listener}],
+            "Health": health_schedule(document, role),
+        }
+        for role, (kind, protocol, spread) in _ROLE_SHAPES.items()
     }  # fmt: skip
-    alb = {
-        "Type": "application",
-        "TargetGroups": [{"Name": "tg-failover", "Protocol": "HTTP", "Port": 80, "Targets": targets,
-                          "Algorithm": "round_robin"}],
-        "Listeners": [{"Protocol": "HTTP", **listener}],
-        "Health": health_schedule(document, "alb"),
-    }  # fmt: skip
-    return {"nlb": nlb, "alb": alb}
+
+
+#: Each role's config type, protocol and how its group spreads connections.
+_ROLE_SHAPES: dict[str, tuple[str, str, dict[str, str]]] = {
+    "nlb": ("network", "TCP", {"HashTable": "round-robin"}),
+    "alb": ("application", "HTTP", {"Algorithm": "round_robin"}),
+}

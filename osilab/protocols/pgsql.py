@@ -199,7 +199,7 @@ def _details(message: PgsqlMessage) -> tuple[dict[str, Any], str]:
         tail = ", ".join(names)
     elif not message.frontend and code == "D" and len(body) >= 2:
         count = int.from_bytes(body[:2], "big")
-        values: list[str | None] = []
+        columns: list[str | None] = []
         position = 2
         for _ in range(min(count, 1600)):
             if position + 4 > len(body):
@@ -207,12 +207,12 @@ def _details(message: PgsqlMessage) -> tuple[dict[str, Any], str]:
             size = int.from_bytes(body[position : position + 4], "big", signed=True)
             position += 4
             if size < 0:
-                values.append(None)
+                columns.append(None)
                 continue
-            values.append(body[position : position + size].decode("utf-8", "replace"))
+            columns.append(body[position : position + size].decode("utf-8", "replace"))
             position += size
-        fields["field.count"], fields["values"] = count, tuple(values)
-        tail = ", ".join("NULL" if v is None else v for v in values)
+        fields["field.count"], fields["columns"] = count, tuple(columns)
+        tail = ", ".join("NULL" if v is None else v for v in columns)
     return fields, tail
 
 

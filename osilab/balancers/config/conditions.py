@@ -279,31 +279,39 @@ def _is_regex(cond: Mapping[str, Any], field: str) -> bool:
     return isinstance(config, Mapping) and "RegexValues" in config
 
 
-def _path_pattern(values: list[Any], cond: Mapping[str, Any], place: _Place) -> Condition:
-    """``path-pattern``: case-sensitive, path only, ``*`` and ``?`` wildcards (or regexes)."""
+def _pattern_condition(values: list[Any], cond: Mapping[str, Any], place: _Place,
+                       check: Callable[[str, _Place], None]) -> Condition:
+    """A condition of wildcard patterns, each passed through ``check``; with
+    ``RegexValues`` (``cond``'s config) they are regexes instead and are not checked."""
     patterns = _strings(values, place)
     if _is_regex(cond, place.field):
         return Condition(place.field, patterns, regex=True)
     for pattern in patterns:
-        shown = f"path pattern {pattern!r}"
-        long = f"path pattern {pattern[:20]!r}..."
-        _check_pattern(pattern, _PATH_CHARS, _PATH_ALLOWED, place, shown=shown, long=long)
+        check(pattern, place)
     return Condition(place.field, patterns)
+
+
+def _check_path(pattern: str, place: _Place) -> None:
+    shown = f"path pattern {pattern!r}"
+    long = f"path pattern {pattern[:20]!r}..."
+    _check_pattern(pattern, _PATH_CHARS, _PATH_ALLOWED, place, shown=shown, long=long)
+
+
+def _check_host(pattern: str, place: _Place) -> None:
+    shown = f"host {pattern!r}"
+    _check_pattern(pattern, _HOST_CHARS, _HOST_ALLOWED, place, shown=shown, long=shown)
+    if "." not in pattern or not re.fullmatch(r"[A-Za-z*?]+", pattern.rsplit(".", 1)[1]):
+        raise place.error(f"host {pattern!r} must contain a '.' with only letters after the last one")
+
+
+def _path_pattern(values: list[Any], cond: Mapping[str, Any], place: _Place) -> Condition:
+    """``path-pattern``: case-sensitive, path only, ``*`` and ``?`` wildcards (or regexes)."""
+    return _pattern_condition(values, cond, place, _check_path)
 
 
 def _host_header(values: list[Any], cond: Mapping[str, Any], place: _Place) -> Condition:
     """``host-header``: a name with a dot and only letters after the last one (or regexes)."""
-    patterns = _strings(values, place)
-    if _is_regex(cond, place.field):
-        return Condition(place.field, patterns, regex=True)
-    for pattern in patterns:
-        shown = f"host {pattern!r}"
-        _check_pattern(pattern, _HOST_CHARS, _HOST_ALLOWED, place, shown=shown, long=shown)
-        if "." not in pattern or not re.fullmatch(r"[A-Za-z*?]+", pattern.rsplit(".", 1)[1]):
-            raise place.error(
-                f"host {pattern!r} must contain a '.' with only letters after the last one"
-            )
-    return Condition(place.field, patterns)
+    return _pattern_condition(values, cond, place, _check_host)
 
 
 def _request_method(values: list[Any], cond: Mapping[str, Any], place: _Place) -> Condition:
