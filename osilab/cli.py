@@ -105,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file the user named: a folder that is not there, no permission
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"osilab: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - the promise: never a traceback
         print(
             f"osilab: internal error in '{args.command}': {type(exc).__name__}: {exc}\n"

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import hmac
 import random
@@ -67,12 +68,19 @@ from osilab.balancers import explain
 from osilab.balancers.auth import check_action
 from osilab.balancers.config import Action, Listener, Rule, TargetGroup
 from osilab.balancers.config.model import APPLICATION
-from osilab.balancers.decision import Decision, DecisionKeeper, DecisionList
+from osilab.balancers.decision import Decision, DecisionKeeper, DecisionList, DeferredDecision
+from osilab.balancers.explain import trace_id
 from osilab.balancers.hashing import stable_hash
 from osilab.balancers.health import TargetHealth
 from osilab.balancers.mitigation import mitigate
 from osilab.balancers.mtls import client_headers
-from osilab.balancers.rules import FIELD_HOST, FIELD_PATH, FIELD_QUERY, evaluate_rules
+from osilab.balancers.rules import (
+    FIELD_HOST,
+    FIELD_PATH,
+    FIELD_QUERY,
+    CompiledRules,
+    evaluate_rules,
+)
 from osilab.balancers.targets import ConnectionClock, RoundRobin, protocol_refusal
 from osilab.balancers.transforms import Rewrite, apply_transforms
 from osilab.errors import ConfigError
@@ -126,16 +134,6 @@ def decode_cookie(value: str, seed: int = 0) -> tuple[str, str | None] | None:
         return None
     group, _, target = payload.decode(errors="replace").partition("\x00")
     return group, target or None
-
-
-def trace_id(time: float, key: str, seed: int = 0) -> str:
-    """An ``X-Amzn-Trace-Id`` root: ``1-<8 hex epoch seconds>-<24 hex>`` (deterministic here).
-
-    >>> trace_id(1700000000.5, "flow#0")[:11]
-    '1-6553f100-'
-    """
-    unique = hashlib.blake2b(key.encode(), digest_size=12, key=seed.to_bytes(8, "big")).hexdigest()
-    return f"1-{int(time) & 0xFFFFFFFF:08x}-{unique}"
 
 
 def _cookies(request: HttpRequest) -> dict[str, str]:
@@ -224,6 +222,13 @@ def _redirect_reads(redirect: Any) -> tuple[str, ...]:
     )
 
 
+def _forward_why(routed: _Routed, group: str, target: str, how: str, syn: int | None,
+                 version: str) -> str:
+    """A forward's why, from facts bound when it was decided (built when first read)."""
+    return explain.alb_forward_why_in_full(routed.request, routed.rule_why, group, target, how,
+                                           syn, version, routed.close_note, routed.listener.idle_timeout)  # fmt: skip
+
+
 def _request_line(request: HttpRequest) -> str:
     """The request line as the target receives it (HTTP/1.1 towards targets)."""
     return f"{request.method} {request.target} HTTP/1.1"
@@ -252,10 +257,19 @@ class _Routed:
     action: Action
     base: dict[str, Any]
     seen: tuple[str, ...]
-    rule_why: str
     close_note: str
     rewrite: Rewrite = Rewrite()
     extra_headers: tuple[tuple[str, str], ...] = ()
+    #: The rules' why once something added to it; ``None``: :func:`evaluate_rules`' own,
+    #: built only when read (the rules were matched by :class:`CompiledRules`).
+    known_rule_why: str | None = None
+
+    @property
+    def rule_why(self) -> str:
+        """Which rule matched and why (or why none did)."""
+        if self.known_rule_why is not None:
+            return self.known_rule_why
+        return evaluate_rules(self.listener.rules, self.request).why
 
 
 class ApplicationLoadBalancer(DecisionKeeper):
@@ -301,6 +315,8 @@ class ApplicationLoadBalancer(DecisionKeeper):
         self._client_chains: dict[FlowKey, tuple[bytes, ...]] = {}
         #: Client connections' opening and last traffic (idle timeout, client keep-alive).
         self._clock = ConnectionClock(MAX_TRACKED)
+        #: Each listener's rules compiled once (by ``id``: the config's listeners live as long).
+        self._rules: dict[int, CompiledRules] = {}
 
     # ------------------------------------------------------------------ connection facts
 
@@ -315,6 +331,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
         self._syn.pop(flow, None)  # the latest SYN: a reused 4-tuple is a new connection
         self._syn[flow] = packet
         self._closed_by_mitigation.pop(flow, None)
+        self._client_chains.pop(flow, None)  # a new connection presents its own certificate
         self._clock.opened(flow, time)
         if len(self._syn) > MAX_TRACKED:  # dicts keep insertion order: drop the oldest
             del self._syn[next(iter(self._syn))]
@@ -379,13 +396,19 @@ class ApplicationLoadBalancer(DecisionKeeper):
             self.outstanding[target] -= 1
         self._clock.traffic(response.flow, response.time)
 
+    def idle_closed(self, flow: FlowKey, time: float) -> tuple[float, str] | None:
+        """``(closed at, why)`` when the ALB had closed ``flow`` by ``time``, else ``None`` (and
+        ``time`` counts as traffic). After a WebSocket's 101 every message, either way, is such
+        traffic: carried unread until the idle timeout closes the tunnel [RFC 6455 §4; ALB-UG]."""
+        listener = self.config.listener(flow.server.port, "tcp")
+        idle = listener.idle_timeout if listener is not None else 60.0
+        return self._clock.closed(flow, time, idle, self.config.client_keep_alive)
+
     def _timed_out(self, request: HttpRequest, listener: Listener) -> Decision | None:
         """The ALB closed this client connection before the request came: the idle timeout
         (no traffic for ``idle_timeout.timeout_seconds``) or the client keep-alive duration
         (``client_keep_alive.seconds`` since it opened) [``lb-reference.md`` §1.7, §6]."""
-        closed = self._clock.closed(
-            request.flow, request.time, listener.idle_timeout, self.config.client_keep_alive
-        )
+        closed = self.idle_closed(request.flow, request.time)
         if closed is None:
             return None
         closed_at, cause = closed
@@ -471,18 +494,14 @@ class ApplicationLoadBalancer(DecisionKeeper):
             if mitigation.close_target_connection:  # forwarded, then both connections closed
                 close_note = f"; desync mitigation: {mitigation_why}" + close_note
 
-        match = evaluate_rules(listener.rules, request)
-        base["rule"] = match.rule.label if match.rule else "default"
-        routed = _Routed(
-            request,
-            listener,
-            action=match.rule.action if match.rule else listener.default_action,
-            base=base,
-            seen=_read_also((_LISTENER_FIELD,), *match.seen),
-            rule_why=match.why,
-            close_note=close_note,
-        )
-        prepared = self._prepare(routed, match.rule)
+        rules = self._rules.get(id(listener))
+        if rules is None or rules.rules is not listener.rules:
+            rules = self._rules[id(listener)] = CompiledRules(listener.rules, read_first=(_LISTENER_FIELD,))
+        rule, seen = rules.match(request)
+        base["rule"] = rule.label if rule else "default"
+        routed = _Routed(request, listener, action=rule.action if rule else listener.default_action,
+                         base=base, seen=seen, close_note=close_note)  # fmt: skip
+        prepared = self._prepare(routed, rule)
         if isinstance(prepared, Decision):
             return prepared
         if prepared.action.type in ("redirect", "fixed-response"):
@@ -522,7 +541,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
                 request=request, rule_why=rule_why, failed=rewrite.failed, note=note
             )
             return self._record(Decision(**answer, why=why, action="transform-failed", status=500))
-        return dataclasses.replace(routed, rule_why=rule_why + rewrite.why, rewrite=rewrite,
+        return dataclasses.replace(routed, known_rule_why=rule_why + rewrite.why, rewrite=rewrite,
                                    extra_headers=mtls.headers)  # fmt: skip
 
     def _answer(self, routed: _Routed) -> Decision:
@@ -567,12 +586,12 @@ class ApplicationLoadBalancer(DecisionKeeper):
     def _forward(self, routed: _Routed) -> Decision:
         """A forward action: a target group (by weight or AWSALBTG), then a target in it."""
         request, action, seen = routed.request, routed.action, routed.seen
-        jar = _cookies(request)
         cookies: list[str] = []
         notes: list[str] = []
-        entries = [e for e in action.target_groups if e.weight > 0]
         group_name: str | None = None
         if len(action.target_groups) > 1 or action.group_stickiness:
+            jar = _cookies(request)
+            entries = [e for e in action.target_groups if e.weight > 0]
             if action.group_stickiness:
                 seen = _read_also(seen, "http.cookie")
                 decoded = decode_cookie(jar["AWSALBTG"], self.seed) if "AWSALBTG" in jar else None
@@ -602,7 +621,8 @@ class ApplicationLoadBalancer(DecisionKeeper):
                     )
                 )
         else:
-            group_name = entries[0].name
+            jar = {}
+            group_name = action.target_groups[0].name
         state = self._groups[group_name]
         group = state.group
         refused = self._protocol_refused(routed, group)
@@ -616,15 +636,18 @@ class ApplicationLoadBalancer(DecisionKeeper):
             )  # fmt: skip
             return self._record(Decision(**routed.base, target_group=group_name, target=None,
                                          seen=seen, why=why, action="not-routable", status=503))  # fmt: skip
+        if group.stickiness in ("lb_cookie", "app_cookie"):
+            seen = _read_also(seen, "http.cookie")
+            jar = jar or _cookies(request)
         target, how = self._pick_target(state, request, jar, cookies)
         if state.notes:
             notes += state.notes
             state.notes.clear()
-        health_note = explain.health_state_note(group.targets, state.health.state, state.health.live)
-        if health_note:
-            notes.append(health_note)
-        if group.stickiness in ("lb_cookie", "app_cookie"):
-            seen = _read_also(seen, "http.cookie")
+        if not state.health.all_healthy:  # the note is "" while every target is healthy
+            health = state.health
+            health_note = explain.health_state_note(group.targets, health.state, health.live)
+            if health_note:
+                notes.append(health_note)
         if notes:
             how = "; ".join(notes) + "; " + how
         key = (
@@ -638,30 +661,21 @@ class ApplicationLoadBalancer(DecisionKeeper):
             self.outstanding[self._in_flight.pop(oldest)] -= 1
             self.forgotten += 1
         to_target = routed.rewrite.request(request)  # as the target receives it
-        why = explain.alb_forward_why(
-            request=request,
-            rule_why=routed.rule_why,
-            target_group=group_name,
-            target=target,
-            how=how,
-            syn=self._syn.get(request.flow),
-            close_note=explain.alb_protocol_note(group.protocol_version) + routed.close_note
-            + explain.alb_websocket_note(request, target, routed.listener.idle_timeout),
-        )
-        return self._record(
-            Decision(
-                **routed.base,
-                target_group=group_name,
-                target=target,
-                seen=seen,
-                why=why,
-                headers_to_target=self._headers_to_target(to_target, routed.listener)
-                + routed.extra_headers,
-                request_line_to_target=_request_line(to_target) if routed.rewrite.changed else None,
-                client_ip_at_target=explain.client_ip_note(group.target_type),
-                cookies=tuple(cookies),
-            )
-        )
+        listener, config = routed.listener, self.config
+        # The why and the headers are built when read (DeferredDecision), from facts bound now.
+        return self._record(DeferredDecision(
+            **routed.base, target_group=group_name, target=target, seen=seen,
+            why_of=functools.partial(
+                _forward_why, routed, group_name, target, how, self._syn.get(request.flow),
+                group.protocol_version),
+            headers_of=functools.partial(
+                explain.alb_headers_to_target, to_target, listener, xff_mode=config.xff_mode,
+                xff_client_port=config.xff_client_port, seed=self.seed,
+                extra=routed.extra_headers),
+            request_line_to_target=_request_line(to_target) if routed.rewrite.changed else None,
+            client_ip_at_target=explain.client_ip_note(group.target_type),
+            cookies=tuple(cookies),
+        ))  # fmt: skip
 
     def _pick_target(
         self, state: _GroupState, request: HttpRequest, jar: dict[str, str], cookies: list[str]
@@ -738,51 +752,13 @@ class ApplicationLoadBalancer(DecisionKeeper):
         expires = formatdate(time + COOKIE_EXPIRY_SECONDS, usegmt=True)
         return f"{name}={value}; Expires={expires}; Path=/"
 
-    def _headers_to_target(
-        self, request: HttpRequest, listener: Listener
-    ) -> tuple[tuple[str, str], ...]:
-        client = request.flow.client
-        client_text = client.ip
-        if self.config.xff_client_port:
-            client_text = (
-                f"[{client.ip}]:{client.port}" if ":" in client.ip else f"{client.ip}:{client.port}"
-            )
-        mode = self.config.xff_mode
-        headers: list[tuple[str, str]] = []
-        xff_values = []
-        trace = None
-        for name, value in request.headers:
-            lowered = name.lower()
-            if lowered == "x-forwarded-for":
-                xff_values.append(value)
-                if mode == "preserve":
-                    headers.append((name, value))
-                continue
-            if lowered in ("x-forwarded-proto", "x-forwarded-port"):
-                continue
-            if lowered == "x-amzn-trace-id":
-                trace = value
-                continue
-            headers.append((name, value))
-        if mode == "append":
-            headers.append(("X-Forwarded-For", ", ".join(xff_values + [client_text])))
-        headers.append(("X-Forwarded-Proto", listener.protocol.lower()))
-        headers.append(("X-Forwarded-Port", str(listener.port)))
-        key = f"{request.flow}#{request.stream_id if request.stream_id is not None else request.index}"
-        new_id = trace_id(request.time, key, self.seed)
-        if trace is None:
-            headers.append(("X-Amzn-Trace-Id", f"Root={new_id}"))
-        elif "Root=" in trace:
-            headers.append(("X-Amzn-Trace-Id", f"Self={new_id};{trace}"))
-        else:
-            headers.append(("X-Amzn-Trace-Id", f"Root={new_id};{trace}"))
-        return tuple(headers)
-
     # ------------------------------------------------------------------ health and bookkeeping
 
     def _apply_health(self, time: float) -> None:
         self._now = time
         for state in self._groups.values():
+            if not state.health.pending:  # no HealthChanges (left): nothing to advance
+                continue
             for event in state.health.advance(time, self._first_time):
                 if event.state == "healthy":
                     continue

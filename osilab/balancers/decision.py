@@ -31,7 +31,7 @@ from osilab.errors import ConfigError
 from osilab.protocols.messages import HttpRequest
 from osilab.streams.keys import FlowKey
 
-__all__ = ["Decision", "DecisionList", "DecisionKeeper", "imbalance", "KEEP_DECISIONS"]
+__all__ = ["Decision", "DeferredDecision", "DecisionList", "DecisionKeeper", "imbalance", "KEEP_DECISIONS"]
 
 #: Decisions a balancer keeps for inspection (the first ones, in packet order). A decision
 #: is a few KiB (the request, its headers to the target, a sentence of why), so a 1.5 GB
@@ -241,6 +241,78 @@ class Decision:
             for k, v in rows
         )
         return f"<table class='osilab-decision'>{body}</table>"
+
+
+#: The value a deferred field holds until it is first read (see :class:`DeferredDecision`).
+_PENDING: Any = object()
+#: The slots :class:`Decision` stores ``why`` and ``headers_to_target`` in.
+_WHY_SLOT: Any = Decision.__dict__["why"]
+_HEADERS_SLOT: Any = Decision.__dict__["headers_to_target"]
+
+
+def _deferred(slot: Any, builder: str) -> property:
+    """A property over ``slot`` that calls the instance's ``builder`` on the first read."""
+
+    def get(self: DeferredDecision) -> Any:
+        value = slot.__get__(self, Decision)
+        if value is _PENDING:
+            value = getattr(self, builder)()
+            if self._keep_built:
+                slot.__set__(self, value)
+        return value
+
+    def set_once(self: DeferredDecision, value: Any) -> None:  # only __init__ gets here
+        slot.__set__(self, value)
+
+    return property(get, set_once, doc=slot.__doc__)
+
+
+class DeferredDecision(Decision):
+    """A :class:`Decision` whose ``why`` and ``headers_to_target`` are built when first read.
+
+    An ALB decides every request, but a replay streamed with ``keep_decisions=0`` (the
+    benchmark, a lesson counting targets) reads neither the sentence nor the headers of
+    most of them: building them costs about a fifth of the replay. The model passes the
+    two builders instead, *pure* functions of what it knew when it decided (state such as
+    the SYN packet is read at decision time and bound into them), so the value read later
+    is the one an eager decision would have held: ``to_json``, ``text``, equality with an
+    eager :class:`Decision` of the same fields all agree (``tests/balancers``). Frozen as
+    its parent: each field is built at most once, then kept; with ``keep_built=False``
+    built again at each read instead (an NLB holds a decision per flow, for millions of
+    flows in a SYN flood: the sentence streamed once need not stay in memory).
+    """
+
+    __slots__ = ("_why_of", "_headers_of", "_keep_built")
+    _why_of: Callable[[], str]
+    _headers_of: Callable[[], tuple[tuple[str, str], ...]]
+    _keep_built: bool
+
+    def __init__(
+        self,
+        *args: Any,
+        why_of: Callable[[], str] | None = None,
+        headers_of: Callable[[], tuple[tuple[str, str], ...]] | None = None,
+        keep_built: bool = True,
+        **fields: Any,
+    ) -> None:
+        object.__setattr__(self, "_keep_built", keep_built)
+        if why_of is not None:
+            object.__setattr__(self, "_why_of", why_of)
+            fields["why"] = _PENDING
+        if headers_of is not None:
+            object.__setattr__(self, "_headers_of", headers_of)
+            fields["headers_to_target"] = _PENDING
+        Decision.__init__(self, *args, **fields)
+
+    why = _deferred(_WHY_SLOT, "_why_of")  # type: ignore[assignment]
+    headers_to_target = _deferred(_HEADERS_SLOT, "_headers_of")  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in Decision.__dataclass_fields__)
+
+    __hash__ = Decision.__hash__
 
 
 def imbalance(counts: Iterable[int]) -> float:

@@ -12,6 +12,7 @@ This module only writes text; it decides nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from osilab.balancers.config import Listener, TargetGroup
@@ -43,6 +44,9 @@ __all__ = [
     "alb_in_flight_note",
     "alb_idle_timeout_why",
     "alb_websocket_note",
+    "alb_forward_why_in_full",
+    "alb_headers_to_target",
+    "trace_id",
     "alb_protocol_note",
     "alb_protocol_refused_why",
     "client_ip_note",
@@ -51,6 +55,8 @@ __all__ = [
     "cdn_method_why",
     "cdn_hit_why",
     "cdn_forward_why",
+    "alb_tunnel_why",
+    "alb_protocol_version_why",
 ]
 
 #: Why a packet reaching an NLB is not routed, with the behaviour AWS documents.
@@ -219,6 +225,80 @@ def alb_forward_why(
     if syn is not None:
         sentence += f"; that is {request.headers_complete_packet - syn} packets after the SYN (packet {syn})"
     return sentence + close_note + "."
+
+
+def alb_forward_why_in_full(
+    request: HttpRequest, rule_why: str, target_group: str, target: str, how: str,
+    syn: int | None, protocol_version: str, close_note: str, idle_timeout: float,
+) -> str:
+    """:func:`alb_forward_why` with the notes a forward may add: the ProtocolVersion spoken
+    to the target, the desync mitigation's ``close_note``, a WebSocket Upgrade's. Every
+    argument is a fact known when the ALB decided, so the sentence can be built later
+    (:class:`~osilab.balancers.decision.DeferredDecision`) and still be the same."""
+    notes = (
+        alb_protocol_note(protocol_version) + close_note
+        + alb_websocket_note(request, target, idle_timeout)
+    )  # fmt: skip
+    return alb_forward_why(request=request, rule_why=rule_why, target_group=target_group,
+                           target=target, how=how, syn=syn, close_note=notes)  # fmt: skip
+
+
+def trace_id(time: float, key: str, seed: int = 0) -> str:
+    """An ``X-Amzn-Trace-Id`` root: ``1-<8 hex epoch seconds>-<24 hex>`` (deterministic here).
+
+    >>> trace_id(1700000000.5, "flow#0")[:11]
+    '1-6553f100-'
+    """
+    unique = hashlib.blake2b(key.encode(), digest_size=12, key=seed.to_bytes(8, "big")).hexdigest()
+    return f"1-{int(time) & 0xFFFFFFFF:08x}-{unique}"
+
+
+def alb_headers_to_target(
+    request: HttpRequest, listener: Listener, *, xff_mode: str, xff_client_port: bool,
+    seed: int, extra: tuple[tuple[str, str], ...] = (),
+) -> tuple[tuple[str, str], ...]:
+    """The request's headers as the ALB's target receives them, then ``extra`` (mTLS's).
+
+    ``X-Forwarded-For`` appended to, preserved or removed (``routing.http.xff_header_
+    processing.mode``), ``X-Forwarded-Proto``/``-Port`` set from the listener, and an
+    ``X-Amzn-Trace-Id`` root added, or a ``Self=`` before a client's own ``Root=``
+    [ALB-UG x-forwarded-headers.md, load-balancer-request-tracing.md].
+    """
+    client = request.flow.client
+    client_text = client.ip
+    if xff_client_port:
+        client_text = (
+            f"[{client.ip}]:{client.port}" if ":" in client.ip else f"{client.ip}:{client.port}"
+        )
+    headers: list[tuple[str, str]] = []
+    xff_values = []
+    trace = None
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered == "x-forwarded-for":
+            xff_values.append(value)
+            if xff_mode == "preserve":
+                headers.append((name, value))
+            continue
+        if lowered in ("x-forwarded-proto", "x-forwarded-port"):
+            continue
+        if lowered == "x-amzn-trace-id":
+            trace = value
+            continue
+        headers.append((name, value))
+    if xff_mode == "append":
+        headers.append(("X-Forwarded-For", ", ".join(xff_values + [client_text])))
+    headers.append(("X-Forwarded-Proto", listener.protocol.lower()))
+    headers.append(("X-Forwarded-Port", str(listener.port)))
+    key = f"{request.flow}#{request.stream_id if request.stream_id is not None else request.index}"
+    new_id = trace_id(request.time, key, seed)
+    if trace is None:
+        headers.append(("X-Amzn-Trace-Id", f"Root={new_id}"))
+    elif "Root=" in trace:
+        headers.append(("X-Amzn-Trace-Id", f"Self={new_id};{trace}"))
+    else:
+        headers.append(("X-Amzn-Trace-Id", f"Root={new_id};{trace}"))
+    return tuple(headers) + extra
 
 
 def alb_websocket_note(request: HttpRequest, target: str, idle_timeout: float) -> str:
@@ -503,4 +583,71 @@ def cdn_forward_why(
         f"{_headers_complete(request)}; {behavior_why}; {keyed}{reason}, so the edge opens (or "
         f"reuses) its own connection to origin {origin} at {target} and forwards the request "
         f"with Via and X-Forwarded-For ({cache} from cloudfront)."
+    )
+
+
+def alb_tunnel_why(
+    *,
+    message: str,
+    packet: int,
+    time: float,
+    upgrade_packet: int,
+    target: str,
+    idle: float,
+    closed: tuple[float, str] | None,
+    back: bool = False,
+) -> str:
+    """A WebSocket message after the 101: carried unread, or not carried once the ALB closed
+    the connection by its idle timeout (``back``: a message from the target to the client).
+
+    RFC 6455 §4: after the 101 the connection carries frames, not requests; the ALB made
+    its one routing decision at the Upgrade request (packet ``upgrade_packet``) and now
+    only copies bytes between its two connections, looking at nothing above TCP but the
+    time since the last traffic [ALB-UG; ``lb-reference.md`` §1.7]. ``closed`` is the
+    model's ``(closed at, why)`` (:meth:`ApplicationLoadBalancer.idle_closed`), or ``None``.
+    """
+    if closed is not None:
+        closed_at, cause = closed
+        return (
+            f"{message} (packet {packet}) comes at {time:.3f} on a WebSocket connection the ALB "
+            f"had closed at {closed_at:.3f}: {cause}; it would not be carried: the client must "
+            "open a new connection and send a new Upgrade request."
+        )
+    where = f"packet {packet}" + (", as the ALB sends it on to the client" if back else "")
+    return (
+        f"{message} ({where}) comes after the 101, so it is carried, not read: the ALB "
+        f"made this connection's one routing decision at the Upgrade request (packet "
+        f"{upgrade_packet}) and copies the frame "
+        + (f"from {target} back to the client" if back else f"to {target}")
+        + " without reading it (no rule sees a "
+        "message), so in effect it is a layer 4 balancer now; the message restarts the idle "
+        f"timeout ({idle:g} s without traffic either way closes both connections)."
+    )
+
+
+def alb_protocol_version_why(group: str, version: str, seen: str | None) -> str:
+    """What the ALB speaks to the target (``ProtocolVersion``), and whether the capture shows it.
+
+    ``seen`` is the protocol of the ALB's request on its connection to the target, as
+    :func:`osilab.balancers.targets.request_protocol` names it (``HTTP/1.1``, ``HTTP/2``,
+    ``gRPC``), or ``None``. [ALB-UG load-balancer-target-groups: HTTP1 is the default; an
+    HTTP/2 client's request is sent as HTTP/1.1 to an HTTP1 target group.]
+    """
+    spoken, fits = {
+        "HTTP1": ("HTTP/1.1", lambda s: s.startswith("HTTP/1")),
+        "HTTP2": ("HTTP/2", lambda s: s in ("HTTP/2", "gRPC")),
+        "GRPC": ("gRPC over HTTP/2", lambda s: s == "gRPC"),
+    }[version]
+    sentence = (
+        f"target group {group} has ProtocolVersion {version}"
+        + (" (the default)" if version == "HTTP1" else "")
+        + f", so the ALB speaks {spoken} to its targets, whatever the client spoke"
+    )
+    if seen is None:
+        return sentence
+    if fits(seen):
+        return sentence + f"; the capture shows {seen} on the ALB's connection to the target"
+    return sentence + (
+        f"; the capture shows {seen} on the ALB's connection to the target: the real balancer "
+        "spoke another protocol than this configuration says"
     )

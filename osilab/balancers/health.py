@@ -121,6 +121,11 @@ class TargetHealth:
             return self.healthy
         return [t for t in self.targets if self.state.get(t, "healthy") == "unhealthy"]
 
+    @property
+    def all_healthy(self) -> bool:
+        """True while every registered target is healthy (nothing to say, nothing to skip)."""
+        return len(self.healthy) == len(self.targets)
+
     def registered(self, target: str) -> bool:
         """Whether ``target`` is registered now (not draining, not unused)."""
         return self.state.get(target, "healthy") in ("healthy", "unhealthy")

@@ -92,7 +92,7 @@ def _front(
     if not chosen:
         chosen = client_links
     if len(chosen) > 1:
-        names = ", ".join(f"{hops.index(hop)} {hop}" for hop, _ in chosen)
+        names = ", ".join(f"interface {hops.index(hop)} {hop}" for hop, _ in chosen)
         raise UsageError(
             f"the capture holds several hops where clients reach a balancer ({names}); "
             "choose one with --hop NAME or --interface N"

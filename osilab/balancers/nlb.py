@@ -51,6 +51,7 @@ no clock: time is the capture's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import struct
 from collections import Counter
@@ -62,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 from osilab.balancers import explain
 from osilab.balancers.config import HealthChange, Listener, TargetGroup
 from osilab.balancers.config.model import NETWORK
-from osilab.balancers.decision import Decision, DecisionKeeper
+from osilab.balancers.decision import Decision, DecisionKeeper, DeferredDecision
 from osilab.balancers.hashing import (
     MaglevTable,
     flow_hash,
@@ -224,6 +225,8 @@ class NetworkLoadBalancer(DecisionKeeper):
         # Keyed (proto, src ip, src port, dst ip, dst port, interface): one hop's flows
         # are never another hop's (docs/architecture.md, "Hops").
         self._flows: dict[tuple[str, str, int, str, int, int], _FlowState] = {}
+        #: ``seen`` of a flow decision, one tuple per (hash, proto, IPv6).
+        self._seen: dict[tuple[str, str, bool], tuple[str, ...]] = {}
         self._groups = {
             g.name: _GroupState(g, TargetHealth.of(g)) for g in self.config.target_groups
         }
@@ -462,18 +465,25 @@ class NetworkLoadBalancer(DecisionKeeper):
             )
         target, method, health_note = self._pick(group, value, (src_ip, src_port, dst_ip, dst_port))
         flow = FlowKey(proto, Endpoint(src_ip, src_port), Endpoint(dst_ip, dst_port), interface)
-        why = explain.nlb_flow_why(
-            flow, no, listener, group, target, method, first_is_syn=is_syn, health_note=health_note
-        )
-        seen = flow_hash_fields(group.hash, proto, ipv6=":" in src_ip)
+        # The why is built when read (streamed once, never kept: a SYN flood's millions of
+        # flows each hold their decision); the fields read are one shared tuple per kind.
+        why_of: Any = functools.partial(explain.nlb_flow_why, flow, no, listener, group, target,
+                                        method, first_is_syn=is_syn, health_note=health_note)  # fmt: skip
+        why = None
+        seen_key = (group.hash, proto, ":" in src_ip)
+        seen = self._seen.get(seen_key)
+        if seen is None:
+            seen = self._seen[seen_key] = flow_hash_fields(group.hash, proto, ipv6=seen_key[2])
         if listener.protocol in QUIC_LISTENER_PROTOCOLS and proto == "udp":
             route = quic_route(payload, group.quic_server_ids, self._groups[group.name].health.live)
-            why = explain.nlb_quic_why(flow, no, listener, group, route, why)
+            why, why_of = explain.nlb_quic_why(flow, no, listener, group, route, why_of()), None
             target, seen = route.target or target, ("quic.dcid",) if route.target else seen
         proxy = None
         if group.proxy_protocol_v2:  # what the target reads first: the client's address
             proxy = proxy_v2_header(proto, src_ip, src_port, dst_ip, dst_port)
-        decision = Decision(
+        decision = DeferredDecision(
+            why_of=why_of,
+            keep_built=False,
             unit="flow",
             flow=flow,
             request=None,
@@ -517,7 +527,7 @@ class NetworkLoadBalancer(DecisionKeeper):
         routed = 0
         count = 0
         for (no, time, hop, proto, src, sport, dst, dport, flags, seq, _ack, _at, _size, _cut,
-             _wire, damaged, _data) in facts:  # the FlowFacts fields, in order  # fmt: skip
+             _wire, damaged, _data, _tunnel) in facts:  # the FlowFacts fields, in order  # fmt: skip
             count += 1
             state = None
             if (

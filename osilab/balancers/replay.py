@@ -128,13 +128,18 @@ def http_messages(
     keylog: str | None = None,
     on_syn: Callable[[FlowKey, int, float], object] | None = None,
     on_end: Callable[[FlowKey], object] | None = None,
+    on_certificate: Callable[[FlowKey, tuple[bytes, ...]], object] | None = None,
+    unread_tls: set[FlowKey] | None = None,
 ) -> Iterator[HttpRequest | HttpResponse]:
     """HTTP requests and responses from packets, via :func:`osilab.pipeline.iter_http`.
 
-    ``on_syn(flow, packet_no, time)`` is told of every client SYN on the way, and
-    ``on_end(flow)`` of every flow that ended.
+    ``on_syn(flow, packet_no, time)`` is told of every client SYN on the way,
+    ``on_end(flow)`` of every flow that ended, and ``on_certificate(flow, chain)`` of the
+    certificate chain a client presented (mutual TLS); ``unread_tls`` collects the TLS
+    flows the key log could not open (their requests are invisible to an L7 model).
     """
-    yield from iter_http(packets, keylog=keylog, on_syn=on_syn, on_end=on_end)
+    yield from iter_http(packets, keylog=keylog, on_syn=on_syn, on_end=on_end,
+                         on_certificate=on_certificate, unread_tls=unread_tls)  # fmt: skip
 
 
 def one_hop(source: Iterable[Any], interface: int) -> Iterable[Any]:
@@ -164,6 +169,7 @@ def replay(
     progress: bool | None = None,
     interface: int | None = None,
     warnings: Iterable[str] = (),
+    unread_tls: set[FlowKey] | None = None,
 ) -> Replay:
     """Feed a capture (or packets, or HTTP messages for an ALB) to a balancer.
 
@@ -179,6 +185,7 @@ def replay(
             from 0; ``None``: every frame.
         warnings: the configuration's ``accepted, not modelled`` lines, kept on the
             result (:attr:`Replay.warnings`).
+        unread_tls: a set the L7 replay fills with the TLS flows it could not decrypt.
 
     >>> # nlb = NetworkLoadBalancer(config); replay(osilab.read("web.pcap"), nlb).summary()
     """
@@ -188,7 +195,7 @@ def replay(
         balancer.on_decision = on_decision
     try:
         with library_bar(source, show=progress):
-            result = _replay(source, balancer, keylog)
+            result = _replay(source, balancer, keylog, unread_tls)
         return replace(result, warnings=tuple(warnings)) if warnings else result
     finally:
         if on_decision is not None:
@@ -199,6 +206,7 @@ def _replay(
     source: Iterable[Any],
     balancer: NetworkLoadBalancer | ApplicationLoadBalancer | CloudFrontDistribution,
     keylog: str | None,
+    unread_tls: set[FlowKey] | None = None,
 ) -> Replay:
     if isinstance(balancer, NetworkLoadBalancer):
         if isinstance(source, Capture):
@@ -211,14 +219,18 @@ def _replay(
                       balancer.decisions_dropped)  # fmt: skip
     if isinstance(balancer, ApplicationLoadBalancer | CloudFrontDistribution):  # fed requests
         # The streams stage tells the ALB of every client SYN (for "N packets after the
-        # SYN") and of every flow that ended (so it can forget it), on either path.
+        # SYN"), of every flow that ended (so it can forget it) and, for mTLS listeners, of
+        # the certificate chain each client presented in its handshake, on either path.
         on_syn, on_end = balancer.connection_opened, balancer.connection_ended
+        on_cert = (balancer.client_certificate
+                   if isinstance(balancer, ApplicationLoadBalancer) else None)  # fmt: skip
         kind: Literal["alb", "cdn"] = (
             "cdn" if isinstance(balancer, CloudFrontDistribution) else "alb"
         )
         if isinstance(source, Capture):  # the streams stage's fast path: no Packet objects
             messages: Iterable[Any] = http_messages(
-                source, keylog=keylog, on_syn=on_syn, on_end=on_end
+                source, keylog=keylog, on_syn=on_syn, on_end=on_end, on_certificate=on_cert,
+                unread_tls=unread_tls,
             )
         else:
             iterator = iter(source)
@@ -233,7 +245,8 @@ def _replay(
             if _is_message(first):
                 messages = rejoined()
             else:
-                messages = http_messages(rejoined(), keylog=keylog, on_syn=on_syn, on_end=on_end)
+                messages = http_messages(rejoined(), keylog=keylog, on_syn=on_syn, on_end=on_end,
+                                         on_certificate=on_cert, unread_tls=unread_tls)  # fmt: skip
         counts: Counter[str] = Counter()
         for message in messages:
             decision = balancer.feed(message)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote_plus
@@ -53,6 +54,7 @@ from osilab.balancers.config.conditions import compile_aws_regex
 from osilab.protocols.messages import HttpRequest
 
 __all__ = [
+    "CompiledRules",
     "ConditionMatch",
     "RuleMatch",
     "wildcard_match",
@@ -345,3 +347,74 @@ def evaluate_rules(rules: tuple[Rule, ...], request: HttpRequest) -> RuleMatch:
     else:
         why = "the listener has no rules, so the default rule applied"
     return RuleMatch(None, tuple(seen), why, tuple(tried))
+
+
+def _path_test(condition: Condition) -> Callable[[HttpRequest], bool]:
+    """A wildcard ``path-pattern``'s verdict alone (case-sensitive, whole path)."""
+    matchers = tuple(_compile(pattern, True).fullmatch for pattern in condition.values)
+    return lambda request: any(m(request.path) is not None for m in matchers)
+
+
+def _method_test(condition: Condition) -> Callable[[HttpRequest], bool]:
+    values = frozenset(condition.values)
+    return lambda request: request.method in values
+
+
+def _verdict(condition: Condition) -> Callable[[HttpRequest], bool]:
+    """The verdict of :func:`match_condition`, fast where the explanation is the only cost.
+
+    The common conditions get a compiled test (the very test :func:`match_condition`
+    runs); any other is :func:`match_condition` itself, its ``matched`` kept."""
+    if condition.field == "path-pattern" and not condition.regex:
+        return _path_test(condition)
+    if condition.field == "http-request-method":
+        return _method_test(condition)
+    return lambda request: match_condition(condition, request).matched
+
+
+class CompiledRules:
+    """A listener's rules compiled once (per config): which rule wins and the fields read.
+
+    :func:`evaluate_rules` explains every condition it tries in a sentence; a balancer
+    deciding millions of requests needs only the winner and ``seen``, and the sentence
+    when someone reads the decision's why. :meth:`match` gives the same winner and the
+    same ``seen`` as :func:`evaluate_rules` (the same conditions are tried, in the same
+    order, stopping at the same place: ``tests/balancers/test_rules.py`` compares them);
+    ``seen`` is computed once for each way through the rules and then reused.
+    """
+
+    __slots__ = ("rules", "_tests", "_seen", "_by_source", "_first")
+
+    def __init__(self, rules: tuple[Rule, ...], *, read_first: tuple[str, ...] = ()) -> None:
+        self.rules = rules
+        #: Fields the balancer read before any rule (``seen`` starts with them).
+        self._first = read_first
+        self._tests = tuple(tuple(_verdict(c) for c in rule.conditions) for rule in rules)
+        self._seen: dict[tuple[tuple[int, ...], bool], tuple[str, ...]] = {}
+        #: Whether ``seen`` depends on the client's address family (a source-ip condition).
+        self._by_source = any(c.field == "source-ip" for r in rules for c in r.conditions)
+
+    def match(self, request: HttpRequest) -> tuple[Rule | None, tuple[str, ...]]:
+        """``(winning rule or None for the default, fields read)`` for ``request``."""
+        tried: list[int] = []
+        winner = None
+        for rule, tests in zip(self.rules, self._tests, strict=True):
+            count = 0
+            for test in tests:
+                count += 1
+                if not test(request):
+                    break
+            else:
+                winner = rule
+            tried.append(count)
+            if winner is not None:
+                break
+        key = (tuple(tried), self._by_source and ":" in request.flow.client.ip)
+        seen = self._seen.get(key)
+        if seen is None:
+            names = dict.fromkeys(self._first)
+            for rule, count in zip(self.rules, tried, strict=False):
+                for condition in rule.conditions[:count]:
+                    names.update(dict.fromkeys(condition_fields(condition, ipv6=key[1])))
+            seen = self._seen[key] = tuple(names)
+        return winner, seen

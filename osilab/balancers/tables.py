@@ -45,7 +45,7 @@ DECISION_COLUMNS: Mapping[str, str] = MappingProxyType({
 
 def decision_row(decision: Decision, capture: Capture) -> dict[str, Any]:
     """One ``osilab route --json`` object: the decision's keys and the ``hop`` it was on."""
-    return {**decision.to_json(), "hop": capture.hop_name(decision.flow.interface)}
+    return {**decision.to_json(), "hop": capture.hop_name(decision.flow.interface, decision.flow.tunnel)}
 
 
 def decision_rows(

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from osilab.capture.dissect import dissect
 from osilab.capture.files import ReadCallback, Record
 from osilab.capture.layer import IP_TEXT, Layer, ip_text
-from osilab.capture.tunnels import TUNNEL_ETHERTYPES, UDP_TUNNEL_PORTS
+from osilab.capture.tunnels import TUNNEL_ETHERTYPES, UDP_TUNNEL_PORTS, tunnel_of
 
 if TYPE_CHECKING:
     from osilab.capture.reader import Capture
@@ -86,6 +86,9 @@ class FlowFacts(NamedTuple):
     wire_length: int  #: the frame's length on the wire
     damaged: str | None  #: why the facts above cannot be trusted, or None
     data: bytes  #: the frame's captured bytes
+    #: the tunnels the flow's packet came through (:func:`~osilab.capture.tunnels.tunnel_of`,
+    #: e.g. ``"vxlan 42 192.0.2.1-192.0.2.2"``), ``""`` when none: part of the flow's hop
+    tunnel: str = ""
 
     @property
     def payload(self) -> bytes:
@@ -96,7 +99,8 @@ class FlowFacts(NamedTuple):
     def __repr__(self) -> str:  # without the frame bytes
         return (f"FlowFacts(#{self.no} if{self.interface} {self.proto} {self.src}:{self.src_port}"
                 f" -> {self.dst}:{self.dst_port} flags={self.tcp_flags} seq={self.tcp_seq}"
-                f" payload={self.payload_length} damaged={self.damaged!r})")  # fmt: skip
+                f" payload={self.payload_length} damaged={self.damaged!r}"
+                + (f" tunnel={self.tunnel!r})" if self.tunnel else ")"))  # fmt: skip
 
 
 #: The field names of :class:`FlowFacts`, in order.
@@ -163,7 +167,7 @@ def _read(records: Iterable[Record], rare: Callable[[Record], FlowFacts | None])
                 yield make(FlowFacts, (
                     no, time, interface, "tcp", text.get(raw_src) or ip_text(raw_src), sport,
                     text.get(raw_dst) or ip_text(raw_dst), dport, offset_flags & 0x01FF, seq, ack,
-                    start, size, missing if missing > 0 else 0, wire_length, None, data))  # fmt: skip
+                    start, size, missing if missing > 0 else 0, wire_length, None, data, ""))  # fmt: skip
                 continue
         # -- link layer: find the EtherType (or the IP version) and where IP starts ------
         if linktype == 1:  # Ethernet II
@@ -256,7 +260,7 @@ def _read(records: Iterable[Record], rare: Callable[[Record], FlowFacts | None])
             missing = carried - header - size if wire_length > end else 0
             yield make(FlowFacts, (no, time, interface, "tcp", src, sport, dst, dport,
                                    offset_flags & 0x01FF, seq, ack, start, size,
-                                   missing if missing > 0 else 0, wire_length, None, data))  # fmt: skip
+                                   missing if missing > 0 else 0, wire_length, None, data, ""))  # fmt: skip
         elif proto == 17:
             length = (data[off + 4] << 8) | data[off + 5] if ip_end - off >= 8 else 0
             if length < 8:
@@ -268,7 +272,7 @@ def _read(records: Iterable[Record], rare: Callable[[Record], FlowFacts | None])
                 continue
             udp_end = off + length if off + length < ip_end else ip_end
             yield make(FlowFacts, (no, time, interface, "udp", src, sport, dst, dport, None, None,
-                                   None, off + 8, udp_end - off - 8, 0, wire_length, None, data))  # fmt: skip
+                                   None, off + 8, udp_end - off - 8, 0, wire_length, None, data, ""))  # fmt: skip
         elif proto in _TUNNELS:
             yield rare(record)
         else:  # a fragment, No Next Header (59), ICMP...: addresses, no ports
@@ -278,7 +282,7 @@ def _read(records: Iterable[Record], rare: Callable[[Record], FlowFacts | None])
 def _no_transport(no: int, time: float, interface: int, src: str | None, dst: str | None,
                   wire_length: int, data: bytes) -> FlowFacts:  # fmt: skip
     return _facts(FlowFacts, (no, time, interface, None, src, None, dst, None, None, None, None,
-                              len(data), 0, 0, wire_length, None, data))  # fmt: skip
+                              len(data), 0, 0, wire_length, None, data, ""))  # fmt: skip
 
 
 def layer_facts(no: int, time: float, interface: int, data: bytes, wire_length: int,
@@ -290,6 +294,8 @@ def layer_facts(no: int, time: float, interface: int, data: bytes, wire_length: 
     the transport the first ``tcp``/``udp`` layer with ports after it at that depth. A
     VXLAN-mirrored TCP segment is the inner TCP connection's, as on the wire it came from;
     an ICMP error's quoted headers are not the packet's own (the walk stops at ICMP).
+    The tunnels around that packet are ``tunnel`` (:func:`~osilab.capture.tunnels.tunnel_of`):
+    the same inner connection in two tunnels is two flows.
     """
     net = trans = None
     deepest = -1
@@ -306,19 +312,21 @@ def layer_facts(no: int, time: float, interface: int, data: bytes, wire_length: 
     damaged = read_error or _l4_damage(layers)
     src = net["src"] if net is not None else None
     dst = net.get("dst") if net is not None else None
+    tunnel = tunnel_of(layers, deepest) if deepest > 0 else ""
     if trans is None:
         return FlowFacts(no, time, interface, None, src, None, dst, None, None, None, None,
-                         len(data), 0, 0, wire_length, damaged, data)  # fmt: skip
+                         len(data), 0, 0, wire_length, damaged, data, tunnel)  # fmt: skip
     fields = trans.fields
     start = trans.offset + trans.length
     if trans.name == "udp":
         return FlowFacts(no, time, interface, "udp", src, fields["srcport"], dst,
                          fields.get("dstport"), None, None, None, start,
-                         fields.get("payload_len", 0), 0, wire_length, damaged, data)  # fmt: skip
+                         fields.get("payload_len", 0), 0, wire_length, damaged, data, tunnel)  # fmt: skip
     size = fields.get("len", 0)
     return FlowFacts(no, time, interface, "tcp", src, fields["srcport"], dst, fields.get("dstport"),
                      fields.get("flags", 0), fields.get("seq", 0), fields.get("ack", 0), start,
-                     size, missing_bytes(layers, data, wire_length, size), wire_length, damaged, data)  # fmt: skip
+                     size, missing_bytes(layers, data, wire_length, size), wire_length, damaged, data,
+                     tunnel)  # fmt: skip
 
 
 def _l4_damage(layers: Sequence[Layer]) -> str | None:

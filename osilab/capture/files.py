@@ -98,17 +98,21 @@ class Interface:
     comment: str | None = None
 
 
-def hop_name(interfaces: Sequence[Interface], index: int) -> str:
-    """The name of the hop a frame was captured on: its interface's name, else ``if<N>``.
+def hop_name(interfaces: Sequence[Interface], index: int, tunnel: str = "") -> str:
+    """The name of the hop a frame was captured on: its interface's name, else ``if<N>``,
+    then ``/`` and the tunnels it came through when it came through any
+    (:attr:`FlowKey.tunnel <osilab.streams.keys.FlowKey>`).
 
     The lab writes each hop's name (from topology.json) into its pcapng IDB; a pcap file,
     or an interface without ``if_name``, is ``if0``, ``if1``... as pcapng numbers them.
 
     >>> hop_name([Interface(0, 1, "client-alb")], 0), hop_name([], 1)
     ('client-alb', 'if1')
+    >>> hop_name([], 0, "vxlan 42 192.0.2.1-192.0.2.2")
+    'if0/vxlan 42 192.0.2.1-192.0.2.2'
     """
     name = interfaces[index].name if 0 <= index < len(interfaces) else None
-    return name or f"if{index}"
+    return f"{name or f'if{index}'}/{tunnel}" if tunnel else name or f"if{index}"
 
 
 #: One frame as the file holds it: ``(no, time, linktype, data, wire_length, interface,

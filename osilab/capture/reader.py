@@ -102,9 +102,11 @@ class Capture:
         """The number of the last frame the last (or current) read gave."""
         return self._walk.packets_read if self._walk is not None else 0
 
-    def hop_name(self, interface: int) -> str:
+    def hop_name(self, interface: int, tunnel: str = "") -> str:
         """The name of the hop (capture interface) ``interface``: pcapng's ``if_name``,
-        which the lab writes from topology.json, else ``if<N>`` (a pcap file is ``if0``).
+        which the lab writes from topology.json, else ``if<N>`` (a pcap file is ``if0``);
+        for a flow that came through a tunnel, ``"<that name>/<tunnel>"``
+        (:func:`~osilab.capture.files.hop_name`).
 
         Known without a full read: on first use, the interfaces described before the
         first frame are read (the lab and mergecap describe every interface there); a read
@@ -119,7 +121,7 @@ class Capture:
             if len(found) > len(self.interfaces):
                 self.interfaces = found
             self._interfaces_known = True
-        return hop_name(self.interfaces, interface)
+        return hop_name(self.interfaces, interface, tunnel)
 
     # -- iteration ----------------------------------------------------------------------
 

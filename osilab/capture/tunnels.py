@@ -25,14 +25,14 @@ What this module must not know: flows, streams, any protocol above the transport
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from struct import unpack_from
 from types import MappingProxyType
 
 from osilab.capture.layer import Layer, cut_layer, ip_text, new_layer
 
 __all__ = ["TUNNEL_DISSECTORS", "TUNNELS", "GRE_PROTOCOLS", "PPP_PROTOCOLS", "UDP_TUNNEL_PORTS",
-           "TUNNEL_ETHERTYPES"]  # fmt: skip
+           "TUNNEL_ETHERTYPES", "TUNNEL_IDS", "tunnel_of"]  # fmt: skip
 
 _Next = tuple[Layer, str | None, int, int]
 
@@ -398,3 +398,72 @@ TUNNEL_DISSECTORS: MappingProxyType[str, Callable[[bytes, int, int], _Next]] = M
     "ppp": _ppp, "lcp": _lcp, "pppoed": _pppoe("pppoed"), "pppoes": _pppoe("pppoes"),
     "nflog": _nflog, "stp": _stp, "ctp": _ctp,
 })
+
+
+# ---------------------------------------------------------------------------------------
+# Which tunnel a packet came through: part of its flow's hop
+# ---------------------------------------------------------------------------------------
+
+#: Tunnel layer -> the field that tells two tunnels of that kind between the same two
+#: endpoints apart, when both directions of a connection carry the same value: the VXLAN
+#: network identifier (RFC 7348 §5: one VNI is one layer-2 segment), the GRE key (RFC 2890
+#: §2.1, a configured value of the tunnel), the ERSPAN session (one mirror session). Left
+#: out on purpose: MPLS labels and GTP-U TEIDs are chosen by each receiver (RFC 3031 §3.1,
+#: 3GPP TS 29.281 §5.1), so the two directions of one connection carry different ones, as
+#: does PPTP's enhanced GRE (version 1: the key holds the peer's call ID); and the GENEVE
+#: VNI (RFC 8926 §3.4), which Open vSwitch sets per direction (tcpdump's geneve.pcap: one
+#: SSH connection, VNI 10 one way and 11 the other) and an AWS Gateway Load Balancer
+#: leaves 0 (its flow is in the options).
+TUNNEL_IDS: MappingProxyType[str, str] = MappingProxyType({
+    "vxlan": "vni", "gre": "key", "erspan": "session_id",
+})
+
+_TUNNEL_LAYERS = frozenset({"vxlan", "geneve", "gre", "erspan", "cmd", "mpls", "gtp", "teredo", "ayiya"})
+_IP_VERSION = MappingProxyType({"ip": "4", "ipv6": "6"})
+
+
+def tunnel_of(layers: Sequence[Layer], depth: int) -> str:
+    """The tunnels a packet of ``depth`` (:attr:`Layer.depth` of its network layer) came
+    through, outermost first, as text: ``""`` for a packet in no tunnel.
+
+    Each tunnel is its headers (with the identifier of :data:`TUNNEL_IDS` when there is
+    one) and the two addresses of the IP header that carries it, lower text first, so
+    that both directions of a connection name the same tunnel: ``"vxlan 42
+    192.0.2.1-192.0.2.2"``, ``"gre erspan 100 10.0.0.1-10.0.0.2"``; IP in IP (RFC 2003,
+    RFC 4213) is named by the versions, inner first: ``"6in4 192.0.2.1-198.51.100.2"``.
+    Nested tunnels are joined by ``/``. The flows stage keys a flow by it, so the same inner
+    connection seen in two VNIs is two flows on two hops.
+
+    >>> from osilab.capture.dissect import dissect
+    >>> inner = bytes(12) + b"\\x08\\x00" + bytes.fromhex("450000140000000040060000c0000201c0000202")
+    >>> udp = bytes.fromhex("d43112b500320000") + bytes.fromhex("0800000000002a00")
+    >>> outer = bytes.fromhex("4500004600000000401100000a0000020a000001")
+    >>> layers = dissect(bytes(12) + b"\\x08\\x00" + outer + udp + inner, 1)
+    >>> tunnel_of(layers, 1)
+    'vxlan 42 10.0.0.1-10.0.0.2'
+    """
+    if depth <= 0:
+        return ""
+    nets: dict[int, tuple[str, str, str]] = {}  # depth -> the packet's own IP header there
+    headers: dict[int, list[str]] = {}  # depth -> the tunnel headers read at that depth
+    for layer in layers:
+        at, name = layer.depth, layer.name
+        if at > depth:
+            break
+        if (name == "ip" or name == "ipv6") and at not in nets and "src" in layer.fields:
+            nets[at] = (name, layer.fields["src"], layer.fields.get("dst", "?"))
+        elif name in _TUNNEL_LAYERS and at < depth and at in nets:
+            ident = layer.fields.get(TUNNEL_IDS.get(name, ""))
+            if name == "gre" and layer.fields.get("version"):
+                ident = None
+            headers.setdefault(at, []).append(name if ident is None else f"{name} {ident}")
+    segments = []
+    for at in range(depth):
+        net = nets.get(at)
+        if net is None:
+            continue
+        inner = nets.get(at + 1)
+        what = headers.get(at) or [f"{_IP_VERSION[inner[0] if inner else 'ip']}in{_IP_VERSION[net[0]]}"]
+        low, high = sorted(net[1:])
+        segments.append(f"{' '.join(what)} {low}-{high}")
+    return "/".join(segments)

@@ -26,6 +26,7 @@ from osilab.capture import Capture
 from osilab.commands._capture import chosen_by_filter, many_hops, report_errors
 from osilab.commands._output import jsonl_writer, print_hop_table
 from osilab.errors import UsageError
+from osilab.streams.keys import FlowKey
 
 __all__ = ["distribution", "edge_replay", "run_cdn", "with_edge", "edge_cell"]
 
@@ -57,11 +58,13 @@ def edge_replay(
     *,
     keep_decisions: int | None = KEEP_DECISIONS,
     on_decision: Callable[[Decision], object] | None = None,
+    unread_tls: set[FlowKey] | None = None,
 ) -> tuple[CloudFrontDistribution, Replay]:
-    """The edge model, fed the chosen hop of ``capture``."""
+    """The edge model, fed the chosen hop of ``capture`` (``unread_tls`` collects the TLS
+    flows the key log could not open)."""
     edge = CloudFrontDistribution(config, keep_decisions=keep_decisions)
     result = replay(capture, edge, keylog=keylog, interface=choice.interface,
-                    on_decision=on_decision)  # fmt: skip
+                    on_decision=on_decision, unread_tls=unread_tls)  # fmt: skip
     return edge, result
 
 
@@ -69,6 +72,7 @@ def run_cdn(args: argparse.Namespace, capture: Capture, choice: HopChoice) -> in
     """The ``--lb cdn`` branch of ``osilab route``: a table or JSON Lines, and the totals."""
     config = distribution(args, capture)
     chosen = chosen_by_filter(args, capture)
+    unread: set[FlowKey] = set()  # the viewer side is HTTPS: without keys it is invisible
     if args.json:
         write = jsonl_writer()
 
@@ -77,16 +81,16 @@ def run_cdn(args: argparse.Namespace, capture: Capture, choice: HopChoice) -> in
                 write(decision_row(decision, capture))
 
         _edge, result = edge_replay(capture, config, choice, args.keylog, keep_decisions=0,
-                                    on_decision=on_decision)  # fmt: skip
-        return report_errors(capture)
-    _edge, result = edge_replay(capture, config, choice, args.keylog)
+                                    on_decision=on_decision, unread_tls=unread)  # fmt: skip
+        return report_errors(capture, unread_tls=unread, keylog=args.keylog)
+    _edge, result = edge_replay(capture, config, choice, args.keylog, unread_tls=unread)
     shown = [d for d in result.decisions if chosen is None or chosen.decision(d)]
     rows = []
     for d in shown:
         cache = d.cache if isinstance(d, CdnDecision) else ""
         behavior = d.behavior if isinstance(d, CdnDecision) else ""
         where = d.target or (f"{d.action} {d.status}" if d.status else "(the edge)")
-        rows.append((capture.hop_name(d.flow.interface), d.decided_at, str(d.flow),
+        rows.append((capture.hop_name(d.flow.interface, d.flow.tunnel), d.decided_at, str(d.flow),
                      d.request_label or "", behavior, cache, where))  # fmt: skip
     print_hop_table(("decided at", "flow", "request", "behavior", "cache", "origin"), rows,
                     lambda: many_hops(capture))  # fmt: skip
@@ -100,7 +104,7 @@ def run_cdn(args: argparse.Namespace, capture: Capture, choice: HopChoice) -> in
     if result.total == 0:
         print("osilab: note: no HTTP request was found; the edge ends TLS, so give HTTPS "
               "captures their --keylog", file=sys.stderr)  # fmt: skip
-    return report_errors(capture)
+    return report_errors(capture, unread_tls=unread, keylog=args.keylog)
 
 
 def with_edge(

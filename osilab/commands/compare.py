@@ -44,7 +44,10 @@ from osilab.commands.route import (
 from osilab.errors import UsageError
 
 HELP = "the NLB (L4) and ALB (L7) models side by side: per request, per target, time to decision"
-EXAMPLE = "osilab compare captures/alb/alb.pcapng --config lb.json"
+EXAMPLE = (
+    "osilab compare captures/alb/alb.pcapng --keylog captures/alb/keylog.txt "
+    "--alb-config captures/alb/alb.config.json"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +116,8 @@ def both_configs(
 
 def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file, progress=not args.quiet)
-    choice = hop_choice(capture, None, args)
+    # compare lists HTTP requests: the hop where clients reach the ALB, when there is one
+    choice = hop_choice(capture, "alb", args)
     configs = both_configs(args, capture, choice)
     if configs is None:
         return report_errors(capture)
@@ -129,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json:
         write_jsonl(
-            {**row.to_json(), "hop": capture.hop_name(row.request.flow.interface), **edge_of(row)}
+            {**row.to_json(), "hop": capture.hop_name(row.request.flow.interface, row.request.flow.tunnel), **edge_of(row)}
             for row in result.rows
         )
         return report_errors(capture)
@@ -142,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         )
         rows.append(
             (
-                capture.hop_name(row.request.flow.interface),
+                capture.hop_name(row.request.flow.interface, row.request.flow.tunnel),
                 f"{row.request.method} {row.request.target}",
                 str(row.request.flow),
                 row.nlb_target or "-",

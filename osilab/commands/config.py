@@ -28,7 +28,7 @@ HELP = (
     "write, check and convert balancer configs (osilab, AWS CLI output, Terraform, CloudFormation)"
 )
 EXAMPLE = (
-    "osilab config check describe-rules.json describe-listeners.json describe-target-groups.json"
+    "osilab config check tests/balancers/configs/aws-cli/*.json"
 )
 
 _ALB_EXAMPLE = """\

@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
         args,
         capture,
         records,
-        as_json=lambda record: {**record.to_json(), "hop": capture.hop_name(record.interface)},
+        as_json=lambda record: {**record.to_json(), "hop": capture.hop_name(record.interface, record.key.tunnel)},
         headers=("#", "proto", "client", "server", "packets", "bytes", "first", "last", "state", "app"),
         cells=lambda r: (
-            capture.hop_name(r.interface),
+            capture.hop_name(r.interface, r.key.tunnel),
             r.index,
             r.key.proto,
             r.key.client,

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         capture,
         pairs,
         keep=lambda chosen, pair: chosen.request(pair[0]),
-        as_json=lambda pair: {**request_json(*pair), "hop": capture.hop_name(pair[0].flow.interface)},
+        as_json=lambda pair: {**request_json(*pair), "hop": capture.hop_name(pair[0].flow.interface, pair[0].flow.tunnel)},
         headers=("flow", "method", "host", "target", "version", "first", "headers", "status", "desync"),
         cells=lambda pair: _cells(capture, *pair),
         unit="requests",
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _cells(capture: Capture, request: HttpRequest, response: HttpResponse | None) -> tuple[object, ...]:
     return (
-        capture.hop_name(request.flow.interface),
+        capture.hop_name(request.flow.interface, request.flow.tunnel),
         request.flow,
         request.method,
         request.host or "",

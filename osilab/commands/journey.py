@@ -15,7 +15,7 @@ from osilab.commands._output import print_table, write_jsonl
 from osilab.errors import UsageError
 
 HELP = "one request's journey through a multi-hop capture, device by device, layer by layer"
-EXAMPLE = "osilab journey captures/alb/alb.pcapng --request r0005 --html journey.html"
+EXAMPLE = "osilab journey captures/alb/alb.pcapng --request a0005 --html journey.html"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

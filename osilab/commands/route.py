@@ -50,11 +50,12 @@ from osilab.commands._edge import run_cdn
 from osilab.commands._output import jsonl_writer, print_hop_table
 from osilab.errors import UsageError
 from osilab.journey import TOPOLOGY_FILE, load_topology
+from osilab.streams.keys import FlowKey
 
 HELP = "replay a capture through an AWS NLB (L4) or ALB (L7) model: one line per decision"
 EXAMPLE = (
     "osilab route captures/alb/alb.pcapng --lb alb --keylog captures/alb/keylog.txt "
-    "--config tests/balancers/configs/aws-cli/describe-rules.json ..."
+    "--config tests/balancers/configs/aws-cli/*.json"
 )
 
 
@@ -236,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
     print_warnings(warnings)
     marks = Marks(args.lb) if getattr(args, "write", None) else None
     chosen = chosen_by_filter(args, capture)
+    unread: set[FlowKey] | None = set() if args.lb == "alb" else None  # TLS it could not open
     if args.json:
         # Streaming: each decision is written as it is made and none is kept, so the
         # output of a capture of any size takes constant memory.
@@ -251,18 +253,19 @@ def run(args: argparse.Namespace) -> int:
                 _decided(decision, write, marks, capture)
 
         result = replay(capture, balancer, keylog=args.keylog, interface=choice.interface,
-                        warnings=warnings, on_decision=on_decision)  # fmt: skip
+                        warnings=warnings, on_decision=on_decision, unread_tls=unread)  # fmt: skip
     else:
         balancer = NetworkLoadBalancer(config) if args.lb == "nlb" else ApplicationLoadBalancer(config)
         result = replay(capture, balancer, keylog=args.keylog, interface=choice.interface,
-                        warnings=warnings, on_decision=marks.add if marks else None)  # fmt: skip
+                        warnings=warnings, on_decision=marks.add if marks else None,
+                        unread_tls=unread)  # fmt: skip
         shown = [d for d in result.decisions if chosen is None or chosen.decision(d)]
         rows = []
         for d in shown:
             where = d.target or (f"{d.action} {d.status}" if d.status else d.action)
             if d.target and d.action not in ("forward", None):  # a reset names its target too
                 where = f"{d.action} {d.target}"
-            hop = capture.hop_name(d.flow.interface)
+            hop = capture.hop_name(d.flow.interface, d.flow.tunnel)
             rows.append(
                 (hop, d.decided_at, str(d.flow), d.request_label or "(flow)", where, ", ".join(d.seen))
             )
@@ -293,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
                               interfaces=lambda: capture.interfaces)  # fmt: skip
         print(f"osilab: wrote {count} packets of the decided flows to {args.write} "
               "(each decision's why is the comment of the packet it was made at)", file=sys.stderr)
-    return report_errors(capture)
+    return report_errors(capture, unread_tls=unread, keylog=args.keylog)
 
 
 def _decided(decision: Decision, write: Any, marks: Marks | None, capture: Capture) -> None:

@@ -187,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             out.write(detail_text(detail) + "\n\n" + hexdump(pkt, colour=colour) + "\n\n")
     missing = sorted(wanted - found) if test is None else []
-    if missing:
-        print(f"osilab: note: {capture.name} has no frame {', '.join(map(str, missing))}",
-              file=sys.stderr)
-    return report_errors(capture)
+    code = report_errors(capture)
+    if missing:  # a frame the user asked for by number and the capture does not hold
+        print(f"osilab: error: {capture.name} has no frame {', '.join(map(str, missing))} "
+              f"(it holds frames 1-{capture.packets_read})", file=sys.stderr)  # fmt: skip
+        return 1
+    return code

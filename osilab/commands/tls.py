@@ -56,15 +56,15 @@ def _entry(flow: str, packet: int, hello: ClientHello) -> dict[str, Any]:
 
 
 #: Hop names without a capture to ask: ``if<N>``, as pcapng numbers interfaces.
-_NUMBERED_HOPS: Callable[[int], str] = partial(hop_name, ())
+_NUMBERED_HOPS: Callable[[int, str], str] = partial(hop_name, ())
 
 
 def hellos(
-    messages: Iterable[FlowMessage], hop: Callable[[int], str] = _NUMBERED_HOPS
+    messages: Iterable[FlowMessage], hop: Callable[[int, str], str] = _NUMBERED_HOPS
 ) -> Iterator[dict[str, Any]]:
     """One dict per ClientHello (design.md's ``osilab tls --json`` keys plus the server's
-    answer and the ``hop``, named by ``hop(interface)``: ``Capture.hop_name``; by default
-    ``if<N>``)."""
+    answer and the ``hop``, named by ``hop(interface, tunnel)``: ``Capture.hop_name``; by
+    default ``if<N>``, then ``/<tunnel>`` for a tunnelled flow)."""
     waiting: list[tuple[FlowKey, dict[str, Any]]] = []
     for item in messages:
         message = item.message
@@ -74,7 +74,7 @@ def hellos(
         hello = message.message
         if isinstance(hello, ClientHello):
             entry = _entry(str(flow), message.last_packet, hello)
-            entry["hop"] = hop(flow.interface)
+            entry["hop"] = hop(flow.interface, flow.tunnel)
             waiting.append((flow, entry))
         elif isinstance(hello, ServerHello) and not hello.hello_retry:
             for key, entry in reversed(waiting):

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     def found() -> Iterator[dict[str, Any]]:
         for flow, message in iter_websocket(capture, notes=notes):
-            row = message_json(flow, message, capture.hop_name(flow.interface))
+            row = message_json(flow, message, capture.hop_name(flow.interface, flow.tunnel))
             if row["accept_ok"] is False:
                 wrong.add(row["flow"])
             yield row

@@ -15,6 +15,9 @@ flows, the same reassembled bytes and the same messages.
   their stream id). A request's ``headers_complete_packet`` is the moment an L7 device
   can act.
 * A PROXY protocol header is the pipeline's ``proxy`` message; its length is kept.
+* After an HTTP ``101`` the HTTP parser hands the connection to the WebSocket parser
+  (RFC 6455); its messages (a fragmented message is one) are kept per flow
+  (:attr:`CaptureIndex.websocket`), so a journey can follow one past the Upgrade.
 * Redis and PostgreSQL are request/response protocols: the RESP and PostgreSQL parsers'
   messages are grouped into *runs*, the consecutive messages of one direction (a command,
   its reply; a query, its rows), and put in words (:func:`resp_words`, :func:`pgsql_words`).
@@ -40,6 +43,7 @@ from osilab.protocols import AppMessage, Direction
 from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.protocols.pgsql import PgsqlMessage
 from osilab.protocols.resp import RespCommand, RespReply
+from osilab.protocols.websocket import WebSocketMessage
 from osilab.streams.keys import Endpoint, FlowKey
 
 __all__ = [
@@ -59,8 +63,11 @@ STORE_PROTOCOLS = frozenset({"resp", "pgsql"})
 
 
 def hop_of(packet: Packet) -> str:
-    """The hop a packet was captured on: its pcapng interface's name, else ``if<n>``."""
-    return packet.interface_name or f"if{packet.interface}"
+    """The hop a packet was captured on: its pcapng interface's name, else ``if<n>``, then
+    ``/<tunnel>`` when it came through a tunnel (:attr:`FlowKey.tunnel`)."""
+    name = packet.interface_name or f"if{packet.interface}"
+    tunnel = packet.facts.tunnel
+    return f"{name}/{tunnel}" if tunnel else name
 
 
 @dataclass
@@ -167,6 +174,9 @@ class CaptureIndex:
         self.flows: dict[FlowKey, Flow] = {}
         self.exchanges: list[Exchange] = []
         self.runs: list[Run] = []
+        #: Each flow's WebSocket messages (the pipeline's, whose ``message`` is a
+        #: :class:`~osilab.protocols.websocket.WebSocketMessage`), in the order they completed.
+        self.websocket: dict[FlowKey, list[AppMessage]] = {}
         requests: dict[tuple[FlowKey, int], HttpRequest] = {}
         responses: dict[tuple[FlowKey, int], HttpResponse] = {}
         open_runs: dict[FlowKey, list[AppMessage]] = {}
@@ -203,6 +213,8 @@ class CaptureIndex:
             requests.setdefault((key, _position(rich)), rich)  # the head first, then the end
         elif isinstance(rich, HttpResponse) and message.fields.get("stage") == "complete":
             responses.setdefault((key, _position(rich)), rich)
+        elif isinstance(rich, WebSocketMessage):
+            self.websocket.setdefault(key, []).append(message)
         elif message.protocol == "proxy" and message.direction is Direction.TO_SERVER:
             flow = self.flows.get(key)
             if flow is not None and not flow.proxy_header:
@@ -267,8 +279,8 @@ def _both_ways(packet: Packet) -> tuple[FlowKey, FlowKey]:
     source = Endpoint(packet.ip_src or "", packet.src_port or 0)
     destination = Endpoint(packet.ip_dst or "", packet.dst_port or 0)
     return (
-        FlowKey("tcp", source, destination, packet.interface),
-        FlowKey("tcp", destination, source, packet.interface),
+        FlowKey("tcp", source, destination, packet.interface, packet.facts.tunnel),
+        FlowKey("tcp", destination, source, packet.interface, packet.facts.tunnel),
     )
 
 

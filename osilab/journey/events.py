@@ -39,6 +39,8 @@ BEHAVIOURS: Mapping[str, str] = {
     "forward-l4": "forwards the packet by addresses and ports: reads up to layer 4, rewrites addresses",
     "proxy-l4": "ends the TCP connection and relays the byte stream over a connection of its own, unread",
     "proxy-l7": "reads the message up to layer 7 and sends it on over a connection of its own",
+    "tunnel": "after an HTTP Upgrade, copies the bytes to the connection it opened for the "
+    "Upgrade: reads up to layer 4 in effect (carried, not read)",
     "endpoint": "reads the message up to layer 7 and answers or asks on",
     "sink": "reads the message up to layer 7: the journey ends here",
 }

@@ -9,7 +9,10 @@ The first four steps of a journey (see :mod:`osilab.journey.trip`):
    received between those two moments belongs to this request. The id confirms it where
    it is visible (the Redis key ``rid:<id>``, the SQL comment ``/* rid=<id> */``).
 3. **PDUs** (:func:`path_pdus`): the legs' requests (the packet where each head became
-   complete), the store messages, the legs' responses in reverse order.
+   complete), the store messages, the legs' responses in reverse order. When every leg
+   was answered ``101 Switching Protocols`` to a WebSocket Upgrade (RFC 6455 §4), the
+   connections carry frames from then on, and the journey goes on with the first
+   WebSocket message after the Upgrade, on every leg, and the first one back.
 4. **Devices** (:func:`arrivals_of`): the sender of a frame owns its source MAC, the
    receiver its destination MAC (:mod:`osilab.journey.network`); a frame between two hosts
    not linked directly crossed the bridge between them, which gets an arrival of its own.
@@ -29,6 +32,7 @@ from osilab.capture.packet import Packet
 from osilab.errors import UsageError
 from osilab.journey._index import CaptureIndex, Exchange, Run
 from osilab.journey.network import Device, Network
+from osilab.protocols import AppMessage, Direction
 
 __all__ = ["Pdu", "Arrival", "find_legs", "path_pdus", "arrivals_of", "behaviour_of", "mac"]
 
@@ -39,10 +43,13 @@ class Pdu:
 
     packet: Packet
     direction: str
-    protocol: str  # "http", "resp", "pgsql"
+    protocol: str  # "http", "resp", "pgsql", "websocket"
     message: str
     leg: Exchange | None = None
     run: Run | None = None
+    #: A WebSocket message: the upgraded exchange whose connection carried it, and the message.
+    tunnel: Exchange | None = None
+    websocket: AppMessage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +94,12 @@ def path_pdus(
     start = last.request.time
     end = last.response.time if last.response else float("inf")
     window = [run for run in index.runs if start <= run.time <= end]
+    after = _after_upgrade(index, legs)
     packets = index.packets_at(
         {leg.request.headers_complete_packet for leg in legs}
         | {leg.response.headers_complete_packet for leg in legs if leg.response}
         | {run.last_packet for run in window}
+        | {message.last_packet for _, message in after}
     )
     pdus = [
         Pdu(
@@ -144,7 +153,41 @@ def path_pdus(
             continue
         packet = packets[leg.response.headers_complete_packet]
         pdus.append(Pdu(packet, "response", "http", _status_line(leg), leg=leg))
+    for leg, message in after:
+        direction = "request" if message.direction is Direction.TO_SERVER else "response"
+        pdus.append(Pdu(packets[message.last_packet], direction, "websocket", message.summary,
+                        tunnel=leg, websocket=message))  # fmt: skip
+    if after:
+        notes.append(
+            f"after the 101 the connections carry WebSocket frames (RFC 6455), not requests: the "
+            f"journey goes on with the first message after the Upgrade ({after[0][1].summary}, packet "
+            f"{after[0][1].last_packet}) and the first one back."
+        )
     return pdus, notes
+
+
+def _after_upgrade(index: CaptureIndex, legs: list[Exchange]) -> list[tuple[Exchange, AppMessage]]:
+    """The first WebSocket message after the Upgrade on every leg, then the first one back on
+    every leg in reverse order (``[]`` unless every leg was switched to WebSocket by a 101)."""
+    if any(leg.response is None or leg.response.status != 101 for leg in legs):
+        return []
+    chosen: list[tuple[Exchange, AppMessage]] = []
+    for leg in legs:
+        message = _first(index.websocket.get(leg.flow.key, ()), Direction.TO_SERVER, 0.0)
+        if message is None:  # a leg whose first message the capture does not show
+            return []
+        chosen.append((leg, message))
+    since = chosen[-1][1].time  # the reply comes after the message reached the end
+    back = [(leg, _first(index.websocket.get(leg.flow.key, ()), Direction.TO_CLIENT, since))
+            for leg in reversed(legs)]  # fmt: skip
+    if all(message is not None for _, message in back):
+        chosen += [(leg, message) for leg, message in back if message is not None]
+    return chosen
+
+
+def _first(messages: Any, direction: Direction, since: float) -> AppMessage | None:
+    """The first message in ``direction`` that completed at or after ``since``."""
+    return next((m for m in messages if m.direction is direction and m.time >= since), None)
 
 
 #: Store protocol -> (its name, how its messages name the request id, the note when they
@@ -251,6 +294,8 @@ def behaviour_of(device: Device, arrival_in: Arrival | None, arrival_out: Arriva
     if _segment(p) == _segment(q):
         return "forward-l4"
     pin, pout = arrival_in.pdu, arrival_out.pdu
+    if pin.tunnel is not None and pout.tunnel is not None and pin.direction == pout.direction:
+        return "tunnel"
     if pin.leg is not None and pout.leg is not None and pin.direction == pout.direction:
         if device.role == "l4proxy" or (device.role == "host" and _same_message(pin, pout)):
             return "proxy-l4"

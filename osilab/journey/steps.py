@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from osilab.balancers.explain import alb_protocol_version_why
+from osilab.balancers.targets import request_protocol
 from osilab.capture.packet import Packet
 from osilab.journey._index import CaptureIndex, Exchange
 from osilab.journey.events import CAPTURE, MODEL, TOPOLOGY, LayerStep
@@ -57,6 +59,16 @@ _SERVICE = {
 
 def _l7_in_why(device: Device, pdu: Pdu, behaviour: str, out: Pdu | None) -> str:
     role, message = device.role, pdu.message
+    if pdu.protocol == "websocket":
+        if pdu.direction == "request":
+            return (
+                f"{device.name}'s WebSocket handler reads the frame and unmasks its payload with the "
+                "key the client chose (RFC 6455 §5.3): the message is read here, at its end."
+            )
+        return (
+            f"{device.name} reads the server's frame (unmasked, RFC 6455 §5.1): the message back, on "
+            "the connection the Upgrade turned into a WebSocket."
+        )
     if pdu.protocol == "resp":
         if pdu.direction == "request":
             return "Redis reads the RESP command and runs it on its in-memory data."
@@ -199,6 +211,9 @@ def in_steps(
             "and goes up to TCP.",
         )
     )
+    if behaviour == "tunnel":
+        steps.append(_tunnel_in(device, pdu, decision, out))
+        return tuple(steps)
     port = packet.dst_port if pdu.direction == "request" else packet.src_port
     if pdu.direction == "request":
         why = (
@@ -242,6 +257,26 @@ def in_steps(
     return tuple(steps)
 
 
+def _tunnel_in(device: Device, pdu: Pdu, decision: Any | None, out: Pdu | None) -> LayerStep:
+    """Layer 4, where a proxy stops after an Upgrade: the frames above are carried, not read.
+
+    RFC 6455 §4: after the 101 the connection carries WebSocket frames; a proxy that
+    routed the Upgrade request (an ALB, nginx with ``proxy_set_header Upgrade``) copies the
+    bytes between its two connections and reads none of them.
+    """
+    detail = _tcp_line(pdu.packet) + " (the WebSocket frame above is carried, not read)"
+    if decision is not None:
+        why = model_why(decision, out) if pdu.direction == "request" else decision.why
+        return LayerStep(4, "tcp", "stop", detail, why[:1].upper() + why[1:], MODEL)
+    upgrade = pdu.tunnel.request.headers_complete_packet if pdu.tunnel is not None else None
+    why = (
+        f"After the 101 this connection is a tunnel (RFC 6455 §4): {device.name} routed the Upgrade "
+        f"request once (packet {upgrade} on this connection) and now copies the bytes to its other "
+        "connection without reading them: in effect it works at layer 4."
+    )
+    return LayerStep(4, "tcp", "stop", detail, why)
+
+
 def _header_changes(before: Exchange, after: Exchange, direction: str) -> str:
     if direction == "request":
         old, new = before.request.headers, after.request.headers
@@ -274,10 +309,21 @@ def _connection_note(index: CaptureIndex, packet: Packet, before: Packet | None)
     return f"a kept-alive connection (opened at packet {flow.syn_packet})"
 
 
-def _l7_out(device: Device, behaviour: str, pin: Pdu | None, pout: Pdu) -> LayerStep:
+def _l7_out(
+    device: Device, behaviour: str, pin: Pdu | None, pout: Pdu, speaks: tuple[str, str] | None = None
+) -> LayerStep:
     role = device.role
     if behaviour == "proxy-l7" and pin is not None and pin.leg is not None and pout.leg is not None:
         changes = _header_changes(pin.leg, pout.leg, pout.direction)
+        if pout.direction == "request" and speaks is not None:  # the ALB model's target group
+            seen = request_protocol(pout.leg.request)
+            why = (
+                "The ALB forwards the request with X-Forwarded-For added, because the target sees the "
+                f"ALB's address, not the client's; {alb_protocol_version_why(*speaks, seen)}."
+            )
+            return LayerStep(7, pout.protocol, "rewrote",
+                             f"{pout.message}: {changes}; ProtocolVersion {speaks[1]}: {seen} to the target",
+                             why, MODEL)  # fmt: skip
         if pout.direction == "request" and role == "alb":
             why = (
                 "The ALB forwards the request with X-Forwarded-For added, because the target sees the ALB's "
@@ -308,6 +354,18 @@ def _l7_out(device: Device, behaviour: str, pin: Pdu | None, pout: Pdu) -> Layer
             f"{len(pout.packet.payload)} payload bytes relayed unread{extra}",
             "A TCP proxy copies the byte stream from one connection to the other without parsing it.",
         )
+    if behaviour == "tunnel":
+        same = pin is not None and pin.packet.payload == pout.packet.payload
+        return LayerStep(
+            7,
+            pout.protocol,
+            "kept",
+            f"{pout.message}: {len(pout.packet.payload)} payload bytes"
+            + (", byte for byte as they came in" if same else ""),
+            "Carried, not read: the frame goes on as it came"
+            + (", masked with the client's own key (RFC 6455 §5.3)" if pout.direction == "request" else "")
+            + "; a proxy that does not read frames does not unmask or re-frame them.",
+        )
     if behaviour == "forward-l4":
         return LayerStep(
             7,
@@ -316,6 +374,15 @@ def _l7_out(device: Device, behaviour: str, pin: Pdu | None, pout: Pdu) -> Layer
             f"{len(pout.packet.payload)} payload bytes forwarded unread",
             "A layer 4 balancer never reads or changes the payload: the HTTP bytes pass as they are.",
         )
+    if pout.protocol == "websocket":
+        why = (
+            "The client's WebSocket library sends the message as a frame masked with a fresh random "
+            "key, as every frame from a client must be (RFC 6455 §5.3)."
+            if pout.direction == "request"
+            else f"{device.name} answers with a message of its own; a server's frames are not "
+            "masked (RFC 6455 §5.1)."
+        )
+        return LayerStep(7, pout.protocol, "created", pout.message, why)
     if pout.protocol == "resp":
         why = (
             "The app sends a Redis command over its pooled connection."
@@ -351,7 +418,11 @@ def out_steps(
     behaviour: str,
     arrival_in: Arrival | None,
     arrival_out: Arrival,
+    *,
+    speaks: tuple[str, str] | None = None,
 ) -> tuple[LayerStep, ...]:
+    """What ``device`` kept, rewrote or created on the way out, from the top down; ``speaks``
+    is the ALB model's ``(target group, ProtocolVersion)`` for the request it forwarded."""
     q = arrival_out.pdu.packet
     p = arrival_in.pdu.packet if arrival_in else None
     peer = arrival_out.onward or arrival_out.device
@@ -380,7 +451,7 @@ def out_steps(
         )
     steps = []
     if q.payload:
-        steps.append(_l7_out(device, behaviour, pin, arrival_out.pdu))
+        steps.append(_l7_out(device, behaviour, pin, arrival_out.pdu, speaks))
     if behaviour == "forward-l4" and p is not None:
         steps.append(
             LayerStep(
@@ -413,6 +484,12 @@ def out_steps(
         if same_connection:
             note = "the same connection, the other direction"
             why = "It uses the connection the last message came in on, in the other direction."
+        elif behaviour == "tunnel":
+            note = _connection_note(index, q, None).replace("the connection", "the Upgrade's connection")
+            why = (
+                f"For the WebSocket's life {device.name}'s two connections are joined: what arrives on "
+                "one is written to the other, in order, on the connection the Upgrade request took."
+            )
         else:
             note = _connection_note(index, q, p)
             if device.role == "alb":
@@ -506,6 +583,11 @@ def event_summary(
         )
     if behaviour == "proxy-l7":
         return f"{read} ({arrival_in.pdu.message if arrival_in else ''}) and sends it on to {target} itself."
+    if behaviour == "tunnel":
+        return (
+            f"{read} (after the Upgrade the WebSocket frame is carried, not read) and copies it to "
+            f"{target} on the Upgrade's connection."
+        )
     if behaviour == "sink":
         return f"{read}: {message}. The journey ends here."
     assert arrival_out is not None

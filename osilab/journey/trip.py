@@ -60,7 +60,7 @@ from osilab.balancers import BalancerConfig
 from osilab.capture.packet import Packet
 from osilab.errors import UsageError
 from osilab.journey._index import CaptureIndex, Exchange
-from osilab.journey._models import DECIDE
+from osilab.journey._models import DECIDE, alb_message
 from osilab.journey.events import BALANCER_ROLES, CAPTURE, JourneyEvent, PacketView
 from osilab.journey.network import Device, Network
 from osilab.journey.path import Arrival, arrivals_of, behaviour_of, find_legs, mac, path_pdus
@@ -218,7 +218,9 @@ def build_journey(
         is_balancer = (
             is_balancer and arrival_in is not None and arrival_in.pdu.direction == "request"
         )
-        if is_balancer:
+        if behaviour == "tunnel" and use_models:
+            decision = _tunnel_decision(index, network, configs, device, front, arrival_in, arrival_out)
+        elif is_balancer:
             assert arrival_in is not None and arrival_in.pdu.leg is not None
             balancer = balancer or device_name
             kind = _model_kind(device, behaviour)
@@ -253,7 +255,8 @@ def build_journey(
             else ()
         )
         steps_out = (
-            out_steps(index, network, device, behaviour, arrival_in, arrival_out)
+            out_steps(index, network, device, behaviour, arrival_in, arrival_out,
+                      speaks=_protocol_version(configs, decision, behaviour))  # fmt: skip
             if arrival_out
             else ()
         )
@@ -344,6 +347,41 @@ def _plan(
         plan.append((arrival.device, arrival, onward))
         previous = arrival.device
     return plan
+
+
+def _tunnel_decision(
+    index: CaptureIndex,
+    network: Network,
+    configs: Mapping[str, BalancerConfig],
+    device: Device,
+    front: list[Exchange],
+    arrival_in: Arrival | None,
+    arrival_out: Arrival | None,
+) -> Any | None:
+    """The ALB model on a WebSocket message the balancer carried after the Upgrade, either
+    way (:func:`osilab.journey._models.alb_message`); ``None`` for any other device."""
+    client_side = next(
+        (a.pdu for a in (arrival_in, arrival_out) if a is not None and a.pdu.tunnel in front), None
+    )
+    config = configs.get("alb")
+    if client_side is None or client_side.websocket is None or client_side.tunnel is None:
+        return None
+    if config is None or (network.known and device.role != "alb"):
+        return None
+    return alb_message(index, client_side.tunnel, config, client_side.websocket)
+
+
+def _protocol_version(
+    configs: Mapping[str, BalancerConfig], decision: Any | None, behaviour: str
+) -> tuple[str, str] | None:
+    """``(target group, ProtocolVersion)`` of an ALB request decision's target group."""
+    config = configs.get("alb")
+    if decision is None or behaviour != "proxy-l7" or config is None or decision.unit != "request":
+        return None
+    group = decision.target_group
+    if group is None:
+        return None
+    return group, config.group(group).protocol_version
 
 
 def _model_kind(device: Device, behaviour: str) -> str | None:

@@ -15,6 +15,8 @@ before any socket is opened). The suites are chosen to show one thing each on th
 ``rules``      one request per ALB rule type (host, header, method, query, source IP, path)
 ``https``      TLS with SNI, key log saved (``SSLContext.keylog_filename``), keep-alive
 ``h2``         HTTP/2 over TLS (ALPN ``h2``): many streams on one connection
+``mtls``       one TLS 1.3 connection presenting the lab CA's client certificate (mutual
+               TLS: HAProxy ``verify required``), a few keep-alive requests
 ``short``      many one-request connections, so the balancer's spread shows
 ``smuggle``    a CL.TE request-smuggling attempt, then an innocent request behind it
 ``cdn``        the edge cache: hits, misses, cache keys, an expiry, a redirect (``lab.cdn``)
@@ -23,6 +25,8 @@ before any socket is opened). The suites are chosen to show one thing each on th
                idle connection the balancer closes
 ``failover``   keep-alive traffic through the L4 and ALB roles while one target stops
                accepting connections and starts again (:mod:`osilab.lab.failover`)
+``quic``       HTTP/3 over QUIC (aioquic, :mod:`osilab.lab.quic_client`), moved to a new
+               UDP port midway (connection migration)
 =============  ==============================================================
 
 Every request carries ``X-Request-Id: <id>`` *and* ``?rid=<id>``. HTTP/1.1 is written
@@ -144,7 +148,10 @@ class _Http1:
 class Client:
     """Runs suites and collects :class:`RequestRecord` s; ids are ``<prefix><0001>``."""
 
-    def __init__(self, prefix: str, keylog: str | None, sni: str) -> None:
+    def __init__(
+        self, prefix: str, keylog: str | None, sni: str, certificate: list[str] | None = None
+    ) -> None:
+        self.certificate = certificate  # [cert.pem, key.pem] the mtls suite presents
         self.prefix = prefix
         self.keylog = keylog
         self.sni = sni
@@ -156,7 +163,9 @@ class Client:
         self.counter += 1
         return f"{self.prefix}{self.counter:04d}"
 
-    def connect(self, address: str, source: str, *, alpn: str | None = None) -> socket.socket:
+    def connect(
+        self, address: str, source: str, *, alpn: str | None = None, present: bool = False
+    ) -> socket.socket:
         host, port = _check_destination(address)
         sock = socket.create_connection((host, port), timeout=_TIMEOUT, source_address=(source, 0))
         sock.settimeout(_TIMEOUT)
@@ -167,6 +176,8 @@ class Client:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         context.set_alpn_protocols([alpn])
+        if present and self.certificate:  # mutual TLS: answer the CertificateRequest
+            context.load_cert_chain(*self.certificate)
         if self.keylog:
             context.keylog_filename = self.keylog
         return context.wrap_socket(sock, server_hostname=self.sni)
@@ -332,6 +343,14 @@ class Client:
                     self.exchange(http, "https", "GET", target, scheme="https")
                     if not http.finish_cycle():
                         break
+
+    def mtls(self, address: str, source: str, per: int = 3, **_: Any) -> None:
+        with self.connect(address, source, alpn="http/1.1", present=True) as sock:
+            http = _Http1(sock)
+            for i in range(per):
+                self.exchange(http, "mtls", "GET", "/" if i % 2 == 0 else "/api/items/7", scheme="https")
+                if not http.finish_cycle():
+                    break
 
     def h2(self, address: str, source: str, streams: int = 24, **_: Any) -> None:
         import h2.config
@@ -532,6 +551,20 @@ class Client:
                 )
             )  # fmt: skip
 
+    def quic(self, address: str, source: str, **_: Any) -> None:
+        """One HTTP/3 connection to ``address`` (UDP) that migrates to a new port midway
+        (:mod:`osilab.lab.quic_client`); a request lost after the move is recorded too."""
+        from osilab.lab.quic_client import exchange
+
+        _check_destination(address)
+        for got in exchange(address, source, self.keylog, self.next_rid):
+            self.records.append(RequestRecord(
+                got["rid"], "quic", "GET", got["path"], "shop.example.com", got["source"],
+                address, scheme="https", http_version="3", status=got["status"],
+                served_by=got["served_by"], extra=got["extra"],
+                note="after the migration" if got["extra"]["migrated"] else "",
+            ))  # fmt: skip
+
     def failover(
         self, address: str, source: str, alb: str, target_ns: str, settle: float = 1.5,
         connections: int = 4, **_: Any,
@@ -614,7 +647,8 @@ def _text(value: Any) -> str:
 
 def run_plan(plan: dict[str, Any]) -> Iterator[RequestRecord]:
     """Run every step of ``plan``; yields the records (the plan's order, then request order)."""
-    client = Client(plan["prefix"], plan.get("keylog"), plan.get("sni", "shop.example.com"))
+    client = Client(plan["prefix"], plan.get("keylog"), plan.get("sni", "shop.example.com"),
+                    plan.get("client_certificate"))  # fmt: skip
     for step in plan["steps"]:
         suite = getattr(client, step["suite"])
         options = {k: v for k, v in step.items() if k not in ("suite",)}

@@ -56,7 +56,20 @@ __all__ = [
     "nginx_instance",
     "postgres_schema",
     "self_signed",
+    "client_ca",
+    "ALB_MTLS_PORT",
+    "ALB_MTLS_TRUST_STORE",
+    "ALB_MTLS_CLIENT",
 ]
+
+#: The ALB role's mutual-TLS listener (issue 17): HTTPS whose clients must present a
+#: certificate from the lab's CA (HAProxy ``verify required ca-file``; AWS
+#: ``MutualAuthentication`` ``verify``). Its own port, so :443 and its fixtures stay as they are.
+ALB_MTLS_PORT = 8443
+#: The lab CA's PEM, written beside the capture: the mTLS listener's ``TrustStore``.
+ALB_MTLS_TRUST_STORE = "alb-client-ca.pem"
+#: Common name of the certificate the lab's client presents on :data:`ALB_MTLS_PORT`.
+ALB_MTLS_CLIENT = "lab-client.example.com"
 
 #: jhash seed of the NLB role: fixed, so the same flow goes to the same target every run.
 NLB_SEED = 0x05115EED
@@ -159,6 +172,7 @@ def aws_alb_config(
     rules: tuple[AlbRule, ...] = ALB_RULES,
     target_groups: dict[str, tuple[str, ...]] = ALB_TARGET_GROUPS,
     idle_timeout: int | None = None,
+    mtls_port: int | None = None,
 ) -> dict[str, Any]:
     """The ALB role as an AWS-shaped balancer configuration (``../shared/docs/design.md``, "Load balancer configuration").
 
@@ -169,7 +183,8 @@ def aws_alb_config(
     not in it are left out. With ``https_port`` an HTTPS listener with the same rules is
     added: the ALB ends TLS there and forwards plain HTTP to the same target groups.
     ``rules``/``target_groups``/``idle_timeout`` describe another listener of the role
-    (the WebSocket one: :data:`ALB_WS_RULES`).
+    (the WebSocket one: :data:`ALB_WS_RULES`). With ``mtls_port`` one more HTTPS listener
+    with the same rules verifies client certificates against :data:`ALB_MTLS_TRUST_STORE`.
     """
     groups = {
         name: [targets[m] for m in members if m in targets]
@@ -188,6 +203,8 @@ def aws_alb_config(
         if rule.target_group in groups
     ]
     listeners = [("HTTP", port)] + ([("HTTPS", https_port)] if https_port is not None else [])
+    listeners += [("HTTPS", mtls_port)] if mtls_port is not None else []
+    verify = {"Mode": "verify", "TrustStore": ALB_MTLS_TRUST_STORE}
     attributes = {} if idle_timeout is None else {
         "Attributes": {"idle_timeout.timeout_seconds": str(idle_timeout)}}
     return {
@@ -209,6 +226,7 @@ def aws_alb_config(
                 "Port": listener_port,
                 "DefaultActions": [{"Type": "forward", "TargetGroupName": "tg-web"}],
                 "Rules": listed,
+                **({"MutualAuthentication": verify} if listener_port == mtls_port else {}),
             }
             for protocol, listener_port in listeners
         ],
@@ -270,7 +288,8 @@ def balancer_configs(balancers: Sequence[str], instances: dict[str, str]) -> dic
     if "alb" in balancers:
         http, https = ALB_PORTS
         targets = {name: f"{ip}:{http}" for name, ip in instances.items()}
-        rendered["alb"] = aws_alb_config(targets, http, https)
+        mtls = ALB_MTLS_PORT if "alb-mtls" in balancers else None  # the mTLS listener recorded
+        rendered["alb"] = aws_alb_config(targets, http, https, mtls_port=mtls)
     if "alb-ws" in balancers:  # the ALB role's WebSocket listener
         targets = {name: f"{ip}:80" for name, ip in instances.items()}
         rendered["alb"] = aws_alb_config(
@@ -299,9 +318,11 @@ _TCP_LOG = (
 
 
 def haproxy_alb(
-    *, vip: str, targets: dict[str, str], certificate: str, rules: tuple[AlbRule, ...] = ALB_RULES
+    *, vip: str, targets: dict[str, str], certificate: str, rules: tuple[AlbRule, ...] = ALB_RULES,
+    client_ca: str | None = None,
 ) -> str:
-    """HAProxy configuration of the ALB role (HTTP :80, HTTPS+h2 :443, logs to stdout)."""
+    """HAProxy configuration of the ALB role (HTTP :80, HTTPS+h2 :443, logs to stdout);
+    with ``client_ca`` (a PEM path) also the mTLS listener :data:`ALB_MTLS_PORT`."""
     lines = [
         "global",
         "    log stdout format raw local0",
@@ -326,6 +347,14 @@ def haproxy_alb(
         "    # Listener rules in priority order; the first that matches names the rule.",
     ]
     lines += _rule_lines(rules)
+    if client_ca is not None:  # a client without a certificate from the CA never gets in
+        lines += [
+            "frontend alb-mtls",
+            f"    bind {vip}:{ALB_MTLS_PORT} ssl crt {certificate} ca-file {client_ca} "
+            "verify required alpn http/1.1",
+            "    http-request capture req.hdr(x-request-id) len 32",
+            *_rule_lines(rules),
+        ]
     lines += [
         "frontend alb-ws",
         f"    bind {vip}:{ALB_WS_PORT}",
@@ -550,6 +579,51 @@ def postgres_schema(items: int = 50) -> str:
     )
 
 
+def _issue(
+    common_name: str, issuer: tuple[Any, Any] | None = None, *, ca: bool | None = None,
+    names: tuple[Any, ...] = (),
+) -> tuple[Any, Any]:
+    """A fresh EC P-256 key and a certificate for ``common_name`` issued by ``issuer``
+    ((certificate, key); ``None``: self-signed), valid from 5 minutes ago for two days.
+    ``ca`` (the mTLS pair only) adds BasicConstraints and the ``O=osilab lab`` the
+    subjects of the lab's PKI share; the server's certificate has neither, as before."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if ca is not None:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, "osilab lab"))
+    subject = x509.Name(attributes)
+    issuer_name, issuer_key = (subject, key) if issuer is None else (issuer[0].subject, issuer[1])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+    )
+    if ca is not None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256()), key
+
+
+def _pem(certificate: Any, key: Any | None = None) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    if key is None:
+        return bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))  # fmt: skip
+
+
 def self_signed(hostnames: tuple[str, ...], addresses: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
     """A fresh self-signed certificate and key (PEM) for ``hostnames`` and IP ``addresses``.
 
@@ -557,31 +631,21 @@ def self_signed(hostnames: tuple[str, ...], addresses: tuple[str, ...] = ()) -> 
     the TLS handshake to a few segments.
     """
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])])
-    now = datetime.datetime.now(datetime.UTC)
     names: list[x509.GeneralName] = [x509.DNSName(h) for h in hostnames]
     names += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return (
-        certificate.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
+    certificate, key = _issue(hostnames[0], names=tuple(names))
+    return _pem(certificate), _pem(certificate, key)
+
+
+def client_ca(client: str = ALB_MTLS_CLIENT) -> tuple[bytes, bytes, bytes, str]:
+    """A fresh lab CA and a client certificate it issued, for the mTLS listener.
+
+    Returns the CA's PEM (HAProxy's ``ca-file``, the ALB model's ``TrustStore``), the
+    client's certificate and key (PEM) and the client's subject as RFC 4514 prints it
+    (what AWS puts in ``X-Amzn-Mtls-Clientcert-Subject``). Made at record time, never
+    committed: like :func:`self_signed`, valid for two days.
+    """
+    ca, ca_key = _issue("osilab lab CA", ca=True)
+    certificate, key = _issue(client, (ca, ca_key), ca=False)
+    return _pem(ca), _pem(certificate), _pem(certificate, key), certificate.subject.rfc4514_string()

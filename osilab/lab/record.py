@@ -40,7 +40,7 @@ from typing import Any
 from osilab.balancers.config.beside import CONFIG_SUFFIX
 from osilab.capture.pcapng import pcap_to_pcapng
 from osilab.errors import LabError
-from osilab.lab import cdn, configs, doctor, failover, javabuild, truth
+from osilab.lab import cdn, configs, doctor, failover, javabuild, quic, truth
 from osilab.lab.runtime import (
     Managed,
     Supervisor,
@@ -95,8 +95,9 @@ SCENARIOS: dict[str, Scenario] = {
         ("client-alb", "alb-web1", "alb-web2", *_DATA_HOPS),
         _steps(_S["alb_http"], "keepalive", "pipelined", "slow_head", "big_head", "post", "rules")
         + _steps(_S["alb_https"], "https", "h2")
-        + _steps(_S["alb_http"], "short"),
-        ("alb",),
+        + _steps(_S["alb_http"], "short")
+        + _steps(f"{_S['alb']}:{configs.ALB_MTLS_PORT}", "mtls"),
+        ("alb", "alb-mtls"),
     ),
     "nlb": Scenario(
         "nlb",
@@ -173,6 +174,15 @@ SCENARIOS: dict[str, Scenario] = {
           "alb": f"{_S['alb']}:{configs.FAILOVER_PORT}", "target_ns": f"osl-{failover.STOPPED}"},),
         ("failover",),
     ),  # fmt: skip
+    "quic": Scenario(
+        "quic",
+        "q",
+        "HTTP/3 (aioquic) through a 5-tuple UDP balancer and a QUIC-aware one (nftables, by the "
+        "server ID in the connection ID), each connection migrating to a new client port midway",
+        ("client-nlb", "nlb-web1", "nlb-web2"),
+        _steps(f"{_S['nlb']}:{quic.UDP_PORT}", "quic") + _steps(f"{_S['nlb']}:{quic.QUIC_PORT}", "quic"),
+        ("quic",),
+    ),
 }
 
 
@@ -186,6 +196,8 @@ def scenario_configs(
     """
     if "failover" in scenario.balancers:
         return failover.balancer_configs(topology.services, truth or {})
+    if "quic" in scenario.balancers:
+        return quic.balancer_configs(topology.services)
     instances = {web: topology.services[web] for web in _SERVICE_HOSTS}
     return configs.balancer_configs(scenario.balancers, instances)
 
@@ -202,7 +214,7 @@ def write_configs(
     written = []
     if "cdn" in scenario.balancers:  # the CloudFront edge's distribution config (lab.cdn)
         rendered["cdn"] = cdn.distribution_config(topology.services["s3"], topology.services["alb"])
-    for role in ("alb", "nlb", "cdn"):
+    for role in ("alb", "nlb", "nlb-quic", "cdn"):
         path = out / f"{role}{CONFIG_SUFFIX}"
         if role in rendered:
             path.write_text(json.dumps(rendered[role], indent=1) + "\n")
@@ -251,6 +263,7 @@ class Lab:
         self.supervisor = Supervisor()
         self.logs: dict[str, Path] = {}
         self.versions: dict[str, str] = {}
+        self.mtls_subject = ""  # the subject of the lab client's mTLS certificate (RFC 4514)
 
     # -- start --------------------------------------------------------------------
     @contextmanager
@@ -282,6 +295,10 @@ class Lab:
         self._path("tls", "cert.pem").write_bytes(certificate)
         self._path("tls", "key.pem").write_bytes(key)
         self._path("tls", "haproxy.pem").write_bytes(certificate + key)
+        ca, client, client_key, self.mtls_subject = configs.client_ca()
+        self._path("tls", configs.ALB_MTLS_TRUST_STORE).write_bytes(ca)
+        self._path("tls", "client.pem").write_bytes(client)
+        self._path("tls", "client-key.pem").write_bytes(client_key)
         self._start_postgres()
         self._start_redis()
         for web in _SERVICE_HOSTS:
@@ -291,6 +308,7 @@ class Lab:
         self._start_haproxy("alb", configs.haproxy_alb(
             vip=s["alb"], targets={w: s[w] for w in _SERVICE_HOSTS},
             certificate=str(self._path("tls", "haproxy.pem")),
+            client_ca=str(self._path("tls", configs.ALB_MTLS_TRUST_STORE)),
         ), s["alb"], 80)  # fmt: skip
         self._start_haproxy(
             "l4p", configs.haproxy_l4(vip=s["l4p"], targets={w: s[w] for w in _SERVICE_HOSTS}),
@@ -438,6 +456,8 @@ class Lab:
     def _start_own_servers(self, scenario: Scenario) -> list[Managed]:
         """Servers that run for one scenario only (the failover HAProxies, whose health
         checks would otherwise fill every other capture); stopped after its client."""
+        if "quic" in scenario.balancers:
+            return self._start_quic()
         if "failover" not in scenario.balancers:
             return []
         started = []
@@ -450,6 +470,29 @@ class Lab:
                                                  ns=f"osl-{host}", log=self.logs[name], ready=0.3))  # fmt: skip
             failover.wait_listening(f"osl-{host}", vip)
         time.sleep(1.0)  # the first health checks pass before traffic starts
+        return started
+
+    def _start_quic(self) -> list[Managed]:
+        """The quic scenario's HTTP/3 servers and its two UDP balancers (:mod:`osilab.lab.quic`)."""
+        s = self.topology.services
+        started = []
+        for web in quic.TARGETS:
+            name = f"quic-{web}"
+            self.logs[name] = self._path("logs", f"{name}.log")
+            started.append(self.supervisor.start(
+                name, [sys.executable, "-m", "osilab.lab.quic_server", web, s[web],
+                       str(self._path("tls", "cert.pem")), str(self._path("tls", "key.pem"))],
+                ns=f"osl-{web}", log=self.logs[name], ready=0.3))  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not all('"listening"' in (self.logs[f"quic-{w}"].read_text()
+                                         if self.logs[f"quic-{w}"].exists() else "")
+                      for w in quic.TARGETS):  # fmt: skip
+            if time.monotonic() > deadline:
+                raise LabError("the lab's HTTP/3 servers did not start (logs/quic-web*.log)")
+            time.sleep(0.1)
+        nft = self._path("nlb", "quic.nft")
+        nft.write_text(quic.nftables_quic(vip=s["nlb"], targets={w: s[w] for w in quic.TARGETS}))
+        run(["nft", "-f", str(nft)], ns="osl-nlb")
         return started
 
     # -- record -------------------------------------------------------------------
@@ -497,7 +540,8 @@ class Lab:
         offsets = self._log_offsets()
         dumps = [self.start_tcpdump(hop, scratch) for hop in scenario.hops]
         keylog = scratch / "keylog.txt"
-        plan = {"prefix": scenario.prefix, "keylog": str(keylog), "steps": list(scenario.steps)}
+        plan = {"prefix": scenario.prefix, "keylog": str(keylog), "steps": list(scenario.steps),
+                "client_certificate": [str(self._path("tls", n)) for n in ("client.pem", "client-key.pem")]}  # fmt: skip
         (scratch / "plan.json").write_text(json.dumps(plan, indent=1))
         started = time.monotonic()
         try:
@@ -520,6 +564,8 @@ class Lab:
         (out / "client.json").write_text(json.dumps(client_records, indent=1) + "\n")
         if keylog.exists() and keylog.stat().st_size:
             shutil.copy(keylog, out / "keylog.txt")
+        if "alb-mtls" in scenario.balancers:  # the mTLS listener's TrustStore, beside its config
+            shutil.copy(self._path("tls", configs.ALB_MTLS_TRUST_STORE), out / configs.ALB_MTLS_TRUST_STORE)
         logs = out / "logs"
         logs.mkdir(exist_ok=True)
         texts = {}
@@ -585,6 +631,21 @@ class Lab:
             document["failover"] = parts["failover"]
             document["connections"] += parts["connections"]
             document["requests"].update(parts["requests"])
+        if "alb-mtls" in scenario.balancers:  # what HAProxy's verify-required listener did
+            rids = [r["rid"] for r in client_records if r["suite"] == "mtls"]
+            document["mtls"] = {
+                "port": configs.ALB_MTLS_PORT, "trust_store": configs.ALB_MTLS_TRUST_STORE,
+                "client_subject": self.mtls_subject, "requests": rids,
+                # HAProxy logs the frontend with "~" for TLS; "verify required" ends the
+                # handshake of a client it does not trust, so no request of it is logged.
+                "accepted": bool(rids) and all(
+                    document["requests"].get(rid, {}).get("frontend") == "alb-mtls~" for rid in rids),
+            }  # fmt: skip
+        if "quic" in scenario.balancers:
+            paths = quic.path_rows(capture, ("nlb-web1", "nlb-web2"), self.topology.services)
+            parts = quic.quic_truth(logs, paths, client_records)
+            document["requests"].update(parts["requests"])
+            document["quic"] = parts["quic"]
         if any(name.startswith("app-") for name in logs):
             document["websocket"] = truth.websocket_truth(
                 "".join(text for name, text in logs.items() if name.startswith("app-"))

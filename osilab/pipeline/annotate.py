@@ -88,7 +88,7 @@ def annotate(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterato
             continue
         no = pkt.no
         flow, _direction, application, messages, _ended = advance(
-            found[0], no, pkt.time, pkt.wire_length, found[1], pkt.interface
+            found[0], no, pkt.time, pkt.wire_length, found[1], pkt.interface, found[2]
         )
         if application is None or application == "raw":
             yield pkt

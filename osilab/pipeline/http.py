@@ -13,6 +13,7 @@ from typing import Any
 
 from osilab._progress import library_bar
 from osilab.pipeline.tracker import conversations
+from osilab.protocols import Direction
 from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.protocols.tls import unread
 from osilab.streams.keys import FlowKey
@@ -31,6 +32,7 @@ def iter_http(
     on_end: Callable[[FlowKey], object] | None = None,
     progress: bool | None = None,
     unread_tls: set[FlowKey] | None = None,
+    on_certificate: Callable[[FlowKey, tuple[bytes, ...]], object] | None = None,
 ) -> Iterator[HttpRequest | HttpResponse]:
     """Every HTTP request and response of a capture, HTTP/1.x and HTTP/2, in packet order.
 
@@ -43,6 +45,9 @@ def iter_http(
     a notebook (``progress``: ``None`` notebook only, ``True`` also in a terminal).
     ``unread_tls``, a set, receives each TLS flow whose protected records could not be
     decrypted (no key: :func:`osilab.protocols.tls.unread`): HTTP this view cannot see.
+    ``on_certificate(flow, chain)`` is told of each certificate chain (DER, leaf first) a
+    *client* presents in its TLS handshake (mutual TLS; RFC 8446 §4.4.2, in TLS 1.3 only
+    readable with the key log): what an ALB's ``MutualAuthentication`` listener checks.
 
     Examples:
         >>> import osilab
@@ -59,6 +64,10 @@ def iter_http(
             stage = message.fields.get("stage")
             if unread_tls is not None and unread(message):
                 unread_tls.add(item.flow)
+            if on_certificate is not None and message.direction is Direction.TO_SERVER:
+                chain = message.fields.get("handshake.certificates")
+                if chain:
+                    on_certificate(item.flow, chain)
             if isinstance(rich, HttpRequest) and stage == "headers":
                 yield rich
             elif isinstance(rich, HttpResponse) and stage == "complete":

@@ -73,6 +73,6 @@ def request_rows(capture: Capture, *, keylog: str | None = None,
         for request, response in paired(iter_http(capture, keylog=keylog)):
             if keep is not None and not keep(request):
                 continue
-            yield {**request_json(request, response), "hop": capture.hop_name(request.flow.interface)}
+            yield {**request_json(request, response), "hop": capture.hop_name(request.flow.interface, request.flow.tunnel)}
 
     return Rows("requests", rows, REQUEST_COLUMNS)

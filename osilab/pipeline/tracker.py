@@ -16,8 +16,10 @@ has been handled (streaming: memory depends on the live flows, not on the captur
 same tracker, and :func:`~osilab.pipeline.follow.follow` (one flow's bytes) on the same
 flow table and reassembly.
 
-Flows are per hop: a packet's capture interface is part of its flow's identity, so a
-capture taken on seven links at once is seven sets of flows (:class:`~osilab.streams.keys.FlowKey`).
+Flows are per hop: a packet's capture interface, and the tunnels it came through, are
+part of its flow's identity, so a capture taken on seven links at once is seven sets of
+flows, and one inner connection mirrored in two VXLAN VNIs two flows
+(:class:`~osilab.streams.keys.FlowKey`).
 
 Speed and memory
 ----------------
@@ -41,12 +43,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from osilab.capture.facts import FlowFacts, flow_facts, missing_bytes
+from osilab.capture.facts import flow_facts
 from osilab.capture.packet import TCP_RST, Packet
 from osilab.capture.reader import Capture
 from osilab.pipeline.dispatch import FlowParser, client_speaks
 from osilab.protocols import AppMessage
-from osilab.streams.flows import Flow, FlowRecord, FlowTable, _Facts, transport_facts
+from osilab.streams.flows import Flow, FlowRecord, FlowTable, _Facts, stream_facts
 from osilab.streams.keys import Direction, Endpoint, FlowKey
 from osilab.streams.reassembly import Chunk, StreamReassembler
 
@@ -131,16 +133,12 @@ class _Tracker:
         self._holders: dict[StreamReassembler, tuple[Flow, Direction]] = {}
 
     def step(self, pkt: Packet) -> Step:
-        facts = transport_facts(pkt)
-        if facts is None:
+        found = _packet_facts(pkt)
+        if found is None:
             return Step(pkt, None, -1, None, None, (), ())
-        missing = (
-            missing_bytes(pkt.layers, pkt.data, pkt.wire_length, len(facts[8]))
-            if facts[0] == "tcp"
-            else 0
-        )
+        facts, missing, tunnel = found
         flow, direction, application, messages, records = self.advance(
-            facts, pkt.no, pkt.time, pkt.wire_length, missing, pkt.interface
+            facts, pkt.no, pkt.time, pkt.wire_length, missing, pkt.interface, tunnel
         )
         return Step(pkt, flow.key, flow.index, direction, application, tuple(messages), records)
 
@@ -152,11 +150,13 @@ class _Tracker:
         wire_length: int,
         missing: int,
         interface: int = 0,
+        tunnel: str = "",
     ) -> tuple[Flow, Direction, str | None, list[FlowMessage], tuple[FlowRecord, ...]]:
         """One TCP/UDP packet's facts through the flow table, reassembly and its parser.
 
-        ``interface`` is the capture interface (hop) the packet was seen on: it is part of
-        the flow's identity (:class:`~osilab.streams.keys.FlowKey`). Returns its flow, its direction, the protocol its flow speaks (None while
+        ``interface`` is the capture interface the packet was seen on and ``tunnel`` the
+        tunnels it came through: together its hop, part of the flow's identity
+        (:class:`~osilab.streams.keys.FlowKey`). Returns its flow, its direction, the protocol its flow speaks (None while
         undecided), the messages completed (any flow) and the records of flows that
         ended. :meth:`step` (a :class:`Packet`), :func:`annotate` and the fast path of
         :func:`conversations` (records) all come here, so they cannot disagree.
@@ -164,10 +164,10 @@ class _Tracker:
         proto, src, sport, dst, dport, flags, payload_length, seq, payload = facts
         reset = proto == "tcp" and bool((flags or 0) & TCP_RST)
         if reset:
-            reset = self._reset_acceptable(proto, src, sport, dst, dport, interface, seq)
+            reset = self._reset_acceptable(proto, src, sport, dst, dport, interface, seq, tunnel)
         flow, direction, ended = self.table.packet(
             proto, src, sport, dst, dport, flags, no, time, wire_length, payload_length, interface,
-            reset_acceptable=reset or not (flags or 0) & TCP_RST,
+            reset_acceptable=reset or not (flags or 0) & TCP_RST, tunnel=tunnel,
         )  # fmt: skip
         messages: list[FlowMessage] = []
         records = tuple(self._end(gone, messages) for gone in ended) if ended else ()
@@ -179,7 +179,7 @@ class _Tracker:
             and proto == "tcp"
         ):
             self.on_syn(
-                FlowKey(proto, Endpoint(src, sport), Endpoint(dst, dport), interface), no, time
+                FlowKey(proto, Endpoint(src, sport), Endpoint(dst, dport), interface, tunnel), no, time
             )
         state = flow.state
         if type(state) is not _FlowState:
@@ -252,13 +252,14 @@ class _Tracker:
         return True
 
     def _reset_acceptable(
-        self, proto: str, src: str, sport: int, dst: str, dport: int, interface: int, seq: int
+        self, proto: str, src: str, sport: int, dst: str, dport: int, interface: int, seq: int,
+        tunnel: str = "",
     ) -> bool:
         """Whether a RST ends its connection: its sequence number must be exactly what the
         receiver expects next (RFC 9293 §3.10.7.3, the full check; see
         :meth:`~osilab.streams.reassembly.StreamReassembler.reset_acceptable`). A RST that
         is not acceptable ends nothing, so the data after it is still reassembled."""
-        known = self.table.find(proto, src, sport, dst, dport, interface)
+        known = self.table.find(proto, src, sport, dst, dport, interface, tunnel)
         if known is None or known[0].state is None:
             return True
         flow, from_client = known
@@ -432,7 +433,7 @@ def conversations(
         for facts in flow_facts(packets):  # no Packet objects: the capture stage's fast path
             if facts.proto is not None:
                 found = advance(as_stream(facts), facts.no, facts.time, facts.wire_length,
-                                facts.missing, facts.interface)[3]  # fmt: skip
+                                facts.missing, facts.interface, facts.tunnel)[3]  # fmt: skip
                 if found:
                     yield from found
     else:
@@ -441,20 +442,17 @@ def conversations(
     yield from tracker.finish_messages()
 
 
-def _stream_facts(facts: FlowFacts) -> _Facts:
-    """The tracker's view of a frame's :class:`~osilab.capture.facts.FlowFacts`:
-    ``(proto, src, src port, dst, dst port, tcp flags, payload length, seq, payload)``,
-    as :func:`~osilab.streams.flows.transport_facts` gives it for a packet."""
-    return (facts.proto, facts.src, facts.src_port, facts.dst, facts.dst_port,  # type: ignore[return-value]
-            facts.tcp_flags, facts.payload_length, facts.tcp_seq or 0, facts.payload)  # fmt: skip
+#: The tracker's view of a frame's :class:`~osilab.capture.facts.FlowFacts`:
+#: ``(proto, src, src port, dst, dst port, tcp flags, payload length, seq, payload)``.
+_stream_facts = stream_facts
 
 
-def _packet_facts(pkt: Packet) -> tuple[_Facts, int] | None:
-    """``(transport facts, TCP bytes missing)`` of a packet, None when it carries no TCP or
-    UDP: from :attr:`Packet.facts`, the capture stage's one fast path (read from the bytes
-    for a common frame, from the layers otherwise)."""
+def _packet_facts(pkt: Packet) -> tuple[_Facts, int, str] | None:
+    """``(transport facts, TCP bytes missing, tunnel)`` of a packet, None when it carries no
+    TCP or UDP: from :attr:`Packet.facts`, the capture stage's one fast path (read from the
+    bytes for a common frame, from the layers otherwise)."""
     facts = pkt.facts
     if facts.proto is None:
         return None
-    return _stream_facts(facts), facts.missing
+    return _stream_facts(facts), facts.missing, facts.tunnel
 

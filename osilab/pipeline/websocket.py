@@ -81,4 +81,4 @@ def message_json(flow: FlowKey, message: WebSocketMessage, hop: str) -> dict[str
 def rows(capture: Capture) -> Iterator[dict[str, Any]]:
     """:func:`message_json` for every message of ``capture``, hops named by the capture."""
     for flow, message in iter_websocket(capture):
-        yield message_json(flow, message, capture.hop_name(flow.interface))
+        yield message_json(flow, message, capture.hop_name(flow.interface, flow.tunnel))

@@ -37,7 +37,9 @@ What the parser reports (the :class:`~osilab.protocols.StreamParser` contract): 
 :class:`~osilab.protocols.AppMessage` per record, on the packet that completes it,
 with Wireshark's field names (``record.content_type``, ``handshake.type``,
 ``handshake.extensions_server_name``, ``handshake.extensions_alpn_str``...). A record
-holding a hello has the :class:`ClientHello` or :class:`ServerHello` as ``message``.
+holding a hello has the :class:`ClientHello` or :class:`ServerHello` as ``message``; one
+holding a Certificate (the client's, in mTLS: decrypted in TLS 1.3) has the DER chain in
+``fields["handshake.certificates"]``.
 Hostile bytes (a record length beyond the limit, a hello cut short, a lost segment) mark
 the message ``damaged`` and the parser looks for the next plausible record header; it
 never raises.
@@ -59,7 +61,7 @@ from types import MappingProxyType
 from typing import Any
 
 from osilab.capture.tls_records import looks_like_sslv2
-from osilab.errors import OsilabError
+from osilab.errors import DecodeError, OsilabError
 from osilab.protocols import AppMessage, Direction, sslv2
 from osilab.protocols._tls_crypto import (
     SUITES,
@@ -80,6 +82,7 @@ __all__ = [
     "ServerHello",
     "parse_client_hello",
     "parse_server_hello",
+    "parse_certificate",
     "version_name",
     "cipher_name",
     "CONTENT_TYPES",
@@ -268,14 +271,10 @@ def parse_client_hello(body: bytes) -> ClientHello:
 
     Raises :class:`~osilab.errors.OsilabError` (a ``DecodeError``) when the body ends early.
     """
-    from osilab.errors import DecodeError
-
     try:
         reader, legacy_version, random, session_id = _hello_start(body)
-        suites_raw = reader.vector(2)
-        suites = tuple(
-            int.from_bytes(suites_raw[i : i + 2], "big") for i in range(0, len(suites_raw) - 1, 2)
-        )
+        raw = reader.vector(2)
+        suites = tuple(int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw) - 1, 2))
         reader.vector(1)  # legacy_compression_methods
         extensions = _extensions(reader)
         server_name = None
@@ -293,13 +292,8 @@ def parse_client_hello(body: bytes) -> ClientHello:
                 alpn = _alpn_list(data)
             elif kind == _EXT_SUPPORTED_VERSIONS:
                 listed = _Reader(data).vector(1)
-                versions = tuple(
-                    v
-                    for v in (
-                        int.from_bytes(listed[i : i + 2], "big") for i in range(0, len(listed) - 1, 2)
-                    )
-                    if not _is_grease(v)
-                )
+                offered = (int.from_bytes(listed[i : i + 2], "big") for i in range(0, len(listed) - 1, 2))
+                versions = tuple(v for v in offered if not _is_grease(v))
     except _Short as exc:
         raise DecodeError(f"ClientHello cut short: {exc}", layer="tls") from None
     return ClientHello(
@@ -317,8 +311,6 @@ def _hello_start(body: bytes) -> tuple[_Reader, int, bytes, bytes]:
 
 def parse_server_hello(body: bytes) -> ServerHello:
     """A ServerHello from its handshake body. Raises ``DecodeError`` when it ends early."""
-    from osilab.errors import DecodeError
-
     try:
         reader, legacy_version, random, session_id = _hello_start(body)
         suite = reader.number(2)
@@ -337,6 +329,22 @@ def parse_server_hello(body: bytes) -> ServerHello:
     return ServerHello(
         legacy_version, random, session_id, suite, tuple(k for k, _ in extensions), selected, alpn
     )
+
+
+def parse_certificate(body: bytes, tls13: bool) -> tuple[bytes, ...]:
+    """The DER certificates of a Certificate message body, leaf first (RFC 5246 §7.4.2; RFC
+    8446 §4.4.2 adds a request context and per-entry extensions). Raises ``DecodeError``."""
+    try:
+        reader = _Reader(body)
+        reader.vector(1) if tls13 else None  # certificate_request_context, skipped
+        entries, chain = _Reader(reader.vector(3)), list[bytes]()
+        while entries.left() > 0:
+            chain.append(entries.vector(3))
+            if tls13:
+                entries.vector(2)  # the entry's extensions (OCSP, SCT)
+    except _Short as exc:
+        raise DecodeError(f"Certificate message cut short: {exc}", layer="tls") from None
+    return tuple(chain)
 
 
 def _plausible_header(data: bytes | bytearray, at: int) -> bool:
@@ -671,7 +679,9 @@ class TlsParser:
                 if self._version == 0x0304:
                     self._start_tls13()
             return server
-        if kind == 8:  # EncryptedExtensions (TLS 1.3): ALPN's answer lives here
+        if kind == 11:  # Certificate: the chain the sender presents (the client's, for mTLS)
+            fields["handshake.certificates"] = parse_certificate(body, self._version == 0x0304)
+        elif kind == 8:  # EncryptedExtensions (TLS 1.3): ALPN's answer lives here
             reader = _Reader(body)
             try:
                 for ext, data in _extensions(reader):

@@ -3,7 +3,9 @@
 A *flow* is every TCP (or UDP) packet that shares one protocol and one pair of endpoints,
 in both directions (the bidirectional 5-tuple), on one capture interface: a capture taken
 on seven links at once (a *hop* each) holds seven sets of flows, never one merged set,
-even where one connection crosses several links with the same addresses. The
+even where one connection crosses several links with the same addresses. A tunnel is part
+of the hop too: the same inner connection mirrored in two VXLAN VNIs (or two GRE tunnels)
+is two flows (:attr:`FlowKey.tunnel`). The
 :class:`FlowTable` is fed packets in capture order; for each one it finds (or starts) its flow, says which way the packet
 travels, counts packets and bytes per direction, and follows the TCP state
 (:mod:`osilab.streams.tcp`).
@@ -134,8 +136,8 @@ class Flow:
 
     Attributes:
         key: the flow, oriented client -> server (built from ``ident`` when first read).
-        ident: ``(proto, client ip, client port, server ip, server port, interface)``,
-            the flow table's key.
+        ident: ``(proto, client ip, client port, server ip, server port, interface,
+            tunnel)``, the flow table's key.
         index: 0-based order in which flows were first seen (as Wireshark's tcp.stream).
         tcp: the connection state tracker (TCP flows only).
         packets_to_server, packets_to_client, bytes_to_server, bytes_to_client: per
@@ -190,10 +192,11 @@ class Flow:
         """The flow, oriented client -> server (built once, when first read)."""
         key = self._key
         if key is None:
-            proto, client_ip, client_port, server_ip, server_port, interface = self.ident
+            proto, client_ip, client_port, server_ip, server_port, interface, tunnel = self.ident
             key = self._key = FlowKey(
-                proto, Endpoint(client_ip, client_port), Endpoint(server_ip, server_port), interface
-            )
+                proto, Endpoint(client_ip, client_port), Endpoint(server_ip, server_port),
+                interface, tunnel,
+            )  # fmt: skip
         return key
 
     @property
@@ -355,7 +358,7 @@ class FlowTable:
         self.idle_timeout = idle_timeout
         self.udp_idle_timeout = udp_idle_timeout
         self.closed_linger = closed_linger
-        # (proto, client ip, client port, server ip, server port, interface) -> flow, by
+        # (proto, client ip, client port, server ip, server port, interface, tunnel) -> flow, by
         # last activity, oldest first: the one table of live flows (a packet from the
         # server is looked up with its addresses swapped)
         self._live: OrderedDict[tuple, Flow] = OrderedDict()
@@ -380,11 +383,13 @@ class FlowTable:
         payload_length: int,
         interface: int = 0,
         reset_acceptable: bool = True,
+        tunnel: str = "",
     ) -> tuple[Flow, Direction, list[Flow]]:
         """Account one packet. Returns (its flow, its direction, flows that just ended).
 
-        ``interface`` is the capture interface the packet was seen on: the same addresses
-        on another interface are another flow. ``reset_acceptable=False`` says a RST's
+        ``interface`` is the capture interface the packet was seen on, ``tunnel`` the
+        tunnels it came through (:attr:`FlowKey.tunnel`): the same addresses on another
+        interface, or in another tunnel, are another flow. ``reset_acceptable=False`` says a RST's
         sequence number is not acceptable (RFC 9293 §3.10.7.3; the streams stage's
         reassembly knows the sequence space, :meth:`StreamReassembler.reset_acceptable`):
         it then ends nothing.
@@ -394,11 +399,11 @@ class FlowTable:
             self._now = time
             self._expire(ended)
         live = self._live
-        forward = (proto, src, sport, dst, dport, interface)
+        forward = (proto, src, sport, dst, dport, interface, tunnel)
         flow: Flow | None = live.get(forward)
         from_client = True
         if flow is None:
-            backward = (proto, dst, dport, src, sport, interface)
+            backward = (proto, dst, dport, src, sport, interface, tunnel)
             flow = live.get(backward)
             from_client = False
         if flow is not None:
@@ -412,7 +417,7 @@ class FlowTable:
                 live.move_to_end(flow.ident)
         if flow is None:
             from_client = orient(sport, dport, flags if proto == "tcp" else None)
-            ident = forward if from_client else (proto, dst, dport, src, sport, interface)
+            ident = forward if from_client else (proto, dst, dport, src, sport, interface, tunnel)
             flow = Flow(ident, self._count, packet_no, time)
             self._count += 1
             live[flow.ident] = flow
@@ -444,7 +449,7 @@ class FlowTable:
         proto, src, sport, dst, dport, flags, payload_length, _, _ = facts
         flow, direction, ended = self.packet(
             proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length,
-            payload_length, pkt.interface,
+            payload_length, pkt.interface, tunnel=pkt.facts.tunnel,
         )  # fmt: skip
         return facts, flow, direction, ended
 
@@ -463,8 +468,8 @@ class FlowTable:
         if live.get(flow.ident) is flow:
             del live[flow.ident]
         flow._key = key.reversed()
-        proto, client_ip, client_port, server_ip, server_port, interface = flow.ident
-        flow.ident = (proto, server_ip, server_port, client_ip, client_port, interface)
+        proto, client_ip, client_port, server_ip, server_port, interface, tunnel = flow.ident
+        flow.ident = (proto, server_ip, server_port, client_ip, client_port, interface, tunnel)
         live[flow.ident] = flow  # the flow had a packet just now: the newest activity
         flow.packets_to_server, flow.packets_to_client = flow.packets_to_client, flow.packets_to_server
         flow.bytes_to_server, flow.bytes_to_client = flow.bytes_to_client, flow.bytes_to_server
@@ -475,15 +480,16 @@ class FlowTable:
         return True
 
     def find(
-        self, proto: str, src: str, sport: int, dst: str, dport: int, interface: int = 0
+        self, proto: str, src: str, sport: int, dst: str, dport: int, interface: int = 0,
+        tunnel: str = "",
     ) -> tuple[Flow, bool] | None:
-        """The live flow a packet with these addresses belongs to, and whether its sender
-        is the client; ``None`` for a packet that would start a new flow."""
+        """The live flow a packet with these addresses (on this hop) belongs to, and whether
+        its sender is the client; ``None`` for a packet that would start a new flow."""
         live = self._live
-        flow = live.get((proto, src, sport, dst, dport, interface))
+        flow = live.get((proto, src, sport, dst, dport, interface, tunnel))
         if flow is not None:
             return flow, True
-        flow = live.get((proto, dst, dport, src, sport, interface))
+        flow = live.get((proto, dst, dport, src, sport, interface, tunnel))
         return None if flow is None else (flow, False)
 
     def finish(self) -> list[Flow]:
@@ -548,38 +554,20 @@ def transport_facts(pkt: Any) -> _Facts | None:
     """(proto, src ip, src port, dst ip, dst port, tcp flags, payload length, seq, payload).
 
     None for packets without a usable TCP or UDP header (ARP, ICMP, fragments, a
-    transport header cut short). One walk over the layer stack, the same one
-    :attr:`Packet.proto` makes (the first ip/ipv6, then the first tcp/udp above it); the
-    payload is bounded by the IP length, as :attr:`Packet.payload` is.
+    transport header cut short). Read from :attr:`Packet.facts
+    <osilab.capture.packet.Packet.facts>`, the capture stage's one reading of a frame's
+    flow (fast for a common frame, from the layers otherwise): in a tunnel, the innermost
+    packet's (its tunnels are ``facts.tunnel``); an ICMP error's quoted headers are not
+    the packet's own. The payload is bounded by the IP length, as :attr:`Packet.payload` is.
     """
-    net = None
-    for lay in pkt.layers:
-        name = lay.name
-        if net is None:
-            if (name == "ip" or name == "ipv6") and "src" in lay.fields:
-                net = lay.fields
-        elif (name == "tcp" or name == "udp") and "srcport" in lay.fields:
-            fields = lay.fields
-            sport, dport = fields["srcport"], fields.get("dstport")
-            src, dst = net["src"], net.get("dst")
-            if dport is None or dst is None:
-                return None
-            start = lay.offset + lay.length
-            if name == "tcp":
-                size = fields.get("len", 0)
-                payload = pkt.data[start : start + size] if size else b""
-                return (
-                    name,
-                    src,
-                    sport,
-                    dst,
-                    dport,
-                    fields.get("flags", 0),
-                    size,
-                    fields.get("seq", 0),
-                    payload,
-                )
-            size = fields.get("payload_len", 0)
-            payload = pkt.data[start : start + size] if size else b""
-            return name, src, sport, dst, dport, None, size, 0, payload
-    return None
+    facts = pkt.facts
+    if facts.proto is None or facts.dst_port is None or facts.dst is None:
+        return None
+    return stream_facts(facts)
+
+
+def stream_facts(facts: Any) -> _Facts:
+    """The :data:`_Facts` of a TCP/UDP frame's :class:`~osilab.capture.facts.FlowFacts`
+    (the tracker's view of a record; :func:`transport_facts` of a packet)."""
+    return (facts.proto, facts.src, facts.src_port, facts.dst, facts.dst_port, facts.tcp_flags,
+            facts.payload_length, facts.tcp_seq or 0, facts.payload)  # fmt: skip

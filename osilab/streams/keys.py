@@ -1,7 +1,8 @@
 """Flow identity: endpoints and the bidirectional 5-tuple.
 
 A *flow* is every packet that shares one protocol and one pair of endpoints, in both
-directions, on one capture interface (one *hop*). osilab orients each flow: the
+directions, on one capture interface (one *hop*) and, for a packet that came through
+a tunnel (VXLAN, GENEVE, GRE...), in one tunnel: the tunnel is part of the hop. osilab orients each flow: the
 **client** is the side that sent the first SYN (or, when the start was not captured, the
 side with the ephemeral port), the **server** the other. ``str(flow)`` is the form the CLI prints and accepts:
 ``198.51.100.7:51514-203.0.113.10:80`` (IPv6 addresses in brackets).
@@ -55,21 +56,25 @@ class FlowKey:
     ``interface`` is the capture interface (the pcapng interface number, 0 in a pcap) the
     flow was seen on: a *hop*. A capture taken on several links at once sees one
     connection once per link it crosses, and each sighting is a flow of its own, so the
-    same endpoints on two interfaces are two flows. ``str(flow)`` leaves the interface out
-    (the CLI form is ``client-server``); the commands name the hop beside it.
+    same endpoints on two interfaces are two flows. ``tunnel`` names the tunnels the flow's
+    packets came through (:func:`osilab.capture.tunnels.tunnel_of`, e.g. ``"vxlan 42
+    192.0.2.1-192.0.2.2"``; ``""`` for none), the rest of its hop: the same inner connection
+    mirrored in two VXLAN VNIs is two flows. ``str(flow)`` leaves the hop out (the CLI
+    form is ``client-server``); the commands name the hop beside it.
     """
 
     proto: str
     client: Endpoint
     server: Endpoint
     interface: int = 0
+    tunnel: str = ""
 
     def __str__(self) -> str:
         return f"{self.client}-{self.server}"
 
     def reversed(self) -> FlowKey:
         """The same flow seen from the other side (client and server swapped, same hop)."""
-        return FlowKey(self.proto, self.server, self.client, self.interface)
+        return FlowKey(self.proto, self.server, self.client, self.interface, self.tunnel)
 
     @classmethod
     def parse(cls, text: str, proto: str = "tcp") -> FlowKey:

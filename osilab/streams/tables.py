@@ -35,7 +35,7 @@ FLOW_COLUMNS: Mapping[str, str] = MappingProxyType({
 
 def flow_row(record: FlowRecord, capture: Capture) -> dict[str, Any]:
     """One ``osilab flows --json`` object: the flow's keys and the ``hop`` it was seen on."""
-    return {**record.to_json(), "hop": capture.hop_name(record.interface)}
+    return {**record.to_json(), "hop": capture.hop_name(record.interface, record.key.tunnel)}
 
 
 def flow_rows(capture: Capture, records: Callable[[], Iterable[FlowRecord]] | None = None) -> Rows:

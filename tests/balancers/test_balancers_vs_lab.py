@@ -127,13 +127,15 @@ def _lab_alb_config() -> dict:
         ],
     }
     https = {**copy.deepcopy(http), "Protocol": "HTTPS", "Port": 443}
+    # the mTLS listener (same rules; its certificate check is test_mtls_capture.py's)
+    mtls = {**copy.deepcopy(http), "Protocol": "HTTPS", "Port": 8443}
     return {
         "Type": "application",
         "TargetGroups": [
             {"Name": name, "Protocol": "HTTP", "Port": 80, "Targets": [f"{ip}:80" for ip in ips]}
             for name, ips in members.items()
         ],
-        "Listeners": [http, https],
+        "Listeners": [http, https, mtls],
     }
 
 
@@ -166,7 +168,7 @@ def test_alb_model_matches_the_lab_haproxy_balancer() -> None:
         if rid not in requests:
             continue
         compared += 1
-        decrypted += decision.request.flow.server.port == 443  # read through TLS with the key log
+        decrypted += decision.request.flow.server.port in (443, 8443)  # TLS, read with the key log
         real = requests[rid]
         got = (RULE_NAMES[decision.rule or ""], decision.target_group, decision.target)
         if got != (real["rule"], real["target_group"], real["target"]):

@@ -210,3 +210,152 @@ def test_show_html_and_summary_make_the_nesting_visible() -> None:
     assert "dashed" in html
     _total, _bytes, pkts, _size, _damaged = hierarchy([pkt])
     assert pkts["tcp", "vxlan"] == 1 and pkts["udp", None] == 1 and ("tcp", None) not in pkts
+
+
+# ---------------------------------------------------------------------------------------
+# The tunnel is part of the hop: the same inner connection in two tunnels is two flows
+# ---------------------------------------------------------------------------------------
+
+E = "192.0.2.3"  # a third tunnel end point
+LINK = Ether(src="02:00:00:00:00:05", dst="02:00:00:00:00:06")
+
+def _vxlan(src: str, dst: str, vni: int, sport: int):  # type: ignore[no-untyped-def]
+    header = bytes.fromhex("08000000") + vni.to_bytes(3, "big") + b"\x00"
+    return lambda inner: LINK / IP(src=src, dst=dst) / UDP(sport=sport, dport=4789) / Raw(header + bytes(INNER_ETH / inner))
+
+
+def _geneve(src: str, dst: str, vni: int, sport: int):  # type: ignore[no-untyped-def]
+    return lambda inner: LINK / IP(src=src, dst=dst) / UDP(sport=sport, dport=6081) / GENEVE(vni=vni, proto=0x0800) / inner
+
+
+def _gre(src: str, dst: str, key: int, _sport: int):  # type: ignore[no-untyped-def]
+    return lambda inner: LINK / IP(src=src, dst=dst) / GRE(key_present=1, key=key, proto=0x0800) / inner
+
+
+def _ipip(src: str, dst: str, _id: int, _sport: int):  # type: ignore[no-untyped-def]
+    return lambda inner: LINK / IP(src=src, dst=dst, proto=4) / inner
+
+
+def _conversation(tunnel, outer: tuple[str, str], ident: int) -> list:  # type: ignore[no-untyped-def]
+    """One TCP connection C:40000 -> D:80 (handshake, a GET, its answer) in one tunnel; the
+    replies travel the tunnel the other way, with another UDP source port (RFC 7348 §5:
+    the source port is a hash of the inner headers, so it differs per direction)."""
+    there, back = tunnel(outer[0], outer[1], ident, 50000), tunnel(outer[1], outer[0], ident, 50001)
+    get = b"GET / HTTP/1.1\r\nHost: d\r\n\r\n"
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    return [there(IP(src=C, dst=D) / TCP(sport=40000, dport=80, flags="S", seq=100)),
+            back(IP(src=D, dst=C) / TCP(sport=80, dport=40000, flags="SA", seq=500, ack=101)),
+            there(IP(src=C, dst=D) / TCP(sport=40000, dport=80, flags="A", seq=101, ack=501)),
+            there(IP(src=C, dst=D) / TCP(sport=40000, dport=80, flags="PA", seq=101, ack=501) / Raw(get)),
+            back(IP(src=D, dst=C) / TCP(sport=80, dport=40000, flags="PA", seq=501, ack=101 + len(get)) / Raw(ok))]
+
+
+#: name -> (tunnel builder, the two tunnels (outer addresses, identifier), the two hops
+#: osilab names, tshark options). Each row: the same inner connection in both tunnels.
+TWO_TUNNELS = {
+    "vxlan, two VNIs": (_vxlan, (((A, B), 42), ((A, B), 43)),
+                        ("if0/vxlan 42 192.0.2.1-192.0.2.2", "if0/vxlan 43 192.0.2.1-192.0.2.2"), ()),
+    "vxlan, two outer pairs": (_vxlan, (((A, B), 42), ((E, A), 42)),
+                               ("if0/vxlan 42 192.0.2.1-192.0.2.2", "if0/vxlan 42 192.0.2.1-192.0.2.3"), ()),
+    "geneve, two outer pairs": (_geneve, (((A, B), 7), ((A, E), 7)),
+                                ("if0/geneve 192.0.2.1-192.0.2.2", "if0/geneve 192.0.2.1-192.0.2.3"), ()),
+    "gre, two keys": (_gre, (((A, B), 5), ((A, B), 6)),
+                      ("if0/gre 5 192.0.2.1-192.0.2.2", "if0/gre 6 192.0.2.1-192.0.2.2"), ()),
+    "ip in ip, two outer pairs": (_ipip, (((A, B), 0), ((A, E), 0)),
+                                  ("if0/4in4 192.0.2.1-192.0.2.2", "if0/4in4 192.0.2.1-192.0.2.3"), ()),
+}
+
+
+def _two_tunnels(tmp_path: Path, name: str) -> Path:
+    tunnel, ((first, one), (second, two)), _hops, _options = TWO_TUNNELS[name]
+    a, b = _conversation(tunnel, first, one), _conversation(tunnel, second, two)
+    frames = [frame for pair in zip(a, b, strict=True) for frame in pair]  # interleaved
+    for i, frame in enumerate(frames):
+        frame.time = 1_700_000_000 + i / 100
+    path = tmp_path / "two.pcap"
+    wrpcap(str(path), frames)
+    return path
+
+
+@pytest.mark.parametrize("name", TWO_TUNNELS)
+def test_same_inner_flow_in_two_tunnels_is_two_flows(tmp_path: Path, name: str) -> None:
+    """Each tunnel's copy is a flow of its own, oriented C -> D, with both directions in it
+    (the replies come back with the outer addresses swapped), on a hop naming its tunnel."""
+    from osilab.pipeline import conversations, track
+    from osilab.streams import flows
+
+    path = _two_tunnels(tmp_path, name)
+    hops = TWO_TUNNELS[name][2]
+    capture = osilab.read(path)
+    records = sorted(flows(capture), key=lambda r: r.index)
+    assert [str(r.key) for r in records] == [f"{C}:40000-{D}:80"] * 2
+    assert [(r.packets_to_server, r.packets_to_client) for r in records] == [(3, 2), (3, 2)]
+    assert [capture.hop_name(r.interface, r.key.tunnel) for r in records] == list(hops)
+    # the fast path over records, the packet path, and the tracker agree
+    tracked = sorted((r for step in track(osilab.read(path)) for r in step.ended), key=lambda r: r.index)
+    assert [r.key for r in tracked] == [r.key for r in records]
+    fast = [(m.flow, m.message.summary) for m in conversations(osilab.read(path))]
+    slow = [(m.flow, m.message.summary) for m in conversations(iter(osilab.read(path)))]
+    assert fast == slow
+    assert sorted({flow.tunnel for flow, _summary in fast}) == [r.key.tunnel for r in records]
+    assert {(flow.tunnel, summary) for flow, summary in fast} == {
+        (r.key.tunnel, summary) for r in records for summary in ("GET / HTTP/1.1", "HTTP/1.1 200 OK")}
+
+
+@pytest.mark.parametrize("name", TWO_TUNNELS)
+def test_two_tunnels_by_the_command_line(tmp_path: Path, name: str) -> None:
+    """``osilab flows --json`` and ``osilab http --json`` name the tunnelled hop."""
+    import json
+
+    from osilab_cli import run_osilab
+
+    path = _two_tunnels(tmp_path, name)
+    for command in ("flows", "http"):
+        done = run_osilab(command, str(path), "--json", "--quiet")
+        assert done.returncode == 0, done.stderr
+        rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        assert sorted(row["hop"] for row in rows) == sorted(TWO_TUNNELS[name][2]), command
+
+
+@pytest.mark.parametrize("name", TWO_TUNNELS)
+def test_two_tunnels_against_tshark(tmp_path: Path, tshark: str, name: str) -> None:
+    """tshark 4.0's tcp.stream keys a TCP conversation by addresses and ports alone, so it
+    puts both tunnels' copies in one stream (and marks the second SYN a retransmission).
+    Decided from the bytes: the two copies crossed different tunnels (another VNI, key or
+    outer address pair), which on a mirror are two links, and RFC 7348 §4 makes each VNI
+    its own layer-2 segment, where the same addresses may be different hosts; so osilab
+    keeps them apart. What tshark and osilab must share is the inner 5-tuple of every
+    frame and which frames belong to one tunnel's copy (the outer addresses and
+    identifier, from tshark's own fields)."""
+    path = _two_tunnels(tmp_path, name)
+    rows = tshark_fields(path, "tcp.stream", "ip.src", "ip.dst", "tcp.srcport", "tcp.dstport",
+                         "vxlan.vni", "geneve.vni", "gre.key", options=TWO_TUNNELS[name][3])
+    assert {row[0] for row in rows} == {"0"}  # one stream for both copies: the difference above
+    ours = [pkt.facts for pkt in osilab.read(path)]
+    assert len(rows) == len(ours) == 10
+    theirs: dict[tuple, set[str]] = {}  # tshark's tunnel (outer pair, VNI or key) -> our names
+    for row, facts in zip(rows, ours, strict=True):
+        sources, destinations = row[1].split(","), row[2].split(",")
+        inner = (sources[-1], destinations[-1], int(row[3]), int(row[4]))
+        assert inner == (facts.src, facts.dst, facts.src_port, facts.dst_port), facts.no
+        tunnel = (frozenset((sources[0], destinations[0])), row[5] or row[6] or row[7])
+        theirs.setdefault(tunnel, set()).add(facts.tunnel)
+    # the same partition of the frames: each tshark tunnel is exactly one of ours, and back
+    assert len(theirs) == 2 and all(len(names) == 1 for names in theirs.values())
+    assert len(set().union(*theirs.values())) == 2
+
+
+def test_geneve_vni_is_not_part_of_the_hop() -> None:
+    """tcpdump's geneve.pcap (Open vSwitch) carries one SSH connection with VNI 10 one way
+    and 11 the other: the VNI is per direction there, so it cannot tell tunnels apart
+    (tunnels.TUNNEL_IDS); the connection stays one flow, its two directions together."""
+    from shared_paths import TUNNELS
+
+    from osilab.streams import flows
+
+    path = TUNNELS / "tcpdump/geneve.pcap"
+    if not path.exists():
+        pytest.skip(f"{path} is not there (the shared captures)")
+    records = list(flows(osilab.read(path)))
+    assert [(r.key.tunnel, r.packets_to_server, r.packets_to_client) for r in records] == [
+        ("geneve 20.0.0.1-20.0.0.2", 17, 16)]

@@ -25,13 +25,16 @@ Description Block per hop (``if_name`` option), one Enhanced Packet Block per fr
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
+from shared_paths import CAPTURES
 
+from osilab.lab.configs import ALB_MTLS_TRUST_STORE
 from osilab.lab.record import SCENARIOS, write_configs
 from osilab.lab.topology import LAB
 
@@ -261,6 +264,13 @@ def _topology(directory: Path, hops: tuple[str, ...], scenario: str) -> None:
     """``topology.json`` and the balancer configs beside the capture, as the lab writes them."""
     (directory / "topology.json").write_text(json.dumps(LAB.to_json(hops), indent=1))
     write_configs(SCENARIOS[scenario], directory)
+    # The ALB config's mTLS listener names the lab CA's PEM as its TrustStore; the lab copies
+    # the CA it made at record time beside the capture, so this folder takes the bundled one.
+    trust_store = CAPTURES / "alb" / ALB_MTLS_TRUST_STORE
+    if (directory / "alb.config.json").is_file() and ALB_MTLS_TRUST_STORE in (
+        directory / "alb.config.json"
+    ).read_text():
+        shutil.copy(trust_store, directory / ALB_MTLS_TRUST_STORE)
 
 
 def build_alb(directory: Path) -> Path:

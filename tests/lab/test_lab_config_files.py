@@ -19,6 +19,7 @@ from shared_paths import CAPTURES, REPO
 
 from osilab.balancers.config import load_config
 from osilab.balancers.config.beside import CONFIG_SUFFIX, config_beside
+from osilab.lab.configs import ALB_MTLS_PORT
 from osilab.lab.record import SCENARIOS, scenario_configs, write_configs
 from osilab.lab.topology import LAB
 
@@ -67,8 +68,8 @@ def test_the_configs_name_the_targets_the_capture_was_recorded_with(name: str) -
     for web in ("web1", "web2"):
         assert recorded["services"][web] == LAB.services[web]
     expected = scenario_configs(SCENARIOS[name])
-    targets = {
-        target.rsplit(":", 1)[0]
+    targets = {  # a target is "IP:port" text, or AWS's {"Id": IP, "Port": ...} (QUIC's QuicServerId)
+        target["Id"] if isinstance(target, dict) else target.rsplit(":", 1)[0]
         for config in expected.values()
         for group in config["TargetGroups"]
         for target in group["Targets"]
@@ -82,7 +83,8 @@ def test_roles_follow_the_scenario_and_stale_files_go(tmp_path: Path) -> None:
     assert [p.name for p in written] == [f"alb{CONFIG_SUFFIX}"]
     assert not (tmp_path / f"nlb{CONFIG_SUFFIX}").exists()
     config = json.loads(written[0].read_text())
-    assert [listener["Port"] for listener in config["Listeners"]] == [80, 443]
+    mtls = [ALB_MTLS_PORT] if "alb-mtls" in SCENARIOS["alb"].balancers else []
+    assert [listener["Port"] for listener in config["Listeners"]] == [80, 443, *mtls]
     assert write_configs(SCENARIOS["l4proxy"], tmp_path) == []
     assert list(tmp_path.iterdir()) == []
     both = write_configs(SCENARIOS["smuggle"], tmp_path)

@@ -11,6 +11,7 @@ from shared_paths import CAPTURES, THIRDPARTY, thirdparty_captures
 from tshark_oracle import tshark_fields
 
 import osilab
+from osilab.lab.configs import ALB_MTLS_PORT
 from osilab.pipeline import conversations, iter_http
 from osilab.protocols import Direction
 from osilab.protocols._tls_crypto import load_keylog
@@ -129,11 +130,16 @@ def _tshark_requests(path, keylog) -> set[tuple]:
     return out
 
 
+#: The ports the captures carry TLS on: HTTPS, and the lab ALB's mutual-TLS listener
+#: (tshark decrypts every one of them with the key log).
+TLS_PORTS = (443, ALB_MTLS_PORT)
+
+
 def _our_requests(path, keylog) -> set[tuple]:
     return {
         (r.headers_complete_packet, r.method, r.host or "", r.target)
         for r in iter_http(osilab.read(path), keylog=str(keylog))
-        if isinstance(r, HttpRequest) and r.flow.server.port == 443
+        if isinstance(r, HttpRequest) and r.flow.server.port in TLS_PORTS
     }
 
 

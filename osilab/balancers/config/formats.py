@@ -209,9 +209,10 @@ def convert_configs(
 
 
 def _checked(candidate: Candidate) -> BalancerConfig:
-    """:func:`parse_config` on the candidate, its errors naming the file and the rule's resource."""
+    """:func:`parse_config` on the candidate, its errors naming the file and the rule's resource.
+    Files the config names (a JWKS, a trust store) are relative to its (first) file."""
     try:
-        return parse_config(candidate.data)
+        return parse_config(candidate.data, base=Path(candidate.source.split(", ")[0]).parent)
     except RuleError as exc:
         raise ConfigError(f"{_rule_source(candidate, exc)}: {exc}") from None
     except ConfigError as exc:
