@@ -204,6 +204,14 @@ class _GroupState:
         return self.health.pending
 
 
+def _flow_why(flow: FlowKey, no: int, listener: Listener, group: TargetGroup, target: str,
+              method: str, is_syn: bool, health_note: str) -> str:
+    """:func:`explain.nlb_flow_why` from positional facts (a bound partial per flow is
+    smaller without keyword arguments: it waits in the flow table until read)."""
+    return explain.nlb_flow_why(flow, no, listener, group, target, method, first_is_syn=is_syn,
+                                health_note=health_note)  # fmt: skip
+
+
 class NetworkLoadBalancer(DecisionKeeper):
     """An AWS NLB, fed packet facts one by one.
 
@@ -227,6 +235,8 @@ class NetworkLoadBalancer(DecisionKeeper):
         self._flows: dict[tuple[str, str, int, str, int, int], _FlowState] = {}
         #: ``seen`` of a flow decision, one tuple per (hash, proto, IPv6).
         self._seen: dict[tuple[str, str, bool], tuple[str, ...]] = {}
+        #: ``"PROTOCOL:port"`` of each listener, one string shared by its flows.
+        self._names: dict[int, str] = {}
         self._groups = {
             g.name: _GroupState(g, TargetHealth.of(g)) for g in self.config.target_groups
         }
@@ -467,8 +477,8 @@ class NetworkLoadBalancer(DecisionKeeper):
         flow = FlowKey(proto, Endpoint(src_ip, src_port), Endpoint(dst_ip, dst_port), interface)
         # The why is built when read (streamed once, never kept: a SYN flood's millions of
         # flows each hold their decision); the fields read are one shared tuple per kind.
-        why_of: Any = functools.partial(explain.nlb_flow_why, flow, no, listener, group, target,
-                                        method, first_is_syn=is_syn, health_note=health_note)  # fmt: skip
+        why_of: Any = functools.partial(_flow_why, flow, no, listener, group, target, method,
+                                        is_syn, health_note)  # fmt: skip
         why = None
         seen_key = (group.hash, proto, ":" in src_ip)
         seen = self._seen.get(seen_key)
@@ -496,7 +506,7 @@ class NetworkLoadBalancer(DecisionKeeper):
             proxy_v2=proxy,
             client_ip_at_target=src_ip if group.preserve_client_ip else "the NLB's private IP",
             first_packet=no,
-            listener=f"{listener.protocol}:{listener.port}",
+            listener=self._listener_name(listener),
         )
         idle = listener.idle_timeout if proto == "tcp" else self.config.udp_idle_timeout
         self._flows[(proto, src_ip, src_port, dst_ip, dst_port, interface)] = _FlowState(
@@ -505,6 +515,12 @@ class NetworkLoadBalancer(DecisionKeeper):
         self._record(decision)
         self.accounting["routed"] += 1
         return PacketFate(no, True, decision=decision, new_flow=True)
+
+    def _listener_name(self, listener: Listener) -> str:
+        name = self._names.get(id(listener))
+        if name is None:
+            name = self._names[id(listener)] = f"{listener.protocol}:{listener.port}"
+        return name
 
     def feed_flows(self, facts: Iterable[FlowFacts]) -> int:
         """Feed many packets' flow facts at once; returns how many were fed.

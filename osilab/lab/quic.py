@@ -49,7 +49,7 @@ from typing import Any
 
 from osilab.balancers.quic_lb import SERVER_ID_LENGTH
 from osilab.lab.configs import NLB_SEED
-from osilab.lab.runtime import run
+from osilab.lab.runtime import hop_endpoints
 
 __all__ = [
     "TARGETS",
@@ -146,19 +146,8 @@ def balancer_configs(services: Mapping[str, str]) -> dict[str, Any]:
 def path_rows(capture: Path, hops: Iterable[str], services: Mapping[str, str]) -> list[dict[str, Any]]:
     """Each client address seen on the back side (``nlb-web*``): instance, port, datagrams."""
     instances = {services[name]: name for name in TARGETS}
-    wanted = " || ".join(f'frame.interface_name == "{hop}"' for hop in hops)
-    done = run(
-        ["tshark", "-n", "-r", str(capture), "-Y", f"({wanted}) && udp",
-         "-T", "fields", "-e", "frame.interface_name", "-e", "ip.src", "-e", "udp.srcport",
-         "-e", "ip.dst", "-e", "udp.dstport"],
-        timeout=120,
-    )  # fmt: skip
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for line in done.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) != 5:
-            continue
-        hop, src, sport, dst, dport = parts
+    for hop, src, sport, dst, dport in hop_endpoints(capture, hops, "udp", "udp"):
         if dst in instances:  # client -> instance
             client, target, name = f"{src}:{sport}", f"{dst}:{dport}", instances[dst]
         elif src in instances:

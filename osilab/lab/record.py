@@ -45,6 +45,7 @@ from osilab.lab.runtime import (
     Managed,
     Supervisor,
     build_network,
+    hop_endpoints,
     remove_network,
     remove_stale_namespaces,
     run,
@@ -683,19 +684,9 @@ class Lab:
 
 def _syn_rows(capture: Path, hops: Sequence[str]) -> list[dict[str, str]]:
     """Each connection's first SYN on the given back-side hops: client -> target."""
-    wanted = " || ".join(f'frame.interface_name == "{hop}"' for hop in hops)
-    done = run(
-        ["tshark", "-n", "-r", str(capture), "-Y", f"({wanted}) && tcp.flags.syn == 1 && tcp.flags.ack == 0",
-         "-T", "fields", "-e", "frame.interface_name", "-e", "ip.src", "-e", "tcp.srcport",
-         "-e", "ip.dst", "-e", "tcp.dstport"],
-        timeout=120,
-    )  # fmt: skip
     rows, seen = [], set()
-    for line in done.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) != 5:
-            continue
-        hop, src, sport, dst, dport = parts
+    syns = "tcp.flags.syn == 1 && tcp.flags.ack == 0"
+    for hop, src, sport, dst, dport in hop_endpoints(capture, hops, syns, "tcp"):
         client = f"{src}:{sport}"
         if client in seen:  # a retransmitted SYN is the same decision
             continue

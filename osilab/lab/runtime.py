@@ -21,7 +21,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from osilab.errors import LabError
 from osilab.lab.topology import PREFIX, Topology, build_commands
 
 __all__ = [
+    "hop_endpoints",
     "run",
     "in_namespace",
     "remove_stale_namespaces",
@@ -238,3 +239,23 @@ def wait_for_port(ns: str, host: str, port: int, timeout: float = 10.0) -> None:
             return
         time.sleep(0.2)
     raise LabError(f"nothing listens on {host}:{port} in {ns} after {timeout:.0f} s")
+
+
+def hop_endpoints(capture: Path, hops: Iterable[str], display_filter: str, transport: str) -> list[tuple[str, str, str, str, str]]:
+    """``(hop, source ip, source port, destination ip, destination port)`` of every frame on
+    ``hops`` that matches ``display_filter``, as tshark reads the capture (``transport``:
+    ``"tcp"`` or ``"udp"``, whose ports are wanted)."""
+    wanted = " || ".join(f'frame.interface_name == "{hop}"' for hop in hops)
+    done = run(
+        ["tshark", "-n", "-r", str(capture), "-Y", f"({wanted}) && {display_filter}",
+         "-T", "fields", "-e", "frame.interface_name", "-e", "ip.src", "-e", f"{transport}.srcport",
+         "-e", "ip.dst", "-e", f"{transport}.dstport"],
+        timeout=120,
+    )  # fmt: skip
+    rows = []
+    for line in done.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 5:
+            hop, src, sport, dst, dport = parts
+            rows.append((hop, src, sport, dst, dport))
+    return rows

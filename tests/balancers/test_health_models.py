@@ -23,6 +23,7 @@ from balancers.balancer_helpers import (
 
 from osilab.balancers.alb import ApplicationLoadBalancer
 from osilab.balancers.nlb import NetworkLoadBalancer
+from osilab.capture.facts import FlowFacts
 
 A, B = "192.0.2.11:80", "192.0.2.12:80"
 T0 = 1_700_000_000.0
@@ -71,8 +72,8 @@ def test_nlb_flows_on_a_target_that_leaves(state, attributes, after, routed, fas
     assert ports and others
     late = [_data(1000 + i, T0 + 5 + after + i * 0.001, p) for i, p in enumerate(ports + others)]
     if fast:
-        facts = [(p.no, p.time, 0, "tcp", p.ip_src, p.src_port, p.ip_dst, p.dst_port, p.tcp_flags,
-                  p.tcp_seq, None, 0, 0, False, 0, None, None) for p in late]  # fmt: skip
+        facts = [FlowFacts(p.no, p.time, 0, "tcp", p.ip_src, p.src_port, p.ip_dst, p.dst_port,
+                           p.tcp_flags, p.tcp_seq, None, 0, 0, 0, 0, None, b"") for p in late]  # fmt: skip
         nlb.feed_flows(facts)
         reasons = nlb.accounting
         assert reasons["reset by the NLB"] == (0 if routed else len(ports))

@@ -74,7 +74,7 @@ def test_alb_replay_uses_iter_http_and_sees_the_syns(monkeypatch) -> None:
     packets, messages = keep_alive_capture()
     seen_packets = []
 
-    def fake_iter_http(source, *, keylog=None, on_syn=None, on_end=None, on_certificate=None):
+    def fake_iter_http(source, *, keylog=None, on_syn=None, on_end=None, on_certificate=None, unread_tls=None):
         # iter_http's contract: read every packet, tell on_syn of each client SYN
         for packet in source:
             seen_packets.append(packet.no)
