@@ -164,11 +164,19 @@ class Decision:
             return None
         return f"{self.request.method} {self.request.target}"
 
+    @property
+    def destination(self) -> str:
+        """Where the decision sent it, in words: the target (``"192.0.2.11:80"``); what the
+        balancer did to a target's flow (``"reset 192.0.2.11:80"``); or the answer it gave
+        itself (``"redirect 301"``, ``"blocked 400"``)."""
+        if self.target is not None:
+            return self.target if self.action == "forward" else f"{self.action} {self.target}"
+        return f"{self.action} {self.status or ''}".strip()
+
     def summary(self) -> str:
         """One line: where, when, to whom."""
         what = self.request_label or str(self.flow)
-        where = self.target or f"{self.action} {self.status or ''}".strip()
-        return f"packet {self.decided_at}: {what} -> {where}"
+        return f"packet {self.decided_at}: {what} -> {self.destination}"
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of ``osilab route --json`` (contract keys first, extras after)."""

@@ -85,8 +85,7 @@ class Marks:
     def add(self, decision: Decision) -> None:
         """Remember one decision (its flow, and its why on its packet)."""
         self.flows.add(_sides(decision.flow))
-        where = decision.target or (f"{decision.action} {decision.status}" if decision.status
-                                    else decision.action)  # fmt: skip
+        where = decision.destination
         what = decision.request_label or str(decision.flow)
         self.comments.setdefault(decision.decided_at, []).append(
             f"osilab {self.lb} (frame {decision.decided_at} of the capture read): {what} -> {where}: {decision.why}"

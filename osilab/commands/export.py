@@ -22,6 +22,7 @@ import sys
 from contextlib import redirect_stdout
 
 from osilab.balancers.tables import DECISION_COLUMNS
+from osilab.capture.filter import compile_filter
 from osilab.capture.tables import FORMATS, Rows, arrow, packet_rows
 from osilab.commands import route
 from osilab.commands._capture import (
@@ -97,16 +98,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"osilab: wrote {count} decisions to {args.out}", file=sys.stderr)
         return 0
     capture = open_capture(args.file, progress=not args.quiet)
-    chosen = chosen_by_filter(args, capture)  # the same selection as layers/flows/http --filter
-    if args.table == "packets":
-        rows = packet_rows(lambda: (pkt for pkt in packets(capture, keylog=args.keylog)
-                                    if chosen is None or chosen.frame(pkt.no)))  # fmt: skip
-    elif args.table == "flows":
-        rows = flow_rows(capture, None if chosen is None else
-                         lambda: matching_flows(capture, chosen, keylog=args.keylog))  # fmt: skip
+    if args.table == "packets":  # one pass, as `osilab layers --filter` selects
+        keep = None if args.filter is None else compile_filter(args.filter)
+        rows = packet_rows(lambda: packets(capture, keylog=args.keylog) if keep is None
+                           else keep.select(packets(capture, keylog=args.keylog)))  # fmt: skip
     else:
-        rows = request_rows(capture, keylog=args.keylog,
-                            keep=None if chosen is None else chosen.request)  # fmt: skip
+        chosen = chosen_by_filter(args, capture)  # the same selection as flows/http --filter
+        if args.table == "flows":
+            rows = flow_rows(capture, None if chosen is None else
+                             lambda: matching_flows(capture, chosen, keylog=args.keylog))  # fmt: skip
+        else:
+            rows = request_rows(capture, keylog=args.keylog,
+                                keep=None if chosen is None else chosen.request)  # fmt: skip
     count = rows.write(args.out)
     print(f"osilab: wrote {count} {args.table} to {args.out}", file=sys.stderr)
     return report_errors(capture)

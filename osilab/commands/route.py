@@ -262,9 +262,7 @@ def run(args: argparse.Namespace) -> int:
         shown = [d for d in result.decisions if chosen is None or chosen.decision(d)]
         rows = []
         for d in shown:
-            where = d.target or (f"{d.action} {d.status}" if d.status else d.action)
-            if d.target and d.action not in ("forward", None):  # a reset names its target too
-                where = f"{d.action} {d.target}"
+            where = d.destination
             hop = capture.hop_name(d.flow.interface, d.flow.tunnel)
             rows.append(
                 (hop, d.decided_at, str(d.flow), d.request_label or "(flow)", where, ", ".join(d.seen))

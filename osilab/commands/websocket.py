@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from osilab.commands._capture import capture_arguments, open_capture, print_listing, report_errors
-from osilab.pipeline.websocket import iter_websocket, message_json
+from osilab.pipeline.websocket import rows
 
 __all__ = ["HELP", "EXAMPLE", "add_arguments", "run"]
 
@@ -43,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     wrong: set[str] = set()
 
     def found() -> Iterator[dict[str, Any]]:
-        for flow, message in iter_websocket(capture, notes=notes):
-            row = message_json(flow, message, capture.hop_name(flow.interface, flow.tunnel))
+        for row in rows(capture, notes=notes):
             if row["accept_ok"] is False:
                 wrong.add(row["flow"])
             yield row

@@ -78,7 +78,8 @@ def message_json(flow: FlowKey, message: WebSocketMessage, hop: str) -> dict[str
     }
 
 
-def rows(capture: Capture) -> Iterator[dict[str, Any]]:
-    """:func:`message_json` for every message of ``capture``, hops named by the capture."""
-    for flow, message in iter_websocket(capture):
+def rows(capture: Capture, *, notes: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """:func:`message_json` for every message of ``capture``, hops named by the capture
+    (``notes`` collects what :func:`iter_websocket` says of the handshakes)."""
+    for flow, message in iter_websocket(capture, notes=notes):
         yield message_json(flow, message, capture.hop_name(flow.interface, flow.tunnel))

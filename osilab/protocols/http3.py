@@ -43,6 +43,7 @@ import pylsqpack
 
 from osilab.protocols import AppMessage, Direction
 from osilab.protocols._varint import Truncated, read_varint
+from osilab.protocols.desync import classify_request
 from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import FlowKey
 
@@ -253,6 +254,8 @@ class Http3Session:
                 flow=self.flow, index=self._next_index, method=method, target=path,  # type: ignore[arg-type]
                 version="HTTP/3", headers=headers, first_packet=stream.first_packet,
                 headers_complete_packet=packet_no, time=time, stream_id=stream_id,
+                # the guardian reads HTTP/1.x only: its verdict says so, as for HTTP/2
+                desync=classify_request(method, path, "HTTP/3", headers),
             )
             self._next_index += 1
             self._requests[stream_id] = request

@@ -100,7 +100,8 @@ def _read(path: Path) -> Any:
         except yaml.YAMLError as exc:
             kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
             reason = json_error if kind == "JSON" else exc
-            raise ConfigError(f"not valid {kind}: {reason}", file=str(path)) from None
+            one_line = " ".join(str(reason).split())  # YAML explains over several lines
+            raise ConfigError(f"not valid {kind}: {one_line}", file=str(path)) from None
 
 
 def detect_kind(path: str | os.PathLike[str], data: Any) -> str:

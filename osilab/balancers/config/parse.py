@@ -724,7 +724,8 @@ def load_config(source: str | Path | Mapping[str, Any] | BalancerConfig) -> Bala
         else:
             data = json.loads(text)
     except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
-        raise ConfigError(f"{path}: not valid {'YAML' if yaml_file else 'JSON'}: {exc}") from None
+        reason = " ".join(str(exc).split())  # YAML explains over several lines: one line
+        raise ConfigError(f"{path}: not valid {'YAML' if yaml_file else 'JSON'}: {reason}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: the configuration must be an object")
     try:
