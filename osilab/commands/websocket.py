@@ -27,7 +27,8 @@ EXAMPLE = "osilab websocket ../shared/captures/thirdparty/zeek/websocket-jupyter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    capture_arguments(parser, json_unit="message", selects="messages whose completing frame matches")
+    capture_arguments(parser, json_unit="message", selects="messages whose completing frame matches",
+                      keylog="NSS key log to decrypt wss:// (WebSocket over TLS)")  # fmt: skip
 
 
 def _shown(row: dict[str, Any]) -> str:
@@ -38,12 +39,12 @@ def _shown(row: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    capture = open_capture(args.file, progress=not args.quiet)
+    capture = open_capture(args.file, progress=not args.quiet, keylog=args.keylog)
     notes: list[str] = []
     wrong: set[str] = set()
 
     def found() -> Iterator[dict[str, Any]]:
-        for row in rows(capture, notes=notes):
+        for row in rows(capture, notes=notes, keylog=args.keylog):
             if row["accept_ok"] is False:
                 wrong.add(row["flow"])
             yield row

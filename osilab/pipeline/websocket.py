@@ -26,12 +26,13 @@ FIRST_BYTES = 16
 
 
 def iter_websocket(
-    packets: Iterable[Any], *, notes: list[str] | None = None
+    packets: Iterable[Any], *, notes: list[str] | None = None, keylog: str | None = None
 ) -> Iterator[tuple[FlowKey, WebSocketMessage]]:
     """Every WebSocket message of a capture, with its flow, in the order they completed.
 
     ``notes``, a list, receives one line per HTTP/2 extended CONNECT asking for WebSocket
     (RFC 8441): osilab does not read WebSocket over HTTP/2 and says so rather than be silent.
+    ``keylog`` (an NSS key log) lets the TLS layer decrypt ``wss://`` connections.
 
     Examples:
         >>> import osilab
@@ -39,7 +40,7 @@ def iter_websocket(
         >>> [m.kind for _, m in iter_websocket(osilab.read(path))][-2:]  # doctest: +SKIP
         ['close', 'close']
     """
-    for item in conversations(packets):
+    for item in conversations(packets, keylog=keylog):
         message = item.message
         rich = message.message
         if message.protocol == "websocket" and isinstance(rich, WebSocketMessage):
@@ -78,8 +79,9 @@ def message_json(flow: FlowKey, message: WebSocketMessage, hop: str) -> dict[str
     }
 
 
-def rows(capture: Capture, *, notes: list[str] | None = None) -> Iterator[dict[str, Any]]:
+def rows(capture: Capture, *, notes: list[str] | None = None,
+         keylog: str | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
     """:func:`message_json` for every message of ``capture``, hops named by the capture
     (``notes`` collects what :func:`iter_websocket` says of the handshakes)."""
-    for flow, message in iter_websocket(capture, notes=notes):
+    for flow, message in iter_websocket(capture, notes=notes, keylog=keylog):
         yield message_json(flow, message, capture.hop_name(flow.interface, flow.tunnel))
