@@ -23,10 +23,18 @@ HELP = "show every packet as its layers: name, OSI layer, TCP/IP layer, header o
 EXAMPLE = "osilab layers captures/alb/alb.pcapng --limit 5    (or --json for one JSON object per packet)"
 
 
+def _count(text: str) -> int:
+    """``--limit N``: a whole number of packets, 0 or more (argparse names the flag on error)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     capture_arguments(parser, json_unit="packet", keylog="NSS key log to decrypt TLS",
                       selects="packets that match (the frame that completes a message shows it)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N packets")
+    parser.add_argument("--limit", type=_count, default=None, metavar="N", help="stop after N packets")
     parser.add_argument("--no-streams", action="store_true",
                         help="dissect each packet alone (no TCP reassembly)")
     parser.add_argument("--write", metavar="OUT.pcapng",
