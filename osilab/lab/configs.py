@@ -313,7 +313,7 @@ _HTTP_LOG = (
 #: HAProxy log line of one TCP connection; parsed by :func:`osilab.lab.truth.parse_haproxy_tcp`.
 _TCP_LOG = (
     "l4 client=%ci:%cp frontend=%ft target_group=%b server=%s target=%si:%sp "
-    "source=%bi:%bp bytes=%B termination=%ts"
+    "source=%bi:%bp bytes=%B termination=%ts listen=%fi:%fp"
 )
 
 

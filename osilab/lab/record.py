@@ -620,7 +620,8 @@ class Lab:
         if "l4p" in scenario.balancers:
             rows = [
                 {"client": r["client"], "target": r["target"], "target_group": r["target_group"],
-                 "proxy_source": r.get("source", ""), "frontend": r.get("frontend", "")}
+                 "proxy_source": r.get("source", ""), "frontend": r.get("frontend", ""),
+                 "listen": r.get("listen", "")}
                 for r in truth.parse_haproxy_tcp(logs.get("haproxy-l4p", ""))
             ]  # fmt: skip
             self._add_connections(document, "l4proxy", rows, client_records,

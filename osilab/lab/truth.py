@@ -117,18 +117,23 @@ def connection_truth(
     client's requests to this balancer's ``virtual_ip`` (the client may reuse a source
     port towards another balancer).
     """
-    by_client: dict[str, dict[str, Any]] = {}
+    # A client may reuse one source port towards two listeners of the same balancer (the L4
+    # proxy listens on :80 and :81): where a row says which listener (``listen``, ip:port)
+    # took the connection, the key is (client, listener), else the client alone.
+    by_client: dict[tuple[str, str | None], dict[str, Any]] = {}
     listed: list[dict[str, Any]] = []
     for row in connections:
         entry = {k: v for k, v in row.items() if v not in (None, "")}
         entry["source"] = source
         listed.append(entry)
-        by_client[row["client"]] = entry
+        by_client[(row["client"], row.get("listen") or None)] = entry
     requests: dict[str, dict[str, Any]] = {}
     for record in client_records:
-        if not str(record.get("destination", "")).startswith(virtual_ip + ":"):
+        destination = str(record.get("destination", ""))
+        if not destination.startswith(virtual_ip + ":"):
             continue
-        connection = by_client.get(record.get("source", ""))
+        client = record.get("source", "")
+        connection = by_client.get((client, destination)) or by_client.get((client, None))
         if connection is None or record.get("rid") is None:
             continue
         requests[record["rid"]] = {

@@ -261,3 +261,25 @@ def test_require_lists_everything_missing_at_once(monkeypatch: pytest.MonkeyPatc
     message = str(caught.value)
     assert "root" in message and "nft" in message and "haproxy" in message
     assert "apt-get install haproxy nftables" in message
+
+
+def test_connection_truth_tells_a_reused_source_port_apart_by_listener() -> None:
+    """The client may use one source port towards :80 and then :81 of the L4 proxy; the
+    proxy's log names the listener, so each request joins its own connection."""
+    from osilab.lab.truth import connection_truth
+
+    rows = [
+        {"client": "198.51.100.7:40000", "target": "192.0.2.11:80", "listen": "203.0.113.30:80"},
+        {"client": "198.51.100.7:40000", "target": "192.0.2.12:80", "listen": "203.0.113.30:81"},
+    ]
+    records = [
+        {"rid": "p1", "source": "198.51.100.7:40000", "destination": "203.0.113.30:80"},
+        {"rid": "p2", "source": "198.51.100.7:40000", "destination": "203.0.113.30:81"},
+    ]
+    _, requests = connection_truth(rows, records, source="test", virtual_ip="203.0.113.30")
+    assert requests["p1"]["target"] == "192.0.2.11:80"
+    assert requests["p2"]["target"] == "192.0.2.12:80"
+    # without the listener (the NLB's back-side SYNs) the client alone is the key, as before
+    plain = [{k: v for k, v in row.items() if k != "listen"} for row in rows[:1]]
+    _, requests = connection_truth(plain, records[:1], source="test", virtual_ip="203.0.113.30")
+    assert requests["p1"]["target"] == "192.0.2.11:80"
