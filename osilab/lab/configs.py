@@ -36,6 +36,7 @@ __all__ = [
     "AlbRule",
     "ALB_RULES",
     "ALB_TARGET_GROUPS",
+    "instance_of",
     "L4_TARGET_GROUPS",
     "NLB_SEED",
     "haproxy_alb",
@@ -114,16 +115,29 @@ ALB_RULES: tuple[AlbRule, ...] = (
     AlbRule(6, "path", "path-pattern", "/api/*", "path_beg /api/", "tg-api"),
 )
 
-#: Target group -> targets (instance names). ``tg-web`` is the default action.
+#: Target group -> targets, by target name: ``web1``/``web2`` are the instances' primary
+#: addresses, ``web1.canary`` and the like their secondary ones
+#: (:data:`osilab.lab.topology.SECONDARY_ADDRESSES`, registered as ``ip`` targets). No two
+#: groups share a target, so a capture shows each rule's traffic on addresses of its own;
+#: ``tg-web``, the default action, keeps the primary addresses the other balancers use.
 ALB_TARGET_GROUPS: dict[str, tuple[str, ...]] = {
-    "tg-admin": ("web2",),
-    "tg-canary": ("web1",),
-    "tg-write": ("web1",),
-    "tg-beta": ("web2",),
-    "tg-office": ("web1",),
-    "tg-api": ("web1", "web2"),
+    "tg-admin": ("web2.admin",),
+    "tg-canary": ("web1.canary",),
+    "tg-write": ("web1.write",),
+    "tg-beta": ("web2.beta",),
+    "tg-office": ("web1.office",),
+    "tg-api": ("web1.api", "web2.api"),
     "tg-web": ("web1", "web2"),
 }
+
+
+def instance_of(target: str) -> str:
+    """The instance a target name lives on: HAProxy's server name for that target.
+
+    >>> instance_of("web1.canary"), instance_of("web2")
+    ('web1', 'web2')
+    """
+    return target.partition(".")[0]
 
 
 #: The ALB role's WebSocket listener (issue 19): its own port, so the rules of :80/:443 stay
@@ -179,9 +193,10 @@ def aws_alb_config(
     Written from :data:`ALB_RULES` and :data:`ALB_TARGET_GROUPS`, the very table that
     :func:`haproxy_alb` turns into HAProxy ACLs, so the ALB model and the real balancer
     run the same rules (priority order, first match wins, ``tg-web`` by default).
-    ``targets`` maps instance names to ``ip:port``; groups and rules whose instances are
-    not in it are left out. With ``https_port`` an HTTPS listener with the same rules is
-    added: the ALB ends TLS there and forwards plain HTTP to the same target groups.
+    ``targets`` maps target names (``web1``, ``web1.canary``...) to ``ip:port``; groups and
+    rules whose targets are not in it are left out. With ``https_port`` an HTTPS listener
+    with the same rules is added: the ALB ends TLS there and forwards plain HTTP to the
+    same target groups.
     ``rules``/``target_groups``/``idle_timeout`` describe another listener of the role
     (the WebSocket one: :data:`ALB_WS_RULES`). With ``mtls_port`` one more HTTPS listener
     with the same rules verifies client certificates against :data:`ALB_MTLS_TRUST_STORE`.
@@ -271,29 +286,32 @@ def aws_nlb_config(targets: dict[str, str], ports: Sequence[int] = NLB_PORTS) ->
     }
 
 
-def balancer_configs(balancers: Sequence[str], instances: dict[str, str]) -> dict[str, Any]:
+def balancer_configs(
+    balancers: Sequence[str], instances: dict[str, str], targets: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The AWS-shaped configs of a scenario's ALB and NLB roles, by role (``"alb"``, ``"nlb"``).
 
     ``balancers`` names the roles the scenario goes through (a
     :class:`~osilab.lab.record.Scenario`'s ``balancers``), ``instances`` maps the
-    targets' names to their addresses. ``osilab lab record`` writes each config beside
-    the capture (``alb.config.json``, ``nlb.config.json``), so the analysis reads the
-    rules the real balancer ran without importing the lab. The terminating L4 proxy
+    instances' names to their (primary) addresses: the NLB's targets. ``targets`` maps
+    the ALB's target names to their addresses (the instances' primary and secondary
+    ones, :data:`ALB_TARGET_GROUPS`); by default the instances. ``osilab lab record``
+    writes each config beside the capture (``alb.config.json``, ``nlb.config.json``), so
+    the analysis reads the rules the real balancer ran without importing the lab. The terminating L4 proxy
     (``"l4p"``) is neither an ALB nor an NLB and has no config here.
 
     >>> sorted(balancer_configs(("alb", "nlb"), {"web1": "192.0.2.11"}))
     ['alb', 'nlb']
     """
     rendered: dict[str, Any] = {}
+    endpoints = {name: f"{ip}:80" for name, ip in (targets or instances).items()}
     if "alb" in balancers:
         http, https = ALB_PORTS
-        targets = {name: f"{ip}:{http}" for name, ip in instances.items()}
         mtls = ALB_MTLS_PORT if "alb-mtls" in balancers else None  # the mTLS listener recorded
-        rendered["alb"] = aws_alb_config(targets, http, https, mtls_port=mtls)
+        rendered["alb"] = aws_alb_config(endpoints, http, https, mtls_port=mtls)
     if "alb-ws" in balancers:  # the ALB role's WebSocket listener
-        targets = {name: f"{ip}:80" for name, ip in instances.items()}
         rendered["alb"] = aws_alb_config(
-            targets, ALB_WS_PORT, rules=ALB_WS_RULES, target_groups=ALB_WS_TARGET_GROUPS,
+            endpoints, ALB_WS_PORT, rules=ALB_WS_RULES, target_groups=ALB_WS_TARGET_GROUPS,
             idle_timeout=ALB_WS_IDLE_TIMEOUT,
         )  # fmt: skip
     if "nlb" in balancers:
@@ -322,7 +340,11 @@ def haproxy_alb(
     client_ca: str | None = None,
 ) -> str:
     """HAProxy configuration of the ALB role (HTTP :80, HTTPS+h2 :443, logs to stdout);
-    with ``client_ca`` (a PEM path) also the mTLS listener :data:`ALB_MTLS_PORT`."""
+    with ``client_ca`` (a PEM path) also the mTLS listener :data:`ALB_MTLS_PORT`.
+
+    ``targets`` maps every target name of :data:`ALB_TARGET_GROUPS` to its address. Each
+    backend's servers are named after their instance (``server web1 192.0.2.15:80``):
+    the log's ``server=`` names the instance, ``target=`` the address, i.e. the target."""
     lines = [
         "global",
         "    log stdout format raw local0",
@@ -366,7 +388,7 @@ def haproxy_alb(
         lines += [f"backend {group}", "    balance roundrobin"]
         if group == "tg-ws":  # after the 101 only the tunnel timeout applies (HAProxy docs)
             lines.append(f"    timeout tunnel {ALB_WS_IDLE_TIMEOUT}s")
-        lines += [f"    server {name} {targets[name]}:80" for name in members]
+        lines += [f"    server {instance_of(name)} {targets[name]}:80" for name in members]
         lines.append("")
     return "\n".join(lines)
 
@@ -503,14 +525,19 @@ def nginx_instance(
     run_dir: str,
     certificate: str,
     key: str,
+    secondary: Sequence[str] = (),
 ) -> str:
     """nginx on one EC2-like instance: static files, ``/api/`` proxied to the app.
 
     Listens on :80 (plain), :443 (TLS, for the NLB's TLS passthrough) and :8081
-    (``proxy_protocol``: the PROXY v2 variant of the L4 proxy). The request id is passed
-    on to the app; the access log names it, the peer, ``X-Forwarded-For`` and the
-    PROXY protocol's client address.
+    (``proxy_protocol``: the PROXY v2 variant of the L4 proxy) of its primary
+    ``address``, and on :80 of each ``secondary`` address (the ALB's ``ip`` targets,
+    reached in plain HTTP). The request id is passed on to the app; the access log names
+    it, the peer, the address it was reached at, ``X-Forwarded-For`` and the PROXY
+    protocol's client address.
     """
+    extra = "".join(f"        listen {ip}:80;  # a secondary address: an ALB ip target\n"
+                    for ip in secondary)  # fmt: skip
     return f"""# nginx of instance {name} ({address})
 worker_processes 1;
 pid {run_dir}/nginx.pid;
@@ -540,7 +567,7 @@ http {{
         listen {address}:80;
         listen {address}:443 ssl;
         listen {address}:8081 proxy_protocol;
-        server_name _;
+{extra}        server_name _;
         ssl_protocols TLSv1.2 TLSv1.3;  # nginx 1.22's default stops at TLS 1.2
         ssl_certificate {certificate};
         ssl_certificate_key {key};

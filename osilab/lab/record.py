@@ -51,7 +51,7 @@ from osilab.lab.runtime import (
     run,
     wait_for_port,
 )
-from osilab.lab.topology import LAB, Topology
+from osilab.lab.topology import LAB, SECONDARY_ADDRESSES, Topology
 
 __all__ = [
     "Scenario",
@@ -61,6 +61,7 @@ __all__ = [
     "record",
     "bounded",
     "scenario_configs",
+    "alb_targets",
     "write_configs",
 ]
 
@@ -200,7 +201,15 @@ def scenario_configs(
     if "quic" in scenario.balancers:
         return quic.balancer_configs(topology.services)
     instances = {web: topology.services[web] for web in _SERVICE_HOSTS}
-    return configs.balancer_configs(scenario.balancers, instances)
+    return configs.balancer_configs(scenario.balancers, instances, alb_targets(topology))
+
+
+def alb_targets(topology: Topology = LAB) -> dict[str, str]:
+    """The ALB role's targets by name: each instance's primary address, then its secondary
+    ones (``web1.canary`` -> 192.0.2.15), as :data:`osilab.lab.configs.ALB_TARGET_GROUPS`
+    names them."""
+    return {name: topology.services[name]
+            for web in _SERVICE_HOSTS for name in (web, *SECONDARY_ADDRESSES[web])}  # fmt: skip
 
 
 def write_configs(
@@ -307,7 +316,7 @@ class Lab:
         for web in _SERVICE_HOSTS:
             self._start_nginx(web)
         self._start_haproxy("alb", configs.haproxy_alb(
-            vip=s["alb"], targets={w: s[w] for w in _SERVICE_HOSTS},
+            vip=s["alb"], targets=alb_targets(self.topology),
             certificate=str(self._path("tls", "haproxy.pem")),
             client_ca=str(self._path("tls", configs.ALB_MTLS_TRUST_STORE)),
         ), s["alb"], 80)  # fmt: skip
@@ -404,6 +413,7 @@ class Lab:
             name=web, address=s[web], app=f"{s[_APP_OF[web]]}:8080", root=str(root),
             run_dir=str(run_dir), certificate=str(self._path("tls", "cert.pem")),
             key=str(self._path("tls", "key.pem")),
+            secondary=tuple(SECONDARY_ADDRESSES[web].values()),
         ))  # fmt: skip
         self.logs[f"nginx-{web}"] = run_dir / "access.log"
         self.supervisor.start(
@@ -657,6 +667,7 @@ class Lab:
         )
         document["nginx"] = {
             row["rid"]: {"instance": row.get("instance"), "peer": row.get("client"),
+                         "server": row.get("server"),  # the address:port nginx was reached at
                          "xff": row.get("xff"), "proxy_protocol": row.get("proxy_protocol"),
                          "status": row.get("status")}
             for name, text in logs.items() if name.startswith("nginx-")

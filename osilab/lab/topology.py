@@ -21,10 +21,14 @@ the lines are the captured ends, i.e. the hops)::
        v
    +- web1 nginx -+ web1-api +- api1 app -+             +- cache: Redis ----+
    | 192.0.2.11   |--------->| 192.0.2.21 |--+ api-redis| 192.0.2.30        |
-   +--------------+          +------------+  +- br-data +- db: PostgreSQL --+
-   +- web2 nginx -+ web2-api +- api2 app -+  |  api-db  | 192.0.2.40        |
-   | 192.0.2.12   |--------->| 192.0.2.22 |--+          +-------------------+
-   +--------------+          +------------+
+   | +.13 .15 .17 |          +------------+  +- br-data +- db: PostgreSQL --+
+   |  .19 (ALB)   |                          |  api-db  | 192.0.2.40        |
+   +--------------+                          |          +-------------------+
+   +- web2 nginx -+ web2-api +- api2 app -+  |
+   | 192.0.2.12   |--------->| 192.0.2.22 |--+
+   | +.14 .16 .18 |          +------------+
+   |  (ALB)       |
+   +--------------+
 
 The CloudFront edge (``edge``, 203.0.113.40) sits beside them: ``client-edge`` from the
 viewers, ``edge-s3`` to the static origin (192.0.2.50) and ``edge-alb`` to the ALB
@@ -40,6 +44,19 @@ one subnet. Addresses come only from the documentation ranges of RFC 5737: clien
 The instances' *default route* points at the NLB: that is what lets an NLB keep the
 client's address (AWS: "client IP preservation") and still see the replies, which its
 connection tracking turns back into replies from the virtual IP.
+
+**Distinct targets are distinct addresses.** The ALB role's seven target groups must not
+share targets, or routing by host, header or URL would not show in a capture: every
+request would still land on 192.0.2.11 or .12. So each instance carries *secondary
+addresses* on its link to the ALB (:data:`SECONDARY_ADDRESSES`: web1 the odd ones .13 to
+.19, web2 the even ones .14 to .18), as an EC2 instance's network interface carries
+secondary private IPs, and the ALB's target groups register them as ``ip`` targets
+(AWS ``TargetType: ip``): one address per (target group, instance). nginx listens on
+every one of them, so the hops stay the same (``alb-web1``/``alb-web2``) while each
+rule's target group has targets no other group has. The NLB, the L4 proxy and the QUIC
+balancers keep the primary addresses .11/.12; the secondaries sit on the ALB's link
+only, and the ALB reaches each one by its own /32 route, so the instances answer the ALB
+on that same link (the NLB's default-route trick is untouched).
 """
 
 from __future__ import annotations
@@ -54,6 +71,7 @@ __all__ = [
     "Host",
     "Link",
     "Topology",
+    "SECONDARY_ADDRESSES",
     "LAB",
     "namespace",
     "build_commands",
@@ -67,6 +85,17 @@ PREFIX = "osl-"
 #: tcpdump real MTU-sized frames instead of 64 KB "super-segments" (TSO/GSO/GRO) and
 #: checksums are computed in software (tx/rx checksum offload off).
 OFFLOADS_OFF = ("tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off")
+
+
+#: Each instance's secondary addresses, by target name (``<instance>.<use>``): the ALB
+#: role's target groups register them as ``ip`` targets
+#: (:data:`osilab.lab.configs.ALB_TARGET_GROUPS`), like an ENI's secondary private IPs.
+#: They sit on the instance's link to the ALB only; the other balancers reach .11/.12.
+SECONDARY_ADDRESSES: dict[str, dict[str, str]] = {
+    "web1": {"web1.api": "192.0.2.13", "web1.canary": "192.0.2.15",
+             "web1.write": "192.0.2.17", "web1.office": "192.0.2.19"},
+    "web2": {"web2.api": "192.0.2.14", "web2.admin": "192.0.2.16", "web2.beta": "192.0.2.18"},
+}  # fmt: skip
 
 
 def namespace(host: str) -> str:
@@ -301,14 +330,18 @@ def _declare() -> Topology:
         routes.append(Route(balancer, "198.51.100.0/24", f"{balancer}-client", source=vip))
         back = address[f"{balancer}-back"]
         for web in ("web1", "web2"):
+            # The ALB's targets: the instance's primary address and, on this link only, its
+            # secondary ones (one per target group it serves); each gets a /32 route.
+            extra = tuple(SECONDARY_ADDRESSES[web].values()) if balancer == "alb" else ()
             link(
                 balancer,
                 (back + "/32",),
                 web,
-                (address[web] + "/32",),
+                tuple(ip + "/32" for ip in (address[web], *extra)),
                 description=f"back side of the {balancer}: {balancer} to target {web}",
             )
-            routes.append(Route(balancer, address[web] + "/32", f"{balancer}-{web}", source=back))
+            for target in (address[web], *extra):
+                routes.append(Route(balancer, target + "/32", f"{balancer}-{web}", source=back))
             routes.append(Route(web, back + "/32", f"{web}-{balancer}", source=address[web]))
     for web, api in (("web1", "api1"), ("web2", "api2")):
         # Targets answer clients through the NLB: the NLB keeps the client's address.
@@ -365,6 +398,7 @@ def _declare() -> Topology:
         "cdn_http": f"{address['edge']}:80",
         "cdn_https": f"{address['edge']}:443",
         **{name: ip for name, ip in address.items()},
+        **{name: ip for extra in SECONDARY_ADDRESSES.values() for name, ip in extra.items()},
     }
     return Topology(hosts, tuple(links), tuple(routes), services)
 

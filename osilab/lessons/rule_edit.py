@@ -75,7 +75,7 @@ class Route:
         return cls(decision.rule, decision.target_group, decision.target, decision.action)
 
     def text(self) -> str:
-        """``"rule 6 -> tg-api (192.0.2.11:80)"``: one cell of a table."""
+        """``"rule 6 -> tg-api (192.0.2.13:80)"``: one cell of a table."""
         where = self.target_group or self.action
         return f"rule {self.rule} -> {where}" + (f" ({self.target})" if self.target else "")
 

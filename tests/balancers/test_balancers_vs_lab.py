@@ -22,6 +22,8 @@ from shared_paths import CAPTURES
 
 import osilab
 from osilab.balancers import ApplicationLoadBalancer, NetworkLoadBalancer, replay
+from osilab.lab.configs import ALB_TARGET_GROUPS
+from osilab.lab.record import alb_targets
 
 LAB_SEED = 0x05115EED
 WEB = ["192.0.2.11", "192.0.2.12"]
@@ -104,15 +106,10 @@ def _lab_alb_config() -> dict:
         ("source-ip", {"SourceIpConfig": {"Values": ["198.51.100.8/32"]}}, "tg-office"),
         ("path-pattern", {"PathPatternConfig": {"Values": ["/api/*"]}}, "tg-api"),
     ]
-    members = {
-        "tg-admin": [WEB[1]],
-        "tg-canary": [WEB[0]],
-        "tg-write": [WEB[0]],
-        "tg-beta": [WEB[1]],
-        "tg-office": [WEB[0]],
-        "tg-api": WEB,
-        "tg-web": WEB,
-    }
+    # The groups' targets as HAProxy's backends list them (the lab renders both from one
+    # table): each rule's group on addresses of its own, the instances' secondary ones.
+    targets = alb_targets()
+    members = {group: [targets[t] for t in names] for group, names in ALB_TARGET_GROUPS.items()}
     http = {
         "Protocol": "HTTP",
         "Port": 80,

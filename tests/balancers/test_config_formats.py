@@ -20,15 +20,17 @@ from osilab.balancers.config.formats import convert_configs, detect_kind, load_c
 from osilab.cli import main
 from osilab.commands.config import EXAMPLES
 from osilab.errors import ConfigError
-from osilab.lab.configs import aws_alb_config
+from osilab.lab.configs import ALB_TARGET_GROUPS, aws_alb_config
+from osilab.lab.record import alb_targets
 
 CONFIGS = Path(__file__).parent / "configs"
 AWS_CLI = sorted((CONFIGS / "aws-cli").glob("*.json"))
 TERRAFORM = sorted((CONFIGS / "terraform").glob("*.tf"))
 CLOUDFORMATION = sorted((CONFIGS / "cloudformation").glob("*"))
 
-#: The lab's instances behind captures/alb (topology.json: web1, web2).
-LAB_TARGETS = {"web1": "192.0.2.11:80", "web2": "192.0.2.12:80"}
+#: The lab's ALB targets behind captures/alb: the instances' primary addresses and their
+#: secondary ones (topology.json: web1, web2), by target name.
+LAB_TARGETS = {name: f"{ip}:80" for name, ip in alb_targets().items()}
 
 
 def lab_config():
@@ -315,9 +317,8 @@ def test_config_check_prints_rules_in_priority_order(capsys):
     lines = captured.out.splitlines()
     http_rules = [line.split()[1] for line in lines if line.startswith("HTTP:80 ")]
     assert http_rules == ["1", "2", "3", "4", "5", "6", "default"]
-    assert any(
-        line.startswith("tg-api ") and "192.0.2.11:80, 192.0.2.12:80" in line for line in lines
-    )
+    api = ", ".join(LAB_TARGETS[name] for name in ALB_TARGET_GROUPS["tg-api"])
+    assert any(line.startswith("tg-api ") and api in line for line in lines)
     assert "accepted, not modelled: TargetGroup.ProtocolVersion" in captured.err
 
 

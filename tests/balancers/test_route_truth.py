@@ -20,6 +20,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -129,7 +130,32 @@ def test_compare_counts_the_requests_the_client_sent() -> None:
     code, rows, err = _run(["compare", str(path), "--keylog", str(KEYLOG)])
     assert code == 0, err
     assert len(rows) == len({_rid(r) for r in rows}) == len(truth["requests"])
-    assert all(r["alb_target"] == truth["requests"][_rid(r)]["target"] for r in rows)
+    agree = sum(r["alb_target"] == truth["requests"][_rid(r)]["target"] for r in rows)
+    print(f"\nmeasured: compare, no --config: {agree}/{len(truth['requests'])} requests on "
+          "HAProxy's target")  # fmt: skip
+    assert agree == len(rows)
+    real = Counter(v["target"] for v in truth["requests"].values())
+    assert Counter(r["alb_target"] for r in rows) == real  # per target, as truth.json counts
+
+
+def test_routing_by_url_lands_on_targets_of_its_own(alb_route) -> None:
+    """The lab gives every target group targets of its own (the instances' secondary
+    addresses, osilab/lab/topology.py): a request a rule won reaches an address the
+    default group never does. The counts per target group and per target are truth.json's,
+    and route's agree with them."""
+    objects, _ = alb_route
+    _, truth = _lab(ALB)
+    real = Counter((v["target_group"], v["target"]) for v in truth["requests"].values())
+    assert Counter((d["target_group"], d["target"]) for d in objects) == real
+    groups: dict[str, set[str]] = defaultdict(set)
+    for group, target in real:
+        groups[group].add(target)
+    assert len(groups) == len(RULE_NAMES) + 1  # every rule won a request, and the default
+    for group, targets in groups.items():
+        others = set().union(*(t for name, t in groups.items() if name != group))
+        assert not targets & others, (group, sorted(targets & others))
+    counts = ", ".join(f"{group} {target} {n}" for (group, target), n in sorted(real.items()))
+    print(f"\nmeasured: truth.json per target group and target: {counts}")
 
 
 def test_the_keylog_is_used_only_when_named(alb_route) -> None:

@@ -15,7 +15,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-TARGET_HOST = {"192.0.2.11": "web1", "192.0.2.12": "web2"}
 BALANCER_HOST = {"alb": "alb", "nlb": "nlb", "l4proxy": "l4p"}
 CLIENT_NET = "198.51.100."
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -66,6 +65,15 @@ class Scenario:
     @functools.cached_property
     def topology(self) -> dict:
         return json.loads((self.folder / "topology.json").read_text())
+
+    def instance(self, target: str) -> str:
+        """The instance (``web1``/``web2``) owning a target ``ip:port``, from topology.json:
+        the ALB's targets are the instances' primary and secondary addresses."""
+        ip = target.rsplit(":", 1)[0]
+        for host in self.topology["hosts"]:
+            if host["role"] == "instance" and any(ip in i["ip"] for i in host["interfaces"]):
+                return host["name"]
+        raise AssertionError(f"{target} is no instance's address in topology.json")
 
     def log(self, name: str) -> str:
         path = self.folder / "logs" / f"{name}.log"
@@ -158,7 +166,7 @@ def check_request_ids_on_hops(scenario: Scenario) -> None:
         rid = record["rid"]
         if rid not in requests or not record["status"]:
             continue
-        web = TARGET_HOST[requests[rid]["target"].split(":")[0]]
+        web = scenario.instance(requests[rid]["target"])
         if _plain(record):
             assert seen(scenario.capture, f"client-{balancer}", rid), (
                 f"{rid} not on client-{balancer}"
@@ -231,7 +239,7 @@ def check_tls(scenario: Scenario) -> None:
     if balancer == "nlb":  # passthrough: the hello reaches the target the truth names
         requests = scenario.truth["requests"]
         expected |= {
-            "nlb-" + TARGET_HOST[requests[r["rid"]]["target"].split(":")[0]]
+            "nlb-" + scenario.instance(requests[r["rid"]]["target"])
             for r in scenario.client
             if r["scheme"] == "https"
         }
@@ -273,14 +281,14 @@ def check_truth_matches_back_side(scenario: Scenario) -> None:
     requests = scenario.truth["requests"]
     assert requests
     for rid, decision in requests.items():
-        web = TARGET_HOST[decision["target"].split(":")[0]]
+        web = scenario.instance(decision["target"])
         assert (web, decision["target"]) in used, f"{rid}: {decision['target']} never reached"
         record = next(r for r in scenario.client if r["rid"] == rid)
         if record["served_by"]:
             assert record["served_by"] == web, (
                 f"{rid}: truth {web}, served by {record['served_by']}"
             )
-    assert {TARGET_HOST[d["target"].split(":")[0]] for d in requests.values()} == {"web1", "web2"}
+    assert {scenario.instance(d["target"]) for d in requests.values()} == {"web1", "web2"}
 
 
 def check_alb_rules(scenario: Scenario) -> None:
@@ -297,6 +305,18 @@ def check_alb_rules(scenario: Scenario) -> None:
         decision = requests[record["rid"]]
         assert decision["rule"] == rule, (record["rid"], decision["rule"], rule)
         assert decision["target_group"] == expected[rule]
+    # Distinct targets per rule: the config beside the capture gives every group targets of
+    # its own, and HAProxy sent each request to one of its group's (the secondary addresses
+    # of topology.py); nginx's log says it was reached at that very address.
+    config = json.loads((scenario.folder / "alb.config.json").read_text())
+    members = {g["Name"]: set(g["Targets"]) for g in config["TargetGroups"]}
+    for group, targets in members.items():
+        others = set().union(*(t for name, t in members.items() if name != group))
+        assert targets and not targets & others, (group, targets & others)
+    nginx = scenario.truth["nginx"]
+    for rid, decision in requests.items():
+        assert decision["target"] in members[decision["target_group"]], (rid, decision)
+        assert nginx[rid]["server"] == decision["target"], (rid, nginx[rid], decision["target"])
 
 
 def check_proxy_v2(scenario: Scenario) -> None:
@@ -361,7 +381,7 @@ def check_websocket(scenario: Scenario) -> None:
         balancer = "alb" if record["destination"].startswith("203.0.113.10:") else "nlb"
         back = {hop for (hop, stream), found in rid_of.items()
                 if found == rid and frames[(hop, stream)] and hop.startswith(balancer + "-web")}  # fmt: skip
-        target = TARGET_HOST[requests[rid]["target"].split(":")[0]]
+        target = scenario.instance(requests[rid]["target"])
         assert back == {f"{balancer}-{target}"}, (rid, back, target)
         sent = sum(1 for way, kind, *_ in record["extra"]["messages"] if way == "out" and kind in ("text", "binary"))
         assert app[rid]["messages"] == sent and app[rid]["app"] == {"web1": "api1", "web2": "api2"}[target], rid

@@ -62,19 +62,26 @@ def test_the_committed_configs_are_what_the_lab_renders(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_the_configs_name_the_targets_the_capture_was_recorded_with(name: str) -> None:
-    """The targets come from the lab's topology; the recording's topology.json must agree."""
+    """The targets come from the lab's topology; the recording's topology.json must agree:
+    every target is an address of an instance there (the ALB's include the instances'
+    secondary addresses, topology.SECONDARY_ADDRESSES), and the instances' primary
+    addresses are targets of every balancer (the NLB, L4 and QUIC ones have no other)."""
     capture = _recorded(name)
     recorded = json.loads((capture.parent / "topology.json").read_text(encoding="utf-8"))
     for web in ("web1", "web2"):
         assert recorded["services"][web] == LAB.services[web]
-    expected = scenario_configs(SCENARIOS[name])
-    targets = {  # a target is "IP:port" text, or AWS's {"Id": IP, "Port": ...} (QUIC's QuicServerId)
-        target["Id"] if isinstance(target, dict) else target.rsplit(":", 1)[0]
-        for config in expected.values()
-        for group in config["TargetGroups"]
-        for target in group["Targets"]
-    }
-    assert targets == ({LAB.services["web1"], LAB.services["web2"]} if expected else set())
+    owned = {ip for host in recorded["hosts"] if host["role"] == "instance"
+             for interface in host["interfaces"] for ip in interface["ip"]}  # fmt: skip
+    primary = {LAB.services["web1"], LAB.services["web2"]}
+    for role, config in scenario_configs(SCENARIOS[name]).items():
+        targets = {  # "IP:port" text, or AWS's {"Id": IP, "Port": ...} (QUIC's QuicServerId)
+            target["Id"] if isinstance(target, dict) else target.rsplit(":", 1)[0]
+            for group in config["TargetGroups"]
+            for target in group["Targets"]
+        }
+        assert primary <= targets <= owned, (role, sorted(targets - owned))
+        if role != "alb":
+            assert targets == primary, (role, sorted(targets))
 
 
 def test_roles_follow_the_scenario_and_stale_files_go(tmp_path: Path) -> None:

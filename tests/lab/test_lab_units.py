@@ -14,6 +14,7 @@ from osilab.capture.pcapng import pcap_to_pcapng
 from osilab.errors import CaptureError, LabError
 from osilab.lab import configs, doctor, truth
 from osilab.lab.app import request_id
+from osilab.lab.record import alb_targets
 from osilab.lab.topology import LAB, OFFLOADS_OFF, PREFIX, build_commands
 
 DOCUMENTATION = [
@@ -99,9 +100,29 @@ def test_topology_json_describes_hops() -> None:
 
 def _alb_config(tmp_path: Path) -> str:
     return configs.haproxy_alb(
-        vip="203.0.113.10", targets={"web1": "192.0.2.11", "web2": "192.0.2.12"},
-        certificate=str(tmp_path / "alb.pem"),
+        vip="203.0.113.10", targets=alb_targets(), certificate=str(tmp_path / "alb.pem"),
     )  # fmt: skip
+
+
+def test_alb_target_groups_share_no_target(tmp_path: Path) -> None:
+    """Each rule's group has targets of its own: the instances' secondary addresses, on the
+    ALB's link, each with its /32 route there; HAProxy names the server after the instance."""
+    text = _alb_config(tmp_path)
+    backends = {block.split("\n")[0]: block for block in text.split("backend ")[1:]}
+    addresses = [alb_targets()[t] for group in configs.ALB_TARGET_GROUPS.values() for t in group]
+    assert len(addresses) == len(set(addresses))
+    routes = {r.destination: r.device for r in LAB.routes if r.host == "alb"}
+    for group, targets in configs.ALB_TARGET_GROUPS.items():
+        for target in targets:
+            web, ip = configs.instance_of(target), alb_targets()[target]
+            assert f"    server {web} {ip}:80" in backends[group]
+            assert routes[f"{ip}/32"] == f"alb-{web}"
+            link = next(i for i in LAB.interfaces(web) if i.name == f"{web}-alb")
+            assert f"{ip}/32" in link.addresses
+    nginx = configs.nginx_instance(name="web2", address="192.0.2.12", app="192.0.2.22:8080",
+                                   root="/r", run_dir="/d", certificate="/c", key="/k",
+                                   secondary=("192.0.2.14",))  # fmt: skip
+    assert "listen 192.0.2.14:80;" in nginx and "listen 192.0.2.12:443 ssl;" in nginx
 
 
 def test_alb_rules_are_in_priority_order(tmp_path: Path) -> None:

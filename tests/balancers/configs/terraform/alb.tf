@@ -8,8 +8,16 @@ variable "http_port" {
 }
 
 locals {
-  web1 = "192.0.2.11"
-  web2 = "192.0.2.12"
+  web1        = "192.0.2.11"
+  web2        = "192.0.2.12"
+  # secondary addresses of the instances, registered as ip targets (one per group)
+  web1_api    = "192.0.2.13"
+  web1_canary = "192.0.2.15"
+  web1_write  = "192.0.2.17"
+  web1_office = "192.0.2.19"
+  web2_api    = "192.0.2.14"
+  web2_admin  = "192.0.2.16"
+  web2_beta   = "192.0.2.18"
 }
 
 resource "aws_lb" "lab" {
