@@ -35,6 +35,7 @@ TOPICS = (
     "11-edge-cache",  # issue 21: which requests never reach the ALB, and why
     "12-websocket",  # issue 19: after the upgrade, the ALB is an L4 balancer
     "13-failover",  # issue 18: what each balancer does when a target dies
+    "14-quic-migration",  # issue 20: a connection is not a 5-tuple any more
 )
 PER_NOTEBOOK_SECONDS = 60.0
 ALL_NOTEBOOKS_SECONDS = 300.0

@@ -111,11 +111,16 @@ def nlb_flow_why(
         f"the NLB chose {target} (target group {group.name}) at packet {packet}, {what}, "
         f"by hashing the {fields} of {flow.proto.upper()} {_endpoints(flow)} ({method}) "
         f"on listener {listener.protocol}:{listener.port}; every later packet of this flow "
-        "follows it, and the NLB never reads the payload"
+        f"follows it, {NEVER_READS_PAYLOAD}"
     )
     notes = (nlb_tls_note(listener.protocol, listener.port), health_note)
     extras = [note for note in notes if note]
     return sentence + ("; " + "; ".join(extras) if extras else "") + "."
+
+
+#: What :func:`nlb_flow_why` says of the payload; a QUIC listener reads one field of it.
+NEVER_READS_PAYLOAD = "and the NLB never reads the payload"
+_READS_THE_DCID = "and of the payload the NLB reads only the QUIC header's Destination Connection ID"
 
 
 def nlb_quic_why(flow: FlowKey, packet: int, listener: Listener, group: TargetGroup,
@@ -125,6 +130,8 @@ def nlb_quic_why(flow: FlowKey, packet: int, listener: Listener, group: TargetGr
     (a client's first Initial), the 5-tuple hash (``hashed_why``) with that said."""
     dcid = route.dcid.hex() if route.dcid is not None else None
     if route.target is None:
+        if dcid is not None:  # it did read the payload: its connection ID
+            hashed_why = hashed_why.replace(NEVER_READS_PAYLOAD, _READS_THE_DCID)
         if dcid is None:
             return hashed_why[:-1] + "; the datagram is not QUIC, so it is hashed like UDP."
         return (hashed_why[:-1] + f"; its Destination Connection ID {dcid} carries no QuicServerId "

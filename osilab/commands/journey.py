@@ -1,5 +1,8 @@
 """``osilab journey``: follow one request across every hop of a multi-hop lab capture.
 
+With ``--connection CID`` it follows a QUIC connection instead (its datagrams through the
+balancer, on each client address it used: connection migration); ``--connections`` lists them.
+
 Prints the events in order (device, direction, how far up it read, what it did); with
 ``--layers`` every layer in and out with its reason; with ``--json`` one JSON object per
 event. ``--html OUT.html`` writes the interactive, self-contained view; with
@@ -44,6 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--list", action="store_true", help="list the request ids in FILE and stop")
     parser.add_argument(
+        "--connection",
+        metavar="CID",
+        help="follow a QUIC connection instead of a request: one of its connection IDs (hex) "
+        "or a client ip:port; its datagrams through the balancer, before and after it migrated",
+    )
+    parser.add_argument(
+        "--connections",
+        action="store_true",
+        help="list the QUIC connections in FILE (their IDs, client addresses, hops) and stop",
+    )
+    parser.add_argument(
         "--keylog",
         metavar="FILE",
         help="NSS key log, so TLS legs are read too (the viewer's leg to the edge)",
@@ -60,8 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from osilab.journey import compare, journey, request_ids, save_html
+    from osilab.journey import compare, connections, journey, request_ids, save_html
 
+    if args.connections:
+        for found in connections(args.file, keylog=args.keylog):
+            print(found.summary())
+        return 0
     if args.list:
         for rid in request_ids(args.file):
             print(rid)
@@ -69,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compare and not args.html:
         raise UsageError("--compare needs --html OUT.html (the comparison is a view)")
     trip = journey(args.file, args.request, topology=args.topology, use_models=not args.no_models,
-                   keylog=args.keylog)  # fmt: skip
+                   keylog=args.keylog, connection=args.connection)  # fmt: skip
     if args.json:
         write_jsonl(
             {

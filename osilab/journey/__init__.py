@@ -35,9 +35,11 @@ from osilab.balancers.config.beside import config_beside
 from osilab.capture import Capture, read
 from osilab.errors import CaptureError, UsageError
 from osilab.journey._index import CaptureIndex
-from osilab.journey._models import DECIDE
+from osilab.journey._models import CONFIG_KINDS
 from osilab.journey.events import JourneyEvent, LayerStep, PacketView
 from osilab.journey.network import Device, Network
+from osilab.journey.quic import QuicConnection, find_connection, quic_connections
+from osilab.journey.quic_trip import PathRoute, connection_journey, connection_of, connection_routes
 from osilab.journey.trip import Journey, build_journey
 from osilab.journey.view import compare_html, journey_html
 
@@ -46,6 +48,10 @@ __all__ = [
     "compare",
     "save_html",
     "request_ids",
+    "connections",
+    "quic_routes",
+    "QuicConnection",
+    "PathRoute",
     "load_topology",
     "balancer_configs",
     "Journey",
@@ -101,16 +107,34 @@ def _index_and_network(
 
 
 def balancer_configs(capture: str | os.PathLike[str] | None) -> dict[str, BalancerConfig]:
-    """The balancer configs the lab wrote beside ``capture``, by kind (``"alb"``, ``"nlb"``)."""
+    """The balancer configs the lab wrote beside ``capture``, by kind (``"alb"``, ``"nlb"``,
+    ``"nlb-quic"``)."""
     if capture is None:
         return {}
-    found = {kind: config_beside(capture, kind) for kind in DECIDE}
+    found = {kind: config_beside(capture, kind) for kind in CONFIG_KINDS}
     return {kind: load_config(path) for kind, path in found.items() if path is not None}
 
 
 def request_ids(capture: Any) -> list[str]:
     """Every request id (``X-Request-Id`` / ``?rid=``) in a capture, in order of appearance."""
     return CaptureIndex(_open(capture)[0]).request_ids()
+
+
+def connections(capture: Any, *, keylog: str | None = None) -> list[QuicConnection]:
+    """Every QUIC connection in a capture whose handshake it shows, each with every UDP flow
+    (5-tuple, hop) it used: more than one client address means it migrated."""
+    return quic_connections(CaptureIndex(_open(capture)[0], keylog=keylog))
+
+
+def quic_routes(
+    capture: str | os.PathLike[str], *, keylog: str | None = None
+) -> list[tuple[QuicConnection, list[PathRoute]]]:
+    """Each QUIC connection with, per client address it used, where the real balancer sent it
+    (the back side of the capture) and where the balancer model sent it, and why (the model
+    run with the config beside the capture whose listener took the connection's port)."""
+    index = CaptureIndex(_open(capture)[0], keylog=keylog)
+    configs = balancer_configs(capture)
+    return [(c, connection_routes(index, c, configs)) for c in quic_connections(index)]
 
 
 def journey(
@@ -120,8 +144,9 @@ def journey(
     topology: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     use_models: bool = True,
     keylog: str | None = None,
+    connection: str | None = None,
 ) -> Journey:
-    """Follow one request across every hop of a multi-hop lab capture.
+    """Follow one request (or one QUIC connection) across every hop of a multi-hop lab capture.
 
     Args:
         capture: a capture path, an :func:`osilab.read` capture, or packets.
@@ -133,19 +158,33 @@ def journey(
             the configs the lab wrote beside the capture (``alb.config.json``,
             ``nlb.config.json``); else, and without them, from the capture.
         keylog: an NSS key log (the lab's ``keylog.txt``), so that TLS legs are read: the
-            viewer's leg to the CloudFront edge, where a cache hit stops.
+            viewer's leg to the CloudFront edge, where a cache hit stops; QUIC's key log
+            labels too, so HTTP/3 requests and the connection IDs a server issued are read.
+        connection: a QUIC connection, named by one of its connection IDs (hex) or a
+            client ``ip:port``: the journey follows its datagrams instead of one request,
+            through each client address it used (connection migration). An HTTP/3
+            ``request`` gets the same journey, with its request and response in it.
 
     Returns:
         a :class:`Journey`; ``journey.hops()`` lists the devices in order.
     """
     index, network, name, path = _index_and_network(capture, topology, keylog)
+    configs = balancer_configs(path) if use_models else {}
+    if connection is not None:
+        found = find_connection(quic_connections(index), connection)
+        return connection_journey(index, network, found, configs, capture=name,
+                                  use_models=use_models)  # fmt: skip
     if request is None:
         ids = index.request_ids()
         if not ids:
             raise UsageError("this capture has no HTTP request with an id (X-Request-Id or ?rid=)")
         legs = {rid: sum(1 for ex in index.exchanges if ex.matches(rid)) for rid in ids}
         request = max(ids, key=lambda rid: legs[rid])
-    configs = balancer_configs(path) if use_models else {}
+    request_legs = [exchange for exchange in index.exchanges if exchange.matches(request)]
+    carried = connection_of(quic_connections(index), request_legs) if request_legs else None
+    if carried is not None:  # HTTP/3: the journey of its QUIC connection, with the request
+        return connection_journey(index, network, carried, configs, capture=name,
+                                  request_id=request, legs=request_legs, use_models=use_models)  # fmt: skip
     return build_journey(
         index, network, request, capture=name, use_models=use_models, configs=configs
     )

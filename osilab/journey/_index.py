@@ -15,6 +15,11 @@ flows, the same reassembled bytes and the same messages.
   their stream id). A request's ``headers_complete_packet`` is the moment an L7 device
   can act.
 * A PROXY protocol header is the pipeline's ``proxy`` message; its length is kept.
+* UDP flows are kept too, with the number, time and direction of each datagram (a QUIC
+  connection's trip, :mod:`osilab.journey.quic`, reads those), and every ``quic`` message
+  of the QUIC parser per flow (:attr:`CaptureIndex.quic`); HTTP/3 requests on them are
+  exchanges like any other. ICMP errors are kept by packet number (:attr:`CaptureIndex.icmp`):
+  a "port unreachable" is how a client that moved away answers the server's old path.
 * After an HTTP ``101`` the HTTP parser hands the connection to the WebSocket parser
   (RFC 6455); its messages (a fragmented message is one) are kept per flow
   (:attr:`CaptureIndex.websocket`), so a journey can follow one past the Upgrade.
@@ -34,7 +39,7 @@ Sans-IO: it is given packets and returns records; it never opens a file.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 from osilab.capture.packet import TCP_ACK, TCP_SYN, Packet
@@ -72,19 +77,22 @@ def hop_of(packet: Packet) -> str:
 
 @dataclass
 class Flow:
-    """One TCP connection as seen on one hop (the pipeline's flow, with what a journey asks of it).
+    """One TCP connection or UDP flow as seen on one hop (the pipeline's flow, with what a
+    journey asks of it).
 
     Attributes:
         hop: the interface's name (``client-alb``), else ``if<n>``.
         key: the pipeline's flow key (client -> server, with its interface).
         syn_packet: the client's SYN, or ``None`` when the connection opened before the capture.
         proxy_header: bytes of PROXY protocol header before the client's first request.
+        datagrams: UDP only: ``(packet number, time, sent by the client)`` of each datagram.
     """
 
     hop: str
     key: FlowKey
     syn_packet: int | None = None
     proxy_header: int = 0
+    datagrams: list[tuple[int, float, bool]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,18 +185,28 @@ class CaptureIndex:
         #: Each flow's WebSocket messages (the pipeline's, whose ``message`` is a
         #: :class:`~osilab.protocols.websocket.WebSocketMessage`), in the order they completed.
         self.websocket: dict[FlowKey, list[AppMessage]] = {}
+        #: Each UDP flow's ``quic`` messages (one per datagram the QUIC parser read; its
+        #: ``message`` a :class:`~osilab.protocols.quic.QuicDatagram`), in capture order.
+        self.quic: dict[FlowKey, list[AppMessage]] = {}
+        #: ICMP error packets (destination unreachable...), by packet number, with their hop.
+        self.icmp: list[tuple[int, int]] = []
         requests: dict[tuple[FlowKey, int], HttpRequest] = {}
         responses: dict[tuple[FlowKey, int], HttpResponse] = {}
         open_runs: dict[FlowKey, list[AppMessage]] = {}
         for step in track(packets, keylog=keylog):
             packet, key = step.packet, step.flow
-            if packet is not None and key is not None and key.proto == "tcp":
+            if packet is not None and key is not None and key.proto in ("tcp", "udp"):
                 flow = self.flows.get(key)
                 if flow is None:
                     flow = self.flows[key] = Flow(hop_of(packet), key)
+                if key.proto == "udp":
+                    sender = Endpoint(packet.ip_src or "", packet.src_port or 0)
+                    flow.datagrams.append((packet.no, packet.time, sender == key.client))
                 flags = packet.tcp_flags or 0
                 if flags & TCP_SYN and not flags & TCP_ACK and flow.syn_packet is None:
                     flow.syn_packet = packet.no
+            elif packet is not None and key is None and "icmp" in packet:
+                self.icmp.append((packet.no, packet.interface))
             for item in step.messages:
                 self._message(item, requests, responses, open_runs)
         for key, messages in open_runs.items():
@@ -213,6 +231,8 @@ class CaptureIndex:
             requests.setdefault((key, _position(rich)), rich)  # the head first, then the end
         elif isinstance(rich, HttpResponse) and message.fields.get("stage") == "complete":
             responses.setdefault((key, _position(rich)), rich)
+        elif message.protocol == "quic":
+            self.quic.setdefault(key, []).append(message)
         elif isinstance(rich, WebSocketMessage):
             self.websocket.setdefault(key, []).append(message)
         elif message.protocol == "proxy" and message.direction is Direction.TO_SERVER:
@@ -245,7 +265,7 @@ class CaptureIndex:
         return list(seen)
 
     def flow_of(self, packet: Packet) -> Flow | None:
-        """The flow (on the packet's own hop) that carried ``packet``."""
+        """The flow (on the packet's own hop) that carried ``packet`` (a TCP or UDP one)."""
         for key in _both_ways(packet):
             flow = self.flows.get(key)
             if flow is not None:
@@ -278,9 +298,10 @@ def _position(message: HttpRequest | HttpResponse) -> int:
 def _both_ways(packet: Packet) -> tuple[FlowKey, FlowKey]:
     source = Endpoint(packet.ip_src or "", packet.src_port or 0)
     destination = Endpoint(packet.ip_dst or "", packet.dst_port or 0)
+    proto = "udp" if packet.proto == "udp" else "tcp"
     return (
-        FlowKey("tcp", source, destination, packet.interface, packet.facts.tunnel),
-        FlowKey("tcp", destination, source, packet.interface, packet.facts.tunnel),
+        FlowKey(proto, source, destination, packet.interface, packet.facts.tunnel),
+        FlowKey(proto, destination, source, packet.interface, packet.facts.tunnel),
     )
 
 

@@ -22,7 +22,7 @@ pretending.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
 from osilab.balancers import (
@@ -34,8 +34,16 @@ from osilab.balancers import (
 )
 from osilab.journey._index import CaptureIndex, Exchange
 from osilab.protocols import AppMessage, Direction
+from osilab.streams.keys import FlowKey
 
-__all__ = ["alb_decision", "alb_message", "nlb_decision", "DECIDE"]
+__all__ = [
+    "alb_decision",
+    "alb_message",
+    "nlb_decision",
+    "nlb_flow_decisions",
+    "DECIDE",
+    "CONFIG_KINDS",
+]
 
 
 def alb_decision(index: CaptureIndex, leg: Exchange, config: BalancerConfig) -> Decision | None:
@@ -98,13 +106,30 @@ def _alb_at(
 
 def nlb_decision(index: CaptureIndex, leg: Exchange, config: BalancerConfig) -> Decision | None:
     """The NLB model's decision for the flow carrying ``leg`` (``None`` if it made none)."""
+    return nlb_flow_decisions(index, (leg.flow.key,), config)[leg.flow.key]
+
+
+def nlb_flow_decisions(
+    index: CaptureIndex, flows: Iterable[FlowKey], config: BalancerConfig
+) -> dict[FlowKey, Decision | None]:
+    """The NLB model's decision for each of ``flows`` (client -> balancer, all on one hop),
+    the model fed every packet of that hop once. A QUIC connection that migrated is two
+    flows (two 5-tuples): the model decides each afresh at its first datagram, and its why
+    says which field decided (the 5-tuple, or the server ID in the connection ID)."""
+    wanted = tuple(dict.fromkeys(flows))
     nlb = NetworkLoadBalancer(config)
-    for packet in index.hop_packets(leg.flow.key.interface):
-        nlb.feed_packet(packet)
-    return nlb.flow_decision(leg.flow.key)
+    for interface in dict.fromkeys(key.interface for key in wanted):
+        for packet in index.hop_packets(interface):
+            nlb.feed_packet(packet)
+    return {key: nlb.flow_decision(key) for key in wanted}
 
 
 #: Balancer kind (the name of its config file beside the capture) -> its model's question.
 DECIDE: Mapping[str, Callable[[CaptureIndex, Exchange, BalancerConfig], Decision | None]] = (
     MappingProxyType({"alb": alb_decision, "nlb": nlb_decision})
 )
+
+#: Every balancer config a journey reads beside a capture: the kinds of :data:`DECIDE`, and
+#: ``nlb-quic`` (the quic scenario's QUIC-aware balancer, an NLB with a QUIC listener; AWS
+#: allows no QUIC listener beside a UDP one, so the lab writes it as a second NLB).
+CONFIG_KINDS = (*DECIDE, "nlb-quic")

@@ -43,6 +43,8 @@ BEHAVIOURS: Mapping[str, str] = {
     "Upgrade: reads up to layer 4 in effect (carried, not read)",
     "endpoint": "reads the message up to layer 7 and answers or asks on",
     "sink": "reads the message up to layer 7: the journey ends here",
+    "drop": "reads up to the layer where it finds the PDU belongs to nothing it knows, and "
+    "drops it: nothing goes on (a QUIC server given a connection ID it never issued)",
 }
 
 #: Lab roles that are load balancers (their request event is the one a comparison looks at).

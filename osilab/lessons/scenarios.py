@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: The lab's scenarios, as ``captures/README.md`` describes them.
-SCENARIOS = ("alb", "nlb", "l4proxy", "smuggle", "websocket", "failover", "cdn")
+SCENARIOS = ("alb", "nlb", "l4proxy", "smuggle", "websocket", "failover", "cdn", "quic")
 
 
 def capture_path(scenario: str) -> Path:

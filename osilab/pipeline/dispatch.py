@@ -24,13 +24,19 @@ log). A parser that raises on odd bytes is stopped for that flow and the failure
 reported as a damaged message: one bad flow never stops a capture.
 
 UDP flows are not sniffed: a datagram's first bytes are an arbitrary identifier as often
-as a signature, so only the port decides (53 -> dns), on the first datagram.
+as a signature, so only the port decides (53 -> dns), on the first datagram -- except for
+DTLS records and QUIC long headers (a known version), which announce themselves, and a
+QUIC short header whose Destination Connection ID names a connection already seen on the
+hop (a client that migrated to a new port, RFC 9000 §9): the parsers of one capture read
+share that connection-ID table through :class:`SharedState`, the one state that crosses
+flows, created by the pipeline for each read.
 
 What this module must not know: packets, reassembly or files. It is fed ordered bytes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -43,7 +49,7 @@ from osilab.protocols.http import HttpParser
 from osilab.protocols.http2 import Http2Parser
 from osilab.protocols.pgsql import PgsqlParser
 from osilab.protocols.proxy import ProxyParser
-from osilab.protocols.quic import QuicParser, looks_like_quic
+from osilab.protocols.quic import QuicConnections, QuicParser, looks_like_quic, scope_of
 from osilab.protocols.resp import RespParser
 from osilab.protocols.socks import SocksParser
 from osilab.protocols.starttls import PORT_PROTOCOLS as STARTTLS_PORTS
@@ -53,6 +59,7 @@ from osilab.streams.keys import FlowKey
 
 __all__ = [
     "PARSERS",
+    "SharedState",
     "PORTS",
     "ParserFactory",
     "sniff",
@@ -173,14 +180,30 @@ def proxy_header_length(data: bytes) -> int | None:
     return end + 2
 
 
-def new_parser(name: str, flow: FlowKey, *, keylog: str | None = None) -> StreamParser | None:
+@dataclass(frozen=True, slots=True)
+class SharedState:
+    """What the parsers of one capture read share across flows (one per read, made by
+    the pipeline): today QUIC's connection-ID table, so that a connection that moves to a
+    new UDP flow keeps its keys and its HTTP/3 state (:class:`~osilab.protocols.quic.QuicConnections`).
+    """
+
+    quic: QuicConnections = field(default_factory=QuicConnections)
+
+
+def new_parser(name: str, flow: FlowKey, *, keylog: str | None = None,
+               shared: SharedState | None = None) -> StreamParser | None:  # fmt: skip
     """A parser for ``name`` on this flow, or None when osilab has none (``"raw"``).
+
+    ``shared`` is the capture read's :class:`SharedState`; only QUIC reads it (its
+    parser is the one built with more than the :class:`ParserFactory` arguments).
 
     >>> flow = FlowKey.parse("198.51.100.7:51514-203.0.113.10:6379")
     >>> type(new_parser("resp", flow)).__name__, new_parser("raw", flow)
     ('RespParser', None)
     """
     factory = PARSERS.get(name)
+    if factory is QuicParser and shared is not None:
+        return QuicParser(flow, keylog=keylog, connections=shared.quic)
     return None if factory is None else factory(flow, keylog=keylog)
 
 
@@ -211,6 +234,7 @@ class FlowParser:
     __slots__ = (
         "flow",
         "keylog",
+        "shared",
         "protocol",
         "parser",
         "_pending",
@@ -219,9 +243,11 @@ class FlowParser:
         "_proxy_done",
     )
 
-    def __init__(self, flow: FlowKey, keylog: str | None = None) -> None:
+    def __init__(self, flow: FlowKey, keylog: str | None = None, shared: SharedState | None = None) -> None:
         self.flow = flow
         self.keylog = keylog
+        #: The capture read's state shared across flows (a fresh one when none is given).
+        self.shared = shared if shared is not None else SharedState()
         self.protocol: str | None = None
         self.parser: Any = None
         self._pending: list[tuple[Direction, bytes, int, float]] = []
@@ -293,9 +319,10 @@ class FlowParser:
         head = b"".join(chunk for d, chunk, _, _ in pending if d is direction)[:HTTP_LINE_LIMIT]
         if self.flow.proto == "udp":
             # A datagram is whole: decide at once, by port (DNS ids can look like anything);
-            # DTLS records and QUIC long headers (a known version) announce themselves.
+            # DTLS records and QUIC long headers (a known version) announce themselves, and
+            # a short header whose DCID names a connection already seen on this hop.
             name = "dns" if self.flow.server.port == 53 else "dtls" if looks_like_dtls(head) else "raw"
-            if name == "raw" and looks_like_quic(head):
+            if name == "raw" and (looks_like_quic(head) or self._known_quic(head)):
                 name = "quic"
         else:
             name = sniff(head, self.flow.server.port)
@@ -316,7 +343,7 @@ class FlowParser:
             for d, chunk, pkt, t in rest:
                 out += self.feed(d, chunk, pkt, t)
             return out
-        parser = new_parser(name, self.flow, keylog=self.keylog)
+        parser = new_parser(name, self.flow, keylog=self.keylog, shared=self.shared)
         if parser is None:
             self.protocol = "raw"
             return out
@@ -324,6 +351,10 @@ class FlowParser:
         for d, chunk, pkt, t in pending:
             out += self._call("feed", d, chunk, pkt, t)
         return out
+
+    def _known_quic(self, datagram: bytes) -> bool:
+        """A QUIC short header carrying a connection ID of a connection seen on this hop."""
+        return self.shared.quic.find(datagram, scope_of(self.flow)) is not None
 
     @staticmethod
     def _skip(pending: list, direction: Direction, size: int) -> list:

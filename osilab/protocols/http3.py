@@ -103,8 +103,15 @@ class Http3Session:
         self._next_index = 0
 
     def data(self, direction: Direction, stream_id: int, data: bytes, fin: bool, packet_no: int,
-             time: float) -> list[AppMessage]:  # fmt: skip
-        """Bytes that follow, in order, on ``stream_id`` in ``direction`` (``fin``: its end)."""
+             time: float, flow: FlowKey | None = None) -> list[AppMessage]:  # fmt: skip
+        """Bytes that follow, in order, on ``stream_id`` in ``direction`` (``fin``: its end).
+
+        ``flow`` is the UDP flow they came on, when the connection uses several (a client
+        that migrated, RFC 9000 §9): a request names the flow it was sent on, and its
+        response the request's flow, so the two stay paired across a move.
+        """
+        if flow is not None:
+            self.flow = flow
         key = (direction, stream_id)
         stream = self._streams.get(key)
         if stream is None:
@@ -277,7 +284,8 @@ class Http3Session:
             return []
         request = self._requests.pop(stream_id, None)
         response = HttpResponse(
-            flow=self.flow, index=request.index if request is not None else -1,  # type: ignore[arg-type]
+            flow=request.flow if request is not None else self.flow,  # type: ignore[arg-type]
+            index=request.index if request is not None else -1,
             status=stream.status, reason="", version="HTTP/3", headers=stream.headers,
             first_packet=stream.first_packet, headers_complete_packet=stream.headers_packet,
             time=time, stream_id=stream_id, body_length=stream.body,

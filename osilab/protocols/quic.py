@@ -50,7 +50,7 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -64,6 +64,7 @@ from osilab.protocols._quic_crypto import (
     initial_keys,
     packet_keys,
 )
+from osilab.protocols._quic_frames import FRAME_TYPES, QuicFrame, parse_frames
 from osilab.protocols._tls_crypto import KeyLog, load_keylog
 from osilab.protocols._varint import Truncated as _Short
 from osilab.protocols._varint import read_varint
@@ -84,6 +85,9 @@ from osilab.streams.keys import FlowKey
 
 __all__ = [
     "QuicParser",
+    "QuicConnection",
+    "QuicConnections",
+    "scope_of",
     "QuicPacket",
     "QuicDatagram",
     "QuicFrame",
@@ -96,26 +100,6 @@ __all__ = [
 
 #: Version 0 marks a Version Negotiation packet (RFC 9000 §17.2.1).
 VERSION_NEGOTIATION = 0
-
-#: Frame types (RFC 9000 §19, §12.4; DATAGRAM RFC 9221), named as Wireshark names them.
-FRAME_TYPES: MappingProxyType[int, str] = MappingProxyType({
-    0x00: "PADDING", 0x01: "PING", 0x02: "ACK", 0x03: "ACK", 0x04: "RESET_STREAM",
-    0x05: "STOP_SENDING", 0x06: "CRYPTO", 0x07: "NEW_TOKEN",
-    **dict.fromkeys(range(0x08, 0x10), "STREAM"),
-    0x10: "MAX_DATA", 0x11: "MAX_STREAM_DATA", 0x12: "MAX_STREAMS", 0x13: "MAX_STREAMS",
-    0x14: "DATA_BLOCKED", 0x15: "STREAM_DATA_BLOCKED", 0x16: "STREAMS_BLOCKED",
-    0x17: "STREAMS_BLOCKED", 0x18: "NEW_CONNECTION_ID", 0x19: "RETIRE_CONNECTION_ID",
-    0x1A: "PATH_CHALLENGE", 0x1B: "PATH_RESPONSE", 0x1C: "CONNECTION_CLOSE",
-    0x1D: "CONNECTION_CLOSE", 0x1E: "HANDSHAKE_DONE", 0x30: "DATAGRAM", 0x31: "DATAGRAM",
-})
-
-#: Which varint fields each simple frame type carries after its type (RFC 9000 §19).
-_VARINT_FIELDS: MappingProxyType[int, tuple[str, ...]] = MappingProxyType({
-    0x04: ("stream_id", "error_code", "final_size"), 0x05: ("stream_id", "error_code"),
-    0x10: ("maximum",), 0x11: ("stream_id", "maximum"), 0x12: ("maximum",), 0x13: ("maximum",),
-    0x14: ("maximum",), 0x15: ("stream_id", "maximum"), 0x16: ("maximum",), 0x17: ("maximum",),
-    0x19: ("sequence",), 0x01: (), 0x1E: (),
-})
 
 #: Packet types -> the key epoch that protects them (RFC 9001 §4, Table 1).
 _EPOCHS: MappingProxyType[str, str] = MappingProxyType({
@@ -150,33 +134,6 @@ def looks_like_quic(datagram: bytes) -> bool:
         return False
     version = int.from_bytes(datagram[1:5], "big")
     return version in QUIC_VERSIONS or (version == VERSION_NEGOTIATION and len(datagram) >= 11)
-
-
-@dataclass(frozen=True, slots=True)
-class QuicFrame:
-    """One frame of a decrypted packet (RFC 9000 §19); unused fields keep their defaults.
-
-    Attributes:
-        type: the frame type code.
-        name: its name (:data:`FRAME_TYPES`).
-        offset: CRYPTO and STREAM: where ``data`` starts in its stream.
-        data: CRYPTO/STREAM/DATAGRAM bytes, NEW_TOKEN's token, PATH_* data.
-        stream_id: STREAM, RESET_STREAM, STOP_SENDING, MAX_STREAM_DATA...
-        fin: STREAM: the last bytes of the stream.
-        connection_id: NEW_CONNECTION_ID: a connection ID the sender issues to its peer.
-        values: the frame's other integer fields, by name (``sequence``, ``error_code``...).
-        reason: CONNECTION_CLOSE's reason phrase.
-    """
-
-    type: int
-    name: str
-    offset: int = 0
-    data: bytes = b""
-    stream_id: int | None = None
-    fin: bool = False
-    connection_id: bytes = b""
-    values: tuple[tuple[str, int], ...] = ()
-    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,88 +273,6 @@ def parse_datagram(data: bytes, short_dcid_length: int | None = None) -> list[Qu
     return packets
 
 
-def _frame(payload: bytes, at: int) -> tuple[QuicFrame, int]:
-    kind, pos = read_varint(payload, at)
-    name = FRAME_TYPES.get(kind)
-    if name is None:
-        raise _Short(f"unknown frame type 0x{kind:x} at offset {at}")
-    if kind == 0x00:  # a run of PADDING is one frame here, as Wireshark shows it
-        end = pos
-        while end < len(payload) and payload[end] == 0:
-            end += 1
-        return QuicFrame(kind, name, values=(("length", end - at),)), end
-    if kind in _VARINT_FIELDS:
-        values = []
-        for key in _VARINT_FIELDS[kind]:
-            value, pos = read_varint(payload, pos)
-            values.append((key, value))
-        stream = dict(values).get("stream_id")
-        return QuicFrame(kind, name, stream_id=stream, values=tuple(values)), pos
-    if kind in (0x02, 0x03):  # ACK: largest, delay, range count, first range, ranges (, ECN)
-        largest, pos = read_varint(payload, pos)
-        delay, pos = read_varint(payload, pos)
-        count, pos = read_varint(payload, pos)
-        for _ in range(2 * count + 1 + (3 if kind == 0x03 else 0)):
-            _, pos = read_varint(payload, pos)
-        return QuicFrame(kind, name, values=(("largest_acknowledged", largest),
-                                             ("ack_delay", delay))), pos  # fmt: skip
-    if kind == 0x06 or kind == 0x07 or 0x08 <= kind <= 0x0F or kind in (0x30, 0x31):
-        stream_id = offset = None
-        if 0x08 <= kind <= 0x0F:
-            stream_id, pos = read_varint(payload, pos)
-        if kind == 0x06 or (0x08 <= kind <= 0x0F and kind & 0x04):
-            offset, pos = read_varint(payload, pos)
-        if kind in (0x06, 0x07, 0x31) or (0x08 <= kind <= 0x0F and kind & 0x02):
-            length, pos = read_varint(payload, pos)
-        else:
-            length = len(payload) - pos  # STREAM without LEN, DATAGRAM 0x30: to the end
-        if pos + length > len(payload):
-            raise _Short(f"{name} frame at offset {at} declares {length} bytes")
-        data = payload[pos : pos + length]
-        fin = 0x08 <= kind <= 0x0F and bool(kind & 0x01)
-        return QuicFrame(kind, name, offset or 0, data, stream_id, fin), pos + length
-    if kind == 0x18:  # NEW_CONNECTION_ID: sequence, retire prior to, length, CID, reset token
-        sequence, pos = read_varint(payload, pos)
-        retire, pos = read_varint(payload, pos)
-        if pos >= len(payload) or pos + 1 + payload[pos] + 16 > len(payload):
-            raise _Short(f"NEW_CONNECTION_ID frame at offset {at} is cut short")
-        size = payload[pos]
-        cid = payload[pos + 1 : pos + 1 + size]
-        return QuicFrame(kind, name, connection_id=cid,
-                         values=(("sequence", sequence), ("retire_prior_to", retire))), pos + 1 + size + 16  # fmt: skip
-    if kind in (0x1A, 0x1B):
-        if pos + 8 > len(payload):
-            raise _Short(f"{name} frame at offset {at} is cut short")
-        return QuicFrame(kind, name, data=payload[pos : pos + 8]), pos + 8
-    # CONNECTION_CLOSE (0x1c: with the frame type that caused it; 0x1d: application close)
-    error, pos = read_varint(payload, pos)
-    values = [("error_code", error)]
-    if kind == 0x1C:
-        frame_type, pos = read_varint(payload, pos)
-        values.append(("frame_type", frame_type))
-    length, pos = read_varint(payload, pos)
-    reason = payload[pos : pos + length].decode("utf-8", "replace")
-    return QuicFrame(kind, name, values=tuple(values), reason=reason), pos + length
-
-
-def parse_frames(payload: bytes) -> tuple[QuicFrame, ...]:
-    """The frames of a decrypted packet payload (RFC 9000 §12.4, §19).
-
-    Raises :class:`~osilab.errors.DecodeError` (layer ``quic``) on a frame cut short or
-    of an unknown type (a type not in :data:`FRAME_TYPES` cannot be skipped: its length
-    is unknown).
-    """
-    frames: list[QuicFrame] = []
-    at = 0
-    try:
-        while at < len(payload):
-            frame, at = _frame(payload, at)
-            frames.append(frame)
-    except _Short as exc:
-        raise DecodeError(f"QUIC frame unreadable: {exc}", layer="quic") from None
-    return tuple(frames)
-
-
 class _Stream:
     """Bytes of one CRYPTO or STREAM stream put in order by offset (RFC 9000 §2.2, §19.6)."""
 
@@ -442,18 +317,161 @@ class _Side:
     streams: dict[int, _Stream] = field(default_factory=dict)  # STREAM data by stream ID
 
 
+#: Connections one capture's connection-ID table keeps; past it the oldest is forgotten.
+MAX_CONNECTIONS = 10_000
+
+#: Where a connection was seen: ``(FlowKey.interface, FlowKey.tunnel)``, its hop.
+Scope = tuple[int, str]
+
+
+class QuicConnections:
+    """The connection-ID table of one capture read: which connection a DCID names.
+
+    A QUIC connection is identified by its connection IDs, not by its 5-tuple (RFC 9000
+    §5.1). Each endpoint chooses the IDs its peer must put in the Destination Connection
+    ID of the packets sent to it: the Source Connection ID of its long headers, and more
+    announced in NEW_CONNECTION_ID frames (§19.15) for the peer to use on a new path
+    (§9.5: a client that migrates to a new address or port switches to an unused one).
+    So a short-header packet on a UDP flow never seen before -- no Initial, no handshake
+    -- is still readable: its DCID names a known connection, whose keys decrypt it.
+
+    The table is per hop (a pcapng interface and its tunnels, :data:`Scope`): a
+    connection seen on two links is two sightings, each with its own streams. The
+    pipeline creates one table per capture read
+    (:class:`osilab.pipeline.dispatch.SharedState`) and hands it to every
+    :class:`QuicParser`; it keeps at most :data:`MAX_CONNECTIONS` connections.
+
+    >>> table, connection = QuicConnections(), QuicConnection()
+    >>> server_id = bytes.fromhex("0b6f73696c61620001ba8e64")  # an ID the server chose
+    >>> table.add(connection, Direction.TO_SERVER, server_id)
+    >>> short_header = bytes([0x40]) + server_id + bytes(20)
+    >>> table.find(short_header) == (connection, Direction.TO_SERVER)
+    True
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[Scope, bytes], tuple[QuicConnection, Direction]] = {}
+        self._lengths: dict[Scope, set[int]] = {}
+        self._connections: dict[int, QuicConnection] = {}  # insertion order: the oldest first
+
+    def add(self, connection: QuicConnection, towards: Direction, cid: bytes,
+            scope: Scope = (0, "")) -> None:  # fmt: skip
+        """Packets whose DCID is ``cid`` belong to ``connection`` and travel ``towards``
+        (``TO_SERVER`` for an ID the server chose). A zero-length ID names nothing (§5.1)."""
+        key = (scope, cid)
+        if not cid or key in self._ids:
+            return
+        self._ids[key] = (connection, towards)
+        self._lengths.setdefault(scope, set()).add(len(cid))
+        connection.ids.append(key)
+        if id(connection) not in self._connections:
+            self._connections[id(connection)] = connection
+            if len(self._connections) > MAX_CONNECTIONS:
+                oldest = self._connections.pop(next(iter(self._connections)))
+                for old in oldest.ids:
+                    self._ids.pop(old, None)
+
+    def find(self, datagram: bytes, scope: Scope = (0, "")) -> tuple[QuicConnection, Direction] | None:
+        """The known connection a short-header datagram belongs to, and which way it travels.
+
+        A short header does not carry its DCID's length (§17.3), so each length this hop's
+        connections use is tried; None for a long header or an unknown ID.
+        """
+        if not datagram or datagram[0] & 0xC0 != 0x40:
+            return None
+        for length in sorted(self._lengths.get(scope, ())):
+            found = self._ids.get((scope, bytes(datagram[1 : 1 + length])))
+            if found is not None and len(datagram) > 1 + length:
+                return found
+        return None
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+
+def scope_of(flow: FlowKey | None) -> Scope:
+    """The hop a flow was seen on, as the connection-ID table keys it."""
+    return (flow.interface, flow.tunnel) if flow is not None else (0, "")
+
+
 class QuicParser:
     """The QUIC packets of one UDP flow; the Initial hellos; HTTP/3 with a key log.
 
     One instance per flow, fed one datagram at a time (:class:`~osilab.protocols.StreamParser`).
-    ``TO_SERVER`` is the client's direction.
+    ``TO_SERVER`` is the client's direction. The connection's state (keys, CRYPTO and
+    STREAM data, HTTP/3) is a :class:`QuicConnection`: a new one for a flow that starts
+    with a long header, or -- given the capture's :class:`QuicConnections` table -- the
+    known connection whose connection ID a flow's first short-header packet carries
+    (a migrated client: one connection, several flows).
     """
 
     protocol = "quic"
 
-    def __init__(self, flow: FlowKey | None = None, *, keylog: str | None = None) -> None:
+    def __init__(self, flow: FlowKey | None = None, *, keylog: str | None = None,
+                 connections: QuicConnections | None = None) -> None:  # fmt: skip
         self.flow = flow
         self.keylog_path = keylog
+        self.connections = connections
+        #: The connection this flow carries (None until the first datagram).
+        self.connection: QuicConnection | None = None
+        #: Whether this flow's client is the connection's server (a flow first seen from
+        #: the server's side): directions are turned round on the way in and out.
+        self.turned = False
+
+    def feed(self, direction: Direction, data: bytes, packet_no: int, time: float) -> list[AppMessage]:
+        connection = self.connection
+        if connection is None:
+            connection = self.connection = self._attach(direction, data)
+        if not self.turned:
+            return connection.datagram(direction, data, packet_no, time, self.flow)
+        out = connection.datagram(_OTHER[direction], data, packet_no, time, self.flow)
+        return [replace(m, direction=_OTHER[m.direction]) for m in out]
+
+    def gap(self, direction: Direction, size: int, packet_no: int) -> list[AppMessage]:
+        return []  # datagrams are whole: a lost one is just missing
+
+    def close(self) -> list[AppMessage]:
+        """This flow ended; the connection's HTTP/3 ends with the last of its flows."""
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return []
+        connection.flows -= 1
+        if connection.flows > 0:
+            return []
+        out = connection.close()
+        return [replace(m, direction=_OTHER[m.direction]) for m in out] if self.turned else out
+
+    def _attach(self, direction: Direction, data: bytes) -> QuicConnection:
+        """The connection a flow's first datagram names (RFC 9000 §9), or a new one."""
+        table = self.connections
+        found = table.find(data, scope_of(self.flow)) if table is not None else None
+        if found is not None:
+            connection, towards = found
+            self.turned = towards is not direction
+        else:
+            connection = QuicConnection(self.flow, keylog=self.keylog_path, table=table)
+        connection.flows += 1
+        return connection
+
+
+class QuicConnection:
+    """One QUIC connection as one hop sees it: keys per epoch and direction, CRYPTO and
+    STREAM data, the hellos, HTTP/3 -- shared by every UDP flow the connection uses.
+
+    ``TO_SERVER`` is the client's direction. The connection IDs each side chooses go to
+    ``table`` (the capture's :class:`QuicConnections`) as they are read.
+    """
+
+    def __init__(self, flow: FlowKey | None = None, *, keylog: str | None = None,
+                 table: QuicConnections | None = None) -> None:  # fmt: skip
+        self.flow = flow
+        self.keylog_path = keylog
+        self.table = table
+        self.scope = scope_of(flow)
+        #: The ``(scope, cid)`` keys this connection holds in ``table``.
+        self.ids: list[tuple[Scope, bytes]] = []
+        #: How many live flows carry it.
+        self.flows = 0
         self._keylog: KeyLog | None = None
         self._sides = {Direction.TO_SERVER: _Side(), Direction.TO_CLIENT: _Side()}
         self.version: QuicVersion | None = None
@@ -464,9 +482,11 @@ class QuicParser:
         self._http3: Http3Session | None = None
         self._notes: list[str] = []
 
-    # -- the StreamParser contract --------------------------------------------------------
-
-    def feed(self, direction: Direction, data: bytes, packet_no: int, time: float) -> list[AppMessage]:
+    def datagram(self, direction: Direction, data: bytes, packet_no: int, time: float,
+                 flow: FlowKey | None = None) -> list[AppMessage]:  # fmt: skip
+        """One UDP datagram of the connection, travelling ``direction`` on ``flow``: a
+        ``quic`` message, then ``tls`` and ``http3`` messages where it completes some."""
+        self.flow = flow or self.flow
         peer = self._sides[_OTHER[direction]]
         short_length = len(next(iter(peer.cids))) if peer.cids else None
         try:
@@ -502,10 +522,8 @@ class QuicParser:
         tls = [self._tls_message(direction, hellos, len(data), packet_no, time)] if hellos else []
         return [quic, *tls, *out]
 
-    def gap(self, direction: Direction, size: int, packet_no: int) -> list[AppMessage]:
-        return []  # datagrams are whole: a lost one is just missing
-
     def close(self) -> list[AppMessage]:
+        """The connection's last flow ended: HTTP/3 responses still open are given as they are."""
         return self._http3.close() if self._http3 is not None else []
 
     # -- one packet -----------------------------------------------------------------------
@@ -513,11 +531,9 @@ class QuicParser:
     def _packet(self, direction: Direction, data: bytes, header: QuicPacket,
                 hellos: list[tuple[str, ClientHello | ServerHello | None]], out: list[AppMessage],
                 packet_no: int, time: float) -> QuicPacket:  # fmt: skip
-        from dataclasses import replace
-
         side = self._sides[direction]
         if header.form == "long" and header.scid is not None and header.packet_type in _EPOCHS:
-            side.cids.add(header.scid)
+            self._issued(direction, header.scid)
         if header.packet_type == "Retry":  # the client starts over with the DCID the server chose
             self.original_dcid = None
             self._sides[Direction.TO_SERVER].keys.pop("initial", None)
@@ -555,15 +571,24 @@ class QuicParser:
             if frame.name == "CRYPTO":
                 self._crypto(direction, epoch, frame, hellos)
             elif frame.name == "NEW_CONNECTION_ID":
-                side.cids.add(frame.connection_id)
+                self._issued(direction, frame.connection_id)
             elif frame.name == "STREAM" and frame.stream_id is not None:
                 stream = side.streams.setdefault(frame.stream_id, _Stream())
                 ready = stream.add(frame.offset, frame.data)
                 ended = frame.fin and frame.offset + len(frame.data) == stream.next
                 if ready or ended:
                     out += self._session().data(direction, frame.stream_id, ready, ended,
-                                                packet_no, time)  # fmt: skip
+                                                packet_no, time, self.flow)  # fmt: skip
         return replace(header, packet_number=number, frames=frames, key_phase=phase)
+
+    def _issued(self, direction: Direction, cid: bytes) -> None:
+        """``direction``'s sender chose ``cid``: packets to it carry it as their DCID."""
+        side = self._sides[direction]
+        if cid in side.cids:
+            return
+        side.cids.add(cid)
+        if self.table is not None:
+            self.table.add(self, _OTHER[direction], cid, self.scope)
 
     def _initial(self, direction: Direction, header: QuicPacket) -> None:
         """Derive the Initial keys from the client's first Destination Connection ID."""

@@ -81,6 +81,9 @@ def test_udp_moves_the_migrated_client_quic_keeps_it():
     assert [f.decision.target for f in quic] == [hashed] * 3
     assert quic[0].decision.seen != ("quic.dcid",)  # the Initial: hashed
     assert "8394c8f03e515708 carries no QuicServerId" in quic[0].decision.why
+    # It read the connection ID, so the why must not also say it never read the payload.
+    assert "never reads the payload" not in quic[0].decision.why
+    assert "reads only the QUIC header's Destination Connection ID" in quic[0].decision.why
     assert quic[2].new_flow and quic[2].decision.seen == ("quic.dcid",)
     why = quic[2].decision.why
     assert f"server ID {SERVER_IDS[hashed]}" in why and "the 5-tuple did not decide" in why
