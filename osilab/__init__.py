@@ -18,18 +18,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from osilab import errors as _errors
 from osilab.capture import Capture, Layer, Packet, read, write
-from osilab.errors import (
-    CaptureError,
-    ConfigError,
-    DecodeError,
-    LabError,
-    OsilabError,
-    RuleError,
-    UsageError,
-)
+from osilab.errors import *  # noqa: F403  (the one exception hierarchy, re-exported)
 
 if TYPE_CHECKING:  # the names below are imported when first used (PEP 562)
     from osilab.balancers import (
@@ -74,7 +68,17 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    """The public names (what ``__all__`` lists) and the stages already imported.
+
+    Without this, ``dir(osilab)`` would also list this module's own helpers
+    (``importlib``, ``Any``, ``TYPE_CHECKING``), which are not osilab's API.
+    """
+    stages = {
+        name
+        for name, value in globals().items()
+        if isinstance(value, ModuleType) and value.__name__.startswith("osilab.") and name[0] != "_"
+    }
+    return sorted({*__all__, "__version__", *stages})
 
 
 __all__ = [
@@ -92,12 +96,6 @@ __all__ = [
     "ApplicationLoadBalancer",
     "CloudFrontDistribution",
     "Decision",
-    "OsilabError",
-    "CaptureError",
-    "DecodeError",
-    "ConfigError",
-    "RuleError",
-    "LabError",
-    "UsageError",
 ]
+__all__ += _errors.__all__  # OsilabError and its subclasses: one hierarchy, listed once
 __version__ = "0.1.0"

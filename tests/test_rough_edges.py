@@ -156,6 +156,18 @@ def test_long_request_columns_are_cut() -> None:
     assert row.startswith("/" + "a" * (MAX_CELL - 4) + "...") and len(row) < 80
 
 
+
+def test_the_layers_table_header_stands_over_its_columns() -> None:
+    """Every column title starts where its column does (the layer stack is 32 wide)."""
+    done = _osilab("layers", str(ALB), "--limit", "3")
+    header, *rows = done.stdout.splitlines()
+    for row in rows:
+        stack = re.search(r"eth\(2\) \S.*?  +(?=\S)", row)
+        assert stack is not None, row
+        assert header.index("layers (OSI layer)") == stack.start(), (header, row)
+        assert header.index("summary of the top layer") == stack.end(), (header, row)
+
+
 # -- ICMP echo, DNS TXT, PostgreSQL -------------------------------------------------------
 
 def test_an_icmp_echo_reads_as_ping(tshark: str) -> None:

@@ -22,6 +22,8 @@ pq = pytest.importorskip("pyarrow.parquet")
 ALB = CAPTURES / "alb" / "alb.pcapng"
 KEYLOG = CAPTURES / "alb" / "keylog.txt"
 NLB = CAPTURES / "nlb" / "nlb.pcapng"
+CDN = CAPTURES / "cdn" / "cdn.pcapng"
+CDN_KEYLOG = CAPTURES / "cdn" / "keylog.txt"
 
 #: table, command line of the JSON Lines it must equal (after ``osilab``), expected types.
 CASES = [
@@ -45,6 +47,11 @@ CASES = [
                   'http.request.method == "POST"'], {"status": pa.int64()}),
     ("decisions", ["route", str(ALB), "--lb", "alb", "--json", "--filter", "tcp.dstport == 80"],
      {"decided_at": pa.int64()}),
+    # Every model route has, and route's choice of hop passed through.
+    ("decisions", ["route", str(CDN), "--lb", "cdn", "--json", "--keylog", str(CDN_KEYLOG)],
+     {"decided_at": pa.int64(), "cache": pa.string(), "cached_bytes": pa.int64()}),
+    ("decisions", ["route", str(ALB), "--lb", "alb", "--json", "--hop", "alb-web1"],
+     {"decided_at": pa.int64(), "hop": pa.string()}),
 ]  # fmt: skip
 
 

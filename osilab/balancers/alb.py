@@ -234,6 +234,22 @@ def _request_line(request: HttpRequest) -> str:
     return f"{request.method} {request.target} HTTP/1.1"
 
 
+@dataclass(frozen=True, slots=True)
+class _ListenerPlan:
+    """What every request on one listener needs, worked out once per configuration: the
+    listener, its name in decisions (``"HTTP:80"``), its rules compiled
+    (:class:`~osilab.balancers.rules.CompiledRules`) and its idle timeout."""
+
+    listener: Listener
+    name: str
+    rules: CompiledRules
+
+    @classmethod
+    def of(cls, listener: Listener) -> _ListenerPlan:
+        rules = CompiledRules(listener.rules, read_first=(_LISTENER_FIELD,))
+        return cls(listener, f"{listener.protocol}:{listener.port}", rules)
+
+
 @dataclass(slots=True)
 class _GroupState:
     group: TargetGroup
@@ -244,12 +260,14 @@ class _GroupState:
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Routed:
     """A request past its listener, the desync mitigation and the rules: what its action needs.
 
     ``base`` holds the :class:`Decision` fields already known (flow, packets, listener,
     rule); ``close_note`` is what the desync mitigation adds to the why (``""``: nothing).
+    Not frozen, though never changed once made: one is made for every request, and a
+    frozen dataclass's ``__init__`` costs several times a plain one's.
     """
 
     request: HttpRequest
@@ -307,16 +325,18 @@ class ApplicationLoadBalancer(DecisionKeeper):
         self._in_flight: dict[tuple[FlowKey, int], str] = {}
         self._first_time: float | None = None
         self._now = 0.0
-        self._syn: dict[FlowKey, int] = {}
         #: Client connections the desync mitigation closed: flow -> the sentence saying
         #: when and why. Bytes that arrive on them later never reach a target.
         self._closed_by_mitigation: dict[FlowKey, str] = {}
         #: Client certificate chains (DER, leaf first) by connection, for mutual TLS.
         self._client_chains: dict[FlowKey, tuple[bytes, ...]] = {}
-        #: Client connections' opening and last traffic (idle timeout, client keep-alive).
+        #: Client connections' SYN, opening and last traffic (the why's "N packets after
+        #: the SYN"; idle timeout, client keep-alive), a compact row each.
         self._clock = ConnectionClock(MAX_TRACKED)
-        #: Each listener's rules compiled once (by ``id``: the config's listeners live as long).
-        self._rules: dict[int, CompiledRules] = {}
+        #: Each TCP port's listener plan (None: no listener), made at its first request,
+        #: for the configuration it was made from (:meth:`_plan`).
+        self._plans: dict[int, _ListenerPlan | None] = {}
+        self._plans_of = self.config
 
     # ------------------------------------------------------------------ connection facts
 
@@ -328,13 +348,9 @@ class ApplicationLoadBalancer(DecisionKeeper):
         """
         if self._first_time is None and time is not None:
             self._first_time = time
-        self._syn.pop(flow, None)  # the latest SYN: a reused 4-tuple is a new connection
-        self._syn[flow] = packet
+        self._clock.opened(flow, time, packet)  # a reused 4-tuple is a new connection
         self._closed_by_mitigation.pop(flow, None)
         self._client_chains.pop(flow, None)  # a new connection presents its own certificate
-        self._clock.opened(flow, time)
-        if len(self._syn) > MAX_TRACKED:  # dicts keep insertion order: drop the oldest
-            del self._syn[next(iter(self._syn))]
 
     def client_certificate(self, flow: FlowKey, chain: Sequence[bytes]) -> None:
         """The client of ``flow`` presented ``chain`` (DER, leaf first) in its TLS handshake
@@ -348,12 +364,12 @@ class ApplicationLoadBalancer(DecisionKeeper):
         """The capture saw the last of ``flow`` (closed, idle or reused), after its last
         request: forget its SYN. Its requests still without a response keep counting as
         outstanding (use :meth:`connection_closed` to stop that too)."""
-        self._syn.pop(flow, None)
+        self._clock.forget_syn(flow)
         self._closed_by_mitigation.pop(flow, None)
 
     def connection_closed(self, flow: FlowKey) -> None:
         """The client's connection ended (its requests without a response stop counting)."""
-        self._syn.pop(flow, None)
+        self._clock.forget_syn(flow)
         self._closed_by_mitigation.pop(flow, None)
         for key in [k for k in self._in_flight if k[0] == flow]:
             target = self._in_flight.pop(key)
@@ -400,15 +416,27 @@ class ApplicationLoadBalancer(DecisionKeeper):
         """``(closed at, why)`` when the ALB had closed ``flow`` by ``time``, else ``None`` (and
         ``time`` counts as traffic). After a WebSocket's 101 every message, either way, is such
         traffic: carried unread until the idle timeout closes the tunnel [RFC 6455 §4; ALB-UG]."""
-        listener = self.config.listener(flow.server.port, "tcp")
-        idle = listener.idle_timeout if listener is not None else 60.0
+        plan = self._plan(flow.server.port)
+        idle = plan.listener.idle_timeout if plan is not None else 60.0
         return self._clock.closed(flow, time, idle, self.config.client_keep_alive)
+
+    def _plan(self, port: int) -> _ListenerPlan | None:
+        """The plan of the listener on TCP ``port`` (None: no listener there), made once."""
+        if self._plans_of is not self.config:  # a new configuration: plan again
+            self._plans, self._plans_of = {}, self.config
+        if port in self._plans:
+            return self._plans[port]
+        listener = self.config.listener(port, "tcp")
+        plan = self._plans[port] = _ListenerPlan.of(listener) if listener is not None else None
+        return plan
 
     def _timed_out(self, request: HttpRequest, listener: Listener) -> Decision | None:
         """The ALB closed this client connection before the request came: the idle timeout
         (no traffic for ``idle_timeout.timeout_seconds``) or the client keep-alive duration
         (``client_keep_alive.seconds`` since it opened) [``lb-reference.md`` §1.7, §6]."""
-        closed = self.idle_closed(request.flow, request.time)
+        closed = self._clock.closed(
+            request.flow, request.time, listener.idle_timeout, self.config.client_keep_alive
+        )
         if closed is None:
             return None
         closed_at, cause = closed
@@ -426,7 +454,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
             self._first_time = request.time
         self._apply_health(request.time)
         port = request.flow.server.port
-        listener = self.config.listener(port, "tcp")
+        plan = self._plan(port)
         base: dict[str, Any] = {
             "unit": "request",
             "flow": request.flow,
@@ -435,7 +463,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
             "time": request.time,
             "first_packet": request.first_packet,
         }
-        if listener is None:
+        if plan is None:
             return self._record(
                 Decision(
                     **base,
@@ -446,13 +474,14 @@ class ApplicationLoadBalancer(DecisionKeeper):
                     action="not-routable",
                 )
             )
-        listener_name = f"{listener.protocol}:{listener.port}"
-        base["listener"] = listener_name
+        listener = plan.listener
+        base["listener"] = plan.name
         timed_out = self._timed_out(request, listener)
         if timed_out is not None:
             return timed_out
 
-        closed_why = self._closed_by_mitigation.get(request.flow)
+        closed = self._closed_by_mitigation  # usually empty: no dictionary lookup then
+        closed_why = closed.get(request.flow) if closed else None
         if closed_why is not None:
             # This is how the defence works: a smuggled request hides *after* an ambiguous
             # one on the same connection. Closing the connection throws it away unread.
@@ -467,7 +496,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
                 )
             )
 
-        close_note = _backend_note(request)
+        close_note = _backend_note(request) if request.backend_would_read else ""
         verdict = request.desync
         if verdict is not None and verdict.klass != "Compliant":
             mode = self.config.desync_mitigation_mode
@@ -494,10 +523,7 @@ class ApplicationLoadBalancer(DecisionKeeper):
             if mitigation.close_target_connection:  # forwarded, then both connections closed
                 close_note = f"; desync mitigation: {mitigation_why}" + close_note
 
-        rules = self._rules.get(id(listener))
-        if rules is None or rules.rules is not listener.rules:
-            rules = self._rules[id(listener)] = CompiledRules(listener.rules, read_first=(_LISTENER_FIELD,))
-        rule, seen = rules.match(request)
+        rule, seen = plan.rules.match(request)
         base["rule"] = rule.label if rule else "default"
         routed = _Routed(request, listener, action=rule.action if rule else listener.default_action,
                          base=base, seen=seen, close_note=close_note)  # fmt: skip
@@ -662,19 +688,21 @@ class ApplicationLoadBalancer(DecisionKeeper):
             self.forgotten += 1
         to_target = routed.rewrite.request(request)  # as the target receives it
         listener, config = routed.listener, self.config
-        # The why and the headers are built when read (DeferredDecision), from facts bound now.
-        return self._record(DeferredDecision(
-            **routed.base, target_group=group_name, target=target, seen=seen,
+        # The why and the headers are built when read (DeferredDecision), from facts bound
+        # now; the fields in Decision's order (unit ... request_line_to_target).
+        base = routed.base
+        return self._record(DeferredDecision.of(
+            ("request", request.flow, request, base["decided_at"], base["time"], group_name,
+             target, seen, None, "forward", None, base["rule"], None, (), None,
+             explain.client_ip_note(group.target_type), base["first_packet"], base["listener"],
+             tuple(cookies), _request_line(to_target) if routed.rewrite.changed else None),
             why_of=functools.partial(
-                _forward_why, routed, group_name, target, how, self._syn.get(request.flow),
+                _forward_why, routed, group_name, target, how, self._clock.syn(request.flow),
                 group.protocol_version),
             headers_of=functools.partial(
                 explain.alb_headers_to_target, to_target, listener, xff_mode=config.xff_mode,
                 xff_client_port=config.xff_client_port, seed=self.seed,
                 extra=routed.extra_headers),
-            request_line_to_target=_request_line(to_target) if routed.rewrite.changed else None,
-            client_ip_at_target=explain.client_ip_note(group.target_type),
-            cookies=tuple(cookies),
         ))  # fmt: skip
 
     def _pick_target(

@@ -35,6 +35,7 @@ from osilab.capture.facts import flow_facts
 from osilab.capture.reader import Capture
 from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import FlowKey
+from osilab.streams.rows import FlowKeys
 
 __all__ = ["Comparison", "ComparisonRow", "compare", "servers_seen", "servers_by_hop", "configs_for"]
 
@@ -224,26 +225,44 @@ def servers_by_hop(packets: Iterable[Any]) -> dict[int, list[tuple[str, int, str
     handshake was not captured, the side with the lower port (the other is usually
     ephemeral). A :class:`~osilab.capture.reader.Capture` is read by the fast path
     (:func:`osilab.capture.facts.flow_facts`), other packets one by one.
+
+    The state kept is sized for a SYN flood (a million half-open flows): a flow whose
+    server its handshake named is one packed ``int`` in a set; only a flow first seen
+    without a SYN keeps its guess, until a SYN overrules it.
     """
-    by_flow: dict[tuple[int, str, frozenset[tuple[str, int]]], tuple[tuple[str, int, str], bool]]
-    by_flow = {}
+    keys = FlowKeys()
+    pairs = keys.pairs
+    named: set[int] = set()  # flows whose SYN (or SYN-ACK) named the server
+    #: a flow first seen without a SYN -> (its hop, the lower-port side, its order)
+    guesses: dict[int, tuple[int, tuple[str, int, str], int]] = {}
+    first: dict[tuple[int, tuple[str, int, str]], int] = {}  # (hop, server) -> first flow's order
+    flows = 0
     for interface, proto, src, dst, flags in _endpoints(packets):
         if None in src or None in dst or not src[1] or not dst[1]:
             continue  # port 0 is not a service
-        key = (interface, proto, frozenset((src, dst)))
-        known = by_flow.get(key)
+        ident = (proto, src[0], src[1], dst[0], dst[1], interface, "")
+        key = min(pairs.get(ident) or keys.pair(*ident))  # the flow's key, either direction
+        if key in named:
+            continue
         if flags & TCP_SYN:
             server = dst if not flags & TCP_ACK else src
-            if known is None or not known[1]:
-                by_flow[key] = ((server[0], server[1], proto), True)
-        elif known is None:
+            guessed = guesses.pop(key, None)
+            if guessed is None:
+                order, flows = flows, flows + 1
+            else:
+                order = guessed[2]
+            named.add(key)
+            found = (interface, (server[0], server[1], proto))
+            first[found] = min(first.get(found, order), order)
+        elif key not in guesses:
             server = src if src[1] < dst[1] else dst
-            by_flow[key] = ((server[0], server[1], proto), False)
+            guesses[key] = (interface, (server[0], server[1], proto), flows)
+            flows += 1
+    for interface, guess, order in guesses.values():
+        first[(interface, guess)] = min(first.get((interface, guess), order), order)
     hops: dict[int, list[tuple[str, int, str]]] = {}
-    for (interface, _, _), (found, _) in by_flow.items():
-        servers = hops.setdefault(interface, [])
-        if found not in servers:
-            servers.append(found)
+    for (interface, found_server), _ in sorted(first.items(), key=lambda item: item[1]):
+        hops.setdefault(interface, []).append(found_server)
     return hops
 
 

@@ -20,6 +20,7 @@ the decisions they keep).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -256,6 +257,18 @@ _PENDING: Any = object()
 #: The slots :class:`Decision` stores ``why`` and ``headers_to_target`` in.
 _WHY_SLOT: Any = Decision.__dict__["why"]
 _HEADERS_SLOT: Any = Decision.__dict__["headers_to_target"]
+#: A field that has no default must be given (as the dataclass's own ``__init__`` says).
+_REQUIRED: Any = object()
+#: ``(name, default, the slot's setter)`` of every :class:`Decision` field, in order. A
+#: frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (about
+#: ten times the cost of a plain store); an ALB makes a decision for every request, so
+#: :class:`DeferredDecision` fills the slots directly instead.
+_FIELD_SLOTS: tuple[tuple[str, Any, Callable[[Any, Any], None]], ...] = tuple(
+    (name, _REQUIRED if f.default is dataclasses.MISSING else f.default,
+     Decision.__dict__[name].__set__)
+    for name, f in Decision.__dataclass_fields__.items()
+)  # fmt: skip
+_FIELD_NAMES = frozenset(Decision.__dataclass_fields__)
 
 
 def _deferred(slot: Any, builder: str) -> property:
@@ -310,7 +323,43 @@ class DeferredDecision(Decision):
         if headers_of is not None:
             object.__setattr__(self, "_headers_of", headers_of)
             fields["headers_to_target"] = _PENDING
-        Decision.__init__(self, *args, **fields)
+        if args:  # positional fields: the dataclass's own __init__ sorts them out
+            Decision.__init__(self, *args, **fields)
+            return
+        if not _FIELD_NAMES.issuperset(fields):
+            unknown = sorted(set(fields) - _FIELD_NAMES)
+            raise TypeError(f"DeferredDecision() got unexpected fields {unknown}")
+        get = fields.get
+        for name, default, put in _FIELD_SLOTS:
+            value = get(name, default)
+            if value is _REQUIRED:
+                raise TypeError(f"DeferredDecision() missing the required field {name!r}")
+            put(self, value)
+
+    @classmethod
+    def of(
+        cls,
+        values: tuple[Any, ...],
+        *,
+        why_of: Callable[[], str] | None = None,
+        headers_of: Callable[[], tuple[tuple[str, str], ...]] | None = None,
+        keep_built: bool = True,
+    ) -> DeferredDecision:
+        """A decision from ``values``, one for each :class:`Decision` field in their order
+        (``dataclasses.fields(Decision)``; ``why`` and ``headers_to_target`` are ignored
+        where their builders are given): the way in for a model that decides every
+        request, without the keyword arguments' dictionaries."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "_keep_built", keep_built)
+        for (_name, _default, put), value in zip(_FIELD_SLOTS, values, strict=True):
+            put(self, value)
+        if why_of is not None:
+            object.__setattr__(self, "_why_of", why_of)
+            _WHY_SLOT.__set__(self, _PENDING)
+        if headers_of is not None:
+            object.__setattr__(self, "_headers_of", headers_of)
+            _HEADERS_SLOT.__set__(self, _PENDING)
+        return self
 
     why = _deferred(_WHY_SLOT, "_why_of")  # type: ignore[assignment]
     headers_to_target = _deferred(_HEADERS_SLOT, "_headers_of")  # type: ignore[assignment]

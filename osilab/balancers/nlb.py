@@ -54,6 +54,7 @@ import dataclasses
 import functools
 import ipaddress
 import struct
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ from osilab.balancers.health import TargetHealth
 from osilab.balancers.quic_lb import QUIC_LISTENER_PROTOCOLS, check_config, quic_route
 from osilab.errors import ConfigError
 from osilab.streams.keys import Endpoint, FlowKey
+from osilab.streams.rows import FlowKeys
 
 if TYPE_CHECKING:
     from osilab.capture.facts import FlowFacts
@@ -177,17 +179,87 @@ class PacketFate:
     new_flow: bool = False
 
 
-@dataclass(slots=True)
-class _FlowState:
-    decision: Decision
-    last_seen: float
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What the decisions of many flows share: all of a flow decision but the flow, its
+    packet and time. One per distinct choice (a listener, group, target, how it was
+    picked, the health then), so a million flows on two targets share a handful."""
+
+    listener: Listener
+    group: TargetGroup
+    target: str
+    method: str  # with ``{}`` for the flow's number (NetworkLoadBalancer._pick)
+    health_note: str
+    is_syn: bool
+    seen: tuple[str, ...]
     idle_timeout: float
-    closed: bool = False
-    expired: bool = False
-    isn: int | None = None
-    packets: int = 0
-    #: Set when the NLB reset the flow (its target left): the reset decision.
-    reset: Decision | None = None
+    listener_name: str
+
+
+_CLOSED, _EXPIRED, _HAS_ISN = 1, 2, 4  # a flow row's bits
+
+
+class _FlowRows:
+    """The NLB's flow table: a flow is a row of numbers under a packed 5-tuple key
+    (:class:`~osilab.streams.rows.FlowKeys`), about 170 bytes where a state object and
+    its decision took 1,000 (a SYN flood holds millions of flows). Its decision is built
+    from the row when read (:meth:`NetworkLoadBalancer._decision`); only decisions that
+    cannot be rebuilt (QUIC's, whose why is read at once), the ones the NLB keeps (so a
+    kept decision and a packet's fate are one object) and the NLB's resets are held."""
+
+    __slots__ = ("keys", "rows", "key_of", "last_seen", "time", "no", "isn", "shape", "number",
+                 "bits", "free", "held", "resets")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.keys = FlowKeys()
+        self.rows: dict[int, int] = {}  # packed (proto, src, sport, dst, dport, hop) -> row
+        self.key_of: list[int | None] = []
+        self.last_seen, self.time = array("d"), array("d")
+        self.no, self.isn, self.shape = array("I"), array("I"), array("I")
+        self.number = array("I")  # the number in the shape's method (a Maglev slot...)
+        self.bits = bytearray()
+        self.free = array("i")
+        self.held: dict[int, Decision] = {}
+        self.resets: dict[int, Decision] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def key(self, proto: str, src: str, sport: int, dst: str, dport: int, interface: int) -> int:
+        return self.keys.pack(proto, src, sport, dst, dport, interface, "")
+
+    def add(self, key: int, shape: int, number: int, no: int, time: float, isn: int | None) -> int:
+        """A new flow's row (the row of a flow it replaces on the same 5-tuple, reused)."""
+        bits = 0 if isn is None else _HAS_ISN
+        row = self.rows.get(key)
+        if row is None and self.free:
+            row = self.free.pop()
+        if row is None:
+            row = len(self.key_of)
+            self.key_of.append(key)
+            self.last_seen.append(time)
+            self.time.append(time)
+            self.no.append(no)
+            self.isn.append(isn or 0)
+            self.shape.append(shape)
+            self.number.append(number)
+            self.bits.append(bits)
+        else:
+            self.key_of[row] = key
+            self.last_seen[row] = self.time[row] = time
+            self.no[row], self.isn[row], self.shape[row], self.bits[row] = no, isn or 0, shape, bits
+            self.number[row] = number
+            self.held.pop(row, None)
+            self.resets.pop(row, None)
+        self.rows[key] = row
+        return row
+
+    def forget(self, row: int) -> None:
+        del self.rows[self.key_of[row]]  # type: ignore[arg-type]
+        self.key_of[row] = None
+        self.held.pop(row, None)
+        self.resets.pop(row, None)
+        self.free.append(row)
 
 
 @dataclass(slots=True)
@@ -230,13 +302,13 @@ class NetworkLoadBalancer(DecisionKeeper):
     lb_type = NETWORK
 
     def _start(self) -> None:
-        # Keyed (proto, src ip, src port, dst ip, dst port, interface): one hop's flows
-        # are never another hop's (docs/architecture.md, "Hops").
-        self._flows: dict[tuple[str, str, int, str, int, int], _FlowState] = {}
+        # Keyed (proto, src ip, src port, dst ip, dst port, interface), packed: one hop's
+        # flows are never another hop's (docs/architecture.md, "Hops").
+        self._flows = _FlowRows()
+        self._shapes: list[_Shape] = []
+        self._shape_ids: dict[tuple, int] = {}
         #: ``seen`` of a flow decision, one tuple per (hash, proto, IPv6).
         self._seen: dict[tuple[str, str, bool], tuple[str, ...]] = {}
-        #: ``"PROTOCOL:port"`` of each listener, one string shared by its flows.
-        self._names: dict[int, str] = {}
         self._groups = {
             g.name: _GroupState(g, TargetHealth.of(g)) for g in self.config.target_groups
         }
@@ -290,15 +362,19 @@ class NetworkLoadBalancer(DecisionKeeper):
             return  # failing open: the NLB routes to every target regardless of health
         group = health.group or self._groups[group_name].group
         delay = group.deregistration_delay if state == "draining" else group.unhealthy_draining
-        for flow_state in self._flows.values():
-            decision = flow_state.decision
-            if (decision.target_group != group_name or decision.target != target
-                    or flow_state.closed or flow_state.expired or flow_state.reset is not None
-                    or decision.time > changed_at):  # fmt: skip
+        flows = self._flows
+        for row in list(flows.rows.values()):
+            decision = flows.held.get(row)
+            shape = self._shapes[flows.shape[row]]
+            if ((decision.target_group, decision.target) if decision is not None
+                    else (shape.group.name, shape.target)) != (group_name, target):  # fmt: skip
                 continue
+            if flows.bits[row] & (_CLOSED | _EXPIRED) or row in flows.resets or flows.time[row] > changed_at:
+                continue
+            decision = self._decision(row)
             why = explain.nlb_reset_why(decision.flow, decision.decided_at, target, state,
                                         changed_at, delay=delay)  # fmt: skip
-            flow_state.reset = self._record(dataclasses.replace(
+            flows.resets[row] = self._record(dataclasses.replace(
                 decision, decided_at=no, time=when, seen=(), why=why, action="reset",
                 proxy_v2=None,
             ))  # fmt: skip
@@ -307,8 +383,10 @@ class NetworkLoadBalancer(DecisionKeeper):
 
     def _pick(
         self, group: TargetGroup, value: int, fields: tuple[str, int, str, int]
-    ) -> tuple[str, str, str]:
-        """(target, method description, health note) for a hash value (or the 4-tuple)."""
+    ) -> tuple[str, str, int, str]:
+        """(target, method description, its number, health note) for a hash value (or the
+        4-tuple). The description has ``{}`` where the number goes (a slot, a position): a
+        million flows share a few descriptions, each keeps its number."""
         state = self._groups[group.name]
         live = state.health.live
         note = explain.health_state_note(group.targets, state.health.state, live)
@@ -319,15 +397,15 @@ class NetworkLoadBalancer(DecisionKeeper):
                 state.rr_index = 0
             index = state.rr_index
             state.rr_index += 1
-            return live[index], f"round robin over the {len(live)} live targets: position {index + 1}", note
+            return live[index], f"round robin over the {len(live)} live targets: position {{}}", index + 1, note
         if group.table == "nft-jhash":
             index = nft_jhash_index(*fields, len(live), group.hash_seed)
-            how = f"nftables jhash of the 4-tuple mod {len(live)}, seed {group.hash_seed:#x}: index {index}"
-            return live[index], how, note
+            how = f"nftables jhash of the 4-tuple mod {len(live)}, seed {group.hash_seed:#x}: index {{}}"
+            return live[index], how, index, note
         if state.table is not None:
             slot = state.table.slot(value)
-            return state.table.lookup(value), f"Maglev slot {slot} of {state.table.size}", note
-        return modulo_pick(value, live), f"hash mod {len(live)}", note
+            return state.table.lookup(value), f"Maglev slot {{}} of {state.table.size}", slot, note
+        return modulo_pick(value, live), f"hash mod {len(live)}", 0, note
 
     def _choose_group(self, listener: Listener, value: int) -> TargetGroup:
         entries = [e for e in listener.default_action.target_groups if e.weight > 0]
@@ -379,23 +457,26 @@ class NetworkLoadBalancer(DecisionKeeper):
         if proto not in ("tcp", "udp") or src_port is None or dst_port is None:
             return self._drop(no, "no listener")  # ICMP and friends: unintended traffic
 
-        forward_key = (proto, src_ip, src_port, dst_ip, dst_port, interface)
-        reverse_key = (proto, dst_ip, dst_port, src_ip, src_port, interface)
+        flows = self._flows
+        forward_key, reverse_key = flows.keys.pair(proto, src_ip, src_port, dst_ip, dst_port,
+                                                   interface, "")  # fmt: skip
         is_syn = proto == "tcp" and bool(tcp_flags & TCP_SYN) and not tcp_flags & TCP_ACK
 
-        state = self._flows.get(reverse_key)
-        if state is not None and not is_syn:  # a reply from the target side
-            return self._follow(no, time, state, proto, tcp_flags)
-        state = self._flows.get(forward_key)
-        if state is not None and proto == "udp" and time - state.last_seen > state.idle_timeout:
-            state = None  # UDP: after the idle timeout the next packet is simply a new flow
-        if state is not None:
-            idle = time - state.last_seen > state.idle_timeout
-            reused = state.closed and tcp_seq is not None and tcp_seq != state.isn
-            if is_syn and (state.expired or idle or reused):
-                state = None  # a new connection on the same 4-tuple: a new flow
+        row = flows.rows.get(reverse_key)
+        if row is not None and not is_syn:  # a reply from the target side
+            return self._follow(no, time, row, proto, tcp_flags)
+        row = flows.rows.get(forward_key)
+        if row is not None and proto == "udp" and time - flows.last_seen[row] > self._idle(row):
+            row = None  # UDP: after the idle timeout the next packet is simply a new flow
+        if row is not None:
+            bits = flows.bits[row]
+            idle = time - flows.last_seen[row] > self._idle(row)
+            isn = flows.isn[row] if bits & _HAS_ISN else None
+            reused = bool(bits & _CLOSED) and tcp_seq is not None and tcp_seq != isn
+            if is_syn and (bits & _EXPIRED or idle or reused):
+                row = None  # a new connection on the same 4-tuple: a new flow
             else:
-                return self._follow(no, time, state, proto, tcp_flags)
+                return self._follow(no, time, row, proto, tcp_flags)
 
         listener = self.config.listener(dst_port, proto)
         if listener is None:
@@ -417,35 +498,37 @@ class NetworkLoadBalancer(DecisionKeeper):
         later counts as "mid-stream without a handshake" (AWS would send RST either way).
         Decisions already made are kept.
         """
+        flows = self._flows
         stale = [
-            key
-            for key, state in self._flows.items()
-            if (state.closed and now - state.last_seen > CLOSED_LINGER)
-            or now - state.last_seen > 4 * state.idle_timeout
+            row
+            for row in flows.rows.values()
+            if (flows.bits[row] & _CLOSED and now - flows.last_seen[row] > CLOSED_LINGER)
+            or now - flows.last_seen[row] > 4 * self._idle(row)
         ]
-        for key in stale:
-            del self._flows[key]
+        for row in stale:
+            flows.forget(row)
 
     def _drop(self, no: int, reason: str) -> PacketFate:
         self.accounting[reason] += 1
         return PacketFate(no, False, reason)
 
-    def _follow(
-        self, no: int, time: float, state: _FlowState, proto: str, flags: int
-    ) -> PacketFate:
-        if state.reset is not None:
+    def _idle(self, row: int) -> float:
+        return self._shapes[self._flows.shape[row]].idle_timeout
+
+    def _follow(self, no: int, time: float, row: int, proto: str, flags: int) -> PacketFate:
+        flows = self._flows
+        if row in flows.resets:
             return self._drop(no, "reset by the NLB")
-        if time - state.last_seen > state.idle_timeout or state.expired:
+        if time - flows.last_seen[row] > self._idle(row) or flows.bits[row] & _EXPIRED:
             # TCP: the NLB forgot the flow; AWS answers data with RST. (UDP replies after
             # the timeout land here too: the target's answer to a forgotten flow.)
-            state.expired = True
+            flows.bits[row] |= _EXPIRED
             return self._drop(no, "idle timeout")
-        state.last_seen = time
-        state.packets += 1
+        flows.last_seen[row] = time
         if flags & (TCP_FIN | TCP_RST):
-            state.closed = True
+            flows.bits[row] |= _CLOSED
         self.accounting["routed"] += 1
-        return PacketFate(no, True, decision=state.decision)
+        return PacketFate(no, True, decision=self._decision(row))
 
     def _new_flow(
         self,
@@ -473,54 +556,77 @@ class NetworkLoadBalancer(DecisionKeeper):
             value = flow_hash(
                 group.hash, proto, src_ip, src_port, dst_ip, dst_port, seq=tcp_seq, seed=self.seed
             )
-        target, method, health_note = self._pick(group, value, (src_ip, src_port, dst_ip, dst_port))
-        flow = FlowKey(proto, Endpoint(src_ip, src_port), Endpoint(dst_ip, dst_port), interface)
-        # The why is built when read (streamed once, never kept: a SYN flood's millions of
-        # flows each hold their decision); the fields read are one shared tuple per kind.
-        why_of: Any = functools.partial(_flow_why, flow, no, listener, group, target, method,
-                                        is_syn, health_note)  # fmt: skip
-        why = None
+        target, method, number, health_note = self._pick(group, value, (src_ip, src_port, dst_ip, dst_port))
         seen_key = (group.hash, proto, ":" in src_ip)
         seen = self._seen.get(seen_key)
         if seen is None:
             seen = self._seen[seen_key] = flow_hash_fields(group.hash, proto, ipv6=seen_key[2])
+        idle = listener.idle_timeout if proto == "tcp" else self.config.udp_idle_timeout
+        shape = self._shape(listener, group, target, method, health_note, is_syn, seen, idle)
+        flows = self._flows
+        row = flows.add(flows.key(proto, src_ip, src_port, dst_ip, dst_port, interface), shape, number,
+                        no, time, tcp_seq if is_syn else None)  # fmt: skip
+        decision = self._decision(row)
         if listener.protocol in QUIC_LISTENER_PROTOCOLS and proto == "udp":
             route = quic_route(payload, group.quic_server_ids, self._groups[group.name].health.live)
-            why, why_of = explain.nlb_quic_why(flow, no, listener, group, route, why_of()), None
-            target, seen = route.target or target, ("quic.dcid",) if route.target else seen
+            why = explain.nlb_quic_why(decision.flow, no, listener, group, route, decision.why)
+            decision = flows.held[row] = dataclasses.replace(
+                decision, why=why, target=route.target or target,
+                seen=("quic.dcid",) if route.target else seen,
+            )  # fmt: skip
+        self._record(decision)
+        if self._decisions and self._decisions[-1] is decision:
+            flows.held[row] = decision  # kept: a packet's fate gives this very object
+        self.accounting["routed"] += 1
+        return PacketFate(no, True, decision=decision, new_flow=True)
+
+    def _shape(self, listener: Listener, group: TargetGroup, target: str, method: str,
+               health_note: str, is_syn: bool, seen: tuple[str, ...], idle: float) -> int:  # fmt: skip
+        """The number of the :class:`_Shape` of a decision (a new one the first time)."""
+        found = (id(listener), group.name, target, method, health_note, is_syn, seen, idle)
+        number = self._shape_ids.get(found)
+        if number is None:
+            number = self._shape_ids[found] = len(self._shapes)
+            name = f"{listener.protocol}:{listener.port}"
+            self._shapes.append(_Shape(listener, group, target, method, health_note, is_syn, seen, idle, name))
+        return number
+
+    def _decision(self, row: int) -> Decision:
+        """The decision of a flow's row: the one held, else built from the row (equal to the
+        one made at its first packet: the same pure function of the same facts)."""
+        flows = self._flows
+        held = flows.held.get(row)
+        if held is not None:
+            return held
+        shape = self._shapes[flows.shape[row]]
+        proto, src_ip, src_port, dst_ip, dst_port, interface, _ = flows.keys.unpack(flows.key_of[row])  # type: ignore[arg-type]
+        flow = FlowKey(proto, Endpoint(src_ip, src_port), Endpoint(dst_ip, dst_port), interface)
+        no, group = flows.no[row], shape.group
+        # The why is built when read (streamed once, never kept: a SYN flood's millions of
+        # flows each have their decision); the fields read are one shared tuple per kind.
+        why_of: Any = functools.partial(_flow_why, flow, no, shape.listener, group, shape.target,
+                                        shape.method.format(flows.number[row]), shape.is_syn,
+                                        shape.health_note)  # fmt: skip
         proxy = None
         if group.proxy_protocol_v2:  # what the target reads first: the client's address
             proxy = proxy_v2_header(proto, src_ip, src_port, dst_ip, dst_port)
-        decision = DeferredDecision(
+        return DeferredDecision(
             why_of=why_of,
             keep_built=False,
             unit="flow",
             flow=flow,
             request=None,
             decided_at=no,
-            time=time,
+            time=flows.time[row],
             target_group=group.name,
-            target=target,
-            seen=seen,
-            why=why,
+            target=shape.target,
+            seen=shape.seen,
+            why=None,
             proxy_v2=proxy,
             client_ip_at_target=src_ip if group.preserve_client_ip else "the NLB's private IP",
             first_packet=no,
-            listener=self._listener_name(listener),
+            listener=shape.listener_name,
         )
-        idle = listener.idle_timeout if proto == "tcp" else self.config.udp_idle_timeout
-        self._flows[(proto, src_ip, src_port, dst_ip, dst_port, interface)] = _FlowState(
-            decision, time, idle, isn=tcp_seq if is_syn else None, packets=1
-        )
-        self._record(decision)
-        self.accounting["routed"] += 1
-        return PacketFate(no, True, decision=decision, new_flow=True)
-
-    def _listener_name(self, listener: Listener) -> str:
-        name = self._names.get(id(listener))
-        if name is None:
-            name = self._names[id(listener)] = f"{listener.protocol}:{listener.port}"
-        return name
 
     def feed_flows(self, facts: Iterable[FlowFacts]) -> int:
         """Feed many packets' flow facts at once; returns how many were fed.
@@ -536,7 +642,10 @@ class NetworkLoadBalancer(DecisionKeeper):
         an unknown or idle flow, damage, a pending health change, the periodic sweep) goes
         through :meth:`feed`, so the rules live in one place.
         """
-        flows: dict[Any, _FlowState] = self._flows  # keys: (proto, ip, port, ip, port, hop)
+        table = self._flows
+        flows, last_seen, bits = table.rows, table.last_seen, table.bits
+        pairs, pair = table.keys.pairs, table.keys.pair
+        resets, shape_of, shapes = table.resets, table.shape, self._shapes  # read, never rebound
         feed = self.feed
         groups = self._groups.values()
         pending = any(state.pending for state in groups) or bool(self._resets)
@@ -545,7 +654,7 @@ class NetworkLoadBalancer(DecisionKeeper):
         for (no, time, hop, proto, src, sport, dst, dport, flags, seq, _ack, _at, _size, _cut,
              _wire, damaged, _data, _tunnel) in facts:  # the FlowFacts fields, in order  # fmt: skip
             count += 1
-            state = None
+            row = None
             if (
                 not pending
                 and damaged is None
@@ -555,15 +664,17 @@ class NetworkLoadBalancer(DecisionKeeper):
                 and not (proto == "tcp" and (flags or 0) & TCP_SYN and not (flags or 0) & TCP_ACK)
             ):
                 # A reply from the target side first, as feed() looks (a SYN never gets here).
-                state = flows.get((proto, dst, dport, src, sport, hop)) or flows.get(
-                    (proto, src, sport, dst, dport, hop)
-                )
-                if state is not None and (
-                    state.expired or state.reset is not None
-                    or time - state.last_seen > state.idle_timeout
+                ident = (proto, src, sport, dst, dport, hop, "")
+                there, back = pairs.get(ident) or pair(*ident)  # type: ignore[arg-type]
+                row = flows.get(back)
+                if row is None:
+                    row = flows.get(there)
+                if row is not None and (
+                    bits[row] & _EXPIRED or row in resets
+                    or time - last_seen[row] > shapes[shape_of[row]].idle_timeout  # _idle(row)
                 ):
-                    state = None  # an idle timeout: feed() says what happens
-            if state is None:
+                    row = None  # an idle timeout: feed() says what happens
+            if row is None:
                 feed(no=no, time=time, proto=proto, src_ip=src, src_port=sport, dst_ip=dst,
                      dst_port=dport, tcp_flags=flags or 0, tcp_seq=seq, damaged=damaged,
                      interface=hop, payload=_data[_at : _at + _size] if proto == "udp" else b"")  # fmt: skip
@@ -571,10 +682,9 @@ class NetworkLoadBalancer(DecisionKeeper):
                     pending = any(s.pending for s in groups) or bool(self._resets)
                 continue
             self._fed += 1  # what feed() -> _follow() does for a routed packet:
-            state.last_seen = time
-            state.packets += 1
+            last_seen[row] = time
             if flags and flags & (TCP_FIN | TCP_RST):
-                state.closed = True
+                bits[row] |= _CLOSED
             routed += 1
         if routed:
             self.accounting["routed"] += routed
@@ -606,8 +716,7 @@ class NetworkLoadBalancer(DecisionKeeper):
 
     def flow_decision(self, flow: FlowKey) -> Decision | None:
         """The decision for a flow (client -> server), if the NLB made one."""
-        state = self._flows.get(
-            (flow.proto, flow.client.ip, flow.client.port, flow.server.ip, flow.server.port,
-             flow.interface)  # fmt: skip
-        )
-        return state.decision if state else None
+        flows = self._flows
+        row = flows.rows.get(flows.key(flow.proto, flow.client.ip, flow.client.port, flow.server.ip,
+                                       flow.server.port, flow.interface))  # fmt: skip
+        return None if row is None else self._decision(row)

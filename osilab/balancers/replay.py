@@ -44,19 +44,20 @@ import html
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from osilab._progress import library_bar
 from osilab.balancers.alb import ApplicationLoadBalancer
-from osilab.balancers.cdn import CloudFrontDistribution
 from osilab.balancers.decision import Decision, DecisionList
 from osilab.balancers.nlb import NetworkLoadBalancer
 from osilab.capture.facts import flow_facts
 from osilab.capture.reader import Capture
 from osilab.errors import UsageError
-from osilab.pipeline import iter_http
 from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import FlowKey
+
+if TYPE_CHECKING:  # imported where an L7 replay needs them: an NLB replay reads no stream
+    from osilab.balancers.cdn import CloudFrontDistribution
 
 __all__ = ["Replay", "replay", "http_messages", "one_hop"]
 
@@ -138,8 +139,20 @@ def http_messages(
     certificate chain a client presented (mutual TLS); ``unread_tls`` collects the TLS
     flows the key log could not open (their requests are invisible to an L7 model).
     """
+    iter_http = globals().get("iter_http") or __getattr__("iter_http")
     yield from iter_http(packets, keylog=keylog, on_syn=on_syn, on_end=on_end,
                          on_certificate=on_certificate, unread_tls=unread_tls)  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """``iter_http``, imported on first use (PEP 562) and then kept here: the streams stage
+    and every protocol parser, which an NLB replay (``osilab route --lb nlb``) never needs."""
+    if name == "iter_http":
+        from osilab.pipeline import iter_http
+
+        globals()["iter_http"] = iter_http
+        return iter_http
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def one_hop(source: Iterable[Any], interface: int) -> Iterable[Any]:
@@ -217,6 +230,8 @@ def _replay(
         accounting = dict(balancer.accounting)
         return Replay("nlb", "packet", balancer.decisions, sum(accounting.values()), accounting,
                       balancer.decisions_dropped)  # fmt: skip
+    from osilab.balancers.cdn import CloudFrontDistribution  # (an NLB replay never gets here)
+
     if isinstance(balancer, ApplicationLoadBalancer | CloudFrontDistribution):  # fed requests
         # The streams stage tells the ALB of every client SYN (for "N packets after the
         # SYN"), of every flow that ended (so it can forget it) and, for mTLS listeners, of

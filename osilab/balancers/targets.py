@@ -19,18 +19,23 @@ Theory of operation
 - **Client connections** (:class:`ConnectionClock`): the ALB owns the client's TCP
   connection and closes it after ``idle_timeout.timeout_seconds`` (default 60) without
   traffic, or ``client_keep_alive.seconds`` (default 3600) after it opened, however
-  busy (``lb-reference.md`` §1.7, §6). Times are the capture's.
+  busy (``lb-reference.md`` §1.7, §6). Times are the capture's. The clock also keeps
+  each connection's SYN (for the why's "N packets after the SYN"), compactly: a SYN
+  flood's half-open connections are all held.
 
 Sans-IO: plain values in, plain values out; no clock.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from math import isnan
 
 from osilab.protocols.messages import HttpRequest
 from osilab.streams.keys import FlowKey
+from osilab.streams.rows import FlowKeys
 
 __all__ = ["RoundRobin", "ConnectionClock", "protocol_refusal", "request_protocol"]
 
@@ -101,44 +106,112 @@ def protocol_refusal(request: HttpRequest, version: str) -> str | None:
     return client if version in ("HTTP2", "GRPC") else None
 
 
-@dataclass(slots=True)
 class ConnectionClock:
-    """When each client connection opened and last carried traffic, to tell when the ALB
-    closed it. Bounded: beyond ``limit`` connections the oldest is forgotten (a forgotten
-    connection starts again at its next message, as if just opened)."""
+    """Where and when each client connection opened (its SYN's packet number, its time)
+    and when it last carried traffic, to tell when the ALB closed it.
 
-    limit: int = 65_536
-    _times: dict[FlowKey, list[float]] = field(default_factory=dict)
+    A SYN flood opens a million connections that never carry a request, so one costs
+    what a row costs: its :class:`~osilab.streams.keys.FlowKey` packed into one ``int``
+    (:class:`~osilab.streams.rows.FlowKeys`, as the flow table packs it) keys one
+    dictionary whose value is a row number into three ``array`` columns: about 140 bytes,
+    where a dictionary of SYNs and one of ``[opened, last]`` lists by FlowKey took about
+    520. The FlowKey-keyed methods below pack the key on each call (the last flow asked
+    about is remembered: a keep-alive connection's requests share one FlowKey).
 
-    def opened(self, flow: FlowKey, time: float | None) -> None:
-        """A new connection on ``flow`` (its SYN): its clock starts again."""
-        self._times.pop(flow, None)
-        if time is not None:
-            self.traffic(flow, time)
+    Bounded: beyond ``limit`` connections the oldest (by its latest SYN, or its first
+    message when no SYN was seen) is forgotten, SYN and clock alike (a forgotten
+    connection starts again at its next message, as if just opened).
+
+    >>> from osilab.streams.keys import Endpoint, FlowKey
+    >>> clock = ConnectionClock()
+    >>> flow = FlowKey("tcp", Endpoint("198.51.100.7", 51514), Endpoint("203.0.113.20", 80))
+    >>> clock.opened(flow, 100.0, packet=1)
+    >>> clock.syn(flow), clock.closed(flow, 130.0, idle=60.0, keep_alive=3600.0)
+    (1, None)
+    >>> clock.closed(flow, 200.0, idle=60.0, keep_alive=3600.0)[0]  # 60 s after 130
+    190.0
+    """
+
+    __slots__ = ("limit", "_keys", "_rows", "_syn", "_opened", "_last", "_free", "_flow", "_key")
+
+    def __init__(self, limit: int = 65_536) -> None:
+        self.limit = limit
+        self._keys = FlowKeys()
+        #: packed flow key -> its row; in insertion order, the oldest first
+        self._rows: dict[int, int] = {}
+        #: By row: the SYN's packet number (``_NO_SYN``: none, or forgotten), the time the
+        #: connection opened and the time of its last traffic (``_NO_TIME`` both: not yet).
+        self._syn = array("q")
+        self._opened, self._last = array("d"), array("d")
+        self._free = array("i")  # rows of forgotten connections, to reuse
+        self._flow: FlowKey | None = None  # the last flow packed, and its key
+        self._key = 0
+
+    def __len__(self) -> int:
+        """How many connections are remembered."""
+        return len(self._rows)
+
+    def opened(self, flow: FlowKey, time: float | None, packet: int | None = None) -> None:
+        """A new connection on ``flow`` (its SYN, packet number ``packet``, at ``time``):
+        its clock starts again (from its first traffic when ``time`` is None)."""
+        key = self._pack(flow)
+        row = self._rows.pop(key, None)  # a reused 4-tuple is a new connection: the newest
+        if packet is None and time is None:
+            if row is not None:
+                self._free.append(row)
+            return
+        if row is None:
+            row = self._new()
+        self._rows[key] = row
+        self._syn[row] = _NO_SYN if packet is None else packet
+        self._opened[row] = self._last[row] = _NO_TIME if time is None else time
+        self._bound()
+
+    def syn(self, flow: FlowKey) -> int | None:
+        """The packet number of ``flow``'s SYN, if it was seen and not forgotten."""
+        row = self._rows.get(self._pack(flow))
+        if row is None or self._syn[row] == _NO_SYN:
+            return None
+        return self._syn[row]
+
+    def forget_syn(self, flow: FlowKey) -> None:
+        """Forget ``flow``'s SYN (the capture saw the last of it); its clock stays."""
+        key = self._pack(flow)
+        row = self._rows.get(key)
+        if row is None:
+            return
+        self._syn[row] = _NO_SYN
+        if isnan(self._opened[row]):  # nothing left to remember
+            del self._rows[key]
+            self._free.append(row)
 
     def traffic(self, flow: FlowKey, time: float) -> None:
         """Something crossed ``flow`` at ``time`` (a request or a response)."""
-        times = self._times.get(flow)
-        if times is None:
-            self._times[flow] = [time, time]
-            if len(self._times) > self.limit:
-                del self._times[next(iter(self._times))]
-        else:
-            times[1] = max(times[1], time)
+        key = self._pack(flow)
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = self._new()
+            self._syn[row] = _NO_SYN
+            self._opened[row] = self._last[row] = time
+            self._bound()
+        elif isnan(self._opened[row]):  # opened without a time: this is its first traffic
+            self._opened[row] = self._last[row] = time
+        elif time > self._last[row]:
+            self._last[row] = time
 
     def closed(
         self, flow: FlowKey, time: float, idle: float, keep_alive: float
     ) -> tuple[float, str] | None:
         """``(closed at, why)`` when the ALB had closed ``flow`` by ``time``; else ``None``
         (and ``time`` counts as traffic)."""
-        times = self._times.get(flow)
-        if times is None:
+        row = self._rows.get(self._pack(flow))
+        if row is None or isnan(self._opened[row]):
             self.traffic(flow, time)
             return None
-        opened, last = times
+        opened, last = self._opened[row], self._last[row]
         idle_end, keep_end = last + idle, opened + keep_alive
         if time <= min(idle_end, keep_end):
-            times[1] = max(last, time)
+            self._last[row] = max(last, time)
             return None
         if idle_end <= keep_end:
             return idle_end, (
@@ -147,3 +220,28 @@ class ConnectionClock:
         return keep_end, (
             f"the client keep-alive duration (client_keep_alive.seconds {keep_alive:g}) ended"
         )
+
+    def _pack(self, flow: FlowKey) -> int:
+        if flow is not self._flow:
+            self._key = self._keys.pack(flow.proto, flow.client.ip, flow.client.port,
+                                        flow.server.ip, flow.server.port, flow.interface,
+                                        flow.tunnel)  # fmt: skip
+            self._flow = flow
+        return self._key
+
+    def _new(self) -> int:
+        if self._free:
+            return self._free.pop()
+        self._syn.append(_NO_SYN)
+        self._opened.append(_NO_TIME)
+        self._last.append(_NO_TIME)
+        return len(self._syn) - 1
+
+    def _bound(self) -> None:
+        if len(self._rows) > self.limit:  # dicts keep insertion order: drop the oldest
+            self._free.append(self._rows.pop(next(iter(self._rows))))
+
+
+#: A row's "no SYN" and "no time yet" (packet numbers are never negative; NaN is no time).
+_NO_SYN = -1
+_NO_TIME = float("nan")

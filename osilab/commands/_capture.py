@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from osilab._progress import ByteBar, attach
 from osilab.capture import Capture, Packet, read
 from osilab.capture.filter import compile_filter
 from osilab.commands._output import print_hop_table, write_jsonl
-from osilab.pipeline import Selection, annotate, selection
-from osilab.protocols._tls_crypto import load_keylog
 from osilab.streams.keys import FlowKey
+
+if TYPE_CHECKING:  # the streams stage is imported where it is read (not by route --lb nlb)
+    from osilab.pipeline import Selection
 
 __all__ = ["capture_arguments", "open_capture", "report_errors", "packets", "many_hops", "MAX_ERRORS_SHOWN",
            "filter_argument", "chosen_by_filter", "kept_by_filter", "print_listing", "checked_keylog", "report_unread_tls"]
@@ -67,6 +68,8 @@ def checked_keylog(path: str | None) -> str | None:
     be read or holds no key: a key log that is silently ignored looks like a capture
     that cannot be decrypted."""
     if path is not None:
+        from osilab.protocols._tls_crypto import load_keylog
+
         load_keylog(path)
     return path
 
@@ -92,6 +95,8 @@ def packets(capture: Capture, *, streams: bool = True, keylog: str | None = None
     """
     checked_keylog(keylog)
     if streams:
+        from osilab.pipeline import annotate
+
         return annotate(capture, keylog=keylog)
     return iter(capture)
 
@@ -109,6 +114,8 @@ def chosen_by_filter(args: argparse.Namespace, capture: Capture) -> Selection | 
     if getattr(args, "filter", None) is None:
         return None
     compile_filter(args.filter)  # a bad filter fails before the capture is read
+    from osilab.pipeline import selection
+
     return selection(read(capture.path), args.filter, keylog=getattr(args, "keylog", None))
 
 

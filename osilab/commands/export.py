@@ -43,6 +43,13 @@ __all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "TABLES"]
 HELP = "write packets, flows, HTTP requests or decisions as a Parquet table (rows = the --json lines)"
 EXAMPLE = "osilab export captures/alb/alb.pcapng --table requests --keylog captures/alb/keylog.txt --out alb.parquet"
 
+#: route's flags that choose what is replayed, passed through as given.
+_ROUTE_CHOICES = (
+    ("--name", "NAME", "the load balancer to use when the files describe several"),
+    ("--hop", "NAME", "replay only this hop"),
+    ("--interface", "N", "replay only pcapng interface N (from 0)"),
+)
+
 #: Table name -> the command whose JSON Lines are its rows.
 TABLES = {"packets": "layers", "flows": "flows", "requests": "http", "decisions": "route"}
 
@@ -56,9 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                             for t, c in TABLES.items()))  # fmt: skip
     parser.add_argument("--out", required=True, metavar="OUT.parquet",
                         help=f"the file to write; format by extension: {', '.join(FORMATS)}")
-    parser.add_argument("--lb", choices=("nlb", "alb"), help="decisions: which balancer model")
+    parser.add_argument("--lb", choices=route.MODELS,
+                        help="decisions: which balancer model (an NLB, an ALB or a CloudFront edge)")
     parser.add_argument("--config", action="append", metavar="LB.json",
                         help="decisions: the balancer's configuration (as for osilab route)")
+    for flag, metavar, what in _ROUTE_CHOICES:
+        parser.add_argument(flag, metavar=metavar, help=f"decisions: {what} (as for osilab route)")
 
 
 def _route_rows(args: argparse.Namespace) -> Rows:
@@ -68,8 +78,13 @@ def _route_rows(args: argparse.Namespace) -> Rows:
     notes on stderr), so the table cannot drift from its JSON Lines.
     """
     if args.lb is None:
-        raise UsageError("--table decisions needs --lb nlb or --lb alb (as osilab route does)")
+        raise UsageError("--table decisions needs --lb " + ", --lb ".join(route.MODELS)
+                         + " (as osilab route does)")
     argv = [args.file, "--lb", args.lb, "--json", "--quiet"]
+    for flag, _, _ in _ROUTE_CHOICES:
+        value = getattr(args, flag.removeprefix("--"))
+        if value is not None:
+            argv += [flag, value]
     for config in args.config or ():
         argv += ["--config", config]
     if args.keylog:

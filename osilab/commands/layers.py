@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 first, hops = pkt.time, many_hops(capture)
                 out.write(("hop".ljust(12) + "  " if hops else "")
                           + f"{'no':>6}  {'time':>12}  {'len':>5}  {'source':<22} {'destination':<22} "
-                          "layers (OSI layer)   summary of the top layer\n")
+                          f"{'layers (OSI layer)':<32} summary of the top layer\n")
             if pkt.damaged:
                 damaged += 1
             out.write(text_row(pkt, first, capture.hop_name(pkt.interface) if hops else None))

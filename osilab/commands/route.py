@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from osilab.balancers import ApplicationLoadBalancer, NetworkLoadBalancer, replay
-from osilab.balancers.compare import servers_by_hop
 from osilab.balancers.config import BalancerConfig, counterpart, default_config
 from osilab.balancers.config.beside import config_beside
 from osilab.balancers.config.formats import load_configs
@@ -46,10 +45,8 @@ from osilab.commands._capture import (
     open_capture,
     report_errors,
 )
-from osilab.commands._edge import run_cdn
 from osilab.commands._output import jsonl_writer, print_hop_table
 from osilab.errors import UsageError
-from osilab.journey import TOPOLOGY_FILE, load_topology
 from osilab.streams.keys import FlowKey
 
 HELP = "replay a capture through an AWS NLB (L4) or ALB (L7) model: one line per decision"
@@ -76,13 +73,17 @@ CONFIG_KINDS = (
 )
 
 
+#: The balancer models ``--lb`` names (``osilab export --table decisions`` takes the same).
+MODELS = ("nlb", "alb", "cdn")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     capture_arguments(parser, json_unit="decision",
                       selects="decisions whose request (NLB: whose decided-at frame) matches; "
                       "the balancer still sees every packet")
     parser.add_argument(
         "--lb",
-        choices=("nlb", "alb", "cdn"),
+        choices=MODELS,
         required=True,
         help="which model: an NLB, an ALB, or a CloudFront edge (cdn)",
     )
@@ -137,6 +138,8 @@ def capture_hops(capture: Capture) -> list[str]:
 def hop_choice(capture: Capture, lb: str | None, args: argparse.Namespace) -> HopChoice:
     """The hop to replay (:func:`osilab.balancers.hop.choose_hop`), said on stderr when chosen
     from topology.json."""
+    from osilab.journey import TOPOLOGY_FILE, load_topology  # (the journey: only its topology)
+
     hops = capture_hops(capture)
     beside = Path(capture.path).parent / TOPOLOGY_FILE
     topology = load_topology(beside) if beside.is_file() else None
@@ -187,6 +190,8 @@ def lab_config(capture: Capture, lb: str) -> tuple[BalancerConfig, list[str]] | 
 def capture_default(capture: Capture, lb: str, choice: HopChoice) -> BalancerConfig | None:
     """A config built only from what the capture shows on the chosen hop (one warning line);
     ``None`` (and a note) when it shows no client connecting to a server."""
+    from osilab.balancers.compare import servers_by_hop  # reads the streams: only here
+
     by_hop = servers_by_hop(capture)
     if choice.interface is None:
         servers = [s for hop in by_hop.values() for s in hop]
@@ -230,6 +235,8 @@ def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file, progress=not args.quiet, keylog=args.keylog)
     choice = hop_choice(capture, args.lb, args)
     if args.lb == "cdn":  # a CloudFront distribution, not an elbv2 config
+        from osilab.commands._edge import run_cdn  # the edge model: only for --lb cdn
+
         return run_cdn(args, capture, choice)
     config, warnings = balancer_config(args, args.lb, capture, choice)
     if config is None:

@@ -61,17 +61,22 @@ def iter_http(
         for item in conversations(packets, keylog=keylog, on_syn=on_syn, on_end=on_end):
             message = item.message
             rich = message.message
-            stage = message.fields.get("stage")
+            # An HTTP message is never a TLS record (unread, or carrying a certificate):
+            # the common case is decided by its type and stage alone.
+            if isinstance(rich, HttpRequest):
+                if message.fields.get("stage") == "headers":
+                    yield rich
+                continue
+            if isinstance(rich, HttpResponse):
+                if message.fields.get("stage") == "complete":
+                    yield rich
+                continue
             if unread_tls is not None and unread(message):
                 unread_tls.add(item.flow)
             if on_certificate is not None and message.direction is Direction.TO_SERVER:
                 chain = message.fields.get("handshake.certificates")
                 if chain:
                     on_certificate(item.flow, chain)
-            if isinstance(rich, HttpRequest) and stage == "headers":
-                yield rich
-            elif isinstance(rich, HttpResponse) and stage == "complete":
-                yield rich
 
 
 def paired(

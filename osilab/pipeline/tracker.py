@@ -28,9 +28,10 @@ Given a :class:`~osilab.capture.reader.Capture`, :func:`conversations` (and so
 and payload are read with one ``struct`` call (:mod:`osilab.capture.facts`), and only unusual
 frames are dissected. ``annotate`` dissects a packet of a recognised flow only up to
 its transport layer, since its application layers come from the stream. Memory stays
-bounded: a flow gets its reassemblers and parser only with its first payload (FIN or
-RST), so a flood of half-open flows keeps nothing here but each SYN's sequence number
-(:func:`_pending_syn`); they are dropped when the flow ends, each direction
+bounded: a flow gets its object, reassemblers and parser only with its first payload (FIN
+or RST), so a flood of half-open flows keeps nothing here: each stays a row of the flow
+table, which also keeps its SYN's sequence number for the reassembler to start from
+(:meth:`~osilab.streams.flows.FlowTable.note_syn`); they are dropped when the flow ends, each direction
 holds at most :data:`~osilab.streams.reassembly.MAX_BUFFERED_BYTES` out of order, and all
 flows together at most :data:`MAX_HELD_TOTAL` (past it, the biggest holder gives up its
 hole: a :class:`Gap` that says so).
@@ -46,9 +47,9 @@ from dataclasses import dataclass
 from osilab.capture.facts import flow_facts
 from osilab.capture.packet import TCP_RST, Packet
 from osilab.capture.reader import Capture
-from osilab.pipeline.dispatch import FlowParser, client_speaks
+from osilab.pipeline.dispatch import FlowParser, SharedState, client_speaks
 from osilab.protocols import AppMessage
-from osilab.streams.flows import Flow, FlowRecord, FlowTable, _Facts, stream_facts
+from osilab.streams.flows import Flow, FlowRecord, FlowRow, FlowTable, _Facts, stream_facts
 from osilab.streams.keys import Direction, Endpoint, FlowKey
 from osilab.streams.reassembly import Chunk, StreamReassembler
 
@@ -100,14 +101,14 @@ class _FlowState:
 
     __slots__ = ("parser", "streams", "ended", "closed", "sniffed")
 
-    def __init__(self, flow: Flow, keylog: str | None, syns: int | tuple | None = None) -> None:
-        self.parser = FlowParser(flow.key, keylog)
+    def __init__(self, flow: Flow, keylog: str | None, syns: tuple[int | None, int | None] | None = None,
+                 shared: SharedState | None = None) -> None:  # fmt: skip
+        self.parser = FlowParser(flow.key, keylog, shared)
         self.streams = (
             (StreamReassembler(), StreamReassembler()) if flow.key.proto == "tcp" else None
         )
         if syns is not None and self.streams is not None:  # replay the SYNs put off
-            pair: tuple[int | None, int | None] = (syns, None) if isinstance(syns, int) else syns
-            for stream, isn in zip(self.streams, pair, strict=True):
+            for stream, isn in zip(self.streams, syns, strict=True):
                 if isn is not None:
                     stream.segment(isn, _SYN, b"", 0, 0.0)
         self.ended = [False, False]
@@ -123,6 +124,8 @@ class _Tracker:
         on_end: Callable[[FlowKey], object] | None = None,
     ) -> None:
         self.keylog = keylog
+        #: What the parsers of this read share across flows (QUIC's connection-ID table).
+        self.shared = SharedState()
         self.table = FlowTable()
         #: Told ``(flow, packet number, time)`` of every client SYN (an ALB's "connection opened").
         self.on_syn = on_syn
@@ -151,7 +154,7 @@ class _Tracker:
         missing: int,
         interface: int = 0,
         tunnel: str = "",
-    ) -> tuple[Flow, Direction, str | None, list[FlowMessage], tuple[FlowRecord, ...]]:
+    ) -> tuple[Flow | FlowRow, Direction, str | None, list[FlowMessage], tuple[FlowRecord, ...]]:
         """One TCP/UDP packet's facts through the flow table, reassembly and its parser.
 
         ``interface`` is the capture interface the packet was seen on and ``tunnel`` the
@@ -159,16 +162,20 @@ class _Tracker:
         (:class:`~osilab.streams.keys.FlowKey`). Returns its flow, its direction, the protocol its flow speaks (None while
         undecided), the messages completed (any flow) and the records of flows that
         ended. :meth:`step` (a :class:`Packet`), :func:`annotate` and the fast path of
-        :func:`conversations` (records) all come here, so they cannot disagree.
+        :func:`conversations` (records) all come here, so they cannot disagree. A flow that
+        has carried nothing yet is still a row of the table: it comes back as a
+        :class:`FlowRow` (its key and index, read when asked for).
         """
         proto, src, sport, dst, dport, flags, payload_length, seq, payload = facts
         reset = proto == "tcp" and bool((flags or 0) & TCP_RST)
         if reset:
             reset = self._reset_acceptable(proto, src, sport, dst, dport, interface, seq, tunnel)
-        flow, direction, ended = self.table.packet(
+        table = self.table
+        row, flow, from_client, ended = table.feed(
             proto, src, sport, dst, dport, flags, no, time, wire_length, payload_length, interface,
-            reset_acceptable=reset or not (flags or 0) & TCP_RST, tunnel=tunnel,
+            reset or not (flags or 0) & TCP_RST, tunnel,
         )  # fmt: skip
+        direction = Direction.TO_SERVER if from_client else Direction.TO_CLIENT
         messages: list[FlowMessage] = []
         records = tuple(self._end(gone, messages) for gone in ended) if ended else ()
         if (
@@ -178,18 +185,21 @@ class _Tracker:
             and not flags & _ACK
             and proto == "tcp"
         ):
-            self.on_syn(
-                FlowKey(proto, Endpoint(src, sport), Endpoint(dst, dport), interface, tunnel), no, time
-            )
-        state = flow.state
-        if type(state) is not _FlowState:
+            key = FlowKey(proto, Endpoint(src, sport), Endpoint(dst, dport), interface, tunnel)
+            # A flow object already holds its key: pass that one (a row has none to share)
+            self.on_syn(flow.key if flow is not None and flow.key == key else key, no, time)
+        if flow is None or type(flow.state) is not _FlowState:
             if not (payload_length or missing or reset or (flags or 0) & (_FIN | TCP_RST)):
                 # No payload yet: a bare SYN, SYN+ACK or ACK changes nothing in reassembly
-                # but a SYN's sequence number; keep that alone (a SYN flood stays small).
+                # but a SYN's sequence number; the table keeps that in the flow's row (a
+                # SYN flood stays small: no flow object, no reassembler, no parser).
                 if flags is not None and flags & _SYN:
-                    flow.state = _pending_syn(state, direction is Direction.TO_SERVER, seq)
-                return flow, direction, None, messages, records
-            state = flow.state = _FlowState(flow, self.keylog, state)
+                    table.note_syn(row, from_client, seq)
+                return flow or FlowRow(table, row), direction, None, messages, records
+            if flow is None:
+                flow = table.promote(row)
+            flow.state = _FlowState(flow, self.keylog, table.syns(row), self.shared)
+        state: _FlowState = flow.state
         if payload_length and not state.sniffed:
             state.sniffed = True
             if flow.midstream and self._reorient(flow, state, direction, src, sport, payload):
@@ -248,7 +258,7 @@ class _Tracker:
         if state.streams is not None:
             state.streams = (state.streams[1], state.streams[0])
         state.ended.reverse()
-        state.parser = FlowParser(flow.key, self.keylog)  # nothing was fed to it yet
+        state.parser = FlowParser(flow.key, self.keylog, self.shared)  # nothing was fed to it yet
         return True
 
     def _reset_acceptable(
@@ -259,12 +269,18 @@ class _Tracker:
         receiver expects next (RFC 9293 §3.10.7.3, the full check; see
         :meth:`~osilab.streams.reassembly.StreamReassembler.reset_acceptable`). A RST that
         is not acceptable ends nothing, so the data after it is still reassembled."""
-        known = self.table.find(proto, src, sport, dst, dport, interface, tunnel)
-        if known is None or known[0].state is None:
+        table = self.table
+        known = table.locate(proto, src, sport, dst, dport, interface, tunnel)
+        if known is None:
             return True
-        flow, from_client = known
-        if type(flow.state) is not _FlowState:  # only SYNs so far: replay them first
-            flow.state = _FlowState(flow, self.keylog, flow.state)
+        row, from_client = known
+        flow = table.promoted(row)
+        if flow is None or type(flow.state) is not _FlowState:  # only SYNs so far: replay them
+            syns = table.syns(row)
+            if syns is None:
+                return True
+            flow = table.promote(row)
+            flow.state = _FlowState(flow, self.keylog, syns, self.shared)
         if flow.state.streams is None:
             return True
         return flow.state.streams[0 if from_client else 1].reset_acceptable(seq)
@@ -358,32 +374,17 @@ class _Tracker:
 
     def finish(self) -> Step:
         messages: list[FlowMessage] = []
-        records = tuple(self._end(flow, messages) for flow in self.table.finish())
+        records = tuple(self._end(flow, messages) for flow in self.table.drain())
         return Step(None, None, -1, None, None, tuple(messages), records)
 
     def finish_messages(self) -> Iterator[FlowMessage]:
         """The last messages of every flow still live, one flow at a time (what
         :meth:`finish` gives, without a record of each flow: a million half-open flows
         are let go without a million records at once)."""
-        for flow in self.table.finish():
+        for flow in self.table.drain():
             messages: list[FlowMessage] = []
             self._let_go(flow, messages)
             yield from messages
-
-
-def _pending_syn(syns: int | tuple | None, to_server: bool, seq: int) -> int | tuple:
-    """A flow's SYN sequence numbers, kept until it carries payload: the client's alone
-    (an ``int``: the half-open flow of a SYN flood) or ``(client's, server's)``, each
-    None until seen. Only the first SYN of a direction counts (as in
-    :meth:`~osilab.streams.reassembly.StreamReassembler.segment`)."""
-    pair: tuple[int | None, int | None] = (
-        (syns, None) if isinstance(syns, int) else (syns or (None, None))
-    )
-    if to_server and pair[0] is None:
-        pair = (seq, pair[1])
-    elif not to_server and pair[1] is None:
-        pair = (pair[0], seq)
-    return pair[0] if pair[1] is None and pair[0] is not None else pair
 
 
 def track(

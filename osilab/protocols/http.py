@@ -280,10 +280,11 @@ class HttpParser:
                 self._waiting.popleft()
                 self.unanswered_dropped += 1
             self._waiting.append(pending)
-            out.append(self._request_message(request, head_length, "headers", packet_no))
+            head = self._request_message(request, head_length, "headers", packet_no)
             if body:
                 request = pending.request = replace(request, body_length=body)
-            out.append(self._request_message(request, head_length + body, "complete", packet_no))
+            complete = {**head.fields, "stage": "complete", "content_length": body}  # as _request_message
+            out += (head, AppMessage("http", head.direction, head.first_packet, head.last_packet, head_length + body, head.summary, complete, head.time, request))  # fmt: skip
             data = data[head_length + body :]
         return data
 

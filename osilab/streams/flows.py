@@ -34,13 +34,13 @@ caller as a frozen :class:`FlowRecord`, when it is over:
 * everything left when :meth:`FlowTable.finish` is called at the end of the capture.
 
 Expiry is no way out of a SYN flood (a million half-open flows in ten seconds, inside
-every timeout), so a flow is also *small*: one entry in one table (an ``OrderedDict``
-keyed by the flow's client -> server tuple, which is both the lookup and the order of
-last activity), its counters as plain slots, its :class:`FlowKey` built only when asked
-for, its TCP anomalies list only once there is one. A flow that never carried payload
-takes about 500 bytes here (``tests/test_memory.py`` bounds it; ``bench/synflood.py``
-measures it at a million flows); the streams stage adds nothing to it until it carries
-payload (:mod:`osilab.pipeline.tracker`).
+every timeout), so a flow is also *small*: until it needs an object it is a row of numbers
+(:mod:`osilab.streams.rows`: a packed ``int`` key, one slot in each ``array`` column, its
+TCP state as one byte), about 220 bytes; the order of last activity is a log of rows. A
+flow is promoted to a :class:`Flow` object when the streams stage gives it state (its
+first payload), when a TCP anomaly is to be recorded, or when :meth:`FlowTable.packet`
+hands it out (``tests/test_memory.py`` bounds it; ``bench/synflood.py`` measures it at a
+million flows).
 
 What this module must not know: payload contents, application protocols or files. It
 reads a packet's addresses, ports and TCP flags.
@@ -48,19 +48,23 @@ reads a packet's addresses, ports and TCP flags.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from array import array
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from osilab.streams import rows as _r
 from osilab.streams.keys import Direction, Endpoint, FlowKey
+from osilab.streams.rows import FlowKeys, FlowRow, _key_of, _Rows
 from osilab.streams.tcp import TcpState, TcpTracker
 
 __all__ = [
     "Flow",
     "FlowRecord",
     "FlowTable",
+    "FlowRow",
     "orient",
     "flow_records",
     "IDLE_TIMEOUT",
@@ -139,6 +143,7 @@ class Flow:
         ident: ``(proto, client ip, client port, server ip, server port, interface,
             tunnel)``, the flow table's key.
         index: 0-based order in which flows were first seen (as Wireshark's tcp.stream).
+        row: its row in the :class:`FlowTable` while live, -1 once it has left it.
         tcp: the connection state tracker (TCP flows only).
         packets_to_server, packets_to_client, bytes_to_server, bytes_to_client: per
             direction; bytes are frame bytes on the wire.
@@ -169,10 +174,14 @@ class Flow:
         "state",
         "end_reason",
         "reoriented",
+        "row",
     )
 
-    def __init__(self, ident: tuple, index: int, packet_no: int, time: float) -> None:
+    def __init__(
+        self, ident: tuple, index: int, packet_no: int, time: float, row: int = -1
+    ) -> None:
         self.ident = ident
+        self.row = row  # its row in the table while it is live (-1 once it has left)
         self._key: FlowKey | None = None
         self.index = index
         self.tcp: TcpTracker | None = TcpTracker() if ident[0] == "tcp" else None
@@ -217,6 +226,20 @@ class Flow:
     @property
     def over(self) -> bool:
         return self.tcp is not None and self.tcp.over
+
+    def tally(self, from_client: bool, wire_length: int, payload_length: int, packet_no: int,
+              time: float) -> None:  # fmt: skip
+        """Count one packet of the flow."""
+        if from_client:
+            self.packets_to_server += 1
+            self.bytes_to_server += wire_length
+            self.payload_to_server += payload_length
+        else:
+            self.packets_to_client += 1
+            self.bytes_to_client += wire_length
+            self.payload_to_client += payload_length
+        self.last = packet_no
+        self.last_time = time
 
     def state_name(self) -> str:
         if self.tcp is not None:
@@ -346,6 +369,9 @@ class FlowTable:
 
     :meth:`packet` returns the packet's flow and direction, plus the flows that ended
     because of it (closed, idle, or reused); :meth:`finish` ends the rest.
+
+    A flow is a row under a packed key until it needs an object (:meth:`promote`); the
+    order of last activity is a log of rows, compacted at twice the live flows.
     """
 
     def __init__(
@@ -358,33 +384,27 @@ class FlowTable:
         self.idle_timeout = idle_timeout
         self.udp_idle_timeout = udp_idle_timeout
         self.closed_linger = closed_linger
-        # (proto, client ip, client port, server ip, server port, interface, tunnel) -> flow, by
-        # last activity, oldest first: the one table of live flows (a packet from the
-        # server is looked up with its addresses swapped)
-        self._live: OrderedDict[tuple, Flow] = OrderedDict()
-        self._closed: deque[Flow] = deque()  # flows that reached a final state, in order
+        self.keys = FlowKeys()
+        self._live: dict[int, int] = {}  # packed key (client -> server) -> row
+        self._rows = _Rows()
+        self._objects: dict[int, Flow] = {}  # row -> its promoted flow
+        self._log = array("i")  # rows by last activity, oldest first (stale entries skipped)
+        self._head = 0  # the log's first entry not yet known stale
+        #: (row, index) of flows that reached a final state, in order; the last time of
+        #: those that left the table another way, by index (they still hold their place).
+        self._closed: deque[tuple[int, int]] = deque()
+        self._gone: dict[int, float] = {}
+        self._transitions: dict[tuple[int, int, bool, bool], int] = {}
         self._count = 0
         self._now = float("-inf")
 
     def __len__(self) -> int:
         return len(self._live)
 
-    def packet(
-        self,
-        proto: str,
-        src: str,
-        sport: int,
-        dst: str,
-        dport: int,
-        flags: int | None,
-        packet_no: int,
-        time: float,
-        wire_length: int,
-        payload_length: int,
-        interface: int = 0,
-        reset_acceptable: bool = True,
-        tunnel: str = "",
-    ) -> tuple[Flow, Direction, list[Flow]]:
+    def packet(self, proto: str, src: str, sport: int, dst: str, dport: int, flags: int | None,
+               packet_no: int, time: float, wire_length: int, payload_length: int,
+               interface: int = 0, reset_acceptable: bool = True, tunnel: str = "",
+               ) -> tuple[Flow, Direction, list[Flow]]:  # fmt: skip
         """Account one packet. Returns (its flow, its direction, flows that just ended).
 
         ``interface`` is the capture interface the packet was seen on, ``tunnel`` the
@@ -392,57 +412,94 @@ class FlowTable:
         interface, or in another tunnel, are another flow. ``reset_acceptable=False`` says a RST's
         sequence number is not acceptable (RFC 9293 §3.10.7.3; the streams stage's
         reassembly knows the sequence space, :meth:`StreamReassembler.reset_acceptable`):
-        it then ends nothing.
+        it then ends nothing. The flow handed out is promoted (see the class); :meth:`feed`
+        is the same without it.
         """
+        row, flow, from_client, ended = self.feed(
+            proto, src, sport, dst, dport, flags, packet_no, time, wire_length, payload_length,
+            interface, reset_acceptable, tunnel,
+        )  # fmt: skip
+        return (
+            (flow or self.promote(row)),
+            (Direction.TO_SERVER if from_client else Direction.TO_CLIENT),
+            ended,
+        )
+
+    def feed(self, proto: str, src: str, sport: int, dst: str, dport: int, flags: int | None,
+             packet_no: int, time: float, wire_length: int, payload_length: int,
+             interface: int = 0, reset_acceptable: bool = True, tunnel: str = "",
+             ) -> tuple[int, Flow | None, bool, list[Flow]]:  # fmt: skip
+        """:meth:`packet` without promoting: ``(row, its Flow or None while it is a row,
+        whether the sender is the client, flows that just ended)``."""  # fmt: skip
         ended: list[Flow] = []
         if time > self._now:
             self._now = time
             self._expire(ended)
-        live = self._live
-        forward = (proto, src, sport, dst, dport, interface, tunnel)
-        flow: Flow | None = live.get(forward)
+        live, rows = self._live, self._rows
+        forward, reverse = self.keys.pair(proto, src, sport, dst, dport, interface, tunnel)
+        row = live.get(forward)
         from_client = True
-        if flow is None:
-            backward = (proto, dst, dport, src, sport, interface, tunnel)
-            flow = live.get(backward)
+        if row is None:
+            row = live.get(reverse)
             from_client = False
-        if flow is not None:
-            if flow.over and flags is not None and flags & _SYN and not flags & _ACK:
+        flow = None
+        if row is not None:
+            flow = self._objects.get(row)
+            over = flow.over if flow is not None else rows.bits[row] & 0x0F in _r._FINAL_CODES
+            if over and flags is not None and flags & _SYN and not flags & _ACK:
                 # A new SYN on a finished connection's ports: a new connection.
-                flow.end_reason = "ports reused"
-                self._remove(flow)
-                ended.append(flow)
-                flow = None
+                ended.append(self._take(row, "ports reused"))
+                row = flow = None
             else:
-                live.move_to_end(flow.ident)
-        if flow is None:
+                self._touch(row)
+        if row is None:
             from_client = orient(sport, dport, flags if proto == "tcp" else None)
-            ident = forward if from_client else (proto, dst, dport, src, sport, interface, tunnel)
-            flow = Flow(ident, self._count, packet_no, time)
+            key = forward if from_client else reverse
+            bits = _r._UDP
+            if proto == "tcp":
+                bits = 0 if (flags or 0) & _SYN else _r._MIDSTREAM
+            row = live[key] = rows.new(key, self._count, packet_no, time, bits)
             self._count += 1
-            live[flow.ident] = flow
-            if flow.tcp is not None and not (flags or 0) & _SYN:
-                flow.midstream = True
+            self._touch(row)
+        if flow is not None:
+            flow.tally(from_client, wire_length, payload_length, packet_no, time)
+            if flow.tcp is not None and flags is not None:
+                was_over = flow.tcp.over
+                flow.tcp.feed(flags, from_client, packet_no, reset_acceptable)
+                if flow.tcp.over and not was_over:
+                    self._closed.append((row, flow.index))
+            return row, flow, from_client, ended
         if from_client:
-            flow.packets_to_server += 1
-            flow.bytes_to_server += wire_length
-            flow.payload_to_server += payload_length
+            rows.packets_to_server[row] += 1
+            rows.bytes_to_server[row] += wire_length
+            rows.payload_to_server[row] += payload_length
         else:
-            flow.packets_to_client += 1
-            flow.bytes_to_client += wire_length
-            flow.payload_to_client += payload_length
-        flow.last = packet_no
-        flow.last_time = time
-        if flow.tcp is not None and flags is not None:
-            was_over = flow.tcp.over
-            flow.tcp.feed(flags, from_client, packet_no, reset_acceptable)
-            if flow.tcp.over and not was_over:
-                self._closed.append(flow)
-        return flow, (Direction.TO_SERVER if from_client else Direction.TO_CLIENT), ended
+            rows.packets_to_client[row] += 1
+            rows.bytes_to_client[row] += wire_length
+            rows.payload_to_client[row] += payload_length
+        rows.last[row] = packet_no
+        rows.last_time[row] = time
+        bits = rows.bits[row]
+        if bits & 0x0F != _r._UDP and flags is not None:
+            code = bits & 0x0F
+            step = (code, flags & 0x17, from_client, reset_acceptable)
+            following = self._transitions.get(step)
+            if following is None:
+                following = self._transitions[step] = _r._next_code(*step)
+            if following < 0:  # an anomaly or an ignored RST: the full tracker records it
+                flow = self.promote(row)
+                flow.tcp.feed(flags, from_client, packet_no, reset_acceptable)  # type: ignore[union-attr]
+                return row, flow, from_client, ended
+            if flags & 0x16 == _SYN:  # the client's SYN (tcp_input's TcpInput.SYN)
+                bits |= _r._HANDSHAKE
+            rows.bits[row] = bits & 0xF0 | following
+            if following in _r._FINAL_CODES and code not in _r._FINAL_CODES:
+                self._closed.append((row, rows.index[row]))
+        return row, None, from_client, ended
 
     def account(self, pkt: Any) -> tuple[_Facts, Flow, Direction, list[Flow]] | None:
-        """Account one dissected packet: its :func:`transport_facts` and what :meth:`packet`
-        returns, or ``None`` (and nothing accounted) when it carries no TCP or UDP header."""
+        """Account one dissected packet: its :func:`transport_facts` and what :meth:`packet` returns
+        (``None``, nothing accounted, without a TCP or UDP header)."""
         facts = transport_facts(pkt)
         if facts is None:
             return None
@@ -452,6 +509,114 @@ class FlowTable:
             payload_length, pkt.interface, tunnel=pkt.facts.tunnel,
         )  # fmt: skip
         return facts, flow, direction, ended
+
+    # ------------------------------------------------------------------ rows and objects
+
+    def promote(self, row: int) -> Flow:
+        """The live flow of ``row`` as a :class:`Flow` object, kept from now on."""
+        flow = self._objects.get(row)
+        if flow is None:
+            flow = self._objects[row] = self._flow_of(row)
+        return flow
+
+    def promoted(self, row: int) -> Flow | None:
+        return self._objects.get(row)  # None: the flow is still a row
+
+    def key_of(self, row: int) -> FlowKey:
+        """The :class:`FlowKey` of a live row (built afresh: a row keeps none)."""
+        flow = self._objects.get(row)
+        return flow.key if flow is not None else _key_of(self.keys.unpack(self._rows.keys[row]))  # type: ignore[arg-type]
+
+    def index_of(self, row: int) -> int:
+        return self._rows.index[row]  # a promoted flow keeps its index
+
+    def note_syn(self, row: int, to_server: bool, seq: int) -> None:
+        """Keep a SYN's sequence number for the streams stage (the first one each way)."""
+        rows = self._rows
+        seen = _r._SYN_TO_SERVER if to_server else _r._SYN_TO_CLIENT
+        if not rows.bits[row] & seen:
+            rows.bits[row] |= seen
+            (rows.syn_to_server if to_server else rows.syn_to_client)[row] = seq
+
+    def syns(self, row: int) -> tuple[int | None, int | None] | None:
+        """The SYN sequence numbers :meth:`note_syn` kept ``(to server, to client)``, or None."""
+        rows = self._rows
+        bits = rows.bits[row]
+        if not bits & (_r._SYN_TO_SERVER | _r._SYN_TO_CLIENT):
+            return None
+        return (rows.syn_to_server[row] if bits & _r._SYN_TO_SERVER else None,
+                rows.syn_to_client[row] if bits & _r._SYN_TO_CLIENT else None)  # fmt: skip
+
+    def _flow_of(self, row: int) -> Flow:
+        """A :class:`Flow` holding a row's numbers."""
+        rows = self._rows
+        flow = Flow(self.keys.unpack(rows.keys[row]), rows.index[row], rows.first[row],  # type: ignore[arg-type]
+                    rows.first_time[row], row)  # fmt: skip
+        flow.packets_to_server, flow.packets_to_client = (
+            rows.packets_to_server[row],
+            rows.packets_to_client[row],
+        )
+        flow.bytes_to_server, flow.bytes_to_client = (
+            rows.bytes_to_server[row],
+            rows.bytes_to_client[row],
+        )
+        flow.payload_to_server, flow.payload_to_client = (
+            rows.payload_to_server[row],
+            rows.payload_to_client[row],
+        )
+        flow.last, flow.last_time = rows.last[row], rows.last_time[row]
+        bits = rows.bits[row]
+        flow.midstream = bool(bits & _r._MIDSTREAM)
+        if flow.tcp is not None:
+            flow.tcp.state = _r._STATES[bits & 0x0F]
+            flow.tcp.handshake_seen = bool(bits & _r._HANDSHAKE)
+        return flow
+
+    def _touch(self, row: int) -> None:
+        """``row`` had a packet: it moves to the newest place of the activity log."""
+        log, position = self._log, self._rows.position
+        if position[row] != len(log) - 1 or position[row] < 0:
+            position[row] = len(log)
+            log.append(row)
+            if len(log) - self._head > 2 * len(self._live) + 1024:
+                self._compact()
+
+    def _compact(self) -> None:
+        log, position = self._log, self._rows.position
+        kept = array(
+            "i",
+            (row for at, row in enumerate(log[self._head :], self._head) if position[row] == at),
+        )
+        for at, row in enumerate(kept):
+            position[row] = at
+        self._log, self._head = kept, 0
+
+    def _oldest(self) -> int | None:
+        """The live row idle longest (stale log entries before it are skipped for good)."""
+        log, position, head = self._log, self._rows.position, self._head
+        while head < len(log):
+            row = log[head]
+            if position[row] == head:
+                self._head = head
+                return row
+            head += 1
+        self._head = head
+        return None
+
+    def _take(self, row: int, reason: str | None = None) -> Flow:
+        """Take a live row out of the table: its flow, with ``end_reason`` set if given."""
+        flow = self._objects.pop(row, None) or self._flow_of(row)
+        flow.row = -1
+        if reason is not None:
+            flow.end_reason = reason
+        rows = self._rows
+        if flow.over:
+            self._gone[flow.index] = flow.last_time  # it keeps its place in the closed queue
+        del self._live[rows.keys[row]]  # type: ignore[arg-type]
+        rows.keys[row] = None
+        rows.position[row] = -1
+        rows.free.append(row)
+        return flow
 
     def make_client(self, flow: Flow, client: Endpoint) -> bool:
         """``client`` is the flow's client, as its payload shows; True if it was turned round.
@@ -464,86 +629,117 @@ class FlowTable:
         key = flow.key
         if not flow.midstream or key.client == client or key.server != client:
             return False
-        live = self._live
-        if live.get(flow.ident) is flow:
-            del live[flow.ident]
         flow._key = key.reversed()
         proto, client_ip, client_port, server_ip, server_port, interface, tunnel = flow.ident
         flow.ident = (proto, server_ip, server_port, client_ip, client_port, interface, tunnel)
-        live[flow.ident] = flow  # the flow had a packet just now: the newest activity
-        flow.packets_to_server, flow.packets_to_client = flow.packets_to_client, flow.packets_to_server
+        if flow.row >= 0 and self._objects.get(flow.row) is flow:
+            del self._live[self._rows.keys[flow.row]]  # type: ignore[arg-type]
+            packed = self.keys.pack(*flow.ident)
+            self._live[packed] = flow.row
+            self._rows.keys[flow.row] = packed
+            self._touch(flow.row)  # the flow had a packet just now: the newest activity
+        flow.packets_to_server, flow.packets_to_client = (
+            flow.packets_to_client,
+            flow.packets_to_server,
+        )
         flow.bytes_to_server, flow.bytes_to_client = flow.bytes_to_client, flow.bytes_to_server
-        flow.payload_to_server, flow.payload_to_client = flow.payload_to_client, flow.payload_to_server
+        flow.payload_to_server, flow.payload_to_client = (
+            flow.payload_to_client,
+            flow.payload_to_server,
+        )
         if flow.tcp is not None:  # a half-close seen so far was the other side's
             flow.tcp.state = _SWAPPED_CLOSE.get(flow.tcp.state, flow.tcp.state)
         flow.reoriented = True
         return True
 
+    def locate(self, proto: str, src: str, sport: int, dst: str, dport: int, interface: int = 0,
+               tunnel: str = "") -> tuple[int, bool] | None:  # fmt: skip
+        """The live row a packet with these addresses (on this hop) belongs to, and whether
+        its sender is the client; ``None`` for a packet that would start a new flow."""
+        forward, reverse = self.keys.pair(proto, src, sport, dst, dport, interface, tunnel)
+        row = self._live.get(forward)
+        if row is not None:
+            return row, True
+        row = self._live.get(reverse)
+        return None if row is None else (row, False)
+
     def find(
-        self, proto: str, src: str, sport: int, dst: str, dport: int, interface: int = 0,
+        self,
+        proto: str,
+        src: str,
+        sport: int,
+        dst: str,
+        dport: int,
+        interface: int = 0,
         tunnel: str = "",
     ) -> tuple[Flow, bool] | None:
-        """The live flow a packet with these addresses (on this hop) belongs to, and whether
-        its sender is the client; ``None`` for a packet that would start a new flow."""
-        live = self._live
-        flow = live.get((proto, src, sport, dst, dport, interface, tunnel))
-        if flow is not None:
-            return flow, True
-        flow = live.get((proto, dst, dport, src, sport, interface, tunnel))
-        return None if flow is None else (flow, False)
+        """:meth:`locate`, the flow promoted."""
+        found = self.locate(proto, src, sport, dst, dport, interface, tunnel)
+        return None if found is None else (self.promote(found[0]), found[1])
 
-    def finish(self) -> list[Flow]:
-        """End every flow still in the table (end of capture), oldest activity first."""
-        ended = list(self._live.values())
-        for flow in ended:
+    def drain(self) -> Iterator[Flow]:
+        """End every flow still in the table (end of capture), oldest activity first, one
+        at a time (a million half-open flows are never a million objects at once)."""
+        while (row := self._oldest()) is not None:
+            flow = self._take(row)
             flow.end_reason = flow.end_reason or "end of capture"
-        self._live.clear()
+            yield flow
         self._closed.clear()
-        return ended
+        self._gone.clear()
 
-    def _remove(self, flow: Flow) -> None:
-        if self._live.get(flow.ident) is flow:
-            del self._live[flow.ident]
+    def finish(self) -> list[Flow]:  # what drain() yields, as a list
+        return list(self.drain())
 
-    def _is_live(self, flow: Flow) -> bool:
-        return self._live.get(flow.ident) is flow
+    def _last_time(self, row: int) -> float:
+        return flow.last_time if (flow := self._objects.get(row)) is not None else self._rows.last_time[row]
 
     def _expire(self, ended: list[Flow]) -> None:
-        now = self._now
+        now, rows = self._now, self._rows
         closed = self._closed
-        while closed and closed[0].last_time + self.closed_linger < now:
-            flow = closed.popleft()
-            if self._is_live(flow) and flow.over:
-                flow.end_reason = flow.tcp.state.value if flow.tcp else "closed"
-                self._remove(flow)
-                ended.append(flow)
-            elif self._is_live(flow):  # still open (cannot happen today; kept safe)
-                continue
-        live = self._live
-        while live:
-            flow = next(iter(live.values()))
-            timeout = self.idle_timeout if flow.tcp is not None else self.udp_idle_timeout
-            if flow.over:
-                timeout = min(timeout, self.closed_linger)
-            if flow.last_time + timeout >= now:
+        while closed:
+            at, index = closed[0]
+            live = rows.keys[at] is not None and rows.index[at] == index
+            last_time = self._last_time(at) if live else self._gone.get(index, float("-inf"))
+            if last_time + self.closed_linger >= now:
                 break
-            flow.end_reason = "idle" if not flow.over else flow.tcp.state.value  # type: ignore[union-attr]
-            self._remove(flow)
+            closed.popleft()
+            if live:  # a final state stays final
+                flow = self._take(at)
+                flow.end_reason = flow.tcp.state.value if flow.tcp else "closed"
+                ended.append(flow)
+            self._gone.pop(index, None)
+        while (row := self._oldest()) is not None:
+            flow_object = self._objects.get(row)
+            code = rows.bits[row] & 0x0F if flow_object is None else -1
+            tcp = flow_object.tcp is not None if flow_object is not None else code != _r._UDP
+            over = flow_object.over if flow_object is not None else code in _r._FINAL_CODES
+            timeout = self.idle_timeout if tcp else self.udp_idle_timeout
+            if over:
+                timeout = min(timeout, self.closed_linger)
+            if self._last_time(row) + timeout >= now:
+                break
+            flow = self._take(row)
+            flow.end_reason = "idle" if not over else flow.tcp.state.value  # type: ignore[union-attr]
             ended.append(flow)
 
 
 def flow_records(packets: Iterable[Any]) -> Iterator[FlowRecord]:
     """The flows of a capture, each yielded as soon as it ends (streaming).
 
-    Only the flow table is kept: no reassembly, no parsing. Packets that are not TCP or
-    UDP over IP are skipped.
+    Only the flow table's rows are kept: no reassembly, parsing, or flow object until a flow ends.
     """
     table = FlowTable()
+    feed = table.feed
     for pkt in packets:
-        accounted = table.account(pkt)
-        for flow in accounted[3] if accounted is not None else ():
+        facts = transport_facts(pkt)
+        if facts is None:
+            continue
+        proto, src, sport, dst, dport, flags, payload_length, _, _ = facts
+        ended = feed(proto, src, sport, dst, dport, flags, pkt.no, pkt.time, pkt.wire_length,
+                     payload_length, pkt.interface, True, pkt.facts.tunnel)[3]  # fmt: skip
+        for flow in ended:
             yield flow.record()
-    for flow in table.finish():
+    for flow in table.drain():
         yield flow.record()
 
 

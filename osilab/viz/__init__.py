@@ -15,43 +15,13 @@ exercises are :mod:`osilab.lessons`.
 Matplotlib is imported only when a figure is drawn.
 """
 
-from osilab.viz.balancing import (
-    Interval,
-    grouped_counts_chart,
-    timeline_chart,
-    visibility_figure,
-    visible_bytes,
-)
-from osilab.viz.conversation import Conversation, http_requests, tcp_conversation, tcp_flows
-from osilab.viz.layers import (
-    frame_figure,
-    frame_layout,
-    goodput,
-    goodput_plot,
-    ladder_diagram,
-    overhead_chart,
-    reassembly_figure,
-    segmentation_figure,
-    segments,
-)
+from osilab.viz import balancing as _balancing
+from osilab.viz import conversation as _conversation
+from osilab.viz import layers as _layers
+from osilab.viz.balancing import *  # noqa: F403
+from osilab.viz.conversation import *  # noqa: F403
+from osilab.viz.layers import *  # noqa: F403
 
-__all__ = [
-    "Conversation",
-    "tcp_conversation",
-    "tcp_flows",
-    "http_requests",
-    "frame_layout",
-    "frame_figure",
-    "overhead_chart",
-    "segments",
-    "segmentation_figure",
-    "goodput",
-    "goodput_plot",
-    "ladder_diagram",
-    "reassembly_figure",
-    "visible_bytes",
-    "visibility_figure",
-    "grouped_counts_chart",
-    "Interval",
-    "timeline_chart",
-]
+#: Every public name of the three figure modules, so ``from osilab.viz import x`` works
+#: for each of them (each module's ``__all__`` is the one list of its names).
+__all__ = [*_conversation.__all__, *_layers.__all__, *_balancing.__all__]

@@ -102,3 +102,34 @@ def test_same_number_of_tcp_conversations_as_tshark(tshark, thirdparty):
         f"\nmeasured: TCP conversations: {agree}/{total} captures give tshark's count; differences: {differ}"
     )
     assert all(reason != "UNEXPLAINED" for *_, reason in differ), differ
+
+
+def test_packed_keys_unpack_to_the_texts_they_were_packed_from() -> None:
+    """FlowKeys packs a flow's identity into one int (the flow table's key); any text,
+    canonical or not, comes back as it went in, and two flows never share a key."""
+    from osilab.streams.rows import FlowKeys
+
+    keys = FlowKeys()
+    idents = [
+        ("tcp", "198.51.100.7", 51514, "203.0.113.10", 80, 0, ""),
+        ("udp", "2001:db8::1", 5353, "2001:db8::2", 53, 3, "vxlan 42 192.0.2.1-192.0.2.2"),
+        ("tcp", "192.0.2.1", 65535, "2001:db8::9", 0, 1, ""),  # mixed families (odd, but kept)
+        ("tcp", "2001:DB8::1", 1, "not an address", 2, 0, ""),  # non-canonical texts
+        ("tcp", "203.0.113.10", 80, "198.51.100.7", 51514, 0, ""),  # the first one reversed
+    ]
+    packed = [keys.pack(*ident) for ident in idents]
+    assert [keys.unpack(key) for key in packed] == idents
+    assert len(set(packed)) == len(idents)
+
+
+def test_a_flow_without_payload_stays_a_row_until_handed_out() -> None:
+    table = FlowTable()
+    for port in range(1000, 1100):
+        table.feed("tcp", "192.0.2.1", port, "203.0.113.5", 80, 0x02, port, 0.0, 60, 0)
+    assert len(table) == 100 and not table._objects  # rows only: no Flow object
+    flow, _, _ = table.packet("tcp", "203.0.113.5", 80, "192.0.2.1", 1000, 0x12, 2000, 0.1, 60, 0)
+    assert table._objects == {flow.row: flow} and flow.packets == (1, 1)
+    assert flow.record().state == "syn_received" and flow.index == 0
+    ended = table.finish()
+    assert [f.index for f in ended] == list(range(1, 100)) + [0]  # oldest activity first
+    assert {f.record().state for f in ended[:-1]} == {"syn_sent"}

@@ -17,9 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from osilab.balancers.config.model import MutualAuthentication
 from osilab.balancers.config.readers import Context, as_bool, check_keys
 from osilab.errors import ConfigError
@@ -59,6 +56,9 @@ def mutual_authentication(
             f"{where}: verify mode needs a trust store; osilab cannot fetch TrustStoreArn from "
             "AWS, so name the CA bundle's PEM file in MutualAuthentication.TrustStore"
         )
+    from cryptography import x509  # (imported here: only a verify-mode listener needs it)
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     try:
         certificates = x509.load_pem_x509_certificates(context.read(source, "TrustStore"))
     except ValueError as exc:
