@@ -123,12 +123,17 @@ def cli_layers(capture: Path, total: int, *, streams: bool = True, sink: Path | 
             "sampled": False, "results": {"lines": lines}}  # fmt: skip
 
 
-def cli_route(capture: Path, total: int, *, limit_bytes: int | None = None) -> dict:
-    """``osilab route --lb alb --json`` (the benchmark's ALB configuration), output discarded."""
-    argv = [OSILAB_CLI, "route", str(capture), "--lb", "alb", "--config", str(BENCH / "alb.json"),
-            "--json", "--quiet"]  # fmt: skip
+def cli_route(capture: Path, total: int, lb: str = "alb", *, limit_bytes: int | None = None,
+              name: str = "osilab-route-cli") -> dict:  # fmt: skip
+    """``osilab route --lb LB --json`` with the benchmark's configuration, output discarded.
+
+    The benchmark capture holds three hops and no topology.json, so the command is told
+    which hop to replay (``--interface 0``, the client side): it still reads every packet.
+    """
+    argv = [OSILAB_CLI, "route", str(capture), "--lb", lb, "--config", str(BENCH / f"{lb}.json"),
+            "--interface", "0", "--json", "--quiet"]  # fmt: skip
     wall, rss, code, _ = run_process(argv, limit_bytes=limit_bytes)
-    return {"job": "osilab-route-cli", "packets": total, "seconds": wall, "wall": wall, "rss_kib": rss,
+    return {"job": name, "packets": total, "seconds": wall, "wall": wall, "rss_kib": rss,
             "ok": code == 0, "sampled": False, "results": {}}  # fmt: skip
 
 
@@ -188,6 +193,8 @@ JOB_TITLES = {
     "osilab-l7-alb": "osilab ALB replay, `replay(osilab.read(path), alb)`: reassembly + HTTP + rules",
     "osilab-l7-http": "osilab `iter_http(osilab.read(path))` (reassembly + HTTP, no balancer)",
     "osilab-route-cli": "`osilab route --lb alb --json` (CLI, memory check only)",
+    "osilab-route-alb-cli": "`osilab route --lb alb --json --interface 0` (CLI: reads every packet, replays the client hop, writes every decision)",
+    "osilab-route-nlb-cli": "`osilab route --lb nlb --json --interface 0` (CLI: reads every packet, replays the client hop, writes every decision)",
     "dpkt-l7": "dpkt naive request extraction (per segment, no reassembly)",
     "scapy-l7": "scapy TCPSession + HTTP (sample, scaled)",
     "tshark-l7": "tshark -Y http.request -T fields method/host/uri",
@@ -202,8 +209,10 @@ JOB_TITLES = {
 GOALS = [
     ("osilab-l4-nlb", {"dpkt-l4": 3.0, "tshark-l4": 9.0, "scapy-l4": 45.0}),
     ("osilab-l4-tuples", {"dpkt-l4": 3.0, "tshark-l4": 9.0, "scapy-l4": 45.0}),
+    ("osilab-route-nlb-cli", {"dpkt-l4": 4.0, "tshark-l4": None}),  # issue 22: through the CLI
     ("osilab-l7-alb", {"dpkt-l7": 1.0, "tshark-l7": 2.5, "scapy-l7": None}),
     ("osilab-l7-http", {"dpkt-l7": 1.0, "tshark-l7": 2.5, "scapy-l7": None}),
+    ("osilab-route-alb-cli", {"tshark-l7": 2.5, "dpkt-l7": None}),  # issue 22: through the CLI
     ("osilab-layers-cli", {"tshark-layers": 1.0, "dpkt-layers": None, "scapy-layers": None}),
     (
         "osilab-layers-cli-no-streams",
@@ -223,11 +232,13 @@ def speed_run(capture: Path, total: int, repeat: int, only: set[str] | None) -> 
         ("dpkt-l4", lambda: python_job("dpkt-l4", capture)),
         ("scapy-l4", lambda: python_job("scapy-l4", capture, sample=SCAPY_SAMPLE)),
         ("tshark-l4", lambda: tshark_job("l4", capture, total)),
+        ("osilab-route-nlb-cli", lambda: cli_route(capture, total, "nlb", name="osilab-route-nlb-cli")),
         ("osilab-l7-alb", lambda: python_job("osilab-l7-alb", capture)),
         ("osilab-l7-http", lambda: python_job("osilab-l7-http", capture)),
         ("dpkt-l7", lambda: python_job("dpkt-l7", capture)),
         ("scapy-l7", lambda: python_job("scapy-l7", capture, sample=SCAPY_SAMPLE)),
         ("tshark-l7", lambda: tshark_job("l7", capture, total)),
+        ("osilab-route-alb-cli", lambda: cli_route(capture, total, "alb", name="osilab-route-alb-cli")),
         ("osilab-layers-cli", lambda: cli_layers(capture, total)),
         ("osilab-layers-cli-no-streams", lambda: cli_layers(capture, total, streams=False)),
         ("dpkt-layers", lambda: python_job("dpkt-layers", capture, out=OUT / "dpkt-layers.txt")),

@@ -139,20 +139,10 @@ def http_messages(
     certificate chain a client presented (mutual TLS); ``unread_tls`` collects the TLS
     flows the key log could not open (their requests are invisible to an L7 model).
     """
-    iter_http = globals().get("iter_http") or __getattr__("iter_http")
+    from osilab.pipeline import iter_http  # the streams stage and parsers: no NLB replay needs them
+
     yield from iter_http(packets, keylog=keylog, on_syn=on_syn, on_end=on_end,
                          on_certificate=on_certificate, unread_tls=unread_tls)  # fmt: skip
-
-
-def __getattr__(name: str) -> Any:
-    """``iter_http``, imported on first use (PEP 562) and then kept here: the streams stage
-    and every protocol parser, which an NLB replay (``osilab route --lb nlb``) never needs."""
-    if name == "iter_http":
-        from osilab.pipeline import iter_http
-
-        globals()["iter_http"] = iter_http
-        return iter_http
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def one_hop(source: Iterable[Any], interface: int) -> Iterable[Any]:

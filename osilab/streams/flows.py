@@ -445,13 +445,14 @@ class FlowTable:
         flow = None
         if row is not None:
             flow = self._objects.get(row)
-            over = flow.over if flow is not None else rows.bits[row] & 0x0F in _r._FINAL_CODES
-            if over and flags is not None and flags & _SYN and not flags & _ACK:
+            if flags is not None and flags & _SYN and not flags & _ACK and (
+                flow.over if flow is not None else rows.bits[row] & 0x0F in _r._FINAL_CODES
+            ):
                 # A new SYN on a finished connection's ports: a new connection.
                 ended.append(self._take(row, "ports reused"))
                 row = flow = None
-            else:
-                self._touch(row)
+            elif rows.position[row] != len(self._log) - 1 or rows.position[row] < 0:
+                self._touch(row)  # (not already the newest in the activity log)
         if row is None:
             from_client = orient(sport, dport, flags if proto == "tcp" else None)
             key = forward if from_client else reverse
@@ -708,15 +709,21 @@ class FlowTable:
                 flow.end_reason = flow.tcp.state.value if flow.tcp else "closed"
                 ended.append(flow)
             self._gone.pop(index, None)
+        # No flow can time out sooner than the shortest of the three timeouts: while the
+        # oldest flow is younger than that (nearly every packet), nothing is left to do.
+        shortest = min(self.idle_timeout, self.udp_idle_timeout, self.closed_linger)
         while (row := self._oldest()) is not None:
             flow_object = self._objects.get(row)
+            last = flow_object.last_time if flow_object is not None else rows.last_time[row]
+            if last + shortest >= now:
+                break
             code = rows.bits[row] & 0x0F if flow_object is None else -1
             tcp = flow_object.tcp is not None if flow_object is not None else code != _r._UDP
             over = flow_object.over if flow_object is not None else code in _r._FINAL_CODES
             timeout = self.idle_timeout if tcp else self.udp_idle_timeout
             if over:
                 timeout = min(timeout, self.closed_linger)
-            if self._last_time(row) + timeout >= now:
+            if last + timeout >= now:
                 break
             flow = self._take(row)
             flow.end_reason = "idle" if not over else flow.tcp.state.value  # type: ignore[union-attr]
