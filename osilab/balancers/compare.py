@@ -231,7 +231,6 @@ def servers_by_hop(packets: Iterable[Any]) -> dict[int, list[tuple[str, int, str
     without a SYN keeps its guess, until a SYN overrules it.
     """
     keys = FlowKeys()
-    pairs = keys.pairs
     named: set[int] = set()  # flows whose SYN (or SYN-ACK) named the server
     #: a flow first seen without a SYN -> (its hop, the lower-port side, its order)
     guesses: dict[int, tuple[int, tuple[str, int, str], int]] = {}
@@ -241,7 +240,7 @@ def servers_by_hop(packets: Iterable[Any]) -> dict[int, list[tuple[str, int, str
         if None in src or None in dst or not src[1] or not dst[1]:
             continue  # port 0 is not a service
         ident = (proto, src[0], src[1], dst[0], dst[1], interface, "")
-        key = min(pairs.get(ident) or keys.pair(*ident))  # the flow's key, either direction
+        key = min(keys.pair(*ident))  # the flow's key, either direction
         if key in named:
             continue
         if flags & TCP_SYN:

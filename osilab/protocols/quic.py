@@ -367,9 +367,15 @@ class QuicConnections:
         if id(connection) not in self._connections:
             self._connections[id(connection)] = connection
             if len(self._connections) > MAX_CONNECTIONS:
-                oldest = self._connections.pop(next(iter(self._connections)))
-                for old in oldest.ids:
-                    self._ids.pop(old, None)
+                self.remove(next(iter(self._connections.values())))
+
+    def remove(self, connection: QuicConnection) -> None:
+        """Forget ``connection`` and its IDs (its last flow ended, or the table is full)."""
+        self._connections.pop(id(connection), None)
+        for key in connection.ids:
+            if self._ids.get(key, (None,))[0] is connection:
+                del self._ids[key]
+        connection.ids.clear()
 
     def find(self, datagram: bytes, scope: Scope = (0, "")) -> tuple[QuicConnection, Direction] | None:
         """The known connection a short-header datagram belongs to, and which way it travels.
@@ -438,6 +444,8 @@ class QuicParser:
         connection.flows -= 1
         if connection.flows > 0:
             return []
+        if self.connections is not None:  # its keys and streams are not kept for a late datagram
+            self.connections.remove(connection)
         out = connection.close()
         return [replace(m, direction=_OTHER[m.direction]) for m in out] if self.turned else out
 

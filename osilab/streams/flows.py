@@ -451,8 +451,8 @@ class FlowTable:
                 # A new SYN on a finished connection's ports: a new connection.
                 ended.append(self._take(row, "ports reused"))
                 row = flow = None
-            elif rows.position[row] != len(self._log) - 1 or rows.position[row] < 0:
-                self._touch(row)  # (not already the newest in the activity log)
+            else:
+                self._touch(row)
         if row is None:
             from_client = orient(sport, dport, flags if proto == "tcp" else None)
             key = forward if from_client else reverse
@@ -576,10 +576,12 @@ class FlowTable:
     def _touch(self, row: int) -> None:
         """``row`` had a packet: it moves to the newest place of the activity log."""
         log, position = self._log, self._rows.position
-        if position[row] != len(log) - 1 or position[row] < 0:
+        if position[row] < 0 or position[row] != len(log) - 1:
             position[row] = len(log)
             log.append(row)
-            if len(log) - self._head > 2 * len(self._live) + 1024:
+            # Compact on the log's whole length, the entries already passed included: with
+            # a few flows taking turns, those are nearly all of it (4 bytes per packet).
+            if len(log) > 2 * len(self._live) + 1024:
                 self._compact()
 
     def _compact(self) -> None:

@@ -133,3 +133,14 @@ def test_a_flow_without_payload_stays_a_row_until_handed_out() -> None:
     ended = table.finish()
     assert [f.index for f in ended] == list(range(1, 100)) + [0]  # oldest activity first
     assert {f.record().state for f in ended[:-1]} == {"syn_sent"}
+
+
+def test_the_activity_log_stays_bounded_when_few_flows_take_turns() -> None:
+    """Two UDP flows alternating for 100,000 packets: the expiry log is compacted, so it
+    holds about one entry per live flow, not one per packet (4 bytes per packet forever)."""
+    table = FlowTable()
+    for no in range(1, 100_001):
+        port = 5000 + no % 2
+        table.feed("udp", "198.51.100.7", port, "203.0.113.10", 53, None, no, no * 1e-3, 60, 18)
+    assert len(table) == 2
+    assert len(table._log) <= 2 * len(table) + 1024
