@@ -261,20 +261,8 @@ class HttpParser:
                 return data
             method, target, version, headers, head_length, body, plain = found
             verdict = _COMPLIANT if plain is not None else _classify_raw(data[:head_length])[1]
-            request = HttpRequest(
-                flow=self.flow,
-                index=self._next_index,
-                method=method,
-                target=target,
-                version="HTTP/" + version,
-                headers=tuple(headers),
-                first_packet=packet_no,
-                headers_complete_packet=packet_no,
-                time=self._time,
-                desync=verdict,
-                reading=self._reading,
-            )
-            self._next_index += 1
+            request = self._new_request(method, target, "HTTP/" + version, tuple(headers),
+                                        packet_no, packet_no, verdict)  # fmt: skip
             pending = Pending(request, method.encode("ascii"), None)
             if len(self._waiting) >= MAX_WAITING:
                 self._waiting.popleft()
@@ -341,20 +329,11 @@ class HttpParser:
             if head_length <= len(side.head)
             else classify_request(event.method, event.target, version, raw_headers)
         )
-        request = HttpRequest(
-            flow=self.flow,
-            index=self._next_index,
-            method=_text(event.method),
-            target=_text(event.target),
-            version=_text(version),
-            headers=tuple((_text(k), _text(v)) for k, v in raw_headers),
-            first_packet=side.first_packet or packet_no,
-            headers_complete_packet=packet_no,
-            time=self._time,
-            desync=verdict,
-            reading=self._reading,
-        )
-        self._next_index += 1
+        request = self._new_request(
+            _text(event.method), _text(event.target), _text(version),
+            tuple((_text(k), _text(v)) for k, v in raw_headers),
+            side.first_packet or packet_no, packet_no, verdict,
+        )  # fmt: skip
         side.message = request
         side.head_done = True
         side.head = bytearray()
@@ -432,21 +411,29 @@ class HttpParser:
     def _tolerant_head(self, raw: bytes, packet_no: int) -> tuple[ParsedHead, HttpRequest]:
         """The next request, read from a raw head by the desync classifier's tolerant reader."""
         head, verdict = _classify_raw(raw)
-        request = HttpRequest(
-            flow=self.flow,
-            index=self._next_index,
-            method=head.method,
-            target=head.uri,
-            version=head.version,
-            headers=tuple(head.headers),
-            first_packet=self._req.first_packet or packet_no,
-            headers_complete_packet=packet_no,
-            time=self._time,
-            desync=verdict,
-            reading=self._reading,
-        )
-        self._next_index += 1
+        request = self._new_request(head.method, head.uri, head.version, tuple(head.headers),
+                                    self._req.first_packet or packet_no, packet_no, verdict)  # fmt: skip
         return head, request
+
+    def _new_request(self, method: str, target: str, version: str,
+                     headers: tuple[tuple[str, str], ...], first_packet: int, complete_packet: int,
+                     verdict: DesyncVerdict) -> HttpRequest:  # fmt: skip
+        """The flow's next request, whichever reader read its head (the plain fast reader,
+        h11, or the desync classifier's tolerant reader): numbered in the order sent."""
+        request = HttpRequest(self.flow, self._next_index, method, target, version, headers,
+                              first_packet, complete_packet, self._time, desync=verdict,
+                              reading=self._reading)  # fmt: skip
+        self._next_index += 1
+        return request
+
+    def _new_response(self, index: int, status: int, reason: str, version: str,
+                      headers: tuple[tuple[str, str], ...], first_packet: int, complete_packet: int,
+                      body_length: int, interim: tuple[int, ...]) -> HttpResponse:  # fmt: skip
+        """A response, paired with request ``index`` (-1: none was waiting), whichever reader
+        read its head."""
+        return HttpResponse(self.flow, index, status, reason, version, headers, first_packet,
+                            complete_packet, self._time, body_length=body_length,
+                            interim=interim)  # fmt: skip
 
     def _tolerant_request(self, packet_no: int, out: list[AppMessage]) -> None:
         """Read a head h11 refused with the desync module's tolerant reader."""
@@ -553,19 +540,8 @@ class HttpParser:
             if pending is not None:
                 waiting.popleft()
             index = pending.request.index if pending is not None else -1
-            response = HttpResponse(
-                flow=self.flow,
-                index=index,
-                status=status,
-                reason=reason,
-                version="HTTP/" + version,
-                headers=tuple(headers),
-                first_packet=packet_no,
-                headers_complete_packet=packet_no,
-                time=self._time,
-                body_length=body,
-                interim=(),
-            )
+            response = self._new_response(index, status, reason, "HTTP/" + version,
+                                          tuple(headers), packet_no, packet_no, body, ())  # fmt: skip
             out.append(self._response_message(response, head_length + body, packet_no))
             data = data[head_length + body :]
         return data
@@ -704,19 +680,12 @@ class HttpParser:
         status, reason, version, headers = side.status
         pending = self._waiting.popleft() if self._waiting else None
         index = pending.request.index if pending else -1
-        response = HttpResponse(
-            flow=self.flow,
-            index=index,
-            status=status,
-            reason=_text(reason),
-            version="HTTP/" + _text(version),
-            headers=tuple((_text(k), _text(v)) for k, v in headers),
-            first_packet=side.first_packet or packet_no,
-            headers_complete_packet=side.message if isinstance(side.message, int) else packet_no,
-            time=self._time,
-            body_length=side.body,
-            interim=tuple(side.interim),
-        )
+        response = self._new_response(
+            index, status, _text(reason), "HTTP/" + _text(version),
+            tuple((_text(k), _text(v)) for k, v in headers), side.first_packet or packet_no,
+            side.message if isinstance(side.message, int) else packet_no, side.body,
+            tuple(side.interim),
+        )  # fmt: skip
         length = max(0, side.fed - trailing - side.accounted)
         out.append(self._response_message(response, length, packet_no, damaged))
         switching = (
