@@ -52,3 +52,17 @@ def test_the_help_example_runs(name: str, scratch: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, f"{line}\n{done.stderr[-2000:]}"
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("action", ["example", "check", "convert"])
+def test_each_config_action_prints_an_example_that_runs(action: str, scratch: Path) -> None:
+    """``osilab config ACTION --help`` ends with that action's own example, which runs."""
+    from osilab.commands.config import ACTION_EXAMPLES
+
+    osilab = shutil.which("osilab", path=str(Path(sys.executable).parent)) or "osilab"
+    shown = subprocess.run([osilab, "config", action, "--help"], capture_output=True, text=True)
+    line = ACTION_EXAMPLES[action]
+    assert shown.stdout.rstrip().endswith(f"example:\n  {line}"), shown.stdout
+    done = subprocess.run(["bash", "-c", line.replace("osilab", osilab, 1)], cwd=scratch,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, f"{line}\n{done.stderr[-2000:]}"

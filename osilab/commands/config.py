@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from osilab.balancers.config import BalancerConfig, Condition
 from osilab.balancers.config.formats import convert_configs, load_configs
 from osilab.commands._output import print_table
 
-__all__ = ["HELP", "EXAMPLE", "EXAMPLES", "add_arguments", "run"]
+__all__ = ["HELP", "EXAMPLE", "ACTION_EXAMPLES", "EXAMPLES", "add_arguments", "run"]
 
 HELP = (
     "write, check and convert balancer configs (osilab, AWS CLI output, Terraform, CloudFormation)"
@@ -30,6 +31,12 @@ HELP = (
 EXAMPLE = (
     "osilab config check tests/balancers/configs/aws-cli/*.json"
 )
+#: Each action's own example, shown by ``osilab config ACTION --help`` (and run by the tests).
+ACTION_EXAMPLES: dict[str, str] = {
+    "example": "osilab config example alb > alb.yaml",
+    "check": EXAMPLE,
+    "convert": "osilab config convert tests/balancers/configs/terraform/*.tf --to json",
+}
 
 _ALB_EXAMPLE = """\
 # An Application Load Balancer (layer 7) in osilab's shape: the AWS API's field names.
@@ -98,13 +105,14 @@ EXAMPLES: dict[str, str] = {"alb": _ALB_EXAMPLE, "nlb": _NLB_EXAMPLE}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    example = actions.add_parser("example", help="print a commented, valid config")
+    example = actions.add_parser("example", help="print a commented, valid config",
+                                 **_with_example("example"))  # fmt: skip
     example.add_argument("kind", choices=tuple(EXAMPLES), help="which balancer")
     for name, help_text in (
         ("check", "check the files and print listeners, rules and target groups"),
         ("convert", "print the merged config as osilab JSON"),
     ):
-        action = actions.add_parser(name, help=help_text)
+        action = actions.add_parser(name, help=help_text, **_with_example(name))
         action.add_argument(
             "files",
             nargs="+",
@@ -116,6 +124,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
         if name == "convert":
             action.add_argument("--to", choices=("json",), default="json", help="output format")
+
+
+def _with_example(action: str) -> dict[str, Any]:
+    """The sub-parser options that print ``action``'s example under its ``--help``."""
+    return {"epilog": f"example:\n  {ACTION_EXAMPLES[action]}",
+            "formatter_class": argparse.RawDescriptionHelpFormatter}  # fmt: skip
 
 
 def _condition_text(condition: Condition) -> str:
