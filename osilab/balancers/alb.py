@@ -688,14 +688,12 @@ class ApplicationLoadBalancer(DecisionKeeper):
             self.forgotten += 1
         to_target = routed.rewrite.request(request)  # as the target receives it
         listener, config = routed.listener, self.config
-        # The why and the headers are built when read (DeferredDecision), from facts bound
-        # now; the fields in Decision's order (unit ... request_line_to_target).
-        base = routed.base
-        return self._record(DeferredDecision.of(
-            ("request", request.flow, request, base["decided_at"], base["time"], group_name,
-             target, seen, None, "forward", None, base["rule"], None, (), None,
-             explain.client_ip_note(group.target_type), base["first_packet"], base["listener"],
-             tuple(cookies), _request_line(to_target) if routed.rewrite.changed else None),
+        # The why and the headers are built when read (DeferredDecision), from facts bound now.
+        return self._record(DeferredDecision(
+            **routed.base, target_group=group_name, target=target, seen=seen,
+            request_line_to_target=_request_line(to_target) if routed.rewrite.changed else None,
+            client_ip_at_target=explain.client_ip_note(group.target_type),
+            cookies=tuple(cookies),
             why_of=functools.partial(
                 _forward_why, routed, group_name, target, how, self._clock.syn(request.flow),
                 group.protocol_version),

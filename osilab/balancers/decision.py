@@ -336,31 +336,6 @@ class DeferredDecision(Decision):
                 raise TypeError(f"DeferredDecision() missing the required field {name!r}")
             put(self, value)
 
-    @classmethod
-    def of(
-        cls,
-        values: tuple[Any, ...],
-        *,
-        why_of: Callable[[], str] | None = None,
-        headers_of: Callable[[], tuple[tuple[str, str], ...]] | None = None,
-        keep_built: bool = True,
-    ) -> DeferredDecision:
-        """A decision from ``values``, one for each :class:`Decision` field in their order
-        (``dataclasses.fields(Decision)``; ``why`` and ``headers_to_target`` are ignored
-        where their builders are given): the way in for a model that decides every
-        request, without the keyword arguments' dictionaries."""
-        self = object.__new__(cls)
-        object.__setattr__(self, "_keep_built", keep_built)
-        for (_name, _default, put), value in zip(_FIELD_SLOTS, values, strict=True):
-            put(self, value)
-        if why_of is not None:
-            object.__setattr__(self, "_why_of", why_of)
-            _WHY_SLOT.__set__(self, _PENDING)
-        if headers_of is not None:
-            object.__setattr__(self, "_headers_of", headers_of)
-            _HEADERS_SLOT.__set__(self, _PENDING)
-        return self
-
     why = _deferred(_WHY_SLOT, "_why_of")  # type: ignore[assignment]
     headers_to_target = _deferred(_HEADERS_SLOT, "_headers_of")  # type: ignore[assignment]
 
