@@ -37,7 +37,7 @@ from osilab.balancers.quic_lb import server_id_of
 from osilab.errors import DecodeError, UsageError
 from osilab.journey._index import CaptureIndex, Flow
 from osilab.protocols import Direction
-from osilab.protocols.quic import QuicDatagram, parse_datagram
+from osilab.protocols.quic import QuicDatagram, QuicPacket, parse_datagram
 from osilab.streams.keys import Endpoint
 
 __all__ = ["QuicPath", "QuicConnection", "quic_connections", "find_connection", "HANDSHAKE",
@@ -179,11 +179,18 @@ def _short_dcid(
     data = payloads.get(first) if first is not None else None
     if not data:
         return None
+    first_packet = first_quic_packet(data, length)
+    return first_packet.dcid if first_packet is not None and first_packet.form == "short" else None
+
+
+def first_quic_packet(datagram: bytes, dcid_length: int) -> QuicPacket | None:
+    """The first QUIC packet of a UDP payload, a short header's DCID read as
+    ``dcid_length`` bytes (a short header does not carry it); None if it is not QUIC."""
     try:
-        packets = parse_datagram(data, short_dcid_length=length)
+        packets = parse_datagram(datagram, short_dcid_length=dcid_length)
     except DecodeError:
         return None
-    return packets[0].dcid if packets and packets[0].form == "short" else None
+    return packets[0] if packets else None
 
 
 def quic_connections(index: CaptureIndex) -> list[QuicConnection]:

@@ -44,7 +44,7 @@ from osilab.journey.events import (
 )
 from osilab.journey.network import Device, Network
 from osilab.journey.path import Arrival, Pdu, arrivals_of, behaviour_of, mac
-from osilab.journey.quic import ISSUED, SERVER_ID, QuicConnection, QuicPath
+from osilab.journey.quic import ISSUED, SERVER_ID, QuicConnection, QuicPath, first_quic_packet
 from osilab.journey.steps import _eth_line, _ip_line, event_summary, model_why
 from osilab.journey.trip import Journey, _plan
 from osilab.protocols.quic import parse_datagram
@@ -213,11 +213,8 @@ def _udp_line(packet: Packet) -> str:
 
 
 def _dcid(packet: Packet, length: int) -> bytes | None:
-    try:
-        packets = parse_datagram(packet.payload, short_dcid_length=length)
-    except DecodeError:
-        return None
-    return packets[0].dcid if packets else None
+    first = first_quic_packet(packet.payload, length)
+    return first.dcid if first is not None else None
 
 
 def _cid_words(cid: bytes | None) -> str:
