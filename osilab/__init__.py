@@ -38,19 +38,22 @@ if TYPE_CHECKING:  # the names below are imported when first used (PEP 562)
     from osilab.capture.scapy_bridge import from_scapy
     from osilab.journey import journey as request_journey
 
-#: Public name -> (module, attribute): imported on first use, so that a command (which
+#: Module -> the public names it defines, imported on first use, so that a command (which
 #: imports only what it runs) does not pay for the balancers, the journey or scapy's
 #: bridge when it starts. The capture stage, which every command reads with, is imported.
+#: ``"alias=attribute"`` where osilab's name is not the module's.
+_LAZY_MODULES: dict[str, tuple[str, ...]] = {
+    "osilab.capture.scapy_bridge": ("from_scapy",),
+    "osilab.balancers": ("replay", "compare", "load_config", "NetworkLoadBalancer",
+                         "ApplicationLoadBalancer", "Decision"),
+    "osilab.balancers.cdn": ("CloudFrontDistribution",),
+    "osilab.journey": ("request_journey=journey",),
+}
+#: Public name -> (module, attribute), read from :data:`_LAZY_MODULES`.
 _LAZY: dict[str, tuple[str, str]] = {
-    "from_scapy": ("osilab.capture.scapy_bridge", "from_scapy"),
-    "replay": ("osilab.balancers", "replay"),
-    "compare": ("osilab.balancers", "compare"),
-    "load_config": ("osilab.balancers", "load_config"),
-    "NetworkLoadBalancer": ("osilab.balancers", "NetworkLoadBalancer"),
-    "ApplicationLoadBalancer": ("osilab.balancers", "ApplicationLoadBalancer"),
-    "CloudFrontDistribution": ("osilab.balancers.cdn", "CloudFrontDistribution"),
-    "Decision": ("osilab.balancers", "Decision"),
-    "request_journey": ("osilab.journey", "journey"),
+    name.partition("=")[0]: (module, name.rpartition("=")[2])
+    for module, names in _LAZY_MODULES.items()
+    for name in names
 }
 
 

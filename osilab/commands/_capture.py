@@ -21,7 +21,7 @@ from osilab.streams.keys import FlowKey
 if TYPE_CHECKING:  # the streams stage is imported where it is read (not by route --lb nlb)
     from osilab.pipeline import Selection
 
-__all__ = ["capture_arguments", "open_capture", "report_errors", "packets", "many_hops", "MAX_ERRORS_SHOWN",
+__all__ = ["capture_arguments", "json_argument", "keylog_argument", "open_capture", "report_errors", "packets", "many_hops", "MAX_ERRORS_SHOWN",
            "filter_argument", "chosen_by_filter", "kept_by_filter", "print_listing", "checked_keylog", "report_unread_tls"]
 
 MAX_ERRORS_SHOWN = 20
@@ -39,12 +39,22 @@ def capture_arguments(parser: argparse.ArgumentParser, *, json_unit: str | None 
                         help="no progress bar (shown on stderr for captures over 20 MB)")
     parser.add_argument("file", help="a pcap or pcapng capture")
     if json_unit:
-        parser.add_argument("--json", action="store_true",
-                            help=f"JSON Lines, one object per {json_unit}")
+        json_argument(parser, json_unit)
     if keylog:
-        parser.add_argument("--keylog", metavar="FILE", help=keylog)
+        keylog_argument(parser, keylog)
     if selects:
         filter_argument(parser, selects)
+
+
+def json_argument(parser: argparse.ArgumentParser, unit: str) -> None:
+    """``--json``: JSON Lines on stdout, one object per ``unit`` (design.md's contract)."""
+    parser.add_argument("--json", action="store_true", help=f"JSON Lines, one object per {unit}")
+
+
+def keylog_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--keylog FILE``, an NSS key log (``SSLKEYLOGFILE``); ``help`` says what it decrypts.
+    Commands check it with :func:`checked_keylog` before reading."""
+    parser.add_argument("--keylog", metavar="FILE", help=help)
 
 
 def open_capture(path: str, *, progress: bool = False, keylog: str | None = None) -> Capture:

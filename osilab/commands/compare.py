@@ -28,7 +28,13 @@ from osilab.balancers.config import BalancerConfig, counterpart
 from osilab.balancers.config.formats import load_configs
 from osilab.balancers.hop import HopChoice
 from osilab.capture import Capture
-from osilab.commands._capture import capture_arguments, many_hops, open_capture, report_errors
+from osilab.commands._capture import (
+    capture_arguments,
+    json_argument,
+    many_hops,
+    open_capture,
+    report_errors,
+)
 from osilab.commands._edge import edge_cell, with_edge
 from osilab.commands._output import print_hop_table, write_jsonl
 from osilab.commands.route import (
@@ -77,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the edge's distribution config (default: cdn.config.json beside the capture)",
     )
     balancer_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per request")
+    json_argument(parser, "request")
 
 
 def both_configs(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from osilab.commands._capture import json_argument, keylog_argument
 from osilab.commands._output import print_table, write_jsonl
 from osilab.errors import UsageError
 
@@ -57,15 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="list the QUIC connections in FILE (their IDs, client addresses, hops) and stop",
     )
-    parser.add_argument(
-        "--keylog",
-        metavar="FILE",
-        help="NSS key log, so TLS legs are read too (the viewer's leg to the edge)",
-    )
+    keylog_argument(parser, "NSS key log, so TLS legs are read too (the viewer's leg to the edge)")
     parser.add_argument(
         "--layers", action="store_true", help="print every layer in and out with its reason"
     )
-    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per event")
+    json_argument(parser, "event")
     parser.add_argument(
         "--no-models",
         action="store_true",

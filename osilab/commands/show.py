@@ -21,7 +21,14 @@ from osilab.capture import Packet
 from osilab.capture.display import byte_owners
 from osilab.capture.fields import FIELDS, frame_fields, layer_fields
 from osilab.capture.filter import compile_filter
-from osilab.commands._capture import filter_argument, open_capture, packets, report_errors
+from osilab.commands._capture import (
+    filter_argument,
+    json_argument,
+    keylog_argument,
+    open_capture,
+    packets,
+    report_errors,
+)
 from osilab.commands._output import jsonl_writer
 from osilab.errors import UsageError
 from osilab.layers import PROTOCOLS, osi_name
@@ -41,10 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("frames", nargs="*", type=int, metavar="N",
                         help="frame numbers, from 1 as Wireshark numbers them")
     filter_argument(parser, "packets that match (with frame numbers: those of them that match)")
-    parser.add_argument("--json", action="store_true", help="JSON Lines, one object per packet")
+    json_argument(parser, "packet")
     parser.add_argument("--no-streams", action="store_true",
                         help="dissect each packet alone (no TCP reassembly)")
-    parser.add_argument("--keylog", metavar="FILE", help="NSS key log to decrypt TLS")
+    keylog_argument(parser, "NSS key log to decrypt TLS")
     parser.add_argument("--colour", choices=("auto", "always", "never"), default="auto",
                         help="colour the hexdump by layer (auto: when stdout is a terminal)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

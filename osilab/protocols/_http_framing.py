@@ -17,6 +17,7 @@ What this module must not know: h11's events, flows, packets or balancers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +141,14 @@ class Side:
         self.status: tuple | None = None
         self.interim: list[int] = []
         self.accounted = 0  # bytes of this connection already reported (1xx responses)
+
+    def receive(self, data: bytes, new_connection: Callable[[], h11.Connection]) -> None:
+        """Hand ``data`` to this side's h11 connection, counting the bytes fed; a message
+        that starts anew gets a new connection from ``new_connection``."""
+        if self.conn is None:
+            self.conn = new_connection()
+        self.fed += len(data)
+        self.conn.receive_data(data)
 
     def reset(self) -> None:
         self.conn = None

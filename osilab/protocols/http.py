@@ -105,6 +105,11 @@ _COMPLIANT = DesyncVerdict("Compliant")
 _UNKNOWN_FLOW = FlowKey("tcp", Endpoint("0.0.0.0", 0), Endpoint("0.0.0.0", 0))
 
 
+def _server_connection() -> h11.Connection:
+    """A new h11 connection in the server's role: it reads the requests a client sends."""
+    return h11.Connection(h11.SERVER)
+
+
 # Identical heads (a client repeating a request) get the same verdict: the classifier is
 # pure and its results are frozen, so small heads are remembered (bounded LRU).
 _CACHED_HEAD = 2048
@@ -242,10 +247,7 @@ class HttpParser:
         if side.tolerant:
             self._tolerant_request(packet_no, out)
             return
-        if side.conn is None:
-            side.conn = h11.Connection(h11.SERVER)
-        side.fed += len(data)
-        side.conn.receive_data(data)
+        side.receive(data, _server_connection)
         self._run_requests(packet_no, out)
 
     def _plain_requests(self, data: bytes, packet_no: int, out: list[AppMessage]) -> bytes:
@@ -306,12 +308,10 @@ class HttpParser:
                     side.reset()
                     return
                 side.reset()
-                if leftover:
+                if leftover:  # the next request, already begun
                     side.first_packet = packet_no
                     side.head += leftover[:HEAD_LIMIT]
-                    side.conn = h11.Connection(h11.SERVER)
-                    side.fed = len(leftover)
-                    side.conn.receive_data(leftover)
+                    side.receive(leftover, _server_connection)
             else:  # ConnectionClosed
                 return
 
@@ -395,18 +395,18 @@ class HttpParser:
             fields["reading"] = request.reading
         if stage == "complete":
             fields["content_length"] = request.body_length
-        return AppMessage(
-            protocol="http",
-            direction=Direction.TO_SERVER,
-            first_packet=request.first_packet,
-            last_packet=packet_no,
-            length=length,
-            summary=f"{request.method} {request.target} {request.version}".strip(),
-            fields=fields,
-            time=self._time,
-            message=request,
-            damaged=damaged,
-        )
+        summary = f"{request.method} {request.target} {request.version}"
+        return self._message(Direction.TO_SERVER, request.first_packet, packet_no, length, summary,
+                             fields, request, damaged)  # fmt: skip
+
+    def _message(self, direction: Direction, first_packet: int, packet_no: int, length: int,
+                 summary: str, fields: dict[str, Any], head: HttpRequest | HttpResponse | None = None,
+                 damaged: str | None = None) -> AppMessage:  # fmt: skip
+        """One HTTP message of this flow (a request's head or whole, an interim or final
+        response), from its first packet to ``packet_no``, at this packet's time; ``head``
+        is the request or response it carries, when it has been read whole."""
+        return AppMessage("http", direction, first_packet, packet_no, length, summary.strip(),
+                          fields, self._time, head, damaged)  # fmt: skip
 
     def _tolerant_head(self, raw: bytes, packet_no: int) -> tuple[ParsedHead, HttpRequest]:
         """The next request, read from a raw head by the desync classifier's tolerant reader."""
@@ -520,10 +520,7 @@ class HttpParser:
                 return
         if side.first_packet is None:
             side.first_packet = packet_no
-        if side.conn is None:
-            side.conn = self._new_response_conn()
-        side.fed += len(data)
-        side.conn.receive_data(data)
+        side.receive(data, self._new_response_conn)
         self._run_responses(packet_no, out)
 
     def _plain_responses(self, data: bytes, packet_no: int, out: list[AppMessage]) -> bytes:
@@ -550,25 +547,17 @@ class HttpParser:
         self, response: HttpResponse, length: int, packet_no: int, damaged: str | None = None
     ) -> AppMessage:
         """The ``"complete"`` message of a response, read by h11 or by the plain reader."""
-        return AppMessage(
-            protocol="http",
-            direction=Direction.TO_CLIENT,
-            first_packet=response.first_packet,
-            last_packet=packet_no,
-            length=length,
-            summary=f"{response.version} {response.status} {response.reason}".strip(),
-            fields={
-                "stage": "complete",
-                "response": True,
-                "response.code": response.status,
-                "response.phrase": response.reason,
-                "request_index": response.index,
-                "content_length": response.body_length,
-            },
-            time=self._time,
-            message=response,
-            damaged=damaged,
-        )
+        fields = {
+            "stage": "complete",
+            "response": True,
+            "response.code": response.status,
+            "response.phrase": response.reason,
+            "request_index": response.index,
+            "content_length": response.body_length,
+        }
+        summary = f"{response.version} {response.status} {response.reason}"
+        return self._message(Direction.TO_CLIENT, response.first_packet, packet_no, length, summary,
+                             fields, response, damaged)  # fmt: skip
 
     def _run_responses(self, packet_no: int, out: list[AppMessage]) -> None:
         side = self._resp
@@ -610,11 +599,9 @@ class HttpParser:
                     self._switch(packet_no, out, leftover)
                     return
                 side.reset()
-                if leftover:
+                if leftover:  # the next response, already begun
                     side.first_packet = packet_no
-                    side.conn = self._new_response_conn()
-                    side.fed = len(leftover)
-                    side.conn.receive_data(leftover)
+                    side.receive(leftover, self._new_response_conn)
             elif event is h11.PAUSED:
                 # A 2xx answered CONNECT: the connection is now a tunnel.
                 self._switch(packet_no, out)
@@ -648,26 +635,11 @@ class HttpParser:
         trailing = len(side.conn.trailing_data[0]) if side.conn is not None else 0
         length = max(0, side.fed - trailing - side.accounted)
         side.accounted += length
-        summary = (
-            f"HTTP/{_text(event.http_version)} {event.status_code} {_text(event.reason)}".strip()
-        )
-        out.append(
-            AppMessage(
-                protocol="http",
-                direction=Direction.TO_CLIENT,
-                first_packet=side.first_packet or packet_no,
-                last_packet=packet_no,
-                length=length,
-                summary=summary,
-                fields={
-                    "stage": "interim",
-                    "response": True,
-                    "response.code": event.status_code,
-                    "response.phrase": _text(event.reason),
-                },
-                time=self._time,
-            )
-        )
+        summary = f"HTTP/{_text(event.http_version)} {event.status_code} {_text(event.reason)}"
+        fields = {"stage": "interim", "response": True, "response.code": event.status_code,
+                  "response.phrase": _text(event.reason)}  # fmt: skip
+        out.append(self._message(Direction.TO_CLIENT, side.first_packet or packet_no, packet_no,
+                                 length, summary, fields))  # fmt: skip
         side.first_packet = packet_no if trailing else None  # where the next response starts
 
     def _response_end(

@@ -241,8 +241,20 @@ def rfc8441_note(method: str, headers: tuple[tuple[str, str], ...]) -> str | Non
     return None
 
 
+class _Opcoded:
+    """What a frame and a message share: an opcode (RFC 6455 §5.2), and its name."""
+
+    __slots__ = ()
+    opcode: int
+
+    @property
+    def kind(self) -> str:
+        """The opcode's name: ``"text"``, ``"close"``... (:func:`opcode_name`)."""
+        return opcode_name(self.opcode)
+
+
 @dataclass(frozen=True, slots=True)
-class WebSocketFrame:
+class WebSocketFrame(_Opcoded):
     """One frame, header fields in wire order (RFC 6455 §5.2), payload unmasked.
 
     Attributes:
@@ -273,17 +285,13 @@ class WebSocketFrame:
     problem: str | None = None
 
     @property
-    def kind(self) -> str:
-        return opcode_name(self.opcode)
-
-    @property
     def control(self) -> bool:
         """Close, ping and pong (and reserved 0xB-0xF) are control frames (§5.5)."""
         return self.opcode >= 0x8
 
 
 @dataclass(frozen=True, slots=True)
-class WebSocketMessage:
+class WebSocketMessage(_Opcoded):
     """One message: a frame with FIN, or fragments reassembled (RFC 6455 §5.4).
 
     Attributes:
@@ -316,10 +324,6 @@ class WebSocketMessage:
     close_reason: str | None = None
     note: str | None = None
     handshake: Handshake | None = None
-
-    @property
-    def kind(self) -> str:
-        return opcode_name(self.opcode)
 
     @property
     def text(self) -> str | None:
