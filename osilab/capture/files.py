@@ -245,14 +245,19 @@ class RecordWalk:
     :attr:`interfaces` every interface described so far, :attr:`comments` the pcapng
     packet comments by frame number, and :attr:`packets_read` the last frame number given.
 
+    ``interface`` yields only the frames of that interface (a balancer's hop): the others
+    are still read (and counted, their comments kept, their damage reported) but not
+    copied out, which is half the walk on a capture of two hops.
+
     >>> walk = RecordWalk("captures/alb/alb.pcapng")       # doctest: +SKIP
     >>> sum(1 for _ in walk), walk.errors                   # doctest: +SKIP
     (1979, [])
     """
 
     def __init__(self, path: str, *, max_decompressed: int = MAX_DECOMPRESSED,
-                 progress: ReadCallback | None = None) -> None:  # fmt: skip
+                 progress: ReadCallback | None = None, interface: int | None = None) -> None:  # fmt: skip
         self.path = path
+        self.interface = interface
         self.max_decompressed = max_decompressed
         self.progress = progress
         self.errors: list[CaptureError] = []
@@ -268,8 +273,11 @@ class RecordWalk:
             window = _Window(stream, self.progress)
             if kind.startswith("pcapng"):
                 yield from self._pcapng(window)
-            else:
+            elif self.interface is None or self.interface == 0:
                 yield from self._pcap(window)
+            else:  # a pcap file has interface 0 only: read for its damage, nothing to give
+                for _record in self._pcap(window):
+                    pass
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             self._error(f"could not read further: {exc}", self.packets_read + 1, None)
         finally:
@@ -347,11 +355,35 @@ class RecordWalk:
         head = struct.Struct("<II").unpack_from
         epb = struct.Struct("<IIIII").unpack_from
         word = struct.Struct("<I").unpack_from
+        common = struct.Struct("<IIIIIII").unpack_from  # block type and length, then the EPB's
+        largest = 16 * MAX_RECORD
+        only = self.interface
         no = 0
         section: list[Interface] = []  # this section's IDBs, in order
         quick: list[tuple[int, float, int]] = []  # the same: (linktype, resolution, index)
         data, pos = b"", 0
         while True:
+            # The common block first, in one struct call: a well-formed EPB of a described
+            # interface, whole in the window, with the frame inside it. Anything else goes
+            # the long way below: the checks one by one, each failure said, the window
+            # slid when a block is cut by its end (then such an EPB comes back here).
+            if len(data) - pos >= 28:
+                block_type, length, iface_id, ts_high, ts_low, caplen, wirelen = common(data, pos)
+                if (block_type == EPB and iface_id < len(quick) and caplen <= length - 32
+                        and not length % 4 and length <= largest and len(data) - pos >= length
+                        and word(data, pos + length - 4)[0] == length):  # fmt: skip
+                    start = pos
+                    pos += length
+                    no += 1
+                    linktype, resolution, index = quick[iface_id]
+                    if length - 32 > ((caplen + 3) & ~3):  # options after the frame
+                        self._packet_options(data[start + 8 : pos - 4], caplen, order, no)
+                    self.packets_read = no
+                    if only is None or index == only:
+                        yield (no, ((ts_high << 32) | ts_low) * resolution, linktype,
+                               data[start + 28 : start + 28 + caplen],
+                               wirelen if wirelen > caplen else caplen, index, None)  # fmt: skip
+                    continue
             if len(data) - pos < 12:
                 data, pos = window.fill(pos, 12)
                 if len(data) - pos < 12:
@@ -363,6 +395,7 @@ class RecordWalk:
                     head = struct.Struct(order + "II").unpack_from
                     epb = struct.Struct(order + "IIIII").unpack_from
                     word = struct.Struct(order + "I").unpack_from
+                    common = struct.Struct(order + "IIIIIII").unpack_from
                     section = []
                     quick = []
                 else:
@@ -395,27 +428,20 @@ class RecordWalk:
                 if pos < 0:
                     return
                 continue
+            if block_type == EPB and length >= 32:
+                iface_id, _high, _low, caplen, _wire = epb(data, pos + 8)
+                if iface_id < len(quick) and caplen <= length - 32:
+                    continue  # a common block, now whole in the window: read at the top
             start = pos
             pos += length
-            if block_type == EPB and length >= 32:  # the common block, read in one call
-                iface_id, ts_high, ts_low, caplen, wirelen = epb(data, start + 8)
-                if iface_id < len(quick) and caplen <= length - 32:
-                    no += 1
-                    linktype, resolution, index = quick[iface_id]
-                    if length - 32 > ((caplen + 3) & ~3):  # options after the frame
-                        self._packet_options(data[start + 8 : pos - 4], caplen, order, no)
-                    self.packets_read = no
-                    yield (no, ((ts_high << 32) | ts_low) * resolution, linktype,
-                           data[start + 28 : start + 28 + caplen],
-                           wirelen if wirelen > caplen else caplen, index, None)  # fmt: skip
-                    continue
             if block_type in (EPB, PB, SPB):
                 no += 1
                 found = self._odd_packet(block_type, data[start + 8 : pos - 4], order, no,
                                          window.base + start, section)  # fmt: skip
                 if found is not None:
                     self.packets_read = no
-                    yield found
+                    if only is None or found[5] == only:
+                        yield found
             elif block_type == IDB:
                 iface = self._interface(data[start + 8 : pos - 4], order, no, window.base + start)
                 if iface is not None:

@@ -125,8 +125,10 @@ class Capture:
 
     # -- iteration ----------------------------------------------------------------------
 
-    def _new_walk(self, progress: Callable[[int], object] | None) -> RecordWalk:
-        return RecordWalk(self.path, max_decompressed=self.max_decompressed, progress=progress)
+    def _new_walk(self, progress: Callable[[int], object] | None,
+                  interface: int | None = None) -> RecordWalk:  # fmt: skip
+        return RecordWalk(self.path, max_decompressed=self.max_decompressed, progress=progress,
+                          interface=interface)  # fmt: skip
 
     def raw_records(self, *, progress: Callable[[int], object] | None = None) -> Iterator[Record]:
         """Every record, damaged ones included, as :class:`~osilab.capture.files.Record`.
@@ -136,13 +138,11 @@ class Capture:
         the reason a record is damaged (what ``Packet.read_error`` holds), else ``None``.
         ``progress`` overrides :attr:`progress` for this read.
         """
-        walk = self._walk = self._new_walk(progress if progress is not None else self.progress)
+        walk = self._walk = self._new_walk(progress if progress is not None else self.progress,
+                                           self.interface)  # fmt: skip
         self.errors = walk.errors
         self.interfaces = walk.interfaces
-        if self.interface is None:
-            return iter(walk)
-        only = self.interface
-        return (record for record in walk if record[5] == only)
+        return iter(walk)
 
     def on_interface(self, interface: int) -> Capture:
         """The same file seen on one interface (hop) only: frames keep their numbers.
