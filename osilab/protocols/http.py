@@ -67,6 +67,7 @@ References:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -108,6 +109,23 @@ _UNKNOWN_FLOW = FlowKey("tcp", Endpoint("0.0.0.0", 0), Endpoint("0.0.0.0", 0))
 def _server_connection() -> h11.Connection:
     """A new h11 connection in the server's role: it reads the requests a client sends."""
     return h11.Connection(h11.SERVER)
+
+
+def _events(side: Side) -> Iterator[tuple[Any, h11.Connection]]:
+    """h11's events on one side, each with the connection that read it, until it needs more
+    bytes or the side has no connection (an event may end the message and start a new
+    connection). A framing error h11 raises comes as the last event, the
+    :class:`h11.RemoteProtocolError` itself: the caller decides what it means for its
+    direction."""
+    while (conn := side.conn) is not None:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            yield exc, conn
+            return
+        if event is h11.NEED_DATA:
+            return
+        yield event, conn
 
 
 # Identical heads (a client repeating a request) get the same verdict: the classifier is
@@ -280,20 +298,18 @@ class HttpParser:
 
     def _run_requests(self, packet_no: int, out: list[AppMessage]) -> None:
         side = self._req
-        while side.conn is not None:
-            try:
-                event = side.conn.next_event()
-            except h11.RemoteProtocolError as exc:
+        for event, conn in _events(side):
+            if isinstance(event, h11.RemoteProtocolError):
                 if side.head_done:  # the body broke the framing rules: cut the request here
-                    out.extend(self._cut(Direction.TO_SERVER, packet_no, f"h11: {exc}"))
+                    out.extend(self._cut(Direction.TO_SERVER, packet_no, f"h11: {event}"))
                     side.reset()
-                    side.broken = f"unparseable request body ({exc})"
+                    side.broken = f"unparseable request body ({event})"
                     return
                 side.tolerant = True
-                side.message = ("refused", str(exc))
+                side.message = ("refused", str(event))
                 self._tolerant_request(packet_no, out)
                 return
-            if event is h11.NEED_DATA or event is h11.PAUSED:
+            if event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
                 if self._request_head(event, packet_no, out):
@@ -301,7 +317,7 @@ class HttpParser:
             elif isinstance(event, h11.Data):
                 side.body += len(event.data)
             elif isinstance(event, h11.EndOfMessage):
-                leftover = side.conn.trailing_data[0]
+                leftover = conn.trailing_data[0]
                 self._request_end(packet_no, out)
                 if self._paused is not None:
                     side.held += leftover
@@ -561,19 +577,15 @@ class HttpParser:
 
     def _run_responses(self, packet_no: int, out: list[AppMessage]) -> None:
         side = self._resp
-        while side.conn is not None:
-            try:
-                event = side.conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                out.extend(self._cut(Direction.TO_CLIENT, packet_no, f"h11: {exc}"))
+        for event, conn in _events(side):
+            if isinstance(event, h11.RemoteProtocolError):
+                out.extend(self._cut(Direction.TO_CLIENT, packet_no, f"h11: {event}"))
                 side.reset()
-                side.broken = f"unparseable response ({exc})"
-                return
-            if event is h11.NEED_DATA:
+                side.broken = f"unparseable response ({event})"
                 return
             if isinstance(event, h11.InformationalResponse):
                 if self._final_101(event):
-                    self._response_end(packet_no, out, len(side.conn.trailing_data[0]))
+                    self._response_end(packet_no, out, len(conn.trailing_data[0]))
                 else:
                     self._interim(event, packet_no, out)
                 if event.status_code == 101:
@@ -593,7 +605,7 @@ class HttpParser:
             elif isinstance(event, h11.Data):
                 side.body += len(event.data)
             elif isinstance(event, h11.EndOfMessage):
-                leftover = side.conn.trailing_data[0]
+                leftover = conn.trailing_data[0]
                 paused_ok = self._response_end(packet_no, out, len(leftover))
                 if paused_ok:
                     self._switch(packet_no, out, leftover)
