@@ -473,3 +473,22 @@ def test_an_alb_replay_of_the_flood_keeps_each_connection_small(syn_flood: Path)
     assert len(alb._clock) == FLOOD, "every half-open connection still held"
     extra = (peak - streams) / FLOOD
     assert extra < ALB_FLOOD_EXTRA_BYTES_PER_FLOW, f"ALB: {extra:.0f} bytes per half-open flow"
+
+
+def test_a_full_connection_clock_stays_compact() -> None:
+    """A clock held full by new connections forgets its oldest one per SYN; its dictionary
+    must not grow past what a fresh copy of it takes (it used to grow to twice that, and
+    each forgetting stepped over the holes at its front: a minute of a 1M-SYN replay)."""
+    import sys
+
+    from osilab.balancers.targets import ConnectionClock
+    from osilab.streams.keys import Endpoint, FlowKey
+
+    clock = ConnectionClock(1024)
+    for i in range(20_000):
+        flow = FlowKey("tcp", Endpoint(f"198.18.{i >> 8 & 0xFF}.{i & 0xFF}", 1024 + i % 50_000),
+                       Endpoint("203.0.113.10", 80))  # fmt: skip
+        clock.opened(flow, 1.0 + i, packet=i + 1)
+    assert len(clock) == 1024
+    assert clock.syn(flow) == 20_000
+    assert sys.getsizeof(clock._rows) <= sys.getsizeof(dict(clock._rows))
