@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from shared_paths import THIRDPARTY
+from shared_paths import CAPTURES, THIRDPARTY
 
 from osilab.cli import COMMANDS, main
 
@@ -66,3 +66,35 @@ def test_damaged_capture_still_reads_and_names_the_damage(thirdparty):
     assert "Traceback" not in out.stderr
     assert "packet 2, byte offset 228" in out.stderr
     assert len(out.stdout.splitlines()) == 1
+
+
+_MODULES_AFTER = r"""
+import contextlib, io, sys
+from osilab.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    main(sys.argv[1:])
+print("\n".join(sorted(sys.modules)))
+"""
+
+#: What ``route --lb nlb`` must not load: the ALB and the HTTP stack under it, the journey,
+#: PyYAML (a JSON config needs none), and importlib.metadata (only ``--version`` does).
+_LAYER7_MODULES = ("osilab.balancers.alb", "osilab.pipeline", "osilab.protocols.http", "h11",
+                   "cryptography", "osilab.journey", "yaml", "importlib.metadata")  # fmt: skip
+
+
+def test_an_nlb_route_starts_without_the_http_stack() -> None:
+    """An L4 replay reads no stream, so the command imports neither the ALB nor what it
+    stands on (a third of the command's time on the bench capture, issue 22). The same
+    check on ``--lb alb`` finds them: it can fail."""
+
+    def loaded(lb: str) -> set[str]:
+        argv = ["route", str(CAPTURES / "nlb/nlb.pcapng"), "--lb", lb, "--json", "--quiet"]
+        done = subprocess.run([sys.executable, "-c", _MODULES_AFTER, *argv], capture_output=True,
+                              text=True, timeout=120, check=True)  # fmt: skip
+        return set(done.stdout.split())
+
+    nlb = loaded("nlb")
+    assert "osilab.balancers.nlb" in nlb
+    assert not [m for m in _LAYER7_MODULES if m in nlb]
+    alb = loaded("alb")
+    assert {"osilab.balancers.alb", "osilab.pipeline", "h11"} <= alb

@@ -12,13 +12,34 @@ conditions), ``hashing`` (flow hashes, Maglev), ``health`` (target health over t
 capture).
 """
 
-from osilab.balancers.alb import ApplicationLoadBalancer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from osilab.balancers.compare import Comparison, compare
 from osilab.balancers.config import BalancerConfig, default_config, load_config, parse_config
 from osilab.balancers.decision import Decision, DecisionList
 from osilab.balancers.hashing import MaglevTable
 from osilab.balancers.nlb import NetworkLoadBalancer
 from osilab.balancers.replay import Replay, replay
+
+if TYPE_CHECKING:  # imported when first read (PEP 562), below
+    from osilab.balancers.alb import ApplicationLoadBalancer
+
+
+def __getattr__(name: str) -> Any:
+    """``ApplicationLoadBalancer``, imported when it is first read (PEP 562), then kept here.
+
+    Its module imports the whole HTTP stack (the streams stage, the parsers, TLS
+    decryption), which ``osilab route --lb nlb`` never needs: an NLB replay starts
+    without it. (Only this name: the function ``compare`` shares its name with its module,
+    which Python binds here when the module is imported, so it is imported eagerly.)
+    """
+    if name != "ApplicationLoadBalancer":
+        raise AttributeError(f"module 'osilab.balancers' has no attribute {name!r}")
+    value = globals()[name] = importlib.import_module("osilab.balancers.alb").ApplicationLoadBalancer
+    return value
 
 __all__ = [
     "ApplicationLoadBalancer",

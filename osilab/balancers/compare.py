@@ -25,7 +25,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from osilab.balancers.alb import ApplicationLoadBalancer
 from osilab.balancers.config import BalancerConfig, counterpart, default_config, load_config
 from osilab.balancers.decision import Decision, imbalance
 from osilab.balancers.explain import nlb_missed_syn_why, nlb_request_why
@@ -346,6 +345,8 @@ def compare(
             alb_side = load_config(alb_config) if alb_config is not None else counterpart(loaded)
         else:
             nlb_config, alb_side = counterpart(loaded), loaded
+    from osilab.balancers.alb import ApplicationLoadBalancer  # (the HTTP stack: for compare only)
+
     nlb = NetworkLoadBalancer(nlb_config)
     alb = ApplicationLoadBalancer(alb_side)
     syns: dict[FlowKey, tuple[int, float]] = {}

@@ -47,7 +47,6 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from osilab._progress import library_bar
-from osilab.balancers.alb import ApplicationLoadBalancer
 from osilab.balancers.decision import Decision, DecisionList
 from osilab.balancers.nlb import NetworkLoadBalancer
 from osilab.capture.facts import flow_facts
@@ -57,6 +56,7 @@ from osilab.protocols.messages import HttpRequest, HttpResponse
 from osilab.streams.keys import FlowKey
 
 if TYPE_CHECKING:  # imported where an L7 replay needs them: an NLB replay reads no stream
+    from osilab.balancers.alb import ApplicationLoadBalancer
     from osilab.balancers.cdn import CloudFrontDistribution
 
 __all__ = ["Replay", "replay", "http_messages", "one_hop"]
@@ -220,7 +220,8 @@ def _replay(
         accounting = dict(balancer.accounting)
         return Replay("nlb", "packet", balancer.decisions, sum(accounting.values()), accounting,
                       balancer.decisions_dropped)  # fmt: skip
-    from osilab.balancers.cdn import CloudFrontDistribution  # (an NLB replay never gets here)
+    from osilab.balancers.alb import ApplicationLoadBalancer  # (an NLB replay never gets here)
+    from osilab.balancers.cdn import CloudFrontDistribution
 
     if isinstance(balancer, ApplicationLoadBalancer | CloudFrontDistribution):  # fed requests
         # The streams stage tells the ALB of every client SYN (for "N packets after the

@@ -19,15 +19,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from osilab.balancers.alb import ApplicationLoadBalancer
 from osilab.balancers.decision import Decision
 from osilab.balancers.nlb import NetworkLoadBalancer
 from osilab.balancers.replay import replay
 from osilab.capture import Capture, Packet
 from osilab.capture.tables import Rows
 from osilab.streams.keys import FlowKey
+
+if TYPE_CHECKING:  # an NLB's table never needs the ALB's code
+    from osilab.balancers.alb import ApplicationLoadBalancer
 
 __all__ = ["DECISION_COLUMNS", "decision_row", "decision_rows", "Marks", "marked_packets"]
 

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from osilab.balancers import ApplicationLoadBalancer, NetworkLoadBalancer, replay
+from osilab.balancers import NetworkLoadBalancer, replay
 from osilab.balancers.config import BalancerConfig, counterpart, default_config
-from osilab.balancers.config.beside import config_beside
+from osilab.balancers.config.beside import config_beside, topology_beside
 from osilab.balancers.config.formats import load_configs
 from osilab.balancers.decision import Decision
 from osilab.balancers.hop import HopChoice, choose_hop
@@ -48,6 +47,9 @@ from osilab.commands._capture import (
 from osilab.commands._output import jsonl_writer, print_hop_table
 from osilab.errors import UsageError
 from osilab.streams.keys import FlowKey
+
+if TYPE_CHECKING:  # imported by new_balancer, for --lb alb only
+    from osilab.balancers.alb import ApplicationLoadBalancer
 
 HELP = "replay a capture through an AWS NLB (L4) or ALB (L7) model: one line per decision"
 EXAMPLE = (
@@ -135,14 +137,21 @@ def capture_hops(capture: Capture) -> list[str]:
     return [capture.hop_name(i) for i in range(max(1, len(capture.interfaces)))]
 
 
+def new_balancer(lb: str, config: BalancerConfig, **options: Any) -> NetworkLoadBalancer | ApplicationLoadBalancer:
+    """The model ``--lb`` names. The ALB's module (and the HTTP stack under it: streams,
+    parsers, TLS) is imported only for ``--lb alb``: an NLB replay starts without it."""
+    if lb == "nlb":
+        return NetworkLoadBalancer(config, **options)
+    from osilab.balancers.alb import ApplicationLoadBalancer
+
+    return ApplicationLoadBalancer(config, **options)
+
+
 def hop_choice(capture: Capture, lb: str | None, args: argparse.Namespace) -> HopChoice:
     """The hop to replay (:func:`osilab.balancers.hop.choose_hop`), said on stderr when chosen
     from topology.json."""
-    from osilab.journey import TOPOLOGY_FILE, load_topology  # (the journey: only its topology)
-
     hops = capture_hops(capture)
-    beside = Path(capture.path).parent / TOPOLOGY_FILE
-    topology = load_topology(beside) if beside.is_file() else None
+    topology = topology_beside(capture.path)
     try:
         choice = choose_hop(hops, topology, lb, hop=args.hop, interface=args.interface)
     except UsageError as exc:
@@ -248,11 +257,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         # Streaming: each decision is written as it is made and none is kept, so the
         # output of a capture of any size takes constant memory.
-        balancer: NetworkLoadBalancer | ApplicationLoadBalancer = (
-            NetworkLoadBalancer(config, keep_decisions=0)
-            if args.lb == "nlb"
-            else ApplicationLoadBalancer(config, keep_decisions=0)
-        )
+        balancer = new_balancer(args.lb, config, keep_decisions=0)
         write = jsonl_writer()
 
         def on_decision(decision: Decision) -> None:
@@ -262,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
         result = replay(capture, balancer, keylog=args.keylog, interface=choice.interface,
                         warnings=warnings, on_decision=on_decision, unread_tls=unread)  # fmt: skip
     else:
-        balancer = NetworkLoadBalancer(config) if args.lb == "nlb" else ApplicationLoadBalancer(config)
+        balancer = new_balancer(args.lb, config)
         result = replay(capture, balancer, keylog=args.keylog, interface=choice.interface,
                         warnings=warnings, on_decision=marks.add if marks else None,
                         unread_tls=unread)  # fmt: skip

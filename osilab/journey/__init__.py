@@ -24,14 +24,13 @@ function is ``osilab.journey.journey`` and, at the top level, ``osilab.follow_re
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from osilab.balancers import BalancerConfig, load_config
-from osilab.balancers.config.beside import config_beside
+from osilab.balancers.config.beside import TOPOLOGY_FILE, config_beside, load_topology
 from osilab.capture import Capture, read
 from osilab.errors import CaptureError, UsageError
 from osilab.journey._index import CaptureIndex
@@ -62,25 +61,6 @@ __all__ = [
     "journey_html",
     "compare_html",
 ]
-
-#: The file the lab writes beside every capture.
-TOPOLOGY_FILE = "topology.json"
-
-
-def load_topology(
-    source: str | os.PathLike[str] | Mapping[str, Any] | None,
-) -> Mapping[str, Any] | None:
-    """A parsed ``topology.json``: from a path, an already-parsed mapping, or ``None``."""
-    if source is None or isinstance(source, Mapping):
-        return source
-    path = Path(source)
-    try:
-        return json.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"cannot read the topology {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise UsageError(f"{path} is not valid JSON: {exc}") from None
-
 
 def _open(capture: Any) -> tuple[Iterable[Any], str, Path | None]:
     """Packets (iterable more than once), a display name and the capture file, when there is one."""

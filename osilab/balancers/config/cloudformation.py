@@ -14,9 +14,9 @@ functions::
         Conditions: [{Field: path-pattern, PathPatternConfig: {Values: [/api/*]}}]
         Actions: [{Type: forward, TargetGroupArn: !Ref ApiGroup}]
 
-:data:`TemplateLoader` is a PyYAML ``SafeLoader`` that reads the short tags (``!Ref``,
-``!GetAtt``, ``!Sub``, ``!Join``) as the long form (``{"Ref": ...}``), so JSON and YAML
-templates are the same dict. :func:`from_template` resolves ``Ref`` (a resource's
+:func:`read_yaml` reads YAML with a PyYAML ``SafeLoader`` that reads the short tags
+(``!Ref``, ``!GetAtt``, ``!Sub``, ``!Join``) as the long form (``{"Ref": ...}``), so JSON
+and YAML templates are the same dict. :func:`from_template` resolves ``Ref`` (a resource's
 ARN of its own, ``cfn:ApiGroup``; a parameter's ``Default``), ``Fn::GetAtt``,
 ``Fn::Sub`` and ``Fn::Join``, and builds the records that
 :func:`osilab.balancers.config.aws_cli.assemble` ties by ARN. Targets come from the
@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
-
-import yaml
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from osilab.balancers.config.aws_cli import AwsDescription, Record
 from osilab.errors import ConfigError
 
-__all__ = ["TemplateLoader", "is_template", "from_template"]
+if TYPE_CHECKING:
+    import yaml
+
+__all__ = ["read_yaml", "is_template", "from_template"]
 
 _PREFIX = "AWS::ElasticLoadBalancingV2::"
 
@@ -82,38 +84,55 @@ _TYPES: dict[str, tuple[str, dict[str, str]]] = {
 _ARN_ATTRIBUTES = ("LoadBalancerArn", "ListenerArn", "TargetGroupArn", "RuleArn", "Arn")
 
 
-class TemplateLoader(yaml.SafeLoader):
-    """A ``SafeLoader`` that also reads CloudFormation's short-form tags."""
+def read_yaml(text: str) -> Any:
+    """A YAML document (a template, or any config written in YAML), CloudFormation's short
+    tags read as their long form. Raises ``yaml.YAMLError`` when it is not YAML. PyYAML is
+    imported here, when a file turns out not to be JSON: a command that reads JSON
+    configs (``osilab route``) starts without it."""
+    loader = _template_loader()(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
-def _tag(name: str, split_dots: bool = False) -> Any:
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if split_dots:
-                value = str(value).split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-        return {name: value}
+@cache
+def _template_loader() -> type[yaml.SafeLoader]:
+    """A ``SafeLoader`` (no object construction) that also reads CloudFormation's short-form
+    tags, built once."""
+    import yaml
 
-    return construct
+    class TemplateLoader(yaml.SafeLoader):
+        """A ``SafeLoader`` that also reads CloudFormation's short-form tags."""
 
+    def _tag(name: str, split_dots: bool = False) -> Any:
+        def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+            if isinstance(node, yaml.ScalarNode):
+                value: Any = loader.construct_scalar(node)
+                if split_dots:
+                    value = str(value).split(".", 1)
+            elif isinstance(node, yaml.SequenceNode):
+                value = loader.construct_sequence(node, deep=True)
+            else:
+                value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+            return {name: value}
 
-for _short, _long in (
-    ("Ref", "Ref"),
-    ("Sub", "Fn::Sub"),
-    ("Join", "Fn::Join"),
-    ("Select", "Fn::Select"),
-    ("If", "Fn::If"),
-    ("ImportValue", "Fn::ImportValue"),
-    ("FindInMap", "Fn::FindInMap"),
-    ("Split", "Fn::Split"),
-    ("Equals", "Fn::Equals"),
-):
-    TemplateLoader.add_constructor(f"!{_short}", _tag(_long))
-TemplateLoader.add_constructor("!GetAtt", _tag("Fn::GetAtt", split_dots=True))
+        return construct
+
+    for _short, _long in (
+        ("Ref", "Ref"),
+        ("Sub", "Fn::Sub"),
+        ("Join", "Fn::Join"),
+        ("Select", "Fn::Select"),
+        ("If", "Fn::If"),
+        ("ImportValue", "Fn::ImportValue"),
+        ("FindInMap", "Fn::FindInMap"),
+        ("Split", "Fn::Split"),
+        ("Equals", "Fn::Equals"),
+    ):
+        TemplateLoader.add_constructor(f"!{_short}", _tag(_long))
+    TemplateLoader.add_constructor("!GetAtt", _tag("Fn::GetAtt", split_dots=True))
+    return TemplateLoader
 
 
 def is_template(data: Mapping[str, Any]) -> bool:

@@ -37,11 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from osilab.balancers.config import BalancerConfig, parse_config
 from osilab.balancers.config.aws_cli import AwsDescription, assemble, from_cli, is_cli_output
-from osilab.balancers.config.cloudformation import TemplateLoader, from_template, is_template
+from osilab.balancers.config.cloudformation import from_template, is_template, read_yaml
 from osilab.balancers.config.terraform import from_terraform
 from osilab.errors import ConfigError, RuleError
 
@@ -91,12 +89,10 @@ def _read(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as json_error:
+        import yaml  # PyYAML: imported only for a file that is not JSON
+
         try:
-            loader = TemplateLoader(text)  # a SafeLoader subclass: no object construction
-            try:
-                return loader.get_single_data()
-            finally:
-                loader.dispose()
+            return read_yaml(text)
         except yaml.YAMLError as exc:
             kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
             reason = json_error if kind == "JSON" else exc
