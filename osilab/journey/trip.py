@@ -314,7 +314,7 @@ def _edge_note(network: Network, legs: list[Exchange]) -> str | None:
     response = legs[0].response
     if edge is None or response is None:
         return None
-    x_cache = next((v for k, v in response.headers if k.lower() == "x-cache"), None)
+    x_cache = response.header("x-cache")
     if x_cache is None:
         return None
     if len(legs) == 1:

@@ -29,8 +29,23 @@ class DesyncVerdict:
     detail: str = ""
 
 
+class _Headed:
+    """What a request and a response share: headers in wire order, and a lookup by name."""
+
+    __slots__ = ()
+    headers: tuple[tuple[str, str], ...]
+
+    def header(self, name: str) -> str | None:
+        """The first header with this name (case-insensitive: RFC 9110 §5.1), or ``None``."""
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+
 @dataclass(frozen=True, slots=True)
-class HttpRequest:
+class HttpRequest(_Headed):
     """One HTTP request as a balancer would see it once its headers have arrived.
 
     Attributes:
@@ -85,18 +100,23 @@ class HttpRequest:
         """The query string without the ``?`` (empty when there is none)."""
         return self.target.split("?", 1)[1] if "?" in self.target else ""
 
-    def header(self, name: str) -> str | None:
-        """The first header with this name (case-insensitive), or ``None``."""
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
-
 
 @dataclass(frozen=True, slots=True)
-class HttpResponse:
-    """One HTTP response, paired with its request by position in the flow (or stream id)."""
+class HttpResponse(_Headed):
+    """One HTTP response, paired with its request by position in the flow (or stream id).
+
+    Attributes:
+        flow: the TCP flow, client -> server (the request's flow).
+        index: the position of the request it answers (-1: no request was waiting).
+        status, reason, version: the status line.
+        headers: (name, value) pairs in wire order, names as sent.
+        first_packet: the packet carrying the response's first byte.
+        headers_complete_packet: the packet carrying the end of its header block.
+        time: capture time of ``headers_complete_packet``.
+        stream_id: the HTTP/2 or HTTP/3 stream, or ``None`` for HTTP/1.x.
+        body_length: bytes of body seen (after de-chunking).
+        interim: the status codes of the 1xx responses that came before it.
+    """
 
     flow: FlowKey
     index: int
