@@ -13,7 +13,6 @@ Exit codes: 0 when something could be read (even if some packets were damaged),
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib
 import os
 import sys
@@ -117,12 +116,17 @@ def steady_allocator() -> bool:
     on the heap (mapping each would cost system time) and moves every bigger table out:
     a million-SYN flood's ``route --lb alb --json`` peaks 20-30 MiB lower
     (``bench/synflood.py --measure``). The command line owns its process, so it sets this
-    once (:func:`main`); a library (a notebook importing osilab) leaves the allocator to
-    its program. Not glibc (musl, macOS), or ``MALLOC_MMAP_THRESHOLD_`` set by the user:
-    nothing is changed. Returns whether the threshold was set.
+    once (:func:`main`; a program that calls ``main`` itself, as the tests do, gets it too);
+    importing osilab as a library (a notebook) leaves the allocator to its program. Not
+    glibc (musl, macOS), or a threshold the user set (``MALLOC_MMAP_THRESHOLD_``, or
+    ``glibc.malloc.mmap_threshold`` in ``GLIBC_TUNABLES``): nothing is changed. Returns
+    whether the threshold was set.
     """
-    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    chosen = "MALLOC_MMAP_THRESHOLD_" in os.environ or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", "")
+    if not sys.platform.startswith("linux") or chosen:
         return False
+    import ctypes  # (only here: a command that is not on Linux never loads it)
+
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     return bool(mallopt is not None and mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 

@@ -38,8 +38,14 @@ def __getattr__(name: str) -> Any:
     """
     if name != "ApplicationLoadBalancer":
         raise AttributeError(f"module 'osilab.balancers' has no attribute {name!r}")
-    value = globals()[name] = importlib.import_module("osilab.balancers.alb").ApplicationLoadBalancer
+    alb = importlib.import_module("osilab.balancers.alb")
+    value = globals()[name] = alb.ApplicationLoadBalancer
     return value
+
+
+def __dir__() -> list[str]:
+    """What ``dir()`` and ``help()`` list: the public names, the one not yet imported too."""
+    return sorted({*globals(), *__all__})
 
 __all__ = [
     "ApplicationLoadBalancer",

@@ -51,10 +51,10 @@ def json_argument(parser: argparse.ArgumentParser, unit: str) -> None:
     parser.add_argument("--json", action="store_true", help=f"JSON Lines, one object per {unit}")
 
 
-def keylog_argument(parser: argparse.ArgumentParser, help: str) -> None:
-    """``--keylog FILE``, an NSS key log (``SSLKEYLOGFILE``); ``help`` says what it decrypts.
-    Commands check it with :func:`checked_keylog` before reading."""
-    parser.add_argument("--keylog", metavar="FILE", help=help)
+def keylog_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--keylog FILE``, an NSS key log (``SSLKEYLOGFILE``); ``what`` (its help) says what
+    it decrypts. Commands check it with :func:`checked_keylog` before reading."""
+    parser.add_argument("--keylog", metavar="FILE", help=what)
 
 
 def open_capture(path: str, *, progress: bool = False, keylog: str | None = None) -> Capture:

@@ -137,7 +137,9 @@ def capture_hops(capture: Capture) -> list[str]:
     return [capture.hop_name(i) for i in range(max(1, len(capture.interfaces)))]
 
 
-def new_balancer(lb: str, config: BalancerConfig, **options: Any) -> NetworkLoadBalancer | ApplicationLoadBalancer:
+def new_balancer(
+    lb: str, config: BalancerConfig, **options: Any
+) -> NetworkLoadBalancer | ApplicationLoadBalancer:
     """The model ``--lb`` names. The ALB's module (and the HTTP stack under it: streams,
     parsers, TLS) is imported only for ``--lb alb``: an NLB replay starts without it."""
     if lb == "nlb":

@@ -41,6 +41,14 @@ if TYPE_CHECKING:
 
 __all__ = ["read_yaml", "is_template", "from_template"]
 
+
+def __getattr__(name: str) -> Any:
+    """``TemplateLoader``, the ``SafeLoader`` subclass :func:`read_yaml` uses, built (and
+    PyYAML imported) when first read (PEP 562)."""
+    if name != "TemplateLoader":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _template_loader()
+
 _PREFIX = "AWS::ElasticLoadBalancingV2::"
 
 #: CloudFormation resource type -> (record kind, property -> AWS API field).
@@ -87,8 +95,8 @@ _ARN_ATTRIBUTES = ("LoadBalancerArn", "ListenerArn", "TargetGroupArn", "RuleArn"
 def read_yaml(text: str) -> Any:
     """A YAML document (a template, or any config written in YAML), CloudFormation's short
     tags read as their long form. Raises ``yaml.YAMLError`` when it is not YAML. PyYAML is
-    imported here, when a file turns out not to be JSON: a command that reads JSON
-    configs (``osilab route``) starts without it."""
+    imported on the first call (:func:`_template_loader`), when a file turns out not to be
+    JSON: a command that reads JSON configs (``osilab route``) starts without it."""
     loader = _template_loader()(text)
     try:
         return loader.get_single_data()
