@@ -260,8 +260,15 @@ class FlowParser:
     def feed(
         self, direction: Direction, data: bytes, packet_no: int, time: float
     ) -> list[AppMessage]:
-        if self.parser is not None:
-            return self._call("feed", direction, data, packet_no, time)
+        parser = self.parser
+        if parser is not None:
+            if self.protocol == "tls":
+                return self._call("feed", direction, data, packet_no, time)
+            try:  # _call, without its indirection: this is every chunk of a flow
+                found = parser.feed(direction, data, packet_no, time)
+                return found if type(found) is list else list(found or ())
+            except Exception as exc:  # noqa: BLE001 - a parser bug must not lose the capture
+                return self._failed(exc, "feed", (direction, data, packet_no, time))
         if self.protocol == "raw":
             return []
         self._pending.append((direction, data, packet_no, time))
@@ -399,22 +406,27 @@ class FlowParser:
         try:
             found = list(getattr(self.parser, method)(*args) or ())
         except Exception as exc:  # noqa: BLE001 - a parser bug must not lose the capture
-            name = self.protocol or "?"
-            direction = args[0] if args and isinstance(args[0], Direction) else Direction.TO_SERVER
-            packet_no = args[2] if method == "feed" else (args[-1] if method == "gap" else 0)
-            self.parser, self.protocol = None, "raw"
-            return [
-                _damaged(
-                    name,
-                    direction,
-                    packet_no if isinstance(packet_no, int) else 0,
-                    0.0,
-                    f"the {name} parser failed ({type(exc).__name__}: {exc}); rest of the flow left raw",
-                )
-            ]
+            return self._failed(exc, method, args)
         if self.protocol == "tls":
             found += self._decrypted(found)
         return found
+
+    def _failed(self, exc: Exception, method: str, args: tuple[Any, ...]) -> list[AppMessage]:
+        """The parser raised ``exc`` in ``method(*args)``: the rest of the flow is raw,
+        and a damaged message says why."""
+        name = self.protocol or "?"
+        direction = args[0] if args and isinstance(args[0], Direction) else Direction.TO_SERVER
+        packet_no = args[2] if method == "feed" else (args[-1] if method == "gap" else 0)
+        self.parser, self.protocol = None, "raw"
+        return [
+            _damaged(
+                name,
+                direction,
+                packet_no if isinstance(packet_no, int) else 0,
+                0.0,
+                f"the {name} parser failed ({type(exc).__name__}: {exc}); rest of the flow left raw",
+            )
+        ]
 
     def _decrypted(self, messages: list[AppMessage]) -> list[AppMessage]:
         """Feed TLS plaintext (see docs/internal-api.md) to an inner HTTP parser."""

@@ -56,6 +56,7 @@ from osilab.streams.reassembly import Chunk, StreamReassembler
 __all__ = ["Step", "FlowMessage", "track", "conversations", "MAX_HELD_TOTAL"]
 
 _SYN, _ACK, _FIN = 0x02, 0x10, 0x01
+_TO_SERVER, _TO_CLIENT = Direction.TO_SERVER, Direction.TO_CLIENT
 
 #: Out-of-order bytes held for reassembly over all flows at once (64 MiB). Each direction
 #: holds at most :data:`~osilab.streams.reassembly.MAX_BUFFERED_BYTES`, but a capture with
@@ -65,12 +66,23 @@ MAX_HELD_TOTAL = 64 * 1024 * 1024
 _BUDGET_REASON = "given up: the reassembly memory of all flows (MAX_HELD_TOTAL) was full"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class FlowMessage:
     """An application message and the flow it belongs to."""
 
     flow: FlowKey
     message: AppMessage
+
+    def __init__(self, flow: FlowKey, message: AppMessage) -> None:
+        # What the frozen dataclass's own __init__ does (object.__setattr__ on each slot),
+        # through the slots' setters themselves: one is made for every message, and this
+        # takes half the time. Assigning to a field afterwards still raises.
+        _set_flow(self, flow)
+        _set_message(self, message)
+
+
+_set_flow = FlowMessage.flow.__set__  # type: ignore[misc, attr-defined]
+_set_message = FlowMessage.message.__set__  # type: ignore[misc, attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,67 +179,68 @@ class _Tracker:
         :class:`FlowRow` (its key and index, read when asked for).
         """
         proto, src, sport, dst, dport, flags, payload_length, seq, payload = facts
-        reset = proto == "tcp" and bool((flags or 0) & TCP_RST)
+        bits = flags or 0
+        reset = proto == "tcp" and bool(bits & TCP_RST)
         if reset:
             reset = self._reset_acceptable(proto, src, sport, dst, dport, interface, seq, tunnel)
         table = self.table
         row, flow, from_client, ended = table.feed(
             proto, src, sport, dst, dport, flags, no, time, wire_length, payload_length, interface,
-            reset or not (flags or 0) & TCP_RST, tunnel,
+            reset or not bits & TCP_RST, tunnel,
         )  # fmt: skip
-        direction = Direction.TO_SERVER if from_client else Direction.TO_CLIENT
+        direction = _TO_SERVER if from_client else _TO_CLIENT
         messages: list[FlowMessage] = []
         records = tuple(self._end(gone, messages) for gone in ended) if ended else ()
-        if (
-            self.on_syn is not None
-            and flags is not None
-            and flags & _SYN
-            and not flags & _ACK
-            and proto == "tcp"
-        ):
+        if bits & _SYN and not bits & _ACK and self.on_syn is not None and proto == "tcp":
             key = FlowKey(proto, Endpoint(src, sport), Endpoint(dst, dport), interface, tunnel)
             # A flow object already holds its key: pass that one (a row has none to share)
             self.on_syn(flow.key if flow is not None and flow.key == key else key, no, time)
-        if flow is None or type(flow.state) is not _FlowState:
-            if not (payload_length or missing or reset or (flags or 0) & (_FIN | TCP_RST)):
+        state = flow.state if flow is not None else None
+        if type(state) is not _FlowState:
+            if not (payload_length or missing or reset or bits & (_FIN | TCP_RST)):
                 # No payload yet: a bare SYN, SYN+ACK or ACK changes nothing in reassembly
                 # but a SYN's sequence number; the table keeps that in the flow's row (a
                 # SYN flood stays small: no flow object, no reassembler, no parser).
-                if flags is not None and flags & _SYN:
+                if bits & _SYN:
                     table.note_syn(row, from_client, seq)
                 return flow or FlowRow(table, row), direction, None, messages, records
             if flow is None:
                 flow = table.promote(row)
-            flow.state = _FlowState(flow, self.keylog, table.syns(row), self.shared)
-        state: _FlowState = flow.state
+            state = flow.state = _FlowState(flow, self.keylog, table.syns(row), self.shared)
+        assert flow is not None
         if payload_length and not state.sniffed:
             state.sniffed = True
             if flow.midstream and self._reorient(flow, state, direction, src, sport, payload):
-                direction = (
-                    Direction.TO_CLIENT if direction is Direction.TO_SERVER else Direction.TO_SERVER
-                )
+                direction = _TO_CLIENT if direction is _TO_SERVER else _TO_SERVER
         parser = state.parser
         found: list[AppMessage] = []
-        if state.streams is None:  # UDP: each datagram is a message of its own
+        streams = state.streams
+        if streams is None:  # UDP: each datagram is a message of its own
             if payload_length:
                 found += parser.feed(direction, payload, no, time)
         elif not state.closed:
-            side = 0 if direction is Direction.TO_SERVER else 1
-            stream = state.streams[side]
-            held = stream.buffered_bytes
-            items = stream.segment(seq, flags or 0, payload, no, time, missing)
-            if items:
-                self._deliver(parser, direction, items, time, found)
-            if stream.buffered_bytes != held:
-                self._account(stream, held, flow, direction, no, messages, found)
-            if stream.finished and not state.ended[side]:
-                state.ended[side] = True
-                found += parser.end(direction, no, time)
-            if reset or flow.over:
-                found += self._close(flow, state, no, time)
+            side = 0 if direction is _TO_SERVER else 1
+            stream = streams[side]
+            if stream.in_order(seq, bits, payload, missing):
+                # The next bytes, readable at once (nothing held, nothing ends): as the
+                # one chunk segment() would have made of them
+                found = parser.feed(direction, payload, no, time)
+            else:
+                held = stream.buffered_bytes
+                items = stream.segment(seq, bits, payload, no, time, missing)
+                if items:
+                    self._deliver(parser, direction, items, time, found)
+                if stream.buffered_bytes != held:
+                    self._account(stream, held, flow, direction, no, messages, found)
+                if stream.finished and not state.ended[side]:
+                    state.ended[side] = True
+                    found += parser.end(direction, no, time)
+            if reset or flow.over:  # (a new list: ``found`` may be the parser's own)
+                found = found + self._close(flow, state, no, time)
         if found:
             key = flow.key
-            messages += [FlowMessage(key, message) for message in found]
+            for message in found:  # (a loop: a comprehension is a call of its own before 3.12)
+                messages.append(FlowMessage(key, message))
         application = parser.protocol
         if application is not None and application != flow.application:
             flow.application = application

@@ -58,7 +58,7 @@ from typing import Any
 from osilab.streams import rows as _r
 from osilab.streams.keys import Direction, Endpoint, FlowKey
 from osilab.streams.rows import FlowKeys, FlowRow, _key_of, _Rows
-from osilab.streams.tcp import TcpState, TcpTracker
+from osilab.streams.tcp import FINAL_STATES, TRANSITIONS, TcpInput, TcpState, TcpTracker
 
 __all__ = [
     "Flow",
@@ -107,6 +107,8 @@ SERVICE_PORTS: MappingProxyType[int, str] = MappingProxyType(
 )
 
 _SYN, _ACK = 0x02, 0x10
+#: States an ACK (a segment without SYN, FIN or RST) leaves as they are (no anomaly either).
+_ACK_STAYS = frozenset(state for state in TcpState if TRANSITIONS.get((state, TcpInput.ACK)) is state)
 _SWAPPED_CLOSE = {
     TcpState.CLIENT_CLOSED: TcpState.SERVER_CLOSED,
     TcpState.SERVER_CLOSED: TcpState.CLIENT_CLOSED,
@@ -225,21 +227,8 @@ class Flow:
 
     @property
     def over(self) -> bool:
-        return self.tcp is not None and self.tcp.over
-
-    def tally(self, from_client: bool, wire_length: int, payload_length: int, packet_no: int,
-              time: float) -> None:  # fmt: skip
-        """Count one packet of the flow."""
-        if from_client:
-            self.packets_to_server += 1
-            self.bytes_to_server += wire_length
-            self.payload_to_server += payload_length
-        else:
-            self.packets_to_client += 1
-            self.bytes_to_client += wire_length
-            self.payload_to_client += payload_length
-        self.last = packet_no
-        self.last_time = time
+        tcp = self.tcp
+        return tcp is not None and tcp.state in FINAL_STATES
 
     def state_name(self) -> str:
         if self.tcp is not None:
@@ -397,6 +386,10 @@ class FlowTable:
         self._transitions: dict[tuple[int, int, bool, bool], int] = {}
         self._count = 0
         self._now = float("-inf")
+        #: Nothing can expire before this time (:meth:`_expire`) while packet times never go
+        #: back (the activity log then is in order of last time). -inf: look at every packet.
+        self._calm_until = float("-inf")
+        self._ordered = True
 
     def __len__(self) -> int:
         return len(self._live)
@@ -434,9 +427,17 @@ class FlowTable:
         ended: list[Flow] = []
         if time > self._now:
             self._now = time
-            self._expire(ended)
+            if time > self._calm_until:
+                self._expire(ended)
+        elif time < self._now and self._ordered:
+            self._calm_until = float("-inf")  # a packet from the past: never calm again
+            self._ordered = False
         live, rows = self._live, self._rows
-        forward, reverse = self.keys.pair(proto, src, sport, dst, dport, interface, tunnel)
+        # The pair cache read here (a hit is nearly every packet), :meth:`FlowKeys.pair` on a miss
+        found = self.keys.pairs.get((proto, src, sport, dst, dport, interface, tunnel))
+        if found is None:
+            found = self.keys.pair(proto, src, sport, dst, dport, interface, tunnel)
+        forward, reverse = found
         row = live.get(forward)
         from_client = True
         if row is None:
@@ -462,12 +463,24 @@ class FlowTable:
             row = live[key] = rows.new(key, self._count, packet_no, time, bits)
             self._count += 1
             self._touch(row)
-        if flow is not None:
-            flow.tally(from_client, wire_length, payload_length, packet_no, time)
-            if flow.tcp is not None and flags is not None:
-                was_over = flow.tcp.over
-                flow.tcp.feed(flags, from_client, packet_no, reset_acceptable)
-                if flow.tcp.over and not was_over:
+        if flow is not None:  # counted here, as in the row's columns below
+            if from_client:
+                flow.packets_to_server += 1
+                flow.bytes_to_server += wire_length
+                flow.payload_to_server += payload_length
+            else:
+                flow.packets_to_client += 1
+                flow.bytes_to_client += wire_length
+                flow.payload_to_client += payload_length
+            flow.last = packet_no
+            flow.last_time = time
+            tcp = flow.tcp
+            # A segment without SYN, FIN or RST where an ACK changes nothing (data on an
+            # established connection: nearly every packet) is not fed to the tracker.
+            if tcp is not None and flags is not None and (flags & 0x07 or tcp.state not in _ACK_STAYS):
+                was_over = tcp.over
+                tcp.feed(flags, from_client, packet_no, reset_acceptable)
+                if tcp.over and not was_over:
                     self._closed.append((row, flow.index))
             return row, flow, from_client, ended
         if from_client:
@@ -689,6 +702,7 @@ class FlowTable:
             yield flow
         self._closed.clear()
         self._gone.clear()
+        self._calm_until = float("-inf")
 
     def finish(self) -> list[Flow]:  # what drain() yields, as a list
         return list(self.drain())
@@ -698,12 +712,17 @@ class FlowTable:
 
     def _expire(self, ended: list[Flow]) -> None:
         now, rows = self._now, self._rows
-        closed = self._closed
+        closed, objects = self._closed, self._objects
+        # No flow can time out sooner than the shortest of the three timeouts: a flow that
+        # comes or closes from now on is not due before ``now + shortest``.
+        shortest = min(self.idle_timeout, self.udp_idle_timeout, self.closed_linger)
+        calm = now + shortest
         while closed:
             at, index = closed[0]
             live = rows.keys[at] is not None and rows.index[at] == index
             last_time = self._last_time(at) if live else self._gone.get(index, float("-inf"))
             if last_time + self.closed_linger >= now:
+                calm = min(calm, last_time + self.closed_linger)  # (its time only grows)
                 break
             closed.popleft()
             if live:  # a final state stays final
@@ -711,13 +730,12 @@ class FlowTable:
                 flow.end_reason = flow.tcp.state.value if flow.tcp else "closed"
                 ended.append(flow)
             self._gone.pop(index, None)
-        # No flow can time out sooner than the shortest of the three timeouts: while the
-        # oldest flow is younger than that (nearly every packet), nothing is left to do.
-        shortest = min(self.idle_timeout, self.udp_idle_timeout, self.closed_linger)
+        # While the oldest flow is younger than the shortest timeout, nothing is left to do.
         while (row := self._oldest()) is not None:
-            flow_object = self._objects.get(row)
+            flow_object = objects.get(row)
             last = flow_object.last_time if flow_object is not None else rows.last_time[row]
             if last + shortest >= now:
+                calm = min(calm, last + shortest)  # (any flow behind it is younger)
                 break
             code = rows.bits[row] & 0x0F if flow_object is None else -1
             tcp = flow_object.tcp is not None if flow_object is not None else code != _r._UDP
@@ -726,10 +744,13 @@ class FlowTable:
             if over:
                 timeout = min(timeout, self.closed_linger)
             if last + timeout >= now:
+                calm = min(calm, last + shortest)
                 break
             flow = self._take(row)
             flow.end_reason = "idle" if not over else flow.tcp.state.value  # type: ignore[union-attr]
             ended.append(flow)
+        if self._ordered:
+            self._calm_until = calm
 
 
 def flow_records(packets: Iterable[Any]) -> Iterator[FlowRecord]:

@@ -291,6 +291,36 @@ class StreamReassembler:
         self._check_fin()
         return out
 
+    def in_order(self, seq: int, flags: int, payload: bytes, missing: int = 0) -> bool:
+        """Take a segment at once when it is plainly the next bytes: True if it was taken.
+
+        The common case of a healthy connection -- payload starting exactly at the next
+        offset, nothing held, no SYN or FIN, nothing cut off, no FIN seen yet -- is
+        what :meth:`segment` would deliver as one :class:`Chunk` of this packet, readable
+        at once; here the caller keeps the ``payload`` it already has, and no chunk is
+        built. False: nothing was done, give the segment to :meth:`segment`.
+
+        >>> r = StreamReassembler()
+        >>> _ = r.segment(1000, 0x02, b"", 1, 0.0)
+        >>> r.in_order(1001, 0x18, b"hello"), r.in_order(1010, 0x18, b"later"), r.next_offset
+        (True, False, 5)
+        """
+        if (
+            flags & (_SYN | _FIN)
+            or missing
+            or not payload
+            or self._held
+            or self._fin is not None
+            or self.finished
+            or self._base is None
+            or (seq - self._base - self._next) % SEQ_MODULUS
+        ):
+            return False
+        size = len(payload)
+        self._next += size
+        self.delivered_bytes += size
+        return True
+
     def give_up(self, packet_no: int, reason: str) -> list[Chunk | Gap]:
         """Give up every hole in front of held data now, and deliver what was held.
 
