@@ -97,7 +97,7 @@ def _ip_bytes(ip: str) -> bytes:
     """
     try:
         return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
-    except OSError:
+    except (OSError, TypeError):  # (TypeError: not a text, which ipaddress may still read)
         return ipaddress.ip_address(ip).packed
 
 

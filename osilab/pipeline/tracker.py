@@ -235,8 +235,9 @@ class _Tracker:
                 if stream.finished and not state.ended[side]:
                     state.ended[side] = True
                     found += parser.end(direction, no, time)
-            if reset or flow.over:  # (a new list: ``found`` may be the parser's own)
-                found = found + self._close(flow, state, no, time)
+            if reset or flow.over:  # copied first: ``found`` may be the parser's own list,
+                found = [*found]  # which closing the parser may clear and fill again
+                found += self._close(flow, state, no, time)
         if found:
             key = flow.key
             for message in found:  # (a loop: a comprehension is a call of its own before 3.12)

@@ -156,28 +156,10 @@ class Flow:
         state: free slot for the streams stage's per-flow state (reassembly, parser).
     """
 
-    __slots__ = (
-        "ident",
-        "_key",
-        "index",
-        "tcp",
-        "packets_to_server",
-        "packets_to_client",
-        "bytes_to_server",
-        "bytes_to_client",
-        "payload_to_server",
-        "payload_to_client",
-        "first",
-        "last",
-        "first_time",
-        "last_time",
-        "midstream",
-        "application",
-        "state",
-        "end_reason",
-        "reoriented",
-        "row",
-    )
+    __slots__ = ("ident", "_key", "index", "tcp", "packets_to_server", "packets_to_client",
+                 "bytes_to_server", "bytes_to_client", "payload_to_server", "payload_to_client",
+                 "first", "last", "first_time", "last_time", "midstream", "application", "state",
+                 "end_reason", "reoriented", "row")  # fmt: skip
 
     def __init__(
         self, ident: tuple, index: int, packet_no: int, time: float, row: int = -1
@@ -353,6 +335,21 @@ class FlowRecord:
         )
 
 
+class _Timeout:
+    """A timeout of the table, in seconds: setting one makes the table look at expiry again
+    at its next packet (the time it had worked out, ``_calm_until``, came from the old one)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, table: Any, owner: type | None = None) -> Any:
+        return self if table is None else getattr(table, self.slot)
+
+    def __set__(self, table: Any, value: float) -> None:
+        setattr(table, self.slot, value)
+        table._calm_until = float("-inf")
+
+
 class FlowTable:
     """The live flows of a capture, fed one packet at a time (sans-IO).
 
@@ -363,13 +360,11 @@ class FlowTable:
     order of last activity is a log of rows, compacted at twice the live flows.
     """
 
-    def __init__(
-        self,
-        *,
-        idle_timeout: float = IDLE_TIMEOUT,
-        udp_idle_timeout: float = UDP_IDLE_TIMEOUT,
-        closed_linger: float = CLOSED_LINGER,
-    ) -> None:
+    idle_timeout, udp_idle_timeout, closed_linger = _Timeout(), _Timeout(), _Timeout()
+
+    def __init__(self, *, idle_timeout: float = IDLE_TIMEOUT, udp_idle_timeout: float = UDP_IDLE_TIMEOUT,
+                 closed_linger: float = CLOSED_LINGER) -> None:  # fmt: skip
+        self._calm_until = float("-inf")
         self.idle_timeout = idle_timeout
         self.udp_idle_timeout = udp_idle_timeout
         self.closed_linger = closed_linger
@@ -386,9 +381,8 @@ class FlowTable:
         self._transitions: dict[tuple[int, int, bool, bool], int] = {}
         self._count = 0
         self._now = float("-inf")
-        #: Nothing can expire before this time (:meth:`_expire`) while packet times never go
-        #: back (the activity log then is in order of last time). -inf: look at every packet.
-        self._calm_until = float("-inf")
+        #: ``_calm_until``: nothing can expire before this time (:meth:`_expire`) while packet
+        #: times never go back (the log is then in order of last time); -inf: look every packet.
         self._ordered = True
 
     def __len__(self) -> int:

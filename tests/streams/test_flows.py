@@ -47,6 +47,32 @@ def test_flows_that_end_leave_the_table():
     assert len(table) == 1 and flow.midstream and flow.index == 3
 
 
+def _udp(table: FlowTable, sport: int, no: int, time: float) -> list[str]:
+    """One datagram from client port ``sport``; the end reasons of the flows it ended."""
+    _, _, ended = table.packet("udp", "192.0.2.1", sport, "203.0.113.5", 53, None, no, time, 60, 20)
+    return sorted(f"{f.key.client.port}:{f.record().end_reason}" for f in ended)
+
+
+def test_expiry_is_looked_at_again_when_a_timeout_is_lowered() -> None:
+    """The table skips expiry until the earliest time anything can end (worked out from
+    the timeouts): lowering a timeout must make it look again, or flows would end late."""
+    table = FlowTable(udp_idle_timeout=100)
+    assert _udp(table, 1000, 1, 0.0) == [] and _udp(table, 1001, 2, 1.0) == []
+    table.udp_idle_timeout = 5
+    assert _udp(table, 1002, 3, 10.0) == ["1000:idle", "1001:idle"]
+
+
+def test_expiry_after_a_packet_from_the_past() -> None:
+    """Times that go back (merged captures, clock steps) end the skip for good: every flow
+    still ends once its own silence is longer than its timeout."""
+    table = FlowTable(udp_idle_timeout=10)
+    assert _udp(table, 1000, 1, 100.0) == []
+    assert _udp(table, 1001, 2, 50.0) == []  # from the past: the log is no longer in order
+    assert _udp(table, 1002, 3, 105.0) == []
+    assert _udp(table, 1003, 4, 111.0) == ["1000:idle", "1001:idle"]
+    assert _udp(table, 1004, 5, 116.0) == ["1002:idle"]
+
+
 def test_json_keys_and_counts_on_a_real_capture(thirdparty):
     [record] = [
         r for r in flows(osilab.read(thirdparty / "zeek/http-get.pcap")) if r.key.proto == "tcp"

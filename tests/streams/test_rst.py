@@ -23,6 +23,7 @@ from tcp_capture import Conversation
 
 import osilab
 from osilab.pipeline import iter_http, track
+from osilab.protocols import AppMessage, Direction
 from osilab.protocols.messages import HttpRequest
 from osilab.streams.reassembly import StreamReassembler
 from osilab.streams.tcp import TRANSITIONS, TcpInput, TcpState
@@ -129,3 +130,53 @@ def test_tshark_reads_the_same_data_where_the_reset_ended_nothing(
         assert out == ["/a", "/b"] and targets == ["/a"]
     else:
         assert out == targets
+
+
+class _ReusingParser:
+    """A parser that returns one list of its own each time (cleared, then filled): the
+    StreamParser contract does not forbid it."""
+
+    protocol = "demo"
+
+    def __init__(self) -> None:
+        self._out: list[AppMessage] = []
+
+    def _give(self, summary: str) -> list[AppMessage]:
+        self._out.clear()
+        self._out.append(AppMessage("demo", Direction.TO_SERVER, 0, 0, 0, summary))
+        return self._out
+
+    def feed(self, direction: Direction, data: bytes, packet_no: int, time: float) -> list[AppMessage]:
+        return self._give(f"feed {bytes(data)!r}")
+
+    def gap(self, direction: Direction, size: int, packet_no: int) -> list[AppMessage]:
+        return self._give("gap")
+
+    def end(self, direction: Direction, packet_no: int, time: float) -> list[AppMessage]:
+        return self._give(f"end {direction.name}")
+
+    def close(self) -> list[AppMessage]:
+        return self._give("close")
+
+
+def test_a_reset_with_data_keeps_what_a_list_reusing_parser_said(monkeypatch) -> None:
+    """A RST carrying the next bytes goes to the parser, then closes the flow; the
+    messages of both survive, in order, even from a parser that reuses its output list
+    (closing it again must not overwrite what its feed returned)."""
+    from osilab.pipeline import dispatch
+    from osilab.pipeline.tracker import _Tracker
+
+    monkeypatch.setattr(dispatch, "new_parser", lambda name, flow, **kw: _ReusingParser())
+    tracker = _Tracker(None)
+    client, server = ("10.0.0.1", 4000), ("10.0.0.2", 9000)
+
+    def segment(src: tuple, dst: tuple, flags: int, seq: int, data: bytes, no: int) -> list[str]:
+        facts = ("tcp", *src, *dst, flags, len(data), seq, data)
+        return [m.message.summary for m in tracker.advance(facts, no, float(no), 54 + len(data), 0)[3]]
+
+    segment(client, server, 0x02, 100, b"", 1)
+    segment(server, client, 0x12, 500, b"", 2)
+    segment(client, server, 0x10, 101, b"", 3)
+    assert segment(client, server, 0x18, 101, b"one\n", 4) == ["feed b'one\\n'"]
+    assert segment(client, server, 0x1C, 105, b"two", 5) == [
+        "feed b'two'", "end TO_SERVER", "end TO_CLIENT", "close"]
