@@ -420,7 +420,8 @@ class HttpParser:
                  damaged: str | None = None) -> AppMessage:  # fmt: skip
         """One HTTP message of this flow (a request's head or whole, an interim or final
         response), from its first packet to ``packet_no``, at this packet's time; ``head``
-        is the request or response it carries, when it has been read whole."""
+        is the request or response it carries once its head is read (an interim response
+        carries none)."""
         return AppMessage("http", direction, first_packet, packet_no, length, summary.strip(),
                           fields, self._time, head, damaged)  # fmt: skip
 
