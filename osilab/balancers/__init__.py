@@ -47,6 +47,7 @@ def __dir__() -> list[str]:
     """What ``dir()`` and ``help()`` list: the public names, the one not yet imported too."""
     return sorted({*globals(), *__all__})
 
+
 __all__ = [
     "ApplicationLoadBalancer",
     "NetworkLoadBalancer",
