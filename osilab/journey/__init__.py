@@ -30,7 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from osilab.balancers import BalancerConfig, load_config
-from osilab.balancers.config.beside import TOPOLOGY_FILE, config_beside, load_topology
+from osilab.balancers.config.beside import (
+    TOPOLOGY_FILE,
+    config_beside,
+    load_topology,
+    topology_beside,
+)
 from osilab.capture import Capture, read
 from osilab.errors import CaptureError, UsageError
 from osilab.journey._index import CaptureIndex
@@ -52,6 +57,7 @@ __all__ = [
     "QuicConnection",
     "PathRoute",
     "load_topology",
+    "TOPOLOGY_FILE",
     "balancer_configs",
     "Journey",
     "JourneyEvent",
@@ -80,9 +86,8 @@ def _index_and_network(
     capture: Any, topology: Any, keylog: str | None = None
 ) -> tuple[CaptureIndex, Network, str, Path | None]:
     packets, name, path = _open(capture)
-    beside = path.parent / TOPOLOGY_FILE if path is not None else None
-    if topology is None and beside is not None and beside.exists():
-        topology = beside
+    if topology is None and path is not None:
+        topology = topology_beside(path)
     return CaptureIndex(packets, keylog=keylog), Network(load_topology(topology)), name, path
 
 

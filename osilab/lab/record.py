@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from osilab.balancers.config.beside import CONFIG_SUFFIX
+from osilab.balancers.config.beside import CONFIG_SUFFIX, TOPOLOGY_FILE
 from osilab.capture.pcapng import pcap_to_pcapng
 from osilab.errors import LabError
 from osilab.lab import cdn, configs, doctor, failover, javabuild, quic, truth
@@ -591,7 +591,7 @@ class Lab:
         (out / "truth.json").write_text(json.dumps(document, indent=1) + "\n")
         topology = self.topology.to_json(scenario.hops)
         topology["scenario"] = scenario.name
-        (out / "topology.json").write_text(json.dumps(topology, indent=1) + "\n")
+        (out / TOPOLOGY_FILE).write_text(json.dumps(topology, indent=1) + "\n")
         write_configs(scenario, out, self.topology, document)
         shutil.rmtree(scratch, ignore_errors=True)
         return {
