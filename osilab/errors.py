@@ -13,7 +13,7 @@ Tree::
     OsilabError
     ├── CaptureError      the file itself: not a capture, truncated, bad block
     ├── DecodeError       a packet's bytes do not fit the protocol
-    ├── ConfigError       a balancer configuration is malformed
+    ├── ConfigError       a configuration or data file is malformed
     │   └── RuleError     an AWS listener rule breaks an AWS rule or limit
     ├── LabError          the recording lab cannot run (missing tools, not root)
     └── UsageError        a caller asked for something that does not exist
@@ -103,7 +103,8 @@ class DecodeError(OsilabError):
 
 
 class ConfigError(OsilabError):
-    """A balancer configuration file is malformed (unknown key, wrong type, bad reference)."""
+    """A configuration or data file is malformed (unknown key, wrong type, bad reference): a
+    balancer configuration, or a table osilab keeps as data (``layers/protocols.json``)."""
 
 
 class RuleError(ConfigError):

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
+import pytest
+
 from osilab.capture.dissect import _DISSECTORS
-from osilab.layers import FIVE_LAYER, OSI, PROTOCOLS, TCPIP, place, tcpip_to_osi
+from osilab.errors import ConfigError
+from osilab.layers import (
+    _PROTOCOLS_FILE,
+    FIVE_LAYER,
+    OSI,
+    PROTOCOLS,
+    TCPIP,
+    _read_protocols,
+    place,
+    tcpip_to_osi,
+)
 
 # The expected places, written out independently of the table under test.
 EXPECTED = {
@@ -59,3 +74,64 @@ def test_every_layer_name_a_dissector_can_produce_is_in_the_taxonomy():
     for key in _DISSECTORS:
         name = produced.get(key, key)
         assert name is None or name in PROTOCOLS, key
+
+
+def test_the_table_is_read_from_protocols_json_in_its_order():
+    rows = json.loads(_PROTOCOLS_FILE.read_text(encoding="utf-8"))
+    assert [row["name"] for row in rows] == list(PROTOCOLS)
+    for row in rows:
+        assert asdict(PROTOCOLS[row["name"]]) == {"note": "", **row}
+    assert _read_protocols(_PROTOCOLS_FILE) == PROTOCOLS
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        ({"osi": 8}, "osi is an OSI layer number 1-7, not 8"),
+        ({"osi": "4"}, "osi is an OSI layer number 1-7, not '4'"),
+        ({"tcpip": "network"}, "tcpip is one of link, internet, transport, application"),
+        ({"osi": 7}, "OSI layer 7 is not inside the TCP/IP transport layer"),
+        ({"layer": 4}, "unknown key 'layer'"),
+        ({"title": None}, "title is a string, not None"),
+        ({"name": "tcp"}, "the name is already in an earlier row"),
+    ],
+)
+def test_a_damaged_row_is_refused_naming_the_file_and_the_row(tmp_path, damage, says):
+    rows = json.loads(_PROTOCOLS_FILE.read_text(encoding="utf-8"))
+    number = [row["name"] for row in rows].index("udp") + 1
+    rows[number - 1].update(damage)
+    path = tmp_path / "protocols.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        _read_protocols(path)
+    name = rows[number - 1]["name"]
+    assert str(refused.value).startswith(f"{path}: row {number} ({name!r}): ")
+    assert says in str(refused.value)
+    assert refused.value.file == str(path)
+
+
+def test_a_row_without_a_required_key_or_not_an_object_is_refused(tmp_path):
+    path = tmp_path / "protocols.json"
+    path.write_text(json.dumps([{"name": "x", "title": "X", "osi": 7, "tcpip": "application"}]))
+    with pytest.raises(ConfigError, match=r"protocols.json: row 1 \('x'\): missing key 'pdu'"):
+        _read_protocols(path)
+    path.write_text(json.dumps([["eth", "Ethernet II", 2, "link", "frame"]]))
+    with pytest.raises(ConfigError, match="row 1: a row is a JSON object, not list"):
+        _read_protocols(path)
+    path.write_text("[{")
+    with pytest.raises(ConfigError, match="protocols.json: not valid JSON"):
+        _read_protocols(path)
+
+
+def test_an_empty_table_an_empty_text_or_a_key_given_twice_is_refused(tmp_path):
+    path = tmp_path / "protocols.json"
+    path.write_text("[]")
+    with pytest.raises(ConfigError, match="a JSON list of protocols, and not empty"):
+        _read_protocols(path)
+    row = '{"name": "x", "title": "X", "osi": 7, "tcpip": "application", "pdu": "message"}'
+    path.write_text("[" + row.replace('"title": "X"', '"title": ""') + "]")
+    with pytest.raises(ConfigError, match=r"row 1 \('x'\): title is empty"):
+        _read_protocols(path)
+    path.write_text("[" + row.replace('"osi": 7', '"osi": 7, "osi": 4') + "]")  # json keeps the last
+    with pytest.raises(ConfigError, match="the key 'osi' is given twice in one object"):
+        _read_protocols(path)

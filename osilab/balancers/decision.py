@@ -20,7 +20,6 @@ the decisions they keep).
 
 from __future__ import annotations
 
-import dataclasses
 import html
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,6 +29,7 @@ from typing import Any, TextIO, overload
 from osilab.balancers.config import BalancerConfig, load_config
 from osilab.errors import ConfigError
 from osilab.protocols.messages import HttpRequest
+from osilab.streams.frozen import quick_init
 from osilab.streams.keys import FlowKey
 
 __all__ = ["Decision", "DeferredDecision", "DecisionList", "DecisionKeeper", "imbalance", "KEEP_DECISIONS"]
@@ -101,6 +101,7 @@ class DecisionKeeper:
         return decision
 
 
+@quick_init  # an ALB makes one for every request
 @dataclass(frozen=True, slots=True)
 class Decision:
     """One balancer decision.
@@ -257,18 +258,6 @@ _PENDING: Any = object()
 #: The slots :class:`Decision` stores ``why`` and ``headers_to_target`` in.
 _WHY_SLOT: Any = Decision.__dict__["why"]
 _HEADERS_SLOT: Any = Decision.__dict__["headers_to_target"]
-#: A field that has no default must be given (as the dataclass's own ``__init__`` says).
-_REQUIRED: Any = object()
-#: ``(name, default, the slot's setter)`` of every :class:`Decision` field, in order. A
-#: frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (about
-#: ten times the cost of a plain store); an ALB makes a decision for every request, so
-#: :class:`DeferredDecision` fills the slots directly instead.
-_FIELD_SLOTS: tuple[tuple[str, Any, Callable[[Any, Any], None]], ...] = tuple(
-    (name, _REQUIRED if f.default is dataclasses.MISSING else f.default,
-     Decision.__dict__[name].__set__)
-    for name, f in Decision.__dataclass_fields__.items()
-)  # fmt: skip
-_FIELD_NAMES = frozenset(Decision.__dataclass_fields__)
 
 
 def _deferred(slot: Any, builder: str) -> property:
@@ -282,7 +271,8 @@ def _deferred(slot: Any, builder: str) -> property:
                 slot.__set__(self, value)
         return value
 
-    def set_once(self: DeferredDecision, value: Any) -> None:  # only __init__ gets here
+    # (__init__ fills the slot itself: only __setstate__, for copy and pickle, gets here)
+    def set_once(self: DeferredDecision, value: Any) -> None:
         slot.__set__(self, value)
 
     return property(get, set_once, doc=slot.__doc__)
@@ -316,25 +306,14 @@ class DeferredDecision(Decision):
         keep_built: bool = True,
         **fields: Any,
     ) -> None:
-        object.__setattr__(self, "_keep_built", keep_built)
+        _set_keep_built(self, keep_built)  # (the slots' own setters, as in quick_init)
         if why_of is not None:
-            object.__setattr__(self, "_why_of", why_of)
+            _set_why_of(self, why_of)
             fields["why"] = _PENDING
         if headers_of is not None:
-            object.__setattr__(self, "_headers_of", headers_of)
+            _set_headers_of(self, headers_of)
             fields["headers_to_target"] = _PENDING
-        if args:  # positional fields: the dataclass's own __init__ sorts them out
-            Decision.__init__(self, *args, **fields)
-            return
-        if not _FIELD_NAMES.issuperset(fields):
-            unknown = sorted(set(fields) - _FIELD_NAMES)
-            raise TypeError(f"DeferredDecision() got unexpected fields {unknown}")
-        get = fields.get
-        for name, default, put in _FIELD_SLOTS:
-            value = get(name, default)
-            if value is _REQUIRED:
-                raise TypeError(f"DeferredDecision() missing the required field {name!r}")
-            put(self, value)
+        _decision_init(self, *args, **fields)
 
     why = _deferred(_WHY_SLOT, "_why_of")  # type: ignore[assignment]
     headers_to_target = _deferred(_HEADERS_SLOT, "_headers_of")  # type: ignore[assignment]
@@ -345,6 +324,12 @@ class DeferredDecision(Decision):
         return all(getattr(self, f) == getattr(other, f) for f in Decision.__dataclass_fields__)
 
     __hash__ = Decision.__hash__
+
+
+_set_keep_built = DeferredDecision._keep_built.__set__  # type: ignore[attr-defined]
+_set_why_of = DeferredDecision._why_of.__set__  # type: ignore[attr-defined]
+_set_headers_of = DeferredDecision._headers_of.__set__  # type: ignore[attr-defined]
+_decision_init = Decision.__init__
 
 
 def imbalance(counts: Iterable[int]) -> float:

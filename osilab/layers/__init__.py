@@ -21,13 +21,25 @@ where it happens, in :attr:`ProtocolPlace.note`:
   (6) and its handshake *session* (5); TCP/IP simply calls it application.
 * **ICMP** is carried inside IP but is part of the network layer's own machinery (3).
 
-This module is pure data: it knows nothing of bytes or files.
+The table of protocols is data, so it is kept as data: ``protocols.json``, beside this
+module, holds one object per protocol (``name``, ``title``, ``osi``, ``tcpip``, ``pdu`` and,
+where the protocol fits no single layer, ``note``), in the order osilab lists them. The
+dissector's views (every :class:`~osilab.capture.Layer` takes its ``osi`` and ``tcpip``
+from it, and so do the packet tables and the pipeline's messages) and the notebooks read
+it through :data:`PROTOCOLS` and :func:`place`; teaching osilab a new protocol's place
+is adding a row there. The file is read once, at import, and every row is checked:
+a damaged row stops the import with a :class:`~osilab.errors.ConfigError` that names the
+file and the row. Apart from that one file, this module knows nothing of bytes or files.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
+
+from osilab.errors import ConfigError
 
 __all__ = [
     "LayerName",
@@ -70,13 +82,13 @@ TCPIP: tuple[LayerName, ...] = (
     LayerName(4, "Application", "message"),
 )
 
-#: The textbook five-layer model, bottom to top.
+#: The textbook five-layer model, bottom to top: OSI's lower four (its data link called
+#: just "link"), with session and presentation folded into the application layer above.
 FIVE_LAYER: tuple[LayerName, ...] = (
-    LayerName(1, "Physical", "bit"),
-    LayerName(2, "Link", "frame"),
-    LayerName(3, "Network", "packet"),
-    LayerName(4, "Transport", "segment / datagram"),
-    LayerName(5, "Application", "message"),
+    OSI[0],
+    LayerName(2, "Link", OSI[1].pdu),
+    *OSI[2:4],
+    LayerName(5, OSI[6].name, OSI[6].pdu),
 )
 
 #: Which OSI layers each TCP/IP layer covers (RFC 1122 has no physical layer).
@@ -111,100 +123,78 @@ class ProtocolPlace:
     note: str = ""
 
 
-_P = ProtocolPlace
+#: The keys a row of ``protocols.json`` may have; all but ``note`` are required.
+_KEYS = ("name", "title", "osi", "tcpip", "pdu", "note")
 
-#: Every protocol osilab dissects, by layer name.
-PROTOCOLS: MappingProxyType[str, ProtocolPlace] = MappingProxyType(
-    {
-        p.name: p
-        for p in (
-            _P("eth", "Ethernet II", 2, "link", "frame"),
-            _P("vlan", "IEEE 802.1Q VLAN tag", 2, "link", "frame",
-               "A 4-byte tag inside the Ethernet header; QinQ stacks two of them."),
-            _P("sll", "Linux cooked capture (SLL/SLL2)", 2, "link", "frame",
-               "Not a real wire format: Linux writes it when capturing on 'any' interface."),
-            _P("null", "BSD loopback (null)", 2, "link", "frame",
-               "Not a real wire format: a 4-byte address family on the loopback interface."),
-            _P("ieee8021ad", "IEEE 802.1ad service VLAN tag (QinQ)", 2, "link", "frame",
-               "The provider's outer tag (EtherType 0x88a8); the customer's 802.1Q tag follows."),
-            _P("llc", "IEEE 802.2 Logical Link Control (with SNAP)", 2, "link", "frame",
-               "Follows an 802.3 frame whose type field is a length; SNAP adds an EtherType."),
-            _P("stp", "Spanning Tree Protocol (IEEE 802.1D)", 2, "link", "frame",
-               "Bridges talking to each other about the link layer's own topology."),
-            _P("loop", "Ethernet Configuration Testing Protocol (loopback)", 2, "link", "frame"),
-            _P("cmd", "Cisco MetaData (security group tag)", 2, "link", "frame"),
-            _P("pppoed", "PPP over Ethernet, discovery stage (RFC 2516)", 2, "link", "frame"),
-            _P("pppoes", "PPP over Ethernet, session stage (RFC 2516)", 2, "link", "frame"),
-            _P("ppp", "Point-to-Point Protocol (RFC 1661)", 2, "link", "frame"),
-            _P("lcp", "PPP Link Control Protocol (RFC 1661)", 2, "link", "packet",
-               "PPP's own control messages: they set up the link layer itself."),
-            _P("mpls", "Multiprotocol Label Switching (RFC 3032)", 2, "link", "label stack",
-               "Between the link and network layers (often called layer 2.5): routers forward on "
-               "the label, not on the IP header after it."),
-            _P("nflog", "Linux netfilter log (NFLOG)", 2, "link", "frame",
-               "Not a real wire format: Linux writes it for packets an iptables NFLOG rule logged."),
-            _P("vxlan", "Virtual eXtensible LAN (RFC 7348)", 2, "link", "frame",
-               "A tunnel: an 8-byte header in a UDP datagram, then a whole inner Ethernet frame. "
-               "VPC Traffic Mirroring delivers copies this way; osilab files the header at 2, "
-               "the layer it extends."),
-            _P("geneve", "Generic Network Virtualization Encapsulation (RFC 8926)", 2, "link", "frame",
-               "A tunnel like VXLAN, with options; an AWS Gateway Load Balancer speaks it on UDP 6081."),
-            _P("erspan", "Encapsulated Remote SPAN (port mirroring)", 2, "link", "frame",
-               "A mirrored Ethernet frame carried in GRE."),
-            _P("gre", "Generic Routing Encapsulation (RFC 2784, RFC 2890)", 3, "internet", "packet",
-               "A tunnel: IP protocol 47 carries another packet (IP, Ethernet, MPLS...) whole."),
-            _P("gtp", "GPRS Tunnelling Protocol, user plane (3GPP TS 29.281)", 3, "internet", "packet",
-               "A tunnel: mobile networks carry the phone's IP packets in UDP 2152."),
-            _P("teredo", "Teredo (RFC 4380)", 3, "internet", "packet",
-               "A tunnel: IPv6 inside UDP, to cross IPv4 NATs."),
-            _P("ayiya", "Anything In Anything", 3, "internet", "packet",
-               "A tunnel: an IP packet inside UDP 5072, to cross NATs."),
-            _P("arp", "Address Resolution Protocol", 2, "link", "packet",
-               "ARP maps IP (layer 3) addresses to MAC (layer 2) addresses and rides directly "
-               "in Ethernet: it is neither purely layer 2 nor layer 3 (often called 2.5)."),
-            _P("ip", "Internet Protocol version 4", 3, "internet", "packet"),
-            _P("ipv6", "Internet Protocol version 6", 3, "internet", "packet"),
-            _P("icmp", "Internet Control Message Protocol", 3, "internet", "message",
-               "Carried inside IP, yet part of the network layer's own control plane."),
-            _P("icmpv6", "ICMP for IPv6", 3, "internet", "message",
-               "Also carries IPv6 Neighbor Discovery, IPv6's replacement for ARP."),
-            _P("tcp", "Transmission Control Protocol", 4, "transport", "segment"),
-            _P("udp", "User Datagram Protocol", 4, "transport", "datagram"),
-            _P("dns", "Domain Name System", 7, "application", "message"),
-            _P("socks", "SOCKS proxy protocol (RFC 1928)", 5, "application", "message",
-               "A proxy's greeting and CONNECT before the client's own bytes: session-like "
-               "set-up (5) carried in the TCP payload."),
-            _P("dtls", "Datagram Transport Layer Security (RFC 6347, RFC 9147)", 6, "application",
-               "record", "TLS for UDP: each record says its own epoch and sequence number."),
-            _P("tls", "Transport Layer Security", 6, "application", "record",
-               "TLS sits between TCP and the application: OSI would split it into session "
-               "(handshake, layer 5) and presentation (encryption, layer 6); TCP/IP calls it "
-               "application. osilab files it under 6."),
-            _P("quic", "QUIC (RFC 9000; v2 RFC 9369)", 4, "transport", "packet",
-               "A transport protocol built in user space on top of UDP: another transport "
-               "(4) inside a transport. It carries TLS 1.3's handshake in its own CRYPTO "
-               "frames and encrypts itself, and names connections by connection IDs, not "
-               "by the 5-tuple."),
-            _P("http", "Hypertext Transfer Protocol", 7, "application", "message"),
-            _P("http3", "HTTP/3 (RFC 9114)", 7, "application", "frame",
-               "HTTP on QUIC streams: each request has a stream of its own, and header "
-               "blocks are compressed with QPACK (RFC 9204)."),
-            _P("http2", "HTTP/2", 7, "application", "frame",
-               "HTTP/2 has its own framing layer (streams multiplexed on one connection), "
-               "something OSI would call session (5)."),
-            _P("websocket", "WebSocket (RFC 6455)", 7, "application", "frame",
-               "Starts as an HTTP/1.1 Upgrade; after the 101 the connection carries frames, not "
-               "requests, so an L7 balancer that routed the Upgrade can only carry them."),
-            _P("resp", "Redis serialization protocol", 7, "application", "message"),
-            _P("pgsql", "PostgreSQL frontend/backend protocol", 7, "application", "message"),
-            _P("proxy", "PROXY protocol", 5, "application", "header",
-               "A header a proxy prepends to a TCP stream to pass on the client's addresses: "
-               "session-like information (5) carried as the first bytes of the payload."),
-            _P("data", "Undecoded payload", 7, "application", "data",
-               "Bytes osilab does not recognise; shown as data rather than hidden."),
-        )
-    }
-)
+#: The data file the table is read from, beside this module (in a wheel too).
+_PROTOCOLS_FILE = Path(__file__).with_name("protocols.json")
+
+
+def _row_place(row: object, number: int, names: set[str], file: str) -> ProtocolPlace:
+    """Check row ``number`` (1-based) of ``protocols.json`` and build its place.
+
+    Raises :class:`~osilab.errors.ConfigError` naming the file and the row (its number,
+    and its name when it has one) for an unknown or missing key, a value of the wrong
+    type, an OSI layer outside 1-7 or outside its TCP/IP layer, or a name seen before.
+    """
+    name = row.get("name") if isinstance(row, dict) else None
+    where = f"row {number}" + (f" ({name!r})" if isinstance(name, str) else "")
+
+    def refuse(reason: str) -> ConfigError:
+        return ConfigError(f"{where}: {reason}", file=file)
+
+    if not isinstance(row, dict):
+        raise refuse(f"a row is a JSON object, not {type(row).__name__}")
+    unknown = [key for key in row if key not in _KEYS]
+    if unknown:
+        raise refuse(f"unknown key {unknown[0]!r}; the keys are {', '.join(_KEYS)}")
+    missing = [key for key in _KEYS[:-1] if key not in row]
+    if missing:
+        raise refuse(f"missing key {missing[0]!r}")
+    for key in ("name", "title", "tcpip", "pdu", "note"):
+        if not isinstance(row.get(key, ""), str):
+            raise refuse(f"{key} is a string, not {row[key]!r}")
+        if key != "note" and not row[key]:
+            raise refuse(f"{key} is empty")
+    osi, tcpip = row["osi"], row["tcpip"]
+    if type(osi) is not int or not 1 <= osi <= 7:
+        raise refuse(f"osi is an OSI layer number 1-7, not {osi!r}")
+    if tcpip not in tcpip_to_osi:
+        raise refuse(f"tcpip is one of {', '.join(tcpip_to_osi)}, not {tcpip!r}")
+    if osi not in tcpip_to_osi[tcpip]:
+        raise refuse(f"OSI layer {osi} is not inside the TCP/IP {tcpip} layer")
+    if row["name"] in names:
+        raise refuse("the name is already in an earlier row")
+    names.add(row["name"])
+    return ProtocolPlace(**row)
+
+
+def _once_each(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object whose keys are all different (``json`` would keep the last silently)."""
+    row: dict[str, object] = {}
+    for key, value in pairs:
+        if key in row:
+            raise ValueError(f"the key {key!r} is given twice in one object")
+        row[key] = value
+    return row
+
+
+def _read_protocols(path: Path) -> MappingProxyType[str, ProtocolPlace]:
+    """Read and check the protocol table in ``path`` (a JSON list, one object per protocol)."""
+    file = str(path)
+    try:
+        rows = json.loads(path.read_bytes(), object_pairs_hook=_once_each)
+    except ValueError as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ConfigError(f"not valid JSON: {e}", file=file) from e
+    if not isinstance(rows, list) or not rows:
+        raise ConfigError("the table is a JSON list of protocols, and not empty", file=file)
+    names: set[str] = set()
+    places = [_row_place(row, number, names, file) for number, row in enumerate(rows, 1)]
+    return MappingProxyType({p.name: p for p in places})
+
+
+#: Every protocol osilab dissects, by layer name, in the order of ``protocols.json``.
+PROTOCOLS: MappingProxyType[str, ProtocolPlace] = _read_protocols(_PROTOCOLS_FILE)
 
 
 def place(name: str) -> ProtocolPlace:

@@ -50,6 +50,7 @@ from osilab.capture.reader import Capture
 from osilab.pipeline.dispatch import FlowParser, SharedState, client_speaks
 from osilab.protocols import AppMessage
 from osilab.streams.flows import Flow, FlowRecord, FlowRow, FlowTable, _Facts, stream_facts
+from osilab.streams.frozen import quick_init
 from osilab.streams.keys import Direction, Endpoint, FlowKey
 from osilab.streams.reassembly import Chunk, StreamReassembler
 
@@ -66,23 +67,13 @@ MAX_HELD_TOTAL = 64 * 1024 * 1024
 _BUDGET_REASON = "given up: the reassembly memory of all flows (MAX_HELD_TOTAL) was full"
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@quick_init  # one is made for every message of a capture
+@dataclass(frozen=True, slots=True)
 class FlowMessage:
     """An application message and the flow it belongs to."""
 
     flow: FlowKey
     message: AppMessage
-
-    def __init__(self, flow: FlowKey, message: AppMessage) -> None:
-        # What the frozen dataclass's own __init__ does (object.__setattr__ on each slot),
-        # through the slots' setters themselves: one is made for every message, and this
-        # takes half the time. Assigning to a field afterwards still raises.
-        _set_flow(self, flow)
-        _set_message(self, message)
-
-
-_set_flow = FlowMessage.flow.__set__  # type: ignore[misc, attr-defined]
-_set_message = FlowMessage.message.__set__  # type: ignore[misc, attr-defined]
 
 
 @dataclass(frozen=True, slots=True)

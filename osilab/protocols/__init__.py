@@ -16,11 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from osilab.streams.frozen import quick_init
 from osilab.streams.keys import Direction
 
 __all__ = ["Direction", "AppMessage", "StreamParser"]
 
 
+@quick_init  # one is made for every message of a capture
 @dataclass(frozen=True, slots=True)
 class AppMessage:
     """One application message found in a stream.

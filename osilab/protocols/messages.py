@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from osilab.streams.frozen import quick_init
 from osilab.streams.keys import FlowKey
 
 __all__ = ["HttpRequest", "HttpResponse", "DesyncVerdict"]
@@ -44,6 +45,7 @@ class _Headed:
         return None
 
 
+@quick_init  # one is made for every request of a capture
 @dataclass(frozen=True, slots=True)
 class HttpRequest(_Headed):
     """One HTTP request as a balancer would see it once its headers have arrived.
@@ -101,6 +103,7 @@ class HttpRequest(_Headed):
         return self.target.split("?", 1)[1] if "?" in self.target else ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HttpResponse(_Headed):
     """One HTTP response, paired with its request by position in the flow (or stream id).

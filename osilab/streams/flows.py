@@ -56,6 +56,7 @@ from types import MappingProxyType
 from typing import Any
 
 from osilab.streams import rows as _r
+from osilab.streams.frozen import quick_init
 from osilab.streams.keys import Direction, Endpoint, FlowKey
 from osilab.streams.rows import FlowKeys, FlowRow, _key_of, _Rows
 from osilab.streams.tcp import FINAL_STATES, TRANSITIONS, TcpInput, TcpState, TcpTracker
@@ -250,6 +251,7 @@ class Flow:
         )
 
 
+@quick_init  # one is made for every flow: a million in a SYN flood
 @dataclass(frozen=True, slots=True)
 class FlowRecord:
     """A flow as reported once it has left the table (what ``osilab flows`` prints).
@@ -672,20 +674,6 @@ class FlowTable:
             return row, True
         row = self._live.get(reverse)
         return None if row is None else (row, False)
-
-    def find(
-        self,
-        proto: str,
-        src: str,
-        sport: int,
-        dst: str,
-        dport: int,
-        interface: int = 0,
-        tunnel: str = "",
-    ) -> tuple[Flow, bool] | None:
-        """:meth:`locate`, the flow promoted."""
-        found = self.locate(proto, src, sport, dst, dport, interface, tunnel)
-        return None if found is None else (self.promote(found[0]), found[1])
 
     def drain(self) -> Iterator[Flow]:
         """End every flow still in the table (end of capture), oldest activity first, one

@@ -37,10 +37,29 @@ def _problems(path) -> list[str]:
     return found
 
 
+#: The one place osilab compiles code, and why it is no evaluation of data: quick_init
+#: writes a frozen dataclass's ``__init__`` from the class's own field names (checked to be
+#: identifiers) at import, as the standard library's dataclasses does; no byte of a capture
+#: or of a configuration reaches it.
+CODE_WRITERS = {"osilab/streams/frozen.py": ("quick_init", ["compile()", "exec()"])}
+
+
 def test_no_code_evaluation_or_unpickling_in_osilab():
     files = sorted((REPO / "osilab").rglob("*.py"))
     assert len(files) > 10
-    problems = [p for f in files for p in _problems(f)]
+    problems = []
+    for path in files:
+        found = _problems(path)
+        allowed = CODE_WRITERS.get(path.relative_to(REPO).as_posix())
+        if allowed is not None:  # exactly the calls named, inside the function named
+            function, calls = allowed
+            tree = ast.parse(path.read_text(), filename=str(path))
+            lines = next(range(node.lineno, node.end_lineno + 1) for node in ast.walk(tree)
+                         if isinstance(node, ast.FunctionDef) and node.name == function)  # fmt: skip
+            inside = [p for p in found if int(p.split(":")[1]) in lines]
+            assert sorted(p.rsplit(": ", 1)[1] for p in inside) == calls
+            found = [p for p in found if p not in inside]
+        problems += found
     assert problems == []
 
 
