@@ -356,6 +356,8 @@ class FlowParser:
             return out
         self.protocol, self.parser = name, parser
         for d, chunk, pkt, t in pending:
+            if self.parser is None:  # it failed on an earlier chunk: the rest is raw
+                break
             out += self._call("feed", d, chunk, pkt, t)
         return out
 

@@ -131,6 +131,25 @@ def test_yaml_and_json_files(tmp_path) -> None:
         load_config(tmp_path / "bad.json")
 
 
+def test_load_config_reads_files_as_every_config_reader_does(tmp_path) -> None:
+    """One reader of configuration files (readers.read_document): load_config reads what
+    `osilab route --config` reads, YAML whatever the file is called, and an error names
+    the file in ``ConfigError.file`` as every reader's does."""
+    import yaml
+
+    data = alb_config([rule("10", [path("/api/*")])])
+    (tmp_path / "lb.conf").write_text(yaml.safe_dump(data))
+    assert load_config(tmp_path / "lb.conf") == load_config(data)
+    missing = tmp_path / "gone.json"
+    with pytest.raises(ConfigError, match="cannot read the balancer configuration") as info:
+        load_config(missing)
+    assert info.value.file == str(missing)
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="the configuration must be an object") as info:
+        load_config(tmp_path / "list.json")
+    assert info.value.file == str(tmp_path / "list.json")
+
+
 def test_nlb_listener_with_rules_is_an_error_that_explains() -> None:
     data = nlb_config()
     data["Listeners"][0]["Rules"] = [rule("10", [path("/api/*")])]

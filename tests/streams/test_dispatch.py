@@ -99,18 +99,38 @@ def test_tls_plaintext_goes_to_an_inner_http_parser(monkeypatch):
     assert messages[1].message.target == "/secret" and parser.parser.keylog == "keys.txt"
 
 
+class Broken:
+    """A parser whose every feed raises: a bug the capture must not be lost to."""
+
+    def __init__(self, flow, *, keylog=None):
+        pass
+
+    def feed(self, *args):
+        raise RuntimeError("boom")
+
+
 def test_a_failing_parser_leaves_the_flow_raw(monkeypatch):
-    class Broken:
-        def __init__(self, flow, *, keylog=None):
-            pass
-
-        def feed(self, *args):
-            raise RuntimeError("boom")
-
     monkeypatch.setattr(dispatch, "PARSERS", MappingProxyType({**dispatch.PARSERS, "resp": Broken}))
     parser = FlowParser(FlowKey("tcp", Endpoint("192.0.2.1", 5000), Endpoint("192.0.2.2", 6379)))
     [message] = parser.feed(Direction.TO_SERVER, b"*1\r\n$4\r\nPING\r\n", 3, 0.0)
     assert message.damaged and "boom" in message.damaged and parser.protocol == "raw"
+
+
+def test_a_parser_failing_on_the_bytes_held_while_sniffing_says_so_once(monkeypatch):
+    """The chunks held until the protocol was known are replayed to the new parser; when
+    it fails on the first of them, the rest of the flow is raw: no second message blaming
+    a "raw parser" for each chunk that was still held."""
+
+    monkeypatch.setattr(dispatch, "PARSERS", MappingProxyType({**dispatch.PARSERS, "http": Broken}))
+    parser = FlowParser(FlowKey("tcp", Endpoint("192.0.2.1", 5000), Endpoint("192.0.2.2", 80)))
+    assert parser.feed(Direction.TO_SERVER, b"GE", 3, 0.0) == []  # a method's start: held
+    assert parser.protocol is None
+    found = parser.feed(Direction.TO_SERVER, b"T / HTTP/1.1\r\nHost: a\r\n\r\n", 4, 0.1)
+    assert [m.damaged for m in found] == [
+        "the http parser failed (RuntimeError: boom); rest of the flow left raw"
+    ]
+    assert parser.protocol == "raw"
+    assert parser.feed(Direction.TO_SERVER, b"GET /again HTTP/1.1\r\n\r\n", 5, 0.2) == []
 
 
 def test_udp_is_decided_by_port_on_the_first_datagram():

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from osilab.balancers.config.formats import _read  # the one JSON/YAML reader of configs
+from osilab.balancers.config.readers import read_document  # the one reader of configs
 from osilab.errors import ConfigError
 
 __all__ = [
@@ -528,7 +528,7 @@ def load_distribution(
     if isinstance(source, Mapping):
         return parse_distribution(source)
     path = Path(source)
-    data = _read(path)
+    data = read_document(path)
     try:
         return parse_distribution(data)
     except ConfigError as exc:

@@ -30,7 +30,6 @@ This module is the one place that reads these files; the readers it calls
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,7 +38,8 @@ from typing import Any
 
 from osilab.balancers.config import BalancerConfig, parse_config
 from osilab.balancers.config.aws_cli import AwsDescription, assemble, from_cli, is_cli_output
-from osilab.balancers.config.cloudformation import from_template, is_template, read_yaml
+from osilab.balancers.config.cloudformation import from_template, is_template
+from osilab.balancers.config.readers import read_document
 from osilab.balancers.config.terraform import from_terraform
 from osilab.errors import ConfigError, RuleError
 
@@ -69,35 +69,6 @@ class Candidate:
     data: Mapping[str, Any]
     source: str
     rule_sources: Mapping[str, str]
-
-
-def _read(path: Path) -> Any:
-    """The document in ``path``: hcl2 for ``.tf``, else JSON, else YAML with CloudFormation tags."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the balancer configuration: {exc.strerror}", file=str(path)
-        ) from None
-    if path.suffix.lower() == ".tf":
-        import hcl2  # python-hcl2: a declared dependency, imported only when a .tf is given
-
-        try:
-            return hcl2.loads(text)
-        except Exception as exc:  # lark's parse errors have no common base  # noqa: BLE001
-            raise ConfigError(f"not valid Terraform (HCL2): {exc}", file=str(path)) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as json_error:
-        import yaml  # PyYAML: imported only for a file that is not JSON
-
-        try:
-            return read_yaml(text)
-        except yaml.YAMLError as exc:
-            kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
-            reason = json_error if kind == "JSON" else exc
-            one_line = " ".join(str(reason).split())  # YAML explains over several lines
-            raise ConfigError(f"not valid {kind}: {one_line}", file=str(path)) from None
 
 
 def detect_kind(path: str | os.PathLike[str], data: Any) -> str:
@@ -143,7 +114,7 @@ def _candidates(paths: Iterable[str | os.PathLike[str]], warnings: list[str]) ->
     candidates: list[Candidate] = []
     for raw_path in paths:
         path = Path(raw_path)
-        data = _read(path)
+        data = read_document(path)
         kind = detect_kind(path, data)
         if kind == "osilab":
             name = str(data.get("Name") or data.get("LoadBalancerName") or path.stem)

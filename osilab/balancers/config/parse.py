@@ -34,7 +34,6 @@ The rules it keeps:
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -70,6 +69,7 @@ from osilab.balancers.config.readers import (
     attributes,
     check_keys,
     number,
+    read_document,
     text,
 )
 from osilab.balancers.quic_lb import parse_server_ids
@@ -702,32 +702,17 @@ def parse_config(data: Mapping[str, Any], *, base: str | Path | None = None) -> 
 def load_config(source: str | Path | Mapping[str, Any] | BalancerConfig) -> BalancerConfig:
     """Read a configuration from a JSON or YAML file (or pass a dict / config through).
 
-    YAML is recognised by a ``.yaml`` / ``.yml`` suffix; anything else is read as JSON.
+    The file is read by :func:`~osilab.balancers.config.readers.read_document`, the one
+    reader of configuration files: JSON, else YAML.
     """
     if isinstance(source, BalancerConfig):
         return source
     if isinstance(source, Mapping):
         return parse_config(source)
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the balancer configuration {path}: {exc.strerror}"
-        ) from None
-    yaml_file = path.suffix.lower() in (".yaml", ".yml")
-    try:
-        if yaml_file:
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
-        reason = " ".join(str(exc).split())  # YAML explains over several lines: one line
-        raise ConfigError(f"{path}: not valid {'YAML' if yaml_file else 'JSON'}: {reason}") from None
+    data = read_document(path)
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: the configuration must be an object")
+        raise ConfigError("the configuration must be an object", file=str(path))
     try:
         return parse_config(data, base=path.parent)
     except ConfigError as exc:

@@ -5,13 +5,16 @@
 of the files a configuration names (a JWKS, a trust-store PEM), which refuses URLs
 because osilab reads no network. The functions read the AWS value shapes: ``Attributes``
 as a list of ``Key``/``Value`` pairs or a dict, booleans as ``"true"``/``"false"``,
-numbers within AWS's ranges, objects with only the keys AWS knows.
+numbers within AWS's ranges, objects with only the keys AWS knows. And
+:func:`read_document`, the one reader of configuration files themselves (JSON, YAML,
+Terraform's HCL2).
 
 This module is a part of :mod:`osilab.balancers.config.parse`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,8 @@ from osilab.balancers.config.aws_cli import Warnings
 from osilab.balancers.config.model import attribute_reason
 from osilab.errors import ConfigError
 
-__all__ = ["NAMING_KEYS", "Context", "attributes", "text", "as_bool", "number", "check_keys"]
+__all__ = ["NAMING_KEYS", "Context", "read_document", "attributes", "text", "as_bool", "number",
+           "check_keys"]
 
 #: Keys that only name a record (its ARN, its name): accepted without a warning.
 NAMING_KEYS = frozenset({"RuleArn", "IsDefault", "ListenerArn", "LoadBalancerArn", "TargetGroupArn",
@@ -122,3 +126,39 @@ def check_keys(obj: Any, allowed: Iterable[str], where: str) -> Mapping[str, Any
                 f"{where}: unknown field {key!r} (expected one of {', '.join(sorted(allowed))})"
             )
     return obj
+
+
+def read_document(path: Path) -> Any:
+    """The document in a configuration file: HCL2 for a ``.tf`` file (Terraform), else
+    JSON, else YAML, CloudFormation's short tags included. The one reader of configuration
+    files: :func:`~osilab.balancers.config.parse.load_config`, the foreign formats'
+    :func:`~osilab.balancers.config.formats.load_configs` and the CloudFront distribution
+    reader all read through it. Raises
+    :class:`~osilab.errors.ConfigError` naming the file (unreadable, or not valid)."""
+    try:
+        content = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the balancer configuration: {exc.strerror}", file=str(path)
+        ) from None
+    if path.suffix.lower() == ".tf":
+        import hcl2  # python-hcl2: a declared dependency, imported only when a .tf is given
+
+        try:
+            return hcl2.loads(content)
+        except Exception as exc:  # lark's parse errors have no common base  # noqa: BLE001
+            raise ConfigError(f"not valid Terraform (HCL2): {exc}", file=str(path)) from None
+    try:
+        return json.loads(content)
+    except json.JSONDecodeError as json_error:
+        import yaml  # PyYAML: imported only for a file that is not JSON
+
+        from osilab.balancers.config.cloudformation import read_yaml
+
+        try:
+            return read_yaml(content)
+        except yaml.YAMLError as exc:
+            kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+            reason = json_error if kind == "JSON" else exc
+            one_line = " ".join(str(reason).split())  # YAML explains over several lines
+            raise ConfigError(f"not valid {kind}: {one_line}", file=str(path)) from None
