@@ -7,7 +7,7 @@ from ``os.wait4``'s rusage of that very child).
 
     python bench/run.py                 # the speed run (builds bench/data/ on first use)
     python bench/run.py --memory        # also: every osilab job on a 1.5 GB capture
-    python bench/run.py --repeat 3      # best of 3 per job (the machine may be busy)
+    python bench/run.py --repeat 3      # 3 rounds of every job, the best run of each counts
     python bench/run.py --replicate     # build the capture by replication, not the lab
 
 Timing: for the Python tools, the work loop only (imports excluded; scapy runs on a
@@ -251,15 +251,19 @@ def speed_run(capture: Path, total: int, repeat: int, only: set[str] | None) -> 
         ),  # fmt: skip
         ("tshark-layers", lambda: tshark_job("layers", capture, total)),
     ]
+    chosen = [(name, action) for name, action in plan
+              if not only or any(name.startswith(prefix) for prefix in only)]  # fmt: skip
+    # With --repeat N, N rounds over every job, not N runs of one job after another: this
+    # machine's speed drifts over minutes (other guests share its cores), and a drift then
+    # slows every job of a round, not only the jobs that happened to run during it, so the
+    # ratios (osilab against its peers) stay fair. Each job's best run counts.
+    runs: dict[str, list[dict]] = {name: [] for name, _ in chosen}
+    for _ in range(repeat):
+        for name, action in chosen:
+            runs[name].append(action())
     results: dict[str, dict] = {}
-    for name, action in plan:
-        if only and not any(name.startswith(prefix) for prefix in only):
-            continue
-        runs = []
-        for _ in range(repeat):
-            runs.append(action())
-        results[name] = best(runs)
-        r = results[name]
+    for name, _ in chosen:
+        r = results[name] = best(runs[name])
         print(f"{name:32} {r['packets']:>9} pkts {r['seconds']:8.2f} s {pps(r):>10.0f} pkt/s "
               f"{r['rss_kib'] / 1024:7.1f} MiB  {json.dumps(r.get('results', {}))[:120]}", flush=True)  # fmt: skip
     return results
@@ -324,7 +328,7 @@ def write_results(capture: Path, info: dict, total: int, results: dict[str, dict
     written = about.pop("written", None) or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = ["# osilab benchmark results", "",
              f"Written by `python bench/run.py` on {written}"
-             f" (best of {repeat} per job). Regenerate with the same command; see bench/README.md.", "",
+             f" (best of {repeat} per job, over {repeat} rounds of every job). Regenerate with the same command; see bench/README.md.", "",
              "## Machine", ""]  # fmt: skip
     lines += [f"- {key}: {value}" for key, value in about.items()]
     how = info.get("how")

@@ -3,19 +3,30 @@
 The client's bytes and the server's bytes are printed in the order they became readable,
 each block headed by its direction and the packets that carried it; bytes that were never
 captured are shown as a marked gap, never glued over.
+
+With ``--json``, one object per piece, in the same order (as tshark's ``-z follow,tcp,raw``
+gives the bytes, one line per segment): a piece of data is
+``{"kind": "data", "direction": "to_server", "packet": 4, "delivered_at": 4, "time": ...,
+"offset": 0, "length": 120, "hex": "474554...", "text": "GET / HTTP/1.1..."}`` (``offset``
+counts from the first byte after the SYN; ``text`` is what the table prints); a gap is
+``{"kind": "gap", "direction": ..., "packet": ..., "offset": ..., "length": ...,
+"reason": ...}``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from osilab.commands._capture import capture_arguments, open_capture, report_errors
+from osilab.commands._capture import capture_arguments, json_argument, open_capture, report_errors
+from osilab.commands._output import write_jsonl
 from osilab.errors import UsageError
 from osilab.pipeline import follow
+from osilab.pipeline.follow import FollowItem
 from osilab.streams import Chunk, Direction, FlowKey
 
-__all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "printable"]
+__all__ = ["HELP", "EXAMPLE", "add_arguments", "run", "printable", "piece_json"]
 
 HELP = "print one flow's conversation (both directions, gaps marked), like Wireshark's Follow TCP Stream"
 EXAMPLE = "osilab follow ../shared/captures/thirdparty/zeek/http-get.pcap 0   (or CLIENT:PORT-SERVER:PORT)"
@@ -28,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--udp", action="store_true", help="the flow is UDP (for the client-server form)"
     )
+    json_argument(parser, "piece of the conversation (its bytes in hex and as text, or a gap)")
 
 
 def printable(data: bytes) -> str:
@@ -47,6 +59,17 @@ def _hexdump(data: bytes, offset: int) -> str:
     return "\n".join(lines)
 
 
+def piece_json(piece: FollowItem) -> dict[str, Any]:
+    """One piece of a followed flow as ``follow --json`` writes it (see the module)."""
+    item = piece.item
+    if isinstance(item, Chunk):
+        return {"kind": "data", "direction": piece.direction.value, "packet": item.packet_no,
+                "delivered_at": item.delivered_at, "time": item.time, "offset": item.offset,
+                "length": len(item.data), "hex": item.data.hex(), "text": printable(item.data)}  # fmt: skip
+    return {"kind": "gap", "direction": piece.direction.value, "packet": item.packet_no,
+            "offset": item.offset, "length": item.size, "reason": item.reason}  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     capture = open_capture(args.file, progress=not args.quiet)
     wanted: object = args.flow
@@ -55,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
             wanted = FlowKey.parse(args.flow, "udp" if args.udp else "tcp")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if args.json:
+        if not write_jsonl(piece_json(piece) for piece in follow(capture, wanted)):  # type: ignore[arg-type]
+            raise UsageError(f"no flow {args.flow!r} with data in {args.file} (see 'osilab flows')")
+        return report_errors(capture)
     out = sys.stdout
     current: tuple[Direction, bool] | None = None
     packets: list[int] = []

@@ -47,6 +47,7 @@ packet_json = packet_row
 
 
 _LAYER_JSON: dict[tuple, str] = {}
+_INTERFACE_JSON: dict[str, str] = {}
 
 
 def packet_json_line(pkt) -> str:  # type: ignore[no-untyped-def]
@@ -67,8 +68,14 @@ def packet_json_line(pkt) -> str:  # type: ignore[no-untyped-def]
                 _LAYER_JSON[key] = text
         parts.append(text)
     line = f'{{"no":{pkt.no},"time":{round(pkt.time, 9)!r},"length":{len(pkt.data)},"layers":[{",".join(parts)}]'
-    if pkt.interface_name is not None:
-        line += f',"interface":{json.dumps(pkt.interface_name, ensure_ascii=False)}'
+    name = pkt.interface_name
+    if name is not None:
+        text = _INTERFACE_JSON.get(name)
+        if text is None:  # a capture has a few interfaces: each name is written once
+            text = _INTERFACE_JSON[name] = f',"interface":{json.dumps(name, ensure_ascii=False)}'
+            if len(_INTERFACE_JSON) > 10_000:
+                _INTERFACE_JSON.clear()
+        line += text
     damaged = pkt.damaged
     if damaged:
         line += f',"damaged":{json.dumps(damaged, ensure_ascii=False)}'

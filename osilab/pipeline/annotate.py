@@ -106,13 +106,14 @@ def annotate(packets: Iterable[Packet], *, keylog: str | None = None) -> Iterato
                 break
         top = layers[-1] if layers else None
         offset = top.offset + top.length if top is not None and top.name in _TRANSPORT else len(pkt.data)
-        key = flow.key
-        extra = tuple(
-            _message_layer(fm.message, offset)
-            for fm in messages
-            if fm.flow == key and fm.message.last_packet == no and _shows_as_layer(fm.message)
-        )
-        yield _rebuilt(pkt, layers + extra)
+        if messages:  # (most segments complete no message)
+            key = flow.key
+            layers += tuple(
+                _message_layer(fm.message, offset)
+                for fm in messages
+                if fm.flow == key and fm.message.last_packet == no and _shows_as_layer(fm.message)
+            )
+        yield _rebuilt(pkt, layers)
 
 
 def _rebuilt(pkt: Packet, layers: tuple[Layer, ...]) -> Packet:
