@@ -258,14 +258,16 @@ def speed_run(capture: Path, total: int, repeat: int, only: set[str] | None) -> 
     # slows every job of a round, not only the jobs that happened to run during it, so the
     # ratios (osilab against its peers) stay fair. Each job's best run counts.
     runs: dict[str, list[dict]] = {name: [] for name, _ in chosen}
-    for _ in range(repeat):
+    results: dict[str, dict] = {}
+    for round_number in range(1, repeat + 1):
+        if repeat > 1:
+            print(f"bench: round {round_number} of {repeat}", flush=True)
         for name, action in chosen:
             runs[name].append(action())
-    results: dict[str, dict] = {}
-    for name, _ in chosen:
-        r = results[name] = best(runs[name])
-        print(f"{name:32} {r['packets']:>9} pkts {r['seconds']:8.2f} s {pps(r):>10.0f} pkt/s "
-              f"{r['rss_kib'] / 1024:7.1f} MiB  {json.dumps(r.get('results', {}))[:120]}", flush=True)  # fmt: skip
+            if round_number == repeat:  # the last round: each job's best, as it completes
+                r = results[name] = best(runs[name])
+                print(f"{name:32} {r['packets']:>9} pkts {r['seconds']:8.2f} s {pps(r):>10.0f} pkt/s "
+                      f"{r['rss_kib'] / 1024:7.1f} MiB  {json.dumps(r.get('results', {}))[:120]}", flush=True)  # fmt: skip
     return results
 
 
@@ -326,9 +328,10 @@ def write_results(capture: Path, info: dict, total: int, results: dict[str, dict
     time it ran), kept with the results so that ``--rewrite`` reports it unchanged."""
     about = dict(machine_info) if machine_info else {**machine(), "written": None}
     written = about.pop("written", None) or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rounds = f", over {repeat} rounds of every job" if repeat > 1 else ""
     lines = ["# osilab benchmark results", "",
              f"Written by `python bench/run.py` on {written}"
-             f" (best of {repeat} per job, over {repeat} rounds of every job). Regenerate with the same command; see bench/README.md.", "",
+             f" (best of {repeat} per job{rounds}). Regenerate with the same command; see bench/README.md.", "",
              "## Machine", ""]  # fmt: skip
     lines += [f"- {key}: {value}" for key, value in about.items()]
     how = info.get("how")

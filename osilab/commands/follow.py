@@ -8,7 +8,8 @@ With ``--json``, one object per piece, in the same order (as tshark's ``-z follo
 gives the bytes, one line per segment): a piece of data is
 ``{"kind": "data", "direction": "to_server", "packet": 4, "delivered_at": 4, "time": ...,
 "offset": 0, "length": 120, "hex": "474554...", "text": "GET / HTTP/1.1..."}`` (``offset``
-counts from the first byte after the SYN; ``text`` is what the table prints); a gap is
+counts from the first byte after the SYN, and is 0 for every UDP datagram, each one whole;
+``text`` is what the table prints); a gap is
 ``{"kind": "gap", "direction": ..., "packet": ..., "offset": ..., "length": ...,
 "reason": ...}``.
 """
@@ -79,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     if args.json:
+        if args.hex:
+            print("osilab: warning: --hex changes the table only; the JSON carries each "
+                  "piece's bytes in hex anyway", file=sys.stderr)  # fmt: skip
         if not write_jsonl(piece_json(piece) for piece in follow(capture, wanted)):  # type: ignore[arg-type]
             raise UsageError(f"no flow {args.flow!r} with data in {args.file} (see 'osilab flows')")
         return report_errors(capture)

@@ -148,6 +148,15 @@ def test_load_config_reads_files_as_every_config_reader_does(tmp_path) -> None:
     with pytest.raises(ConfigError, match="the configuration must be an object") as info:
         load_config(tmp_path / "list.json")
     assert info.value.file == str(tmp_path / "list.json")
+    (tmp_path / "latin1.json").write_bytes(b'{"Name": "caf\xe9"}')
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte offset 13\)"):
+        load_config(tmp_path / "latin1.json")
+    (tmp_path / "typo").write_text('{"Type": "application",, }')  # JSON by its look, no suffix
+    with pytest.raises(ConfigError, match="not valid JSON: Expecting"):
+        load_config(tmp_path / "typo")
+    (tmp_path / "main.tf").write_text('resource "aws_lb" "web" {}')
+    with pytest.raises(ConfigError, match="a Terraform file: formats.load_configs"):
+        load_config(tmp_path / "main.tf")
 
 
 def test_nlb_listener_with_rules_is_an_error_that_explains() -> None:

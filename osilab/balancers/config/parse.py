@@ -703,13 +703,19 @@ def load_config(source: str | Path | Mapping[str, Any] | BalancerConfig) -> Bala
     """Read a configuration from a JSON or YAML file (or pass a dict / config through).
 
     The file is read by :func:`~osilab.balancers.config.readers.read_document`, the one
-    reader of configuration files: JSON, else YAML.
+    reader of configuration files: JSON, else YAML. The foreign formats (the AWS CLI's
+    output, Terraform, CloudFormation) are converted by
+    :func:`~osilab.balancers.config.formats.load_configs`.
     """
     if isinstance(source, BalancerConfig):
         return source
     if isinstance(source, Mapping):
         return parse_config(source)
     path = Path(source)
+    if path.suffix.lower() == ".tf":
+        raise ConfigError("a Terraform file: formats.load_configs (what `osilab route --config` "
+                          "reads) converts it; load_config reads osilab's own JSON or YAML",
+                          file=str(path))  # fmt: skip
     data = read_document(path)
     if not isinstance(data, Mapping):
         raise ConfigError("the configuration must be an object", file=str(path))

@@ -141,24 +141,31 @@ def read_document(path: Path) -> Any:
         raise ConfigError(
             f"cannot read the balancer configuration: {exc.strerror}", file=str(path)
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte offset {exc.start})", file=str(path)) from None
     if path.suffix.lower() == ".tf":
         import hcl2  # python-hcl2: a declared dependency, imported only when a .tf is given
 
         try:
             return hcl2.loads(content)
         except Exception as exc:  # lark's parse errors have no common base  # noqa: BLE001
-            raise ConfigError(f"not valid Terraform (HCL2): {exc}", file=str(path)) from None
+            one_line = " ".join(str(exc).split())  # lark explains over several lines
+            raise ConfigError(f"not valid Terraform (HCL2): {one_line}", file=str(path)) from None
     try:
         return json.loads(content)
     except json.JSONDecodeError as json_error:
         import yaml  # PyYAML: imported only for a file that is not JSON
 
+        # (imported here too: a caller reading JSON configs only never loads it)
         from osilab.balancers.config.cloudformation import read_yaml
 
         try:
             return read_yaml(content)
         except yaml.YAMLError as exc:
-            kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+            # A .json file, or any file that starts as JSON does, was meant to be JSON:
+            # its JSON error is the one that helps.
+            meant_json = path.suffix.lower() == ".json" or content.lstrip().startswith(("{", "["))
+            kind = "JSON" if meant_json else "YAML"
             reason = json_error if kind == "JSON" else exc
             one_line = " ".join(str(reason).split())  # YAML explains over several lines
             raise ConfigError(f"not valid {kind}: {one_line}", file=str(path)) from None
