@@ -60,6 +60,10 @@ def _hexdump(data: bytes, offset: int) -> str:
     return "\n".join(lines)
 
 
+def _no_flow(args: argparse.Namespace) -> UsageError:
+    return UsageError(f"no flow {args.flow!r} with data in {args.file} (see 'osilab flows')")
+
+
 def piece_json(piece: FollowItem) -> dict[str, Any]:
     """One piece of a followed flow as ``follow --json`` writes it (see the module)."""
     item = piece.item
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             print("osilab: warning: --hex changes the table only; the JSON carries each "
                   "piece's bytes in hex anyway", file=sys.stderr)  # fmt: skip
         if not write_jsonl(piece_json(piece) for piece in follow(capture, wanted)):  # type: ignore[arg-type]
-            raise UsageError(f"no flow {args.flow!r} with data in {args.file} (see 'osilab flows')")
+            raise _no_flow(args)
         return report_errors(capture)
     out = sys.stdout
     current: tuple[Direction, bool] | None = None
@@ -128,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             )
     flush()
     if not seen:
-        raise UsageError(f"no flow {args.flow!r} with data in {args.file} (see 'osilab flows')")
+        raise _no_flow(args)
     out.write(
         f"\n{totals[Direction.TO_SERVER]} bytes client -> server, "
         f"{totals[Direction.TO_CLIENT]} bytes server -> client\n"

@@ -59,7 +59,7 @@ from osilab.streams import rows as _r
 from osilab.streams.frozen import quick_init
 from osilab.streams.keys import Direction, Endpoint, FlowKey
 from osilab.streams.rows import FlowKeys, FlowRow, _key_of, _Rows
-from osilab.streams.tcp import FINAL_STATES, TRANSITIONS, TcpInput, TcpState, TcpTracker
+from osilab.streams.tcp import TRANSITIONS, TcpInput, TcpState, TcpTracker
 
 __all__ = [
     "Flow",
@@ -211,7 +211,7 @@ class Flow:
     @property
     def over(self) -> bool:
         tcp = self.tcp
-        return tcp is not None and tcp.state in FINAL_STATES
+        return tcp is not None and tcp.over
 
     def state_name(self) -> str:
         if self.tcp is not None:
